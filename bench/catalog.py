@@ -1,0 +1,26 @@
+"""Imports every registered component once: the subject, the baselines, the predictions."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+_loaded = False
+
+
+def _import_package(name: str) -> None:
+    pkg = importlib.import_module(name)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{name}.{info.name}")
+
+
+def load_all() -> None:
+    """Import ``bench.subject`` and every module of ``baselines/`` and ``predictions/``."""
+    global _loaded
+    if _loaded:
+        return
+    importlib.import_module("bench.subject")
+    _import_package("baselines")
+    _import_package("predictions")
+    _loaded = True

@@ -1,0 +1,251 @@
+"""Run configuration: typed dataclasses, Hydra-style ``key=value`` overrides, validation.
+
+Every default lives in exactly one place: the run's in :class:`RunConfig`, the data's in
+:class:`bench.data.DataConfig`, each method's in its ``Config`` dataclass and each
+prediction's in its ``Config`` dataclass. An override names one of them:
+
+* ``dataset=mnist5k``, ``methods=[infomax,sae]``, ``seeds=3`` or ``seeds=[0,4]``, ...
+* ``data.root=/data``; ``infomax.lambda_tc=0.5``; ``pruning.fractions=[0.1,0.5]``.
+
+Bad input raises :class:`ConfigError` with one line naming the bad part and the valid
+choices; the command line turns it into exit code 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.data import DATASETS, DataConfig
+from bench.methods import METHODS
+
+PROFILES = ("quick", "full")
+DEVICES = ("auto", "cpu", "cuda")
+SEEDS = {"quick": 3, "full": 10}
+# passes over the training set, per dataset and profile (the same for every method)
+EPOCHS = {
+    "digits": {"quick": 60, "full": 200},
+    "mnist5k": {"quick": 40, "full": 100},
+    "dsprites": {"quick": 10, "full": 50},
+    "ica": {"quick": 30, "full": 100},
+}
+EPOCHS_DEFAULT = {"quick": 5, "full": 30}  # full-size torchvision datasets
+
+
+class ConfigError(ValueError):
+    """Bad command-line input; the message is one line naming the bad part and the choices."""
+
+
+@dataclass
+class RunConfig:
+    """The run's options (``bench run prediction=NAME [key=value ...]``)."""
+
+    prediction: str = ""
+    dataset: str | None = None  # None: the prediction's default
+    methods: list[str] | None = None  # None: the prediction's default
+    width: int | None = None  # None: the prediction's default
+    seeds: list[int] | None = None  # an int n means seeds 0..n-1; None: the profile's
+    epochs: int | None = None  # None: EPOCHS[dataset][profile]
+    batch_size: int = 128
+    device: str = "auto"
+    profile: str = "quick"
+    out: str = "results"
+    reports: str = "reports"
+    cache: str | None = None  # None: <out>/cache
+    data: DataConfig = field(default_factory=DataConfig)
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prediction_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else list(range(SEEDS[self.profile]))
+
+    def resolved_epochs(self, dataset: str) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        return EPOCHS.get(dataset, EPOCHS_DEFAULT)[self.profile]
+
+    def cache_dir(self) -> str:
+        return self.cache or f"{self.out}/cache"
+
+    def method_config(self, name: str) -> Any:
+        cls = METHODS.get(name).Config
+        return cls(**self.method_overrides.get(name, {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- parsing
+def split_list(text: str) -> list[str]:
+    """``[a,b]`` -> ['a', 'b']; ``a,b`` -> ['a', 'b']; a malformed bracket is an error."""
+    t = text.strip()
+    if t.startswith("[") != t.endswith("]"):
+        raise ConfigError(f"malformed list '{text}' (write [a,b,c])")
+    if t.startswith("["):
+        t = t[1:-1]
+    if "[" in t or "]" in t:
+        raise ConfigError(f"malformed list '{text}' (write [a,b,c])")
+    items = [s.strip() for s in t.split(",")] if t.strip() else []
+    if any(not s for s in items):
+        raise ConfigError(f"malformed list '{text}' (empty item)")
+    return items
+
+
+def _is_list_type(tp: Any) -> bool:
+    return typing.get_origin(tp) in (list, tuple)
+
+
+def coerce(key: str, text: str, tp: Any) -> Any:
+    """Parse ``text`` as type ``tp`` (int, float, bool, str, list[...], tuple[...], X | None)."""
+    if isinstance(tp, str):
+        tp = eval(tp, vars(typing), {})  # noqa: S307 - dataclass annotations under PEP 563
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if text.lower() in ("none", "null"):
+            return None
+        if len(args) == 1:
+            return coerce(key, text, args[0])
+        for a in args:  # e.g. int | list[int]
+            try:
+                return coerce(key, text, a)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: cannot read '{text}' as {tp}")
+    if _is_list_type(tp):
+        (inner, *_) = typing.get_args(tp) or (str,)
+        vals = [coerce(key, s, inner) for s in split_list(text)]
+        return tuple(vals) if origin is tuple else vals
+    if tp is bool:
+        low = text.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got '{text}'")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got '{text}'") from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got '{text}'") from None
+    if tp is str:
+        if text.startswith("[") or text.endswith("]"):
+            raise ConfigError(f"{key}: expected one value, got the list '{text}'")
+        return text
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+RUN_KEYS = ("dataset", "methods", "width", "seeds", "epochs", "batch_size", "device", "profile",
+            "out", "reports", "cache")
+
+
+def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
+                    prediction_name: str = "") -> RunConfig:
+    """Build a validated :class:`RunConfig` from ``key=value`` tokens (``prediction`` included)."""
+    cfg = RunConfig()
+    data_kw: dict[str, Any] = {}
+    run_types = _fields(RunConfig)
+    seen: set[str] = set()
+    for tok in args:
+        if "=" not in tok:
+            raise ConfigError(f"expected key=value, got '{tok}'")
+        key, _, text = tok.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"expected key=value, got '{tok}'")
+        if key in seen:
+            raise ConfigError(f"'{key}' given twice")
+        seen.add(key)
+        if key == "prediction":
+            cfg.prediction = text
+        elif key == "seeds":
+            v = coerce(key, text, int | list[int])
+            if isinstance(v, int):
+                if v < 1:
+                    raise ConfigError(f"seeds: need at least 1, got {v}")
+                v = list(range(v))
+            elif not v or len(set(v)) != len(v) or min(v) < 0:
+                raise ConfigError(f"seeds: need distinct non-negative seeds, got '{text}'")
+            cfg.seeds = v
+        elif key in RUN_KEYS:
+            setattr(cfg, key, coerce(key, text, run_types[key]))
+        elif "." in key:
+            section, _, name = key.partition(".")
+            if section == "data":
+                dtypes = _fields(DataConfig)
+                if name not in dtypes:
+                    raise ConfigError(f"unknown key '{key}' (data keys: {', '.join('data.' + k for k in dtypes)})")
+                data_kw[name] = coerce(key, text, dtypes[name])
+            elif section in METHODS:
+                mtypes = _fields(METHODS.get(section).Config)
+                if name not in mtypes:
+                    raise ConfigError(f"unknown key '{key}' ({section} keys: {', '.join(mtypes) or 'none'})")
+                cfg.method_overrides.setdefault(section, {})[name] = coerce(key, text, mtypes[name])
+            elif prediction_config_cls is not None and section == prediction_name:
+                ptypes = _fields(prediction_config_cls)
+                if name not in ptypes:
+                    raise ConfigError(f"unknown key '{key}' ({section} keys: {', '.join(ptypes) or 'none'})")
+                cfg.prediction_overrides[name] = coerce(key, text, ptypes[name])
+            else:
+                choices = ["data", prediction_name or "<prediction>", *METHODS.names()]
+                raise ConfigError(f"unknown section '{section}' in '{key}' (sections: {', '.join(choices)})")
+        else:
+            raise ConfigError(f"unknown key '{key}' (keys: prediction, {', '.join(RUN_KEYS)}, data.*, <method>.*, <prediction>.*)")
+    try:
+        cfg.data = DataConfig(**data_kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"data: {e}") from None
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range and choice checks that do not depend on the prediction."""
+    if cfg.profile not in PROFILES:
+        raise ConfigError(f"profile: unknown '{cfg.profile}' (choices: {', '.join(PROFILES)})")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device: unknown '{cfg.device}' (choices: {', '.join(DEVICES)})")
+    if cfg.dataset is not None and cfg.dataset not in DATASETS:
+        raise ConfigError(f"dataset: unknown '{cfg.dataset}' (choices: {', '.join(DATASETS.names())})")
+    if cfg.methods is not None:
+        if not cfg.methods:
+            raise ConfigError("methods: empty list")
+        for m in cfg.methods:
+            if m not in METHODS:
+                raise ConfigError(f"methods: unknown '{m}' (choices: {', '.join(METHODS.names())})")
+        if len(set(cfg.methods)) != len(cfg.methods):
+            raise ConfigError(f"methods: listed twice in {cfg.methods}")
+    for key, lo in (("width", 1), ("epochs", 1), ("batch_size", 2)):
+        v = getattr(cfg, key)
+        if v is not None and v < lo:
+            raise ConfigError(f"{key}: must be >= {lo}, got {v}")
+    if cfg.data.mixing not in ("linear", "nonlinear"):
+        raise ConfigError(f"data.mixing: unknown '{cfg.data.mixing}' (choices: linear, nonlinear)")
+    for key in ("n", "sources"):
+        if getattr(cfg.data, key) < 2:
+            raise ConfigError(f"data.{key}: must be >= 2, got {getattr(cfg.data, key)}")
+    for name, kw in cfg.method_overrides.items():
+        mcls = METHODS.get(name)
+        try:
+            conf = mcls.Config(**kw)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{name}: {e}") from None
+        check = getattr(conf, "check", None)
+        if check is not None:
+            try:
+                check()
+            except ValueError as e:
+                raise ConfigError(f"{name}.{e}") from None

@@ -1,0 +1,134 @@
+"""The method interface: every representation learner behind one small contract.
+
+A method is an ``nn.Module`` that declares
+
+* ``name`` (registry name = file name = config section), ``role`` (``subject``,
+  ``ablation``, ``baseline`` or ``reference``), ``citation``;
+* ``Config``: a frozen dataclass holding its defaults, in exactly one place;
+* ``kind``: ``"gradient"`` (the shared trainer calls :meth:`loss_terms`), ``"fit"``
+  (:meth:`fit` is called once on the training inputs) or ``"none"`` (nothing to train);
+* :meth:`encode` ``(N, D) -> (N, K)`` features, with the deployed encoder's modules in
+  :meth:`deployed_modules`; everything else it owns (decoders, projectors, momentum
+  targets) is training-only and counted separately.
+
+The shared trainer owns the loop (:mod:`bench.trainer`); a method only returns its loss
+terms as a dict of tensors whose sum is minimised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from bench.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a method may know about the data when it is built (never the test split)."""
+
+    input_dim: int
+    n_classes: int | None = None
+    image_shape: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Config of a method with nothing to set (``raw``, ``random``)."""
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Fields every gradient method shares; subclasses add their own defaults."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+    def check(self) -> None:
+        """Range checks; raise ``ValueError("field: what is wrong")``. Extend with super()."""
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay}")
+
+
+class Method(nn.Module):
+    """Base class of every registered method (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    role: ClassVar[str] = "baseline"
+    citation: ClassVar[str] = ""
+    kind: ClassVar[str] = "gradient"
+    uses_labels: ClassVar[bool] = False
+    Config: ClassVar[type] = MethodConfig
+
+    def __init__(self, cfg: Any, info: DataInfo, width: int):
+        super().__init__()
+        self.cfg, self.info, self.width = cfg, info, width
+
+    # -- the contract ------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of ``x`` (N, D) -> (N, K)."""
+        raise NotImplementedError
+
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Named scalar loss terms on one minibatch; the trainer minimises their sum."""
+        raise NotImplementedError
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor | None, seed: int) -> None:
+        """Non-gradient methods: fit on the training inputs once."""
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Hook run after each optimiser step (momentum targets, queues). Default: nothing."""
+
+    def deployed_modules(self) -> list[nn.Module]:
+        """Modules that make up the deployed encoder (their parameters are the features' cost)."""
+        return [self.encoder]
+
+    def encoder_weight(self) -> torch.Tensor | None:
+        """(K, D) incoming weights of a single-layer encoder, else None."""
+        enc = getattr(self, "encoder", None)
+        return enc.weight if isinstance(enc, nn.Linear) else None
+
+    @classmethod
+    def resolve_width(cls, info: DataInfo, width: int) -> int:
+        """The width this method really has (``raw`` overrides: its width is the input's)."""
+        return width
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        return self.width
+
+    def n_params_encoder(self) -> int:
+        seen = {id(p): p for m in self.deployed_modules() for p in m.parameters()}
+        return int(sum(p.numel() for p in seen.values()))
+
+    def n_params_train(self) -> int:
+        """Training-only parameters (decoders, heads, projectors, targets)."""
+        deployed = {id(p) for m in self.deployed_modules() for p in m.parameters()}
+        return int(sum(p.numel() for p in self.parameters() if id(p) not in deployed))
+
+    @classmethod
+    def describe(cls) -> str:
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return dataclasses.asdict(cls.Config())
+
+
+def build_method(name: str, cfg: Any, info: DataInfo, width: int) -> Method:
+    cls = METHODS.get(name)
+    return cls(cfg, info, width)

@@ -1,0 +1,62 @@
+"""Shared figure helpers for reports (seaborn on the tidy table; the subject highlighted)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from scipy import stats as sps  # noqa: E402
+
+from bench.protocol import SUBJECT  # noqa: E402
+
+SUBJECT_COLOR = "#d62728"
+OTHER_COLOR = "#7f8c9d"
+ABLATION_COLOR = "#f4a582"
+
+
+def theme() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
+
+
+def method_palette(methods) -> dict[str, str]:
+    return {m: SUBJECT_COLOR if m == SUBJECT else ABLATION_COLOR if m.startswith(("infomax", "lse_")) else OTHER_COLOR
+            for m in methods}
+
+
+def mean_ci_table(df: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.DataFrame:
+    """Mean, t-interval half-width and n of ``value`` per group."""
+    def agg(v: pd.Series) -> pd.Series:
+        v = v.dropna().to_numpy(float)
+        n = len(v)
+        half = sps.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+        return pd.Series({"mean": v.mean() if n else np.nan, "half": half, "n": n})
+
+    return df.groupby(by, dropna=False)["value"].apply(agg).unstack().reset_index()
+
+
+def metric_bars(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool = False, chance: float | None = None):
+    """Horizontal bars: mean of ``metric`` per method with 95% CI whiskers, sorted, subject red."""
+    sub = df[df["metric"] == metric]
+    t = mean_ci_table(sub, ["method"]).sort_values("mean", ascending=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 0.32 * len(t) + 1.3))
+    pal = method_palette(t["method"])
+    y = np.arange(len(t))
+    ax.barh(y, t["mean"], xerr=t["half"].fillna(0), color=[pal[m] for m in t["method"]],
+            error_kw={"elinewidth": 1, "capsize": 2}, height=0.7)
+    ax.set_yticks(y, [f"{m}" for m in t["method"]])
+    for tick, m in zip(ax.get_yticklabels(), t["method"], strict=True):
+        if m == SUBJECT:
+            tick.set_fontweight("bold")
+    if chance is not None:
+        ax.axvline(chance, color="k", ls=":", lw=1)
+        ax.text(chance, len(t) - 0.4, " chance", fontsize=7, va="bottom")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel("")
+    return ax

@@ -1,0 +1,184 @@
+"""Report PDFs, regenerated from a run's tidy table alone (never a model or the cache).
+
+``reports/<prediction>.pdf``: the essay's statement, the protocol in brief, the overall
+line and the verdict tables (per baseline: effect, 95% CI, p-values, verdict), the
+prediction's figures, then provenance (commit, versions, device, seeds, command). Each
+figure is also saved as ``reports/<prediction>/<figure>.png``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+
+from bench import stats  # noqa: E402
+from bench.protocol import PREDICTIONS, SUBJECT, Table  # noqa: E402
+from bench.results import atomic_write, read_run  # noqa: E402
+
+PAGE = (8.27, 11.69)  # A4 portrait, inches
+VERDICT_COLORS = {"supported": "#c7e9c0", "contradicted": "#fcbba1", "inconclusive": "#e0e0e0"}
+ROWS_PER_PAGE = 34
+
+
+def overall(frame: pd.DataFrame) -> str:
+    comps = [stats.Comparison(**{f: r[f] for f in stats.FIELDS}) for _, r in frame.iterrows()]
+    return stats.overall_line(comps)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        if np.isnan(v):
+            return "n/a"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.2e}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def verdict_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader needs, CI as one cell."""
+    out = pd.DataFrame()
+    for c in frame.columns:
+        if c not in stats.FIELDS:
+            out[c] = frame[c]
+    out["baseline"] = frame["baseline"]
+    out["n"] = frame["n"]
+    out["mean diff"] = frame["mean_diff"]
+    out["95% CI"] = [f"[{_fmt(a)}, {_fmt(b)}]" for a, b in zip(frame["ci_low"], frame["ci_high"], strict=True)]
+    out["d_z"] = frame["effect_size"]
+    out["p (t)"] = frame["p_t"]
+    out["p (Wilcoxon)"] = frame["p_wilcoxon"]
+    out["p (Holm)"] = frame["p_holm"]
+    out["verdict"] = frame["verdict"]
+    if frame["n_missing"].sum():
+        out["missing"] = frame["n_missing"]
+    return out
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """Plain-text rendering (terminal, README)."""
+    return frame.map(_fmt).to_string(index=False) if len(frame) else "(empty)"
+
+
+def _draw_table(ax, frame: pd.DataFrame, verdict_col: str | None) -> None:
+    ax.axis("off")
+    cells = frame.map(_fmt).to_numpy().tolist()
+    if not cells:
+        ax.text(0, 1, "(no rows)", va="top")
+        return
+    tab = ax.table(cellText=cells, colLabels=list(frame.columns), loc="upper center", cellLoc="center")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(6.5)
+    tab.scale(1, 1.25)
+    for (r, c), cell in tab.get_celld().items():
+        cell.set_linewidth(0.3)
+        if r == 0:
+            cell.set_facecolor("#404040")
+            cell.get_text().set_color("white")
+            continue
+        if verdict_col is not None and frame.columns[c] == verdict_col:
+            cell.set_facecolor(VERDICT_COLORS.get(cells[r - 1][c], "white"))
+    tab.auto_set_column_width(list(range(len(frame.columns))))
+
+
+def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int = 100, style="normal") -> float:
+    for para in text.split("\n"):
+        lines = textwrap.wrap(para, width) or [""]
+        for line in lines:
+            fig.text(0.07, y, line, fontsize=size, weight=weight, va="top", style=style)
+            y -= 0.0165 * size / 9
+    return y - 0.006
+
+
+def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95) -> None:
+    frame = verdict_display(table.frame) if table.verdict else table.frame
+    chunks = [frame.iloc[i : i + ROWS_PER_PAGE] for i in range(0, max(len(frame), 1), ROWS_PER_PAGE)]
+    for i, chunk in enumerate(chunks):
+        fig = first_fig if (i == 0 and first_fig is not None) else plt.figure(figsize=PAGE)
+        y = y0 if fig is first_fig else 0.95
+        y = _text(fig, y, table.title + (" (continued)" if i else ""), 11, "bold")
+        if table.verdict and i == 0:
+            y = _text(fig, y, "Overall: " + overall(table.frame), 9, "bold")
+        if table.note and i == 0:
+            y = _text(fig, y, table.note, 8)
+        h = min(0.03 + 0.021 * (len(chunk) + 1), y - 0.04)
+        ax = fig.add_axes((0.04, y - h, 0.92, h))
+        _draw_table(ax, chunk, "verdict" if table.verdict else None)
+        pdf.savefig(fig)
+        plt.close(fig)
+
+
+def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Path:
+    """Regenerate ``<reports_dir>/<prediction>.pdf`` (and figure PNGs) from one run directory."""
+    df, config, man = read_run(Path(run_dir))
+    name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
+    pred = PREDICTIONS.get(name)(None)
+    reports_dir = Path(reports_dir)
+    fig_dir = reports_dir / name
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    tables = pred.tables(df)
+    figures = pred.figures(df)
+    tmp_pdf = reports_dir / f".{name}.pdf.tmp"
+    with PdfPages(tmp_pdf) as pdf:
+        fig = plt.figure(figsize=PAGE)
+        y = _text(fig, 0.96, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=70)
+        datasets = ", ".join(map(str, df["dataset"].dropna().unique()))
+        seeds = sorted(int(s) for s in df["seed"].dropna().unique())
+        y = _text(fig, y, f"run {df['run_id'].iloc[0] if len(df) else '?'} | dataset {datasets} | seeds {seeds} | "
+                          f"subject: {SUBJECT}", 8)
+        y = _text(fig, y, "The prediction, in the essay's words", 11, "bold")
+        y = _text(fig, y, pred.statement, 9, style="italic")
+        y = _text(fig, y, "Protocol in brief", 11, "bold")
+        y = _text(fig, y, pred.protocol, 8, width=120)
+        failed = df[df["metric"] == "job_failed"]
+        if len(failed):
+            y = _text(fig, y, f"Failed jobs ({len(failed)}), kept and counted as missing seeds: " + "; ".join(
+                f"{r.method} seed {r.seed}: {r.note}" for r in failed.itertuples()), 8, width=120)
+        verdicts = [t for t in tables if t.verdict]
+        rest = [t for t in tables if not t.verdict]
+        if verdicts:
+            _table_pages(pdf, verdicts[0], fig, y)
+        else:
+            pdf.savefig(fig)
+            plt.close(fig)
+        for t in verdicts[1:]:
+            _table_pages(pdf, t)
+        for fname, f in figures:
+            pdf.savefig(f)
+            f.savefig(fig_dir / f"{fname}.png", dpi=130, bbox_inches="tight")
+            plt.close(f)
+        for t in rest:
+            _table_pages(pdf, t)
+        fig = plt.figure(figsize=PAGE)
+        y = _text(fig, 0.95, "Provenance", 13, "bold")
+        libs = ", ".join(f"{k} {v}" for k, v in man.get("libraries", {}).items())
+        jobs = man.get("jobs", [])
+        trained = [j for j in jobs if not j.get("cached")]
+        lines = [
+            f"package: {man.get('package')} {man.get('version')}  |  git commit: {man.get('git_commit')}",
+            f"device: {man.get('device')}  |  platform: {man.get('platform')}",
+            f"command: {man.get('command')}",
+            f"started: {man.get('started')}  |  finished: {man.get('finished')}",
+            f"jobs: {len(jobs)} ({len(trained)} trained, {len(jobs) - len(trained)} from cache), "
+            f"train seconds total {sum(j.get('train_seconds', 0) for j in jobs):.1f}",
+            f"libraries: {libs}",
+            f"seeds: {seeds}; profile: {config.get('profile')}; epochs: {config.get('epochs') or 'per dataset'}; "
+            f"batch size: {config.get('batch_size')}",
+            "method configs: " + "; ".join(f"{m}: {c}" for m, c in config.get("resolved", {}).get("method_configs", {}).items()),
+        ]
+        for line in lines:
+            y = _text(fig, y, line, 8, width=120)
+        pdf.savefig(fig)
+        plt.close(fig)
+    out = reports_dir / f"{name}.pdf"
+    atomic_write(out, tmp_pdf.read_bytes())
+    tmp_pdf.unlink()
+    return out

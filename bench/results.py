@@ -1,0 +1,136 @@
+"""Tidy results (PROTOCOL.md §10): one row per measured number, written atomically.
+
+``results/<prediction>/<run_id>/`` holds ``results.parquet``, ``results.csv``,
+``config.json`` and ``manifest.json``; ``results/<prediction>/latest`` names the newest
+complete run. A run directory is assembled under a temporary name and renamed into place,
+so a reader never sees half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import bench
+
+KEY_COLUMNS = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value"]
+TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "note"]
+LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
+             "matplotlib", "seaborn", "pyarrow")
+
+
+def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows -> DataFrame with the schema's column order: keys, conditions (sorted), tail."""
+    df = pd.DataFrame(rows)
+    for c in KEY_COLUMNS + TAIL_COLUMNS:
+        if c not in df.columns:
+            df[c] = pd.NA
+    cond = sorted(c for c in df.columns if c not in KEY_COLUMNS + TAIL_COLUMNS)
+    df = df[KEY_COLUMNS + cond + TAIL_COLUMNS]
+    df["value"] = df["value"].astype(float)
+    for c in cond + ["note"]:
+        if df[c].dtype == object:
+            df[c] = df[c].astype("string")
+    return df
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "absent"
+    return out
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+
+
+def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "package": "infomax-bench",
+        "version": bench.__version__,
+        "git_commit": git_commit(),
+        "libraries": library_versions(),
+        "device": device,
+        "platform": platform.platform(),
+        "command": " ".join(argv if argv is not None else sys.argv),
+        "started": started,
+        "finished": now(),
+        "jobs": jobs,
+    }
+
+
+def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config: dict, man: dict) -> Path:
+    """Write one complete run directory atomically and point ``latest`` at it."""
+    pred_dir = Path(out) / prediction
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=pred_dir))
+    try:
+        df.to_parquet(tmp / "results.parquet", index=False)
+        df.to_csv(tmp / "results.csv", index=False)
+        (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str))
+        (tmp / "manifest.json").write_text(json.dumps(man, indent=1, default=str))
+        final = pred_dir / run_id
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write(pred_dir / "latest", run_id + "\n")
+    return final
+
+
+def latest_run(out: Path, prediction: str) -> Path | None:
+    p = Path(out) / prediction / "latest"
+    if not p.exists():
+        return None
+    run = Path(out) / prediction / p.read_text().strip()
+    return run if run.is_dir() else None
+
+
+def read_run(run_dir: Path) -> tuple[pd.DataFrame, dict, dict]:
+    run_dir = Path(run_dir)
+    pq = run_dir / "results.parquet"
+    df = pd.read_parquet(pq) if pq.exists() else pd.read_csv(run_dir / "results.csv")
+    config = json.loads((run_dir / "config.json").read_text())
+    man = json.loads((run_dir / "manifest.json").read_text())
+    return df, config, man

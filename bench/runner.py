@@ -1,0 +1,189 @@
+"""Runs a prediction: resolves its config, serves it encoders, writes its tidy rows.
+
+The :class:`RunContext` is all a prediction sees: the resolved options, the datasets on the
+run's device, and :meth:`RunContext.encoders`, which trains or loads each job through the
+content-addressed cache. Failed jobs are recorded as ``job_failed`` rows with their reason
+(never dropped) and are not handed to the prediction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import results
+from bench.config import ConfigError, RunConfig
+from bench.data import Dataset, load_dataset
+from bench.jobs import Encoder, JobCache, JobSpec, data_info
+from bench.methods import METHODS
+from bench.protocol import PREDICTIONS, Prediction
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but no CUDA device is available (choices: auto, cpu)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+class Progress:
+    """tqdm bars on a terminal, plain log lines otherwise (CI, files)."""
+
+    def __init__(self, total: int, enabled: bool | None = None):
+        self.tty = sys.stderr.isatty() if enabled is None else enabled
+        self.total, self.done = total, 0
+        self.bar = None
+        if self.tty:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="jobs", unit="job", dynamic_ncols=True)
+
+    def epochs(self, desc: str, total: int):
+        if not self.tty:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="ep", leave=False, dynamic_ncols=True)
+
+    def job_done(self, enc: Encoder) -> None:
+        self.done += 1
+        s = enc.spec
+        how = "cached" if enc.cached else f"trained in {enc.train_seconds:.1f}s"
+        status = "" if enc.ok else f"  FAILED: {enc.reason}"
+        line = f"[{self.done}/{self.total}] {s.method} {s.dataset} K={s.width} seed={s.seed}: {how}{status}"
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{s.method} seed={s.seed}")
+            if not enc.ok:
+                self.bar.write(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class RunContext:
+    """What a prediction may use: options, data, encoders, and a row builder."""
+
+    def __init__(self, cfg: RunConfig, prediction: Prediction, device: torch.device, methods: list[str]):
+        self.cfg, self.prediction, self.device, self.methods = cfg, prediction, device, methods
+        self.pcfg = prediction.cfg
+        self.cache = JobCache(cfg.cache_dir(), device)
+        self.jobs: list[dict[str, Any]] = []
+        self.failure_rows: list[dict[str, Any]] = []
+        self.progress: Progress | None = None
+
+    @property
+    def dataset_name(self) -> str:
+        return self.pcfg.dataset
+
+    def dataset(self, name: str | None = None) -> Dataset:
+        return load_dataset(name or self.dataset_name, self.cfg.data, self.device)
+
+    def spec(self, method: str, width: int, seed: int, dataset: str | None = None) -> JobSpec:
+        name = dataset or self.dataset_name
+        width = METHODS.get(method).resolve_width(data_info(self.dataset(name)), width)
+        return JobSpec(method, self.cfg.method_config(method), name, self.cfg.data, width, seed,
+                       self.cfg.resolved_epochs(name), self.cfg.batch_size)
+
+    def encoders(
+        self,
+        methods: Iterable[str] | None = None,
+        widths: Iterable[int] | None = None,
+        seeds: Iterable[int] | None = None,
+        dataset: str | None = None,
+    ) -> Iterator[Encoder]:
+        """Train or load every (method, width, seed) job; yield the successful encoders."""
+        methods = list(methods or self.methods)
+        widths = list(widths or [self.pcfg.width])
+        seeds = list(seeds if seeds is not None else self.cfg.resolved_seeds())
+        ds = self.dataset(dataset)
+        specs = [self.spec(m, w, s, dataset) for m in methods for w in widths for s in seeds]
+        specs = list(dict.fromkeys(specs))  # raw: one job whatever the width
+        self.progress = Progress(len(specs))
+        try:
+            for spec in specs:
+                bar = self.progress.epochs(f"{spec.method} s{spec.seed}", spec.epochs)
+                on_epoch = None
+                if bar is not None:
+                    def on_epoch(epoch, terms, bar=bar):
+                        bar.update(1)
+                        bar.set_postfix_str(f"loss {terms.get('loss', float('nan')):.4g}")
+                t0 = time.perf_counter()
+                enc = self.cache.get(spec, ds, on_epoch)
+                if bar is not None:
+                    bar.close()
+                self.jobs.append({"key": spec.key, "method": spec.method, "dataset": spec.dataset,
+                                  "width": spec.width, "seed": spec.seed, "status": enc.status,
+                                  "cached": enc.cached, "train_seconds": enc.train_seconds,
+                                  "wall_seconds": time.perf_counter() - t0, "reason": enc.reason})
+                self.progress.job_done(enc)
+                if enc.ok:
+                    yield enc
+                else:
+                    self.failure_rows.append(self.row(enc, "job_failed", 1.0, note=enc.reason))
+        finally:
+            self.progress.close()
+
+    def row(self, enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str, Any]:
+        """One tidy row for ``enc``; ``conditions`` are the prediction's condition columns."""
+        s = enc.spec
+        diag = enc.meta.get("diagnostics", {})
+        return {"dataset": s.dataset, "method": s.method, "width": s.width, "seed": s.seed,
+                "metric": metric, "value": float(value), **conditions,
+                "n_params_encoder": diag.get("n_params_encoder"),
+                "n_params_train": diag.get("n_params_train"),
+                "train_seconds": enc.train_seconds}
+
+
+def build_prediction(cfg: RunConfig) -> Prediction:
+    pcls = PREDICTIONS.get(cfg.prediction)
+    over = dict(cfg.prediction_overrides)
+    if cfg.dataset is not None:
+        over["dataset"] = cfg.dataset
+    if cfg.width is not None:
+        over["width"] = cfg.width
+    try:
+        pcfg = pcls.Config(**over)
+        check = getattr(pcfg, "check", None)
+        if check is not None:
+            check()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{cfg.prediction}: {e}") from None
+    return pcls(pcfg)
+
+
+def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
+    """Run ``cfg.prediction`` end to end; returns the written run directory."""
+    started = results.now()
+    prediction = build_prediction(cfg)
+    device = resolve_device(cfg.device)
+    if cfg.methods is not None:
+        methods = list(cfg.methods)
+    elif prediction.cfg.methods:
+        methods = list(prediction.cfg.methods)
+    else:
+        methods = prediction.default_methods(METHODS.names())
+    ctx = RunContext(cfg, prediction, device, methods)
+    prediction.check(ctx)
+    run_id = results.new_run_id()
+    rows = prediction.run(ctx) + ctx.failure_rows
+    for r in rows:
+        r.setdefault("run_id", run_id)
+        r.setdefault("prediction", cfg.prediction)
+    df = results.tidy_frame(rows)
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    man = results.manifest(dev_name, started, ctx.jobs, argv)
+    resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,
+                                             "seeds": cfg.resolved_seeds(), "device": str(device),
+                                             "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods}}}
+    return results.write_run(Path(cfg.out), cfg.prediction, run_id, df, resolved, man)
