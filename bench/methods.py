@@ -101,6 +101,11 @@ class Method(nn.Module):
         return enc.weight if isinstance(enc, nn.Linear) else None
 
     @classmethod
+    def unsupported(cls, info: DataInfo) -> str | None:
+        """Why this method cannot run on such data (e.g. an image model on ``ica``), else None."""
+        return None
+
+    @classmethod
     def resolve_width(cls, info: DataInfo, width: int) -> int:
         """The width this method really has (``raw`` overrides: its width is the input's)."""
         return width

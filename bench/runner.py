@@ -80,6 +80,7 @@ class RunContext:
         self.cache = JobCache(cfg.cache_dir(), device)
         self.jobs: list[dict[str, Any]] = []
         self.failure_rows: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []  # methods that cannot run on the data, with why
         self.progress: Progress | None = None
 
     @property
@@ -107,6 +108,12 @@ class RunContext:
         widths = list(widths or [self.pcfg.width])
         seeds = list(seeds if seeds is not None else self.cfg.resolved_seeds())
         ds = self.dataset(dataset)
+        for m in list(methods):
+            why = METHODS.get(m).unsupported(data_info(ds))
+            if why:
+                methods.remove(m)
+                self.skipped.append({"method": m, "dataset": ds.name, "reason": why})
+                print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
         specs = [self.spec(m, w, s, dataset) for m in methods for w in widths for s in seeds]
         specs = list(dict.fromkeys(specs))  # raw: one job whatever the width
         self.progress = Progress(len(specs))
@@ -183,6 +190,7 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     df = results.tidy_frame(rows)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     man = results.manifest(dev_name, started, ctx.jobs, argv)
+    man["skipped"] = ctx.skipped
     resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,
                                              "seeds": cfg.resolved_seeds(), "device": str(device),
                                              "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods}}}
