@@ -1,0 +1,58 @@
+"""The linear probe and kNN on inputs with known answers (PROTOCOL §6, §9)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bench.probe import L2_GRID, knn_accuracy, linear_probe
+
+
+def _splits(x, y, n=(600, 200, 200)):
+    a, b = n[0], n[0] + n[1]
+    return x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:]
+
+
+def test_l2_grid_is_the_protocols():
+    assert len(L2_GRID) == 6 and abs(L2_GRID[0] - 1e-4) < 1e-12 and abs(L2_GRID[-1] - 10) < 1e-9
+
+
+def test_one_hot_label_features_give_accuracy_one():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (1000,), generator=g)
+    x = F.one_hot(y, 10).float()
+    r = linear_probe(*_splits(x, y), n_classes=10)
+    assert float(r.test_acc[0]) == 1.0
+    assert knn_accuracy(*(_splits(x, y)[i] for i in (0, 1, 4, 5)), n_classes=10) == 1.0
+
+
+def test_noise_features_give_chance():
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 4, (3000,), generator=g)
+    x = torch.randn(3000, 16, generator=g)
+    r = linear_probe(*_splits(x, y, (2000, 500, 500)), n_classes=4)
+    assert abs(float(r.test_acc[0]) - 0.25) < 0.07
+
+
+def test_masks_refit_on_kept_features_only():
+    g = torch.Generator().manual_seed(2)
+    y = torch.randint(0, 3, (1000,), generator=g)
+    informative = F.one_hot(y, 3).float() + 0.1 * torch.randn(1000, 3, generator=g)
+    x = torch.cat([informative, torch.randn(1000, 5, generator=g)], 1)
+    masks = torch.tensor([[1.0] * 8, [0, 0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0, 0, 0]])
+    r = linear_probe(*_splits(x, y), n_classes=3, masks=masks)
+    assert r.test_acc[0] > 0.95 and r.test_acc[2] > 0.95
+    assert r.test_acc[1] < 0.5  # only noise left
+    assert torch.all(r.weight[1, :3] == 0) and torch.all(r.weight[2, 3:] == 0)
+
+
+def test_l2_is_chosen_on_val_not_test():
+    """Flip the test labels: a test-selected probe would change, a val-selected one must not."""
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(0, 2, (1000,), generator=g)
+    x = y[:, None].float() + 0.8 * torch.randn(1000, 4, generator=g)
+    s = _splits(x, y)
+    a = linear_probe(*s, n_classes=2)
+    b = linear_probe(*s[:5], 1 - s[5], n_classes=2)
+    assert float(a.l2[0]) == float(b.l2[0])
+    assert abs(float(a.test_acc[0]) + float(b.test_acc[0]) - 1) < 1e-9
