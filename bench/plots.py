@@ -60,3 +60,39 @@ def metric_bars(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool = 
     ax.set_xlabel(label)
     ax.set_ylabel("")
     return ax
+
+
+def metric_points(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool = False,
+                  chance: float | None = None, order: list[str] | None = None):
+    """Dot-and-whisker: per method the mean (large dot) with its 95% CI and every seed (small
+    dots), sorted by mean, subject in red. The axis is zoomed to the data, so differences of
+    a point or two stay visible (chance is marked when it is in range)."""
+    sub = df[df["metric"] == metric]
+    t = mean_ci_table(sub, ["method"]).sort_values("mean", ascending=True)
+    if order is not None:
+        t = t.set_index("method").loc[[m for m in order if m in set(t["method"])]].reset_index()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 0.32 * len(t) + 1.3))
+    pal = method_palette(t["method"])
+    pos = {m: i for i, m in enumerate(t["method"])}
+    seeds = sub[sub["method"].isin(pos)]
+    ax.scatter(seeds["value"], seeds["method"].map(pos) + 0.18, s=9, color="#999999", zorder=2, lw=0)
+    ax.errorbar(t["mean"], list(pos.values()), xerr=t["half"].fillna(0), fmt="none", ecolor="#333333",
+                elinewidth=1.2, capsize=3, zorder=3)
+    ax.scatter(t["mean"], list(pos.values()), s=46, color=[pal[m] for m in t["method"]], zorder=4,
+               edgecolor="black", lw=0.5)
+    ax.set_yticks(list(pos.values()), list(pos))
+    for tick in ax.get_yticklabels():
+        if tick.get_text() == SUBJECT:
+            tick.set_fontweight("bold")
+            tick.set_color(SUBJECT_COLOR)
+    if log:
+        ax.set_xscale("log")
+    if chance is not None:
+        lo, hi = ax.get_xlim()
+        if lo <= chance <= hi:
+            ax.axvline(chance, color="k", ls=":", lw=1)
+            ax.text(chance, len(t) - 0.5, " chance", fontsize=7, va="bottom")
+    ax.set_ylim(-0.6, len(t) - 0.4)
+    ax.set_xlabel(label)
+    return ax

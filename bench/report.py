@@ -129,7 +129,7 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     tmp_pdf = reports_dir / f".{name}.pdf.tmp"
     with PdfPages(tmp_pdf) as pdf:
         fig = plt.figure(figsize=PAGE)
-        y = _text(fig, 0.96, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=70)
+        y = _text(fig, 0.96, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=58)
         datasets = ", ".join(map(str, df["dataset"].dropna().unique()))
         seeds = sorted(int(s) for s in df["seed"].dropna().unique())
         y = _text(fig, y, f"run {df['run_id'].iloc[0] if len(df) else '?'} | dataset {datasets} | seeds {seeds} | "

@@ -92,13 +92,13 @@ class Probe(Prediction):
         chance = df.loc[df["metric"] == "chance", "value"]
         chance = float(chance.iloc[0]) if len(chance) else None
         fig, axes = plt.subplots(1, 2, figsize=(10, 0.3 * df["method"].nunique() + 1.8), sharey=False)
-        plots.metric_bars(df, "probe_acc", "linear-probe test accuracy (mean, 95% CI)", axes[0], chance=chance)
-        plots.metric_bars(df, "knn_acc", "kNN test accuracy (k=20, cosine)", axes[1], chance=chance)
+        plots.metric_points(df, "probe_acc", "linear-probe test accuracy (mean, 95% CI, seeds)", axes[0], chance=chance)
+        plots.metric_points(df, "knn_acc", "kNN test accuracy (k=20, cosine)", axes[1], chance=chance)
         fig.suptitle(f"Probe accuracy per method on {', '.join(df['dataset'].dropna().unique())} (subject in red)")
         fig.tight_layout()
         fig2, axes2 = plt.subplots(1, 2, figsize=(10, 0.3 * df["method"].nunique() + 1.8))
-        plots.metric_bars(df, "act_scale", "activation scale max|a| on train (log)", axes2[0], log=True)
-        plots.metric_bars(df, "active_fraction", "active fraction (a > 0) per test input", axes2[1])
+        plots.metric_points(df[df["value"] > 0], "act_scale", "activation scale max|a| on train (log; collapsed = 0 not shown)", axes2[0], log=True)
+        plots.metric_points(df, "active_fraction", "active fraction (a > 0) per test input", axes2[1])
         fig2.suptitle("Training diagnostics: InfoMax's -log Var term is unbounded below")
         fig2.tight_layout()
         return [("probe_accuracy", fig), ("diagnostics", fig2)]
