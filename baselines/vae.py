@@ -1,0 +1,86 @@
+"""Variational autoencoder: Gaussian posterior with a linear mean, reparameterised ELBO.
+
+Kingma, D. P. & Welling, M. (2014). Auto-encoding variational Bayes (ICLR). Posterior
+``q(z|x) = N(mu(x), diag exp(logvar(x)))`` with ``mu = W x + c`` (``self.encoder``,
+``Linear(D, K)``) and ``logvar = W' x + c'`` (a training-only ``Linear(D, K)``); prior
+``N(0, I)``; ``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` from ``torch.randn_like``
+(the global RNG the job seeds). Loss per minibatch (the negative ELBO, weighted KL):
+
+    recon + beta * mean_i KL(q(z|x_i) || p(z)),
+    KL = 1/2 sum_k (mu_k^2 + exp(logvar_k) - 1 - logvar_k)       (summed over the K latents).
+
+Likelihood: Bernoulli for image data in [0, 1] (``info.image_shape`` set), ``recon =
+mean_i sum_d BCE_with_logits(g(z_i)_d, x_id)`` (Kingma & Welling's MNIST model); for data
+without an image shape (``ica``: standardised reals) a unit-variance Gaussian, ``recon =
+mean_i 1/2 ||x_i - g(z_i)||^2`` (its negative log-likelihood up to a constant, so ``beta`` keeps
+its meaning). Decoder ``g``: linear, ``Linear(K, D)`` (``decoder_hidden = 0``, the default),
+as in ``ae`` / ``dae`` / ``sae`` so that the comparison isolates the objective; with
+``decoder_hidden = H > 0`` one hidden tanh layer of H units, Kingma & Welling's MNIST decoder
+(H = 500). Deployed features are the posterior mean ``mu`` itself: linear, no ReLU (what a VAE
+deploys). Optimiser: the suite's Adam, lr 1e-3 (Kingma & Welling used Adagrad).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.methods import METHODS, DataInfo, Method, MethodConfig
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mu, diag exp(logvar)) || N(0, I))`` per row: (N, K), (N, K) -> (N,).
+
+    ``1/2 sum_k (mu_k^2 + exp(logvar_k) - 1 - logvar_k)`` (Kingma & Welling 2014, Appendix B).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+
+
+@dataclass(frozen=True)
+class VAEConfig(MethodConfig):
+    beta: float = 1.0  # KL weight (1: the ELBO)
+    decoder_hidden: int = 0  # 0: linear decoder; H > 0: one tanh hidden layer of H units
+
+    def check(self) -> None:
+        super().check()
+        if self.beta < 0:
+            raise ValueError(f"beta: must be >= 0, got {self.beta}")
+        if self.decoder_hidden < 0:
+            raise ValueError(f"decoder_hidden: must be >= 0, got {self.decoder_hidden}")
+
+
+@METHODS.register()
+class VAE(Method):
+    """Variational autoencoder (linear Gaussian encoder, features = posterior mean, beta = 1)."""
+
+    name = "vae"
+    citation = "Kingma & Welling 2014, Auto-encoding variational Bayes"
+    Config = VAEConfig
+
+    def __init__(self, cfg: VAEConfig, info: DataInfo, width: int):
+        super().__init__(cfg, info, width)
+        cfg.check()
+        d = info.input_dim
+        self.encoder = nn.Linear(d, width)
+        self.logvar = nn.Linear(d, width)
+        h = cfg.decoder_hidden
+        self.decoder = nn.Linear(width, d) if h == 0 else nn.Sequential(nn.Linear(width, h), nn.Tanh(), nn.Linear(h, d))
+        self.bernoulli = info.image_shape is not None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def reconstruction_nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``-log p(x|z)`` summed over input dims, averaged over rows (decoder output ``out``: logits or means)."""
+        if self.bernoulli:
+            return F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1).mean()
+        return 0.5 * (out - x).pow(2).sum(1).mean()
+
+    def loss_terms(self, x, y=None):
+        mu, logvar = self.encoder(x), self.logvar(x)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        recon = self.reconstruction_nll(self.decoder(z), x)
+        return {"recon": recon, "kl": self.cfg.beta * gaussian_kl(mu, logvar).mean()}
