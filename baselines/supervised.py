@@ -1,0 +1,60 @@
+"""Supervised MLP: the conventional task-trained model, ``Linear(D, K) + ReLU + Linear(K, C)``.
+
+Rumelhart, Hinton & Williams (1986), "Learning representations by back-propagating errors":
+one hidden layer trained end to end by backpropagation on the training labels with the
+cross-entropy loss ``-mean_i log softmax(V relu(W x_i + b) + c)_{y_i}`` (Adam, lr 1e-3, the
+shared trainer's batch). The deployed encoder is the hidden layer ``self.encoder = Linear(D, K)``;
+features are its ReLU units ``relu(W x + b)`` (N, K), the same encoder family as the
+single-layer unsupervised methods. The classifier ``self.head = Linear(K, C)`` is
+training-only, but kept as an attribute: a pruning protocol can remove hidden units and
+evaluate the trained head on the kept ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.methods import METHODS, DataInfo, Method, MethodConfig
+
+
+@dataclass(frozen=True)
+class SupervisedConfig(MethodConfig):
+    """Adam, lr 1e-3, no weight decay (the shared :class:`MethodConfig` defaults)."""
+
+
+@METHODS.register()
+class Supervised(Method):
+    """Supervised MLP (ReLU hidden layer = features, linear head on labels, cross-entropy)."""
+
+    name = "supervised"
+    citation = "Rumelhart, Hinton & Williams 1986, Learning representations by back-propagating errors"
+    uses_labels = True
+    Config = SupervisedConfig
+
+    def __init__(self, cfg: SupervisedConfig, info: DataInfo, width: int):
+        super().__init__(cfg, info, width)
+        cfg.check()
+        if info.n_classes is None:
+            raise ValueError(f"supervised: {self.unsupported(info)}")
+        self.encoder = nn.Linear(info.input_dim, width)
+        self.head = nn.Linear(width, info.n_classes)
+
+    @classmethod
+    def unsupported(cls, info: DataInfo) -> str | None:
+        return None if info.n_classes is not None else "needs class labels (the data has none)"
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.encoder(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores of the trained head on the ReLU features, (N, D) -> (N, C)."""
+        return self.head(self.encode(x))
+
+    def loss_terms(self, x, y=None):
+        if y is None:
+            raise ValueError("supervised: loss_terms needs labels y")
+        return {"ce": F.cross_entropy(self.logits(x), y)}
