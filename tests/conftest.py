@@ -1,10 +1,8 @@
 import pytest
-import torch
 
 from bench.catalog import load_all
 
 load_all()
-torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,14 @@ from bench.trainer import train
 ALL = METHODS.names()
 GRADIENT = [m for m in ALL if METHODS.get(m).kind == "gradient"]
 EXPECTED_TO_COLLAPSE = {"lse_only"}
+# Baselines that are correct but cannot beat random features on 8x8 digits within the test's
+# 30 epochs; each is shown to learn on mnist5k instead (test_learns_on_mnist5k). Strict xfail:
+# the day one of them passes on digits, this list must shrink.
+DIGITS_TOO_SMALL = {
+    "beta_vae": "beta=4 on 64 pixels is a normalised beta of 1.0: the posterior collapses (Higgins et al. "
+    "use ~0.01 on dSprites)",
+    "mae": "300 steps leave the masked-patch error at the mean-image level on 2x2 patches of 8x8 digits",
+}
 WIDTH = 16  # narrow enough that random features are far from the ceiling (~0.8 on digits)
 EPOCHS = 30
 
@@ -67,7 +75,14 @@ def random_acc(digits):
     return _probe_acc(build("random", digits), digits)
 
 
-@pytest.mark.parametrize("name", [m for m in ALL if METHODS.get(m).role != "reference"])
+LEARNERS = [m for m in ALL if METHODS.get(m).role != "reference"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(m, marks=pytest.mark.xfail(reason=DIGITS_TOO_SMALL[m], strict=True)) if m in DIGITS_TOO_SMALL
+     else m for m in LEARNERS],
+)
 def test_learns_on_digits(name, digits, random_acc):
     m = build(name, digits)
     y = digits.train.y if m.uses_labels else None
@@ -92,3 +107,29 @@ def test_same_job_twice_gives_identical_features(name, digits, tmp_path):
     b = JobCache(tmp_path / "b", torch.device("cpu")).get(spec, digits)
     assert a.ok and b.ok
     assert torch.equal(a.features(digits.test.x), b.features(digits.test.x))
+
+
+# (images, width, epochs): mae needs the quick profile's own budget (about 1100 steps)
+MNIST5K_BUDGET = {"beta_vae": (3000, 32, 20), "mae": (3500, 64, 40)}
+
+
+@pytest.mark.parametrize("name", sorted(DIGITS_TOO_SMALL))
+def test_learns_on_mnist5k(name):
+    """The methods too small for digits must learn on 28x28 MNIST."""
+    from bench.data import load_dataset
+
+    full = load_dataset("mnist5k")
+    n, width, epochs = MNIST5K_BUDGET[name]
+    sub = torch.randperm(len(full.train.y), generator=torch.Generator().manual_seed(0))[:n]  # splits are class-sorted
+    x, y = full.train.x[sub], full.train.y[sub]
+    m = build(name, full, width=width)
+    r = build("random", full, width=width)
+    log = train(m, x, None, epochs=epochs, batch_size=128, seed=0)
+    assert log.history[-1]["loss"] < log.history[0]["loss"]
+
+    def acc(model):
+        with torch.no_grad():
+            f = [model.encode(v) for v in (x, full.val.x, full.test.x)]
+        return float(linear_probe(f[0], y, f[1], full.val.y, f[2], full.test.y, 10).test_acc[0])
+
+    assert acc(m) > acc(r) + 0.03
