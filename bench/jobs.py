@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,12 +41,33 @@ class JobSpec:
     epochs: int
     batch_size: int
 
+    def code_version(self) -> str:
+        """Hash of the source that trains this encoder: the method's module, the project
+        modules it uses (base classes, augmentations, losses), the trainer and the losses.
+        Editing any of them invalidates the cached encoder instead of reusing a stale one."""
+        cls = METHODS.get(self.method)
+        mods = {sys.modules[c.__module__] for c in cls.__mro__ if _in_project(c.__module__)}
+        mods |= {sys.modules[m] for m in ("bench.trainer", "bench.losses", "bench.methods")}
+        for mod in list(mods):
+            for obj in vars(mod).values():
+                used = inspect.getmodule(obj)
+                if used is not None and _in_project(used.__name__):
+                    mods.add(used)
+        srcs = []
+        for m in sorted(mods, key=lambda m: m.__name__):
+            try:
+                srcs.append(inspect.getsource(m))
+            except (OSError, TypeError):  # no source (e.g. exec'd in a test): its name stands in
+                srcs.append(m.__name__)
+        return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:12]
+
     def identity(self) -> dict[str, Any]:
         data_cfg = dataclasses.asdict(self.data_cfg)
         data_cfg.pop("root", None)  # where the files live does not change the encoder
         data_cfg.pop("download", None)
         return {
             "bench_version": bench.__version__,
+            "code": self.code_version(),
             "method": self.method,
             "method_cfg": dataclasses.asdict(self.method_cfg),
             "dataset": self.dataset,
@@ -83,6 +106,10 @@ class Encoder:
         assert self.method is not None, f"job {self.spec.key} failed: {self.reason}"
         self.method.eval()
         return torch.cat([self.method.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def _in_project(module: str) -> bool:
+    return module.split(".")[0] in ("bench", "baselines") and module not in ("bench.registry",)
 
 
 def data_info(ds: Dataset) -> DataInfo:
