@@ -1,0 +1,235 @@
+"""Redundancy diagnostics and pruning summaries as pure functions (PROTOCOL.md §8 P1).
+
+Feature diagnostics take ``f``: (N, K) features of one split (torch, any float dtype, any
+device) and return a Python float. None of them is the subject's training proxy
+(``sum_{j != k} Corr^2``): the point of P1 is to measure redundancy with instruments the
+InfoMax loss did not optimise directly.
+
+* :func:`gaussian_tc` - Gaussian total correlation ``1/2 (sum_j log C_jj - log det C)``;
+* :func:`pairwise_mi_binned` - mean plug-in mutual information of 20-bin binned pairs;
+* :func:`mean_abs_offdiag_corr` - mean ``|Corr_jk|`` over ``j != k``;
+* :func:`max_weight_cosine` - max cosine similarity between two incoming weight vectors;
+* :func:`effective_rank` - ``exp(H(lambda / sum lambda)) / K`` (Roy & Vetterli 2007);
+* :func:`dead_fraction` - share of constant features.
+
+Pruning summaries take numpy arrays over the pruned fractions ``p``:
+
+* :func:`retained_accuracy` ``r(p) = (acc(p) - chance) / (acc(0) - chance)``;
+* :func:`aurc` - trapezoid mean of ``r`` over ``p`` in [0.1, 0.9];
+* :func:`prunable_fraction` - largest ``p`` with ``acc(p) >= acc(0) - 0.01``.
+
+A feature is *dead* (constant) when its standard deviation is below ``tol * (1 + max_k sd_k)``
+(``tol`` = 1e-6); dead features have zero correlation with everything.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+DEAD_TOL = 1e-6
+
+
+def _live(sd: torch.Tensor, tol: float = DEAD_TOL) -> torch.Tensor:
+    return sd > tol * (1.0 + sd.max())
+
+
+def correlation(f: torch.Tensor, tol: float = DEAD_TOL) -> torch.Tensor:
+    """(K, K) Pearson correlation of the columns of ``f`` (N, K), float64.
+
+    Dead (constant) columns get an all-zero row and column, diagonal included.
+    """
+    x = f.double()
+    x = x - x.mean(0, keepdim=True)
+    sd = x.pow(2).mean(0).sqrt()
+    live = _live(sd, tol)
+    z = torch.where(live, x / torch.where(live, sd, torch.ones_like(sd)), torch.zeros_like(x))
+    return z.T @ z / x.shape[0]
+
+
+def dead_fraction(f: torch.Tensor, tol: float = DEAD_TOL) -> float:
+    """Share of the K features that are constant on ``f`` (N, K): sd < tol (1 + max sd)."""
+    sd = f.double().std(0, unbiased=False)
+    return float((~_live(sd, tol)).double().mean())
+
+
+def gaussian_tc(f: torch.Tensor, ridge: float = 1e-3) -> float:
+    """Gaussian total correlation of the features, in nats.
+
+    ``TC = 1/2 (sum_j log C_jj - log det C)`` (Watanabe 1960's total correlation of a
+    Gaussian with covariance C; PROTOCOL.md §8 P1). It is invariant to rescaling each feature,
+    so it is computed on the correlation matrix R (``C_jj = 1``): ``TC = -1/2 log det R_r``
+    with the ridge ``R_r = (R + ridge I) / (1 + ridge)``, which keeps the diagonal at 1 and the
+    value finite when features are exact copies (then TC grows like ``-1/2 log ridge`` per
+    copy). Dead features are independent of everything (they add 0).
+    The plug-in estimate is biased upwards by about ``K (K - 1) / (4 N)`` for independent
+    features; compare methods at equal K and N only.
+
+    Args:
+        f: (N, K) features. ridge: relative ridge on the correlation matrix.
+    Returns:
+        TC >= 0 (0 iff the features are uncorrelated).
+    """
+    r = correlation(f)
+    k = r.shape[0]
+    eye = torch.eye(k, dtype=r.dtype, device=r.device)
+    r = r + torch.diag((torch.diagonal(r) < 0.5).double())  # dead features: unit variance, independent
+    r_ridge = (r + ridge * eye) / (1.0 + ridge)
+    return float(-0.5 * torch.linalg.slogdet(r_ridge).logabsdet)
+
+
+def mean_abs_offdiag_corr(f: torch.Tensor) -> float:
+    """Mean ``|R_jk|`` over the ``K (K - 1)`` ordered pairs ``j != k`` of the features (N, K)."""
+    r = correlation(f).abs()
+    k = r.shape[0]
+    if k < 2:
+        return math.nan
+    return float((r.sum() - torch.diagonal(r).sum()) / (k * (k - 1)))
+
+
+def effective_rank(f: torch.Tensor, on: str = "corr") -> float:
+    """Normalised effective rank ``exp(H(lambda / sum lambda)) / K`` (Roy & Vetterli 2007).
+
+    ``lambda`` are the eigenvalues of the features' correlation matrix (``on="corr"``: scale
+    invariant, so it measures redundancy - K independent features give 1, K/4 features each
+    copied 4 times give 1/4, dead features count as zero eigenvalues) or covariance matrix
+    (``on="cov"``: it also falls when variance is spread unevenly, as for PCA components).
+    ``H(p) = -sum_i p_i log p_i``. Range [1/K, 1]; 0 when every feature is dead.
+
+    Args:
+        f: (N, K) features.
+    """
+    if on == "corr":
+        m = correlation(f)
+    elif on == "cov":
+        x = f.double() - f.double().mean(0, keepdim=True)
+        m = x.T @ x / x.shape[0]
+    else:
+        raise ValueError(f"on: unknown '{on}' (choices: corr, cov)")
+    lam = torch.linalg.eigvalsh(m).clamp(min=0)
+    total = lam.sum()
+    if total <= 0:
+        return 0.0
+    p = lam / total
+    h = -(p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))).sum()
+    return float(torch.exp(h) / m.shape[0])
+
+
+def max_weight_cosine(w: torch.Tensor) -> float:
+    """Largest cosine similarity ``max_{j != k} <w_j, w_k> / (|w_j| |w_k|)`` between rows.
+
+    Args:
+        w: (K, D) incoming weight vectors of the K units (rows of a ``Linear`` weight).
+    Returns:
+        Signed maximum in [-1, 1] (1: two units compute the same projection, up to scale);
+        zero rows have cosine 0 with everything; nan when K < 2.
+    """
+    k = w.shape[0]
+    if k < 2:
+        return math.nan
+    x = w.detach().double()
+    n = x.norm(dim=1, keepdim=True)
+    x = x / torch.where(n > 0, n, torch.ones_like(n))
+    g = x @ x.T
+    g.fill_diagonal_(-math.inf)
+    return float(g.max())
+
+
+def pairwise_mi_binned(f: torch.Tensor, bins: int = 20, miller_madow: bool = True, block: int = 4_000_000) -> float:
+    """Mean pairwise mutual information of the binned features, in nats.
+
+    Each feature is cut into ``bins`` equal-width bins over its own [min, max] on ``f`` (the
+    discretisation of disentanglement_lib's ``_histogram_discretize``; a constant feature
+    falls in one bin). For every pair ``j < k``:
+    ``MI_jk = sum_{a,b} P_jk(a,b) log(P_jk(a,b) / (P_j(a) P_k(b))) = H_j + H_k - H_jk`` (plug-in), minus the
+    Miller-Madow bias ``(m_jk - m_j - m_k + 1) / (2N)`` when ``miller_madow`` (m: non-empty
+    cells; without it independent features read about ``(bins - 1)^2 / (2N)``, not 0).
+    All joint histograms at once: with the one-hot codes ``B`` (N, K bins), ``B^T B`` holds
+    every pair's joint counts (computed in row blocks of at most ``block`` cells).
+
+    Args:
+        f: (N, K) features. bins: bins per feature.
+    Returns:
+        Mean of ``MI_jk`` over the ``K (K - 1) / 2`` pairs; nan when K < 2.
+    """
+    n, k = f.shape
+    if k < 2:
+        return math.nan
+    x = f.double()
+    lo, hi = x.min(0).values, x.max(0).values
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    idx = ((x - lo) / span * bins).floor().long().clamp(0, bins - 1)  # (N, K)
+    codes = idx + torch.arange(k, device=f.device) * bins
+    onehot = torch.zeros(n, k * bins, device=f.device, dtype=torch.float32)  # counts stay exact in float32
+    onehot.scatter_(1, codes, 1.0)
+    c = onehot.sum(0).double().view(k, bins)  # marginal counts
+    h = math.log(n) - torch.special.xlogy(c, c).sum(1) / n  # H_j, plug-in
+    m = (c > 0).sum(1).double()  # non-empty bins per feature
+    total = 0.0
+    rows = max(1, block // (k * bins * bins))
+    for s in range(0, k, rows):
+        e = min(k, s + rows)
+        joint = (onehot[:, s * bins : e * bins].T @ onehot).view(e - s, bins, k, bins)  # joint counts
+        h_joint = math.log(n) - torch.special.xlogy(joint, joint).sum((1, 3)).double() / n  # (e - s, K)
+        mi = h[s:e, None] + h[None, :] - h_joint  # MI = H_j + H_k - H_jk
+        if miller_madow:
+            cells = (joint > 0).sum((1, 3)).double()
+            mi = mi - (cells - m[s:e, None] - m[None, :] + 1) / (2 * n)
+        upper = torch.arange(k, device=f.device)[None, :] > torch.arange(s, e, device=f.device)[:, None]
+        total += float(mi[upper].sum())
+    return total / (k * (k - 1) / 2)
+
+
+# --------------------------------------------------------------------------- summaries
+def retained_accuracy(acc: np.ndarray, acc0: float, chance: float) -> np.ndarray:
+    """Normalised retained accuracy ``r(p) = (acc(p) - chance) / (acc(0) - chance)``.
+
+    ``r(0) = 1`` exactly, ``r = 0`` at chance. All-nan when ``acc(0) <= chance`` (an encoder
+    at chance has nothing to retain).
+
+    Args:
+        acc: (F,) accuracies at the pruned fractions. acc0: accuracy unpruned. chance: 1 / classes.
+    """
+    acc = np.asarray(acc, dtype=float)
+    if not acc0 - chance > 0:
+        return np.full(acc.shape, np.nan)
+    return (acc - chance) / (acc0 - chance)
+
+
+def aurc(fractions: np.ndarray, r: np.ndarray, lo: float = 0.1, hi: float = 0.9) -> float:
+    """Area under the retained-accuracy curve, as a mean: ``int_lo^hi r(p) dp / (hi - lo)``.
+
+    Trapezoid rule over the measured fractions in [lo, hi] (1 for an encoder that loses
+    nothing, 0 for one at chance as soon as anything is pruned).
+
+    Args:
+        fractions: (F,) pruned fractions p. r: (F,) retained accuracy at each p.
+    """
+    p = np.asarray(fractions, dtype=float)
+    r = np.asarray(r, dtype=float)
+    keep = (p >= lo - 1e-9) & (p <= hi + 1e-9)
+    p, r = p[keep], r[keep]
+    order = np.argsort(p)
+    p, r = p[order], r[order]
+    if len(p) < 2:
+        return math.nan
+    return float(np.trapezoid(r, p) / (p[-1] - p[0]))
+
+
+def prunable_fraction(fractions: np.ndarray, acc: np.ndarray, tol: float = 0.01) -> float:
+    """Largest pruned fraction ``p`` with ``acc(p) >= acc(0) - tol`` (tol = 1 point: 0.01).
+
+    Args:
+        fractions: (F,) pruned fractions, one of them 0. acc: (F,) accuracies in [0, 1].
+    Returns:
+        The largest such p (0 when every pruned level loses more than ``tol``).
+    """
+    p = np.asarray(fractions, dtype=float)
+    acc = np.asarray(acc, dtype=float)
+    zero = np.flatnonzero(p == 0)
+    if not len(zero):
+        raise ValueError("fractions: must include 0 (the unpruned reference)")
+    ok = acc >= acc[zero[0]] - tol - 1e-12
+    return float(p[ok].max())

@@ -1,0 +1,110 @@
+"""Known-answer tests for the P1 metrics (bench/metrics.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import mutual_info_score
+
+from bench import metrics as M
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def independent():
+    return torch.randn(20000, 8, generator=_gen(0))
+
+
+def duplicated(n: int = 4000, distinct: int = 16, copies: int = 4, seed: int = 1) -> torch.Tensor:
+    """K = distinct * copies features: each of ``distinct`` independent features copied ``copies`` times."""
+    return torch.randn(n, distinct, generator=_gen(seed)).repeat_interleave(copies, 1)
+
+
+def test_gaussian_tc_known_answers(independent):
+    assert abs(M.gaussian_tc(independent)) < 0.01
+    x = torch.randn(50000, generator=_gen(2))
+    for rho in (0.5, 0.9):
+        y = rho * x + math.sqrt(1 - rho**2) * torch.randn(50000, generator=_gen(3))
+        assert M.gaussian_tc(torch.stack([x, y], 1)) == pytest.approx(-0.5 * math.log(1 - rho**2), abs=0.02)
+    # invariant to rescaling each feature; copies are highly redundant; dead features add nothing
+    scaled = independent * torch.tensor([1e-3, 1, 10, 1e3, 1, 1, 2, 5])
+    assert M.gaussian_tc(scaled) == pytest.approx(M.gaussian_tc(independent), abs=1e-6)
+    assert M.gaussian_tc(duplicated()) > 100
+    with_dead = torch.cat([independent, torch.full((20000, 2), 3.0)], 1)
+    assert M.gaussian_tc(with_dead) == pytest.approx(M.gaussian_tc(independent), abs=1e-6)
+
+
+def test_pairwise_mi_matches_a_plain_reference():
+    f = torch.randn(600, 5, generator=_gen(4))
+    f[:, 1] = f[:, 0] ** 2 + 0.3 * torch.randn(600, generator=_gen(5))
+    f[:, 3] = 0.0  # a dead feature
+    codes = []
+    for col in f.T.numpy().astype(np.float64):
+        lo, hi = col.min(), col.max()
+        span = hi - lo if hi > lo else 1.0
+        codes.append(np.clip(np.floor((col - lo) / span * 20), 0, 19).astype(int))
+    ref = np.mean([mutual_info_score(codes[i], codes[j]) for i in range(5) for j in range(i + 1, 5)])
+    assert M.pairwise_mi_binned(f, bins=20, miller_madow=False) == pytest.approx(ref, rel=1e-6)
+    assert M.pairwise_mi_binned(f, bins=20, miller_madow=False, block=20 * 20 * 5) == pytest.approx(ref, rel=1e-6)
+
+
+def test_pairwise_mi_known_answers(independent):
+    assert abs(M.pairwise_mi_binned(independent)) < 0.01
+    u = torch.rand(20000, 1, generator=_gen(6)).repeat(1, 3)  # identical uniform features: MI = H(bin) = log 20
+    assert M.pairwise_mi_binned(u) == pytest.approx(math.log(20), abs=0.01)
+    assert M.pairwise_mi_binned(duplicated()) > 5 * M.pairwise_mi_binned(duplicated()[:, ::4])
+
+
+def test_mean_abs_offdiag_corr():
+    x = torch.randn(50000, generator=_gen(7))
+    y = -0.6 * x + 0.8 * torch.randn(50000, generator=_gen(8))
+    assert M.mean_abs_offdiag_corr(torch.stack([x, y], 1)) == pytest.approx(0.6, abs=0.01)
+    assert M.mean_abs_offdiag_corr(torch.randn(50000, 6, generator=_gen(9))) < 0.01
+    d = duplicated(n=50000)  # 3 of the 63 other features of each are exact copies
+    assert M.mean_abs_offdiag_corr(d) == pytest.approx(3 / 63, abs=0.005)
+
+
+def test_effective_rank(independent):
+    assert M.effective_rank(independent) == pytest.approx(1.0, abs=0.01)
+    assert M.effective_rank(duplicated()) == pytest.approx(0.25, abs=0.01)
+    assert M.effective_rank(torch.randn(500, 1, generator=_gen(10)).repeat(1, 8)) == pytest.approx(1 / 8, abs=1e-6)
+    # correlation-based: scale does not matter; covariance-based: unequal variances lower it
+    scaled = independent * torch.tensor([10.0, 1, 1, 1, 1, 1, 1, 0.1])
+    assert M.effective_rank(scaled) == pytest.approx(M.effective_rank(independent), abs=1e-6)
+    assert M.effective_rank(scaled, on="cov") < 0.5 < M.effective_rank(independent, on="cov")
+    assert M.effective_rank(torch.zeros(10, 4)) == 0.0
+
+
+def test_max_weight_cosine_and_dead_fraction():
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=_gen(11)))
+    assert M.max_weight_cosine(q[:8]) == pytest.approx(0.0, abs=1e-6)
+    w = torch.cat([q[:8], 3.0 * q[2:3]])  # a rescaled copy of row 2
+    assert M.max_weight_cosine(w) == pytest.approx(1.0, abs=1e-6)
+    assert M.max_weight_cosine(torch.stack([q[0], -q[0]])) == pytest.approx(-1.0, abs=1e-6)  # signed
+    f = torch.randn(100, 8, generator=_gen(12))
+    f[:, [1, 5]] = 2.5
+    assert M.dead_fraction(f) == 0.25
+
+
+def test_retained_aurc_prunable():
+    p = np.round(np.arange(10) * 0.1, 1)
+    acc = np.array([0.9, 0.9, 0.895, 0.88, 0.85, 0.8, 0.7, 0.5, 0.3, 0.1])
+    r = M.retained_accuracy(acc, acc[0], 0.1)
+    assert r[0] == 1.0 and r[-1] == 0.0
+    assert np.allclose(r, (acc - 0.1) / 0.8)
+    assert np.isnan(M.retained_accuracy(acc, 0.1, 0.1)).all()  # nothing to retain at chance
+    assert M.aurc(p, np.ones(10)) == pytest.approx(1.0)
+    assert M.aurc(p, 1 - p) == pytest.approx(0.5)  # mean of 1 - p over [0.1, 0.9]
+    assert M.aurc(p, np.where(p <= 0.5, 1.0, 0.0)) == pytest.approx((0.4 + 0.05) / 0.8)
+    assert M.aurc(p[::-1], (1 - p)[::-1]) == pytest.approx(0.5)  # order of the points does not matter
+    assert M.prunable_fraction(p, acc) == pytest.approx(0.2)  # 0.895 >= 0.89, 0.88 < 0.89
+    assert M.prunable_fraction(p, acc, tol=0.05) == pytest.approx(0.4)
+    assert M.prunable_fraction(p, np.r_[0.9, np.full(9, 0.5)]) == 0.0
+    with pytest.raises(ValueError, match="fractions"):
+        M.prunable_fraction(p[1:], acc[1:])

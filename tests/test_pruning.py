@@ -1,0 +1,204 @@
+"""P1 pruning mechanics and the planted controls of PROTOCOL.md §9 (bench/pruning.py, predictions/pruning.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from baselines.pca import PCA
+from bench import metrics as M
+from bench import pruning as P
+from bench.methods import METHODS, DataInfo
+from bench.probe import fit_logreg, standardize
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def planted_split(n: int, g: torch.Generator, distinct: int = 16, copies: int = 4):
+    """K = distinct * copies features: ``distinct`` independent sources each copied ``copies`` times;
+    10 classes from a fixed random linear teacher on the sources, so every source matters."""
+    teacher = torch.randn(distinct, 10, generator=_gen(123))
+    s = torch.randn(n, distinct, generator=g)
+    y = (s @ teacher + 0.5 * torch.randn(n, 10, generator=g)).argmax(1)
+    return s.repeat_interleave(copies, 1), y
+
+
+@pytest.fixture(scope="module")
+def planted():
+    g = _gen(0)
+    (ftr, ytr), (fva, yva), (fte, yte) = planted_split(1500, g), planted_split(1000, g), planted_split(1000, g)
+    w = torch.randn(16, 32, generator=g).repeat_interleave(4, 0)
+    curves = P.structured_pruning(ftr, ytr, fva, yva, fte, yte, 10, weight=w, seed=0)
+    return curves, fte
+
+
+def test_masks_from_orders():
+    orders = torch.tensor([[2, 0, 3, 1], [1, 2, 3, 0]])
+    m = P.masks_from_orders(orders, [0.0, 0.25, 0.5, 0.75])
+    assert m.shape == (2, 4, 4)
+    assert m[0].tolist() == [[1, 1, 1, 1], [1, 1, 0, 1], [0, 1, 0, 1], [0, 1, 0, 0]]
+    assert m[1, 2].tolist() == [1, 0, 0, 1]
+
+
+def test_orders():
+    f = torch.randn(500, 6, generator=_gen(1)) * torch.tensor([3.0, 1, 2, 0.5, 4, 1.5])
+    assert P.variance_order(f).tolist() == [3, 1, 5, 2, 0, 4]
+    w = torch.diag(torch.tensor([2.0, 1, 3]))
+    assert P.magnitude_order(w).tolist() == [1, 0, 2]
+    assert P.importance_order(torch.tensor([0.0, 0.01, 0.0, 0.0]), torch.tensor([0.3, 0.0, 0.1, 0.2])).tolist() == [
+        2, 3, 0, 1]
+    draws = P.random_orders(8, 5, seed=3)
+    assert draws.shape == (5, 8) and all(sorted(o.tolist()) == list(range(8)) for o in draws)
+    assert torch.equal(draws, P.random_orders(8, 5, seed=3)) and not torch.equal(draws, P.random_orders(8, 5, 4))
+
+
+def test_redundancy_order_removes_copies_first():
+    s = torch.randn(800, 5, generator=_gen(2))
+    f = torch.cat([s.repeat_interleave(3, 1), torch.zeros(800, 1)], 1)  # 5 sources x 3 copies, then a dead one
+    order = P.redundancy_order(f).tolist()
+    assert order[0] == 15  # dead first
+    first = order[1:11]  # the 10 surplus copies
+    assert sorted({j // 3 for j in order[11:]}) == [0, 1, 2, 3, 4]  # one copy of every source survives
+    assert all(sum(j // 3 == src for j in first) == 2 for src in range(5))
+
+
+def test_fit_logreg_batched_solves_the_probe_problem():
+    x = standardize(torch.randn(400, 6, generator=_gen(3)))[0]
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
+    masks = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 0], [0, 0, 1, 1, 1, 1.0]])
+    w_ref, b_ref = fit_logreg(x.double(), y, 3, 0.01, masks.double(), max_iter=500)
+    w, b = P.fit_logreg_batched(x.double(), y, 3, 0.01, masks, max_iter=500)
+    assert torch.allclose(w, w_ref, atol=1e-4) and torch.allclose(b, b_ref, atol=1e-4)
+    assert (w[1, [1, 3, 5]] == 0).all()
+    # one feature matrix per probe gives the same fits as the masks
+    w2, b2 = P.fit_logreg_batched((x[None] * masks[:, None, :]).double(), y, 3, 0.01, max_iter=500)
+    assert torch.allclose(w2 * masks[:, :, None], w, atol=1e-4)
+    assert torch.equal(P.batched_accuracy(x, y, w, b), P.batched_accuracy((x[None] * masks[:, None, :]), y, w, b))
+
+
+def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
+    """§9: K/4 distinct features copied 4 times: prunable fraction 0.75 +- 0.1 under redundancy and
+    under the val-chosen best criterion; effective rank near 0.25; r(0) = 1 exactly."""
+    curves, fte = planted
+    s = P.summarize(curves, chance=0.1)
+    assert s.prunable[("redundancy", "refit")] == pytest.approx(0.75, abs=0.1)
+    best = s.best["refit"]
+    assert s.prunable[(best, "refit")] == pytest.approx(0.75, abs=0.1)
+    assert s.prunable[("random", "refit")] < 0.5  # a criterion blind to copies cannot do it
+    assert M.effective_rank(fte) == pytest.approx(0.25, abs=0.02)
+    for r in s.retained.values():
+        assert r[0] == 1.0
+    assert set(s.retained) == {(c, m) for c in P.CRITERIA for m in ("refit", "frozen")}
+
+
+def test_frozen_mode_is_the_full_probe_with_features_at_their_train_mean(planted):
+    curves, _ = planted
+    g = _gen(0)
+    (ftr, _), _, (fte, yte) = planted_split(1500, g), planted_split(1000, g), planted_split(1000, g)
+    z_tr, z_te = standardize(ftr, fte)
+    keep = torch.ones(64)
+    keep[P.variance_order(ftr)[: round(0.5 * 64)]] = 0
+    w, b = curves.probe
+    acc = ((z_te * keep) @ w + b).argmax(1).eq(yte).double().mean()
+    assert curves.test[("variance", "frozen")][5] == pytest.approx(float(acc), abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def pca_digits(digits):
+    m = PCA(PCA.Config(), DataInfo(digits.input_dim, digits.n_classes, digits.image_shape), 32)
+    m.fit(digits.train.x, None, 0)
+    with torch.no_grad():
+        return m, [m.encode(s.x) for s in (digits.train, digits.val, digits.test)]
+
+
+def test_pca_variance_beats_random_at_every_fraction(pca_digits, digits):
+    """§9 / issue 4: PCA is decorrelated, yet its low-variance components go at little cost."""
+    m, f = pca_digits
+    d = digits
+    curves = P.structured_pruning(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes,
+                                  weight=m.encoder_weight(), criteria=("variance", "random"))
+    for mode in ("refit", "frozen"):
+        assert (curves.test[("variance", mode)][1:] > curves.test[("random", mode)][1:]).all()
+        assert curves.test[("variance", mode)][0] == curves.test[("random", mode)][0] == curves.test_acc
+
+
+def test_unstructured_pruning_copies_and_compresses(digits):
+    torch.manual_seed(0)
+    method = METHODS.get("random")(None, DataInfo(digits.input_dim, digits.n_classes, digits.image_shape), 32)
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    splits = [(s.x, s.y) for s in (digits.train, digits.val, digits.test)]
+    un = P.unstructured_pruning(method, splits, digits.n_classes, l2=0.01, sparsities=(0.0, 0.5, 0.9))
+    expected = [1.0, 1 / 0.5, 1 / 0.1]
+    assert un.compression == pytest.approx(expected, rel=1e-3)
+    assert all(torch.equal(v, method.state_dict()[k]) for k, v in before.items())  # the encoder is untouched
+    assert ((un.test > 0.5) & (un.test <= 1)).all() and un.test[2] < un.test[0]
+    dup, ratio = P.magnitude_pruned(method, 0.9)
+    assert float((dup.encoder.weight == 0).double().mean()) == pytest.approx(0.9, abs=1e-3)
+    raw = METHODS.get("raw")(None, DataInfo(digits.input_dim), digits.input_dim)
+    assert P.prunable_weights(raw.deployed_modules()) == []
+    with pytest.raises(ValueError, match="no Linear/Conv"):
+        P.magnitude_pruned(raw, 0.5)
+
+
+class _StubSupervised(nn.Module):
+    """What the pruning protocol needs of the ``supervised`` baseline: features and a trained head."""
+
+    uses_labels = True
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+
+def test_head_pruning_uses_the_models_own_head(digits):
+    from predictions.pruning import _head
+
+    torch.manual_seed(0)
+    enc = nn.Linear(digits.input_dim, 32)
+    a = [torch.relu(enc(s.x)).detach() for s in (digits.train, digits.val, digits.test)]
+    w, b = P.fit_logreg_batched(a[0], digits.train.y, digits.n_classes, 1e-3, max_iter=200)
+    head = nn.Linear(32, digits.n_classes)
+    with torch.no_grad():
+        head.weight.copy_(w[0].T)
+        head.bias.copy_(b[0])
+    assert _head(_StubSupervised(head), a[0], digits.n_classes) is head
+    assert _head(_StubSupervised(nn.Linear(32, 3)), a[0], digits.n_classes) is None  # not a classifier head
+    unlabelled = _StubSupervised(head)
+    unlabelled.uses_labels = False
+    assert _head(unlabelled, a[0], digits.n_classes) is None
+    c = P.head_pruning(head, a[0], a[1], digits.val.y, a[2], digits.test.y, weight=enc.weight,
+                       criteria=("importance", "random"))
+    own = float(P.batched_accuracy(a[2], digits.test.y, w, b)[0])
+    assert c.test_acc == pytest.approx(own, abs=1e-12)
+    s = P.summarize(c, chance=0.1)
+    assert s.aurc[("importance", "head")] > s.aurc[("random", "head")]
+    assert all(r[0] == 1.0 for r in s.retained.values()) and s.best["head"] in ("importance", "random")
+
+
+def test_cli_smoke(tmp_path):
+    """``bench run prediction=pruning`` as a user runs it, on digits with a tiny budget."""
+    out, rep = tmp_path / "results", tmp_path / "reports"
+    cmd = [sys.executable, "-m", "bench.cli", "run", "prediction=pruning", "dataset=digits", "methods=[infomax,pca]",
+           "seeds=2", "epochs=2", "pruning.random_draws=2", "pruning.fractions=[0,0.3,0.6,0.9]",
+           "pruning.sparsities=[0,0.9]", f"out={out}", f"reports={rep}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Primary: AURC" in res.stdout and (rep / "pruning.pdf").exists()
+    from bench.results import read_run
+
+    df, _, _ = read_run(next(p for p in (out / "pruning").iterdir() if p.name != "latest"))
+    best = df[df["metric"] == "aurc_best"]
+    assert len(best[best["probe_mode"] == "refit"]) == 4 and best["value"].between(-0.5, 1.5).all()
+    r0 = df[(df["metric"] == "retained") & (df["fraction"] == 0)]
+    assert len(r0) == 2 * 2 * 5 * 2 and (r0["value"] == 1.0).all()
+    corr = df[df["metric"] == "corr"]
+    assert set(corr["method"]) == {"infomax", "pca"} and set(corr["seed"]) == {0} and len(corr) == 2 * 64 * 64
+    assert set(df.loc[df["metric"] == "compression_ratio", "sparsity"]) == {0.0, 0.9}
+    for name in ("retained_accuracy", "aurc", "unstructured", "diagnostics", "correlation_heatmaps"):
+        assert (rep / "pruning" / f"{name}.png").exists()
