@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,8 @@ def probe_run(tmp_path_factory):
     exe = shutil.which("bench") or f"{sys.executable} -m bench"
     cmd = [*exe.split(), "run", "prediction=probe", "dataset=digits", "methods=[infomax,sae,pca,random]",
            "seeds=2", "epochs=3", "width=16", f"out={tmp / 'results'}", f"reports={tmp / 'reports'}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread, as in the other tests
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
     return tmp, proc
 

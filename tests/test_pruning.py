@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -187,7 +188,7 @@ def test_cli_smoke(tmp_path):
     cmd = [sys.executable, "-m", "bench.cli", "run", "prediction=pruning", "dataset=digits", "methods=[infomax,pca]",
            "seeds=2", "epochs=2", "pruning.random_draws=2", "pruning.fractions=[0,0.3,0.6,0.9]",
            "pruning.sparsities=[0,0.9]", f"out={out}", f"reports={rep}"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Primary: AURC" in res.stdout and (rep / "pruning.pdf").exists()
     from bench.results import read_run
