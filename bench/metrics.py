@@ -183,17 +183,19 @@ def pairwise_mi_binned(f: torch.Tensor, bins: int = 20, miller_madow: bool = Tru
 
 
 # --------------------------------------------------------------------------- summaries
-def retained_accuracy(acc: np.ndarray, acc0: float, chance: float) -> np.ndarray:
+def retained_accuracy(acc: np.ndarray, acc0: float, chance: float, min_gap: float = 0.0) -> np.ndarray:
     """Normalised retained accuracy ``r(p) = (acc(p) - chance) / (acc(0) - chance)``.
 
-    ``r(0) = 1`` exactly, ``r = 0`` at chance. All-nan when ``acc(0) <= chance`` (an encoder
-    at chance has nothing to retain).
+    ``r(0) = 1`` exactly, ``r = 0`` at chance. All-nan when ``acc(0) - chance <= min_gap``:
+    an encoder at chance has nothing to retain, and near chance r is noise over a tiny
+    denominator.
 
     Args:
         acc: (F,) accuracies at the pruned fractions. acc0: accuracy unpruned. chance: 1 / classes.
+        min_gap: smallest ``acc(0) - chance`` for which r is defined.
     """
     acc = np.asarray(acc, dtype=float)
-    if not acc0 - chance > 0:
+    if not acc0 - chance > min_gap:
         return np.full(acc.shape, np.nan)
     return (acc - chance) / (acc0 - chance)
 

@@ -35,6 +35,8 @@ def mean_ci_table(df: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.Da
         half = sps.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
         return pd.Series({"mean": v.mean() if n else np.nan, "half": half, "n": n})
 
+    if df.empty:
+        return pd.DataFrame(columns=[*by, "mean", "half", "n"])
     return df.groupby(by, dropna=False)["value"].apply(agg).unstack().reset_index()
 
 

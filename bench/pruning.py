@@ -341,14 +341,20 @@ class Summary:
 
 
 def summarize(curves: Curves, chance: float, tol: float = 0.01, lo: float = 0.1, hi: float = 0.9) -> Summary:
-    """AURC (:func:`bench.metrics.aurc`), prunable fraction and the val-chosen best criterion."""
+    """AURC (:func:`bench.metrics.aurc`), prunable fraction and the val-chosen best criterion.
+
+    An encoder whose unpruned accuracy is within ``tol`` of chance has nothing to prune away:
+    its r, AURC and prunable fraction are nan and it has no best criterion.
+    """
     p = np.array(curves.fractions)
     out = Summary({}, {}, {}, {}, {})
+    defined = curves.test_acc - chance > tol and curves.val_acc - chance > tol
     for key, acc in curves.test.items():
-        out.retained[key] = metrics.retained_accuracy(acc, curves.test_acc, chance)
+        out.retained[key] = metrics.retained_accuracy(acc, curves.test_acc, chance, tol)
         out.aurc[key] = metrics.aurc(p, out.retained[key], lo, hi)
-        out.aurc_val[key] = metrics.aurc(p, metrics.retained_accuracy(curves.val[key], curves.val_acc, chance), lo, hi)
-        out.prunable[key] = metrics.prunable_fraction(p, acc, tol)
+        r_val = metrics.retained_accuracy(curves.val[key], curves.val_acc, chance, tol)
+        out.aurc_val[key] = metrics.aurc(p, r_val, lo, hi)
+        out.prunable[key] = metrics.prunable_fraction(p, acc, tol) if defined else math.nan
     for (crit, mode), v in out.aurc_val.items():
         if np.isfinite(v) and (mode not in out.best or v > out.aurc_val[(out.best[mode], mode)]):
             out.best[mode] = crit

@@ -46,6 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats as sps
 from torch import nn
 
 from bench import metrics, plots, pruning
@@ -218,7 +219,8 @@ class Pruning(Prediction):
             row("aurc_val", s.aurc_val[(crit, mode)], criterion=crit, probe_mode=mode)
             row("prunable_fraction", s.prunable[(crit, mode)], criterion=crit, probe_mode=mode)
         for mode in {m for _, m in curves.test} - set(s.best):
-            row("skipped", 1.0, criterion="best", probe_mode=mode, note="unpruned accuracy at chance: r(p) undefined")
+            row("skipped", 1.0, criterion="best", probe_mode=mode,
+                note=f"unpruned accuracy within {c.tolerance} of chance: r(p) undefined")
         for mode, best in s.best.items():
             row("aurc_best", s.aurc[(best, mode)], criterion=best, probe_mode=mode)
             row("prunable_fraction_best", s.prunable[(best, mode)], criterion=best, probe_mode=mode)
@@ -275,10 +277,15 @@ class Pruning(Prediction):
 
 # ---------------------------------------------------------------------------------- tables
 def _cell(v: pd.Series) -> str:
-    t = plots.mean_ci_table(pd.DataFrame({"value": v.astype(float), "g": 0}), ["g"]).iloc[0]
-    if not np.isfinite(t["mean"]):
+    """'mean +- 95% t half-width' of the finite values ('n/a' when none)."""
+    x = v.astype(float).to_numpy()
+    x = x[np.isfinite(x)]
+    if not len(x):
         return "n/a"
-    return f"{t['mean']:.3g}" + (f" \u00b1 {t['half']:.2g}" if np.isfinite(t["half"]) else "")
+    if len(x) < 2 or x.std() == 0:
+        return f"{x.mean():.3g}"
+    half = sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return f"{x.mean():.3g} \u00b1 {half:.2g}"
 
 
 def _per_method(df: pd.DataFrame, columns: dict[str, tuple[str, dict]]) -> pd.DataFrame:

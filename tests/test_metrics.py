@@ -99,6 +99,8 @@ def test_retained_aurc_prunable():
     assert r[0] == 1.0 and r[-1] == 0.0
     assert np.allclose(r, (acc - 0.1) / 0.8)
     assert np.isnan(M.retained_accuracy(acc, 0.1, 0.1)).all()  # nothing to retain at chance
+    assert np.isnan(M.retained_accuracy(acc, 0.105, 0.1, min_gap=0.01)).all()  # nor within 1 point of it
+    assert M.retained_accuracy(acc, 0.12, 0.1, min_gap=0.01)[0] == pytest.approx(40.0)
     assert M.aurc(p, np.ones(10)) == pytest.approx(1.0)
     assert M.aurc(p, 1 - p) == pytest.approx(0.5)  # mean of 1 - p over [0.1, 0.9]
     assert M.aurc(p, np.where(p <= 0.5, 1.0, 0.0)) == pytest.approx((0.4 + 0.05) / 0.8)
