@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views
+from bench.augment import AugmentConfig, make_views, mlp_head
 from bench.methods import METHODS, Method
 
 
@@ -50,10 +50,6 @@ def ema_(target: nn.Module, online: nn.Module, tau: float) -> None:
     """In place ``xi <- tau xi + (1 - tau) theta`` for every parameter of ``target``."""
     for t, o in zip(target.parameters(), online.parameters(), strict=True):
         t.mul_(tau).add_(o.detach(), alpha=1 - tau)
-
-
-def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
 
 @dataclass(frozen=True)
@@ -84,8 +80,8 @@ class BYOL(Method):
         super().__init__(cfg, info, width)
         cfg.check()
         self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = _mlp(width, cfg.proj_hidden, cfg.proj_dim)
-        self.predictor = _mlp(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
+        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim)
+        self.predictor = mlp_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views
+from bench.augment import AugmentConfig, make_views, mlp_head
 from bench.methods import METHODS, Method
 
 
@@ -98,9 +98,7 @@ class MoCo(Method):
         super().__init__(cfg, info, width)
         cfg.check()
         self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = nn.Sequential(
-            nn.Linear(width, cfg.proj_hidden), nn.ReLU(), nn.Linear(cfg.proj_hidden, cfg.proj_dim)
-        )
+        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim, batch_norm=False)
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))

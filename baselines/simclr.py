@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views
+from bench.augment import AugmentConfig, make_views, mlp_head
 from bench.methods import METHODS, Method
 
 
@@ -77,12 +77,7 @@ class SimCLR(Method):
         super().__init__(cfg, info, width)
         cfg.check()
         self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = nn.Sequential(
-            nn.Linear(width, cfg.proj_hidden),
-            nn.BatchNorm1d(cfg.proj_hidden),
-            nn.ReLU(),
-            nn.Linear(cfg.proj_hidden, cfg.proj_dim),
-        )
+        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.encoder(x))

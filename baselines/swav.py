@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views
+from bench.augment import AugmentConfig, make_views, mlp_head
 from bench.methods import METHODS, Method
 
 
@@ -107,12 +107,7 @@ class SwAV(Method):
         super().__init__(cfg, info, width)
         cfg.check()
         self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = nn.Sequential(
-            nn.Linear(width, cfg.proj_hidden),
-            nn.BatchNorm1d(cfg.proj_hidden),
-            nn.ReLU(),
-            nn.Linear(cfg.proj_hidden, cfg.proj_dim),
-        )
+        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim)
         self.prototypes = nn.Linear(cfg.proj_dim, cfg.n_prototypes, bias=False)
         self._normalize_prototypes()
 

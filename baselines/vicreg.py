@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views
+from bench.augment import AugmentConfig, make_views, mlp_head
 from bench.methods import METHODS, Method
 
 
@@ -101,15 +101,7 @@ class VICReg(Method):
         cfg.check()
         h = cfg.proj_hidden
         self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = nn.Sequential(
-            nn.Linear(width, h),
-            nn.BatchNorm1d(h),
-            nn.ReLU(),
-            nn.Linear(h, h),
-            nn.BatchNorm1d(h),
-            nn.ReLU(),
-            nn.Linear(h, cfg.proj_dim),
-        )
+        self.projector = mlp_head(width, h, cfg.proj_dim, n_hidden=2)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.encoder(x))

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from bench.methods import MethodConfig
 
@@ -168,3 +169,14 @@ def make_views(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independent random views ``(x1, x2)`` of the minibatch ``x`` (N, D), each (N, D)."""
     return augment(x, image_shape, cfg), augment(x, image_shape, cfg)
+
+
+def mlp_head(d_in: int, hidden: int, d_out: int, n_hidden: int = 1, batch_norm: bool = True) -> nn.Sequential:
+    """The projector / predictor MLP of the SSL methods (training-only):
+    ``n_hidden`` blocks of ``Linear -> [BatchNorm1d] -> ReLU``, then ``Linear(hidden, d_out)``."""
+    layers: list[nn.Module] = []
+    for i in range(n_hidden):
+        layers += [nn.Linear(d_in if i == 0 else hidden, hidden)]
+        layers += [nn.BatchNorm1d(hidden)] if batch_norm else []
+        layers += [nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(hidden if n_hidden else d_in, d_out))
