@@ -55,6 +55,7 @@ class RunConfig:
     out: str = "results"
     reports: str = "reports"
     cache: str | None = None  # None: <out>/cache
+    threads: int = 1  # CPU threads for torch (see README: one is fastest for these small models)
     data: DataConfig = field(default_factory=DataConfig)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     prediction_overrides: dict[str, Any] = field(default_factory=dict)
@@ -149,7 +150,7 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 RUN_KEYS = ("dataset", "methods", "width", "seeds", "epochs", "batch_size", "device", "profile",
-            "out", "reports", "cache")
+            "out", "reports", "cache", "threads")
 
 
 def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
@@ -228,7 +229,7 @@ def validate(cfg: RunConfig) -> None:
                 raise ConfigError(f"methods: unknown '{m}' (choices: {', '.join(METHODS.names())})")
         if len(set(cfg.methods)) != len(cfg.methods):
             raise ConfigError(f"methods: listed twice in {cfg.methods}")
-    for key, lo in (("width", 1), ("epochs", 1), ("batch_size", 2)):
+    for key, lo in (("width", 1), ("epochs", 1), ("batch_size", 2), ("threads", 1)):
         v = getattr(cfg, key)
         if v is not None and v < lo:
             raise ConfigError(f"{key}: must be >= {lo}, got {v}")

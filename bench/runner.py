@@ -174,6 +174,8 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     started = results.now()
     prediction = build_prediction(cfg)
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
     if cfg.methods is not None:
         methods = list(cfg.methods)
     elif prediction.cfg.methods:

@@ -1,6 +1,6 @@
 """Benchmark (not a test): samples/s of one InfoMax training epoch on mnist5k at batch 128.
 
-    python3 benchmarks/infomax_epoch.py [--device cpu|cuda] [--width 64] [--repeats 5]
+    python3 benchmarks/infomax_epoch.py [--device cpu|cuda] [--width 64] [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--method", default="infomax")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the suite's default is 1)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     load_all()
     ds = load_dataset("mnist5k", device=args.device)
     cls = METHODS.get(args.method)
