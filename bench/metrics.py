@@ -6,7 +6,7 @@ device) and return a Python float. None of them is the subject's training proxy
 InfoMax loss did not optimise directly.
 
 * :func:`gaussian_tc` - Gaussian total correlation ``1/2 (sum_j log C_jj - log det C)``;
-* :func:`pairwise_mi_binned` - mean plug-in mutual information of 20-bin binned pairs;
+* :func:`pairwise_mi_binned` - mean mutual information of 20-bin binned pairs (Miller-Madow);
 * :func:`mean_abs_offdiag_corr` - mean ``|Corr_jk|`` over ``j != k``;
 * :func:`max_weight_cosine` - max cosine similarity between two incoming weight vectors;
 * :func:`effective_rank` - ``exp(H(lambda / sum lambda)) / K`` (Roy & Vetterli 2007);

@@ -24,8 +24,8 @@ subject LOWER than each baseline. Secondary (own verdict tables): AURC under ``m
 (higher).
 
 L2 strength: chosen on val from the §6 grid for the full feature set; each pruned variant
-chooses its own on val among that value and its two grid neighbours (nothing is selected on
-test); see :mod:`bench.pruning` for the batching.
+chooses its own on val between that value and the next weaker one (nothing is selected on
+test); see :mod:`bench.pruning` for why and for the batching.
 
 Tidy rows (condition columns ``criterion``, ``fraction``, ``probe_mode``, ``sparsity``,
 ``feat_i``, ``feat_j``, empty elsewhere): ``acc`` and ``retained`` per (criterion, mode,
@@ -126,7 +126,7 @@ class Pruning(Prediction):
         "knocked out of the full probe alone) or redundancy (dead features, then greedily the kept feature with the "
         "largest train |corr| to another kept one). Probe refit on the kept standardised features, or frozen (full "
         "probe, removed features at their train mean). The L2 strength is chosen on val (grid 1e-4..1e1) for the "
-        "full features; each pruned variant chooses its own on val among that value and its two grid neighbours; "
+        "full features; each pruned variant chooses its own on val between that value and the next weaker one; "
         "all variants are fitted as one batched L-BFGS problem per L2 value. supervised: hidden units also pruned "
         "under its own trained head (mode head, no refit). "
         "Unstructured: global magnitude pruning (torch prune.global_unstructured, L1) of every Linear/Conv weight of "
@@ -193,7 +193,7 @@ class Pruning(Prediction):
                                       criteria=c.criteria, random_draws=c.random_draws, seed=seed)
             row("head_acc", hc.test_acc)
             self._curve_rows(row, hc, chance, ("head",))
-        self._unstructured_rows(row, method, ds, curves)
+        self._unstructured_rows(row, method, ds, curves, (f_tr, f_va, f_te))
         for name, value in self._diagnostics(f_te, w).items():
             row(name, value)
         if w is None:
@@ -225,13 +225,13 @@ class Pruning(Prediction):
             row("aurc_best", s.aurc[(best, mode)], criterion=best, probe_mode=mode)
             row("prunable_fraction_best", s.prunable[(best, mode)], criterion=best, probe_mode=mode)
 
-    def _unstructured_rows(self, row, method, ds, curves: pruning.Curves) -> None:
+    def _unstructured_rows(self, row, method, ds, curves: pruning.Curves, features) -> None:
         if not pruning.prunable_weights(method.deployed_modules()):
             row("skipped", 1.0, criterion="unstructured", probe_mode="refit",
                 note="no Linear/Conv weight in the deployed modules")
             return
         un = pruning.unstructured_pruning(method, [(s.x, s.y) for s in (ds.train, ds.val, ds.test)], ds.n_classes,
-                                          curves.l2, self.cfg.sparsities, init=curves.probe)
+                                          curves.l2, self.cfg.sparsities, init=curves.probe, unpruned=features)
         for s, a, cr in zip(un.sparsities, un.test, un.compression, strict=True):
             row("unstructured_acc", a, sparsity=s, probe_mode="refit")
             row("compression_ratio", cr, sparsity=s)
@@ -391,6 +391,19 @@ def _legend(fig, pal: dict[str, str], methods: list[str]) -> None:
                bbox_to_anchor=(0.5, 0.985), fontsize=8)
 
 
+def _end_labels(ax, ends: list[tuple[float, float, str]], pal: dict[str, str], gap: float = 0.022) -> None:
+    """Method names at the right end of their lines, nudged apart vertically (gap in axis fractions)."""
+    lo, hi = ax.get_ylim()
+    step = gap * (hi - lo)
+    placed: list[float] = []
+    for y, x, m in sorted(ends):
+        y_text = max(y, placed[-1] + step) if placed else y
+        placed.append(y_text)
+        ax.annotate(m, (x, y), xytext=(x * 1.08, y_text), fontsize=6, va="center", color=pal[m],
+                    weight="bold" if m == SUBJECT else "normal",
+                    arrowprops={"arrowstyle": "-", "lw": 0.3, "color": pal[m]} if abs(y_text - y) > step / 2 else None)
+
+
 def retained_figure(df: pd.DataFrame):
     sel = df[df["metric"] == "retained"].dropna(subset=["value"])
     crits = [c for c in pruning.CRITERIA if c in set(sel["criterion"])]
@@ -408,6 +421,8 @@ def retained_figure(df: pd.DataFrame):
                 tt = tt.sort_values("fraction")
                 if len(tt):
                     _line(ax, tt, "fraction", pal, m)
+                    if mode == "head":
+                        ax.text(0.02, float(tt["mean"].iloc[-1]), m, fontsize=6, color="k", va="center")
             ax.axhline(1.0, color="k", lw=0.5, ls=":")
             ax.axhline(0.0, color="k", lw=0.5)
             if i == 0:
@@ -424,17 +439,36 @@ def retained_figure(df: pd.DataFrame):
     return fig
 
 
+def _dots(ax, sel: pd.DataFrame, label: str) -> None:
+    """Mean and 95% CI per method as a point range (a zoomed axis stays honest), sorted, subject red."""
+    t = plots.mean_ci_table(sel.dropna(subset=["value"]), ["method"]).sort_values("mean")
+    pal = plots.method_palette(t["method"])
+    y = np.arange(len(t))
+    half = t["half"].fillna(0)
+    ax.hlines(y, t["mean"] - half, t["mean"] + half, colors=[pal[m] for m in t["method"]], lw=1.4)
+    ax.scatter(t["mean"], y, c=[pal[m] for m in t["method"]], s=[40 if m == SUBJECT else 18 for m in t["method"]],
+               zorder=3)
+    ax.set_yticks(y, list(t["method"]))
+    for tick, m in zip(ax.get_yticklabels(), t["method"], strict=True):
+        if m == SUBJECT:
+            tick.set_fontweight("bold")
+            tick.set_color(plots.SUBJECT_COLOR)
+    if SUBJECT in set(t["method"]):
+        ax.axvline(float(t.loc[t["method"] == SUBJECT, "mean"].iloc[0]), color=plots.SUBJECT_COLOR, lw=0.6, ls="--")
+    ax.set_xlabel(label)
+    ax.set_ylim(-0.6, len(t) - 0.4)
+
+
 def aurc_figure(df: pd.DataFrame):
     n = df["method"].nunique()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 0.28 * n + 1.9))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 0.26 * n + 1.9))
     refit = _is(df, "probe_mode", "refit")
-    plots.metric_bars(df[refit], "aurc_best", "AURC, val-chosen best criterion (primary)", axes[0])
-    plots.metric_bars(df[refit & _is(df, "criterion", "magnitude")], "aurc", "AURC, magnitude criterion", axes[1])
-    plots.metric_bars(df[refit], "prunable_fraction_best", "prunable fraction (1-point loss), best criterion", axes[2])
-    for ax in axes:
-        ax.set_xlim(0, 1.0)
-    fig.suptitle("Prunability per method, refit probe (mean, 95% CI; subject in red; lower = harder to prune)",
-                 fontsize=9)
+    _dots(axes[0], df[refit & (df["metric"] == "aurc_best")], "AURC, best criterion (val-chosen): primary")
+    _dots(axes[1], df[refit & _is(df, "criterion", "magnitude") & (df["metric"] == "aurc")],
+          "AURC, magnitude criterion")
+    _dots(axes[2], df[refit & (df["metric"] == "prunable_fraction_best")], "prunable fraction (1-point loss), best")
+    fig.suptitle("Prunability per method, refit probe (mean and 95% CI over seeds; subject in red, dashed at its "
+                 "mean; lower = harder to prune)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -448,12 +482,13 @@ def unstructured_figure(df: pd.DataFrame):
     t["compression"] = [comp.get((m, s), np.nan) for m, s in zip(t["method"], t["sparsity"], strict=True)]
     methods = _methods_order(t["method"])
     pal = plots.method_palette(methods)
-    fig, ax = plt.subplots(figsize=(8, 5.4))
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    ends = []
     for m in methods:
-        _line(ax, t[t["method"] == m].sort_values("compression"), "compression", pal, m)
-        last = t[t["method"] == m].sort_values("compression").iloc[-1]
-        ax.text(last["compression"] * 1.05, last["mean"], m, fontsize=6, va="center", color=pal[m],
-                weight="bold" if m == SUBJECT else "normal")
+        tm = t[t["method"] == m].sort_values("compression")
+        _line(ax, tm, "compression", pal, m)
+        ends.append((float(tm["mean"].iloc[-1]), float(tm["compression"].iloc[-1]), m))
+    _end_labels(ax, ends, pal)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("compression ratio = total / nonzero encoder weights (log2)")
     ax.set_ylabel("test accuracy, probe refit")

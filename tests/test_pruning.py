@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -139,6 +140,10 @@ def test_unstructured_pruning_copies_and_compresses(digits):
     assert un.compression == pytest.approx(expected, rel=1e-3)
     assert all(torch.equal(v, method.state_dict()[k]) for k, v in before.items())  # the encoder is untouched
     assert ((un.test > 0.5) & (un.test <= 1)).all() and un.test[2] < un.test[0]
+    with torch.no_grad():
+        feats = [method.encode(x) for x, _ in splits]
+    again = P.unstructured_pruning(method, splits, digits.n_classes, l2=0.01, sparsities=(0.0, 0.5, 0.9), unpruned=feats)
+    assert np.array_equal(again.test, un.test) and np.array_equal(again.compression, un.compression)
     dup, ratio = P.magnitude_pruned(method, 0.9)
     assert float((dup.encoder.weight == 0).double().mean()) == pytest.approx(0.9, abs=1e-3)
     raw = METHODS.get("raw")(None, DataInfo(digits.input_dim), digits.input_dim)
