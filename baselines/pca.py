@@ -4,6 +4,8 @@ Pearson, K. (1901). On lines and planes of closest fit to systems of points in s
 Fitted by SVD of the centred training inputs; the deployed encoder is ``Linear(D, K)`` with
 ``W = components`` and ``b = -W mean``, so features are the (unwhitened) projections and every
 protocol that inspects incoming weights (magnitude pruning) treats PCA like the others.
+Components beyond the centred training inputs' numerical rank (``digits``: 61 of 64, its border
+pixels being constant) are zero rows, i.e. dead features, never directions fitted to rounding noise.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class PCA(Method):
         mean = x.mean(0)
         xc = (x - mean).double()
         _, s, vt = torch.linalg.svd(xc, full_matrices=False)
-        k = min(self.width, vt.shape[0])
+        tol = max(xc.shape) * torch.finfo(s.dtype).eps * float(s.max())  # numpy's rank tolerance
+        k = min(self.width, int((s > tol).sum()))
         w = torch.zeros(self.width, x.shape[1], dtype=torch.float64, device=x.device)
-        w[:k] = vt[:k]  # rows beyond rank(D, N) stay zero (dead features)
+        w[:k] = vt[:k]  # rows beyond the centred data's rank stay zero (dead features, not noise directions)
         signs = torch.sign(w[:k].sum(1, keepdim=True)).clamp(min=0) * 2 - 1  # deterministic sign
         w[:k] *= signs
         if self.cfg.whiten:

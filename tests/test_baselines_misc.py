@@ -171,6 +171,34 @@ def test_fastica_is_a_frozen_linear_encoder_with_dead_extra_features(ica):
     assert bool(m.converged) and int(m.n_iter) > 0
 
 
+@pytest.mark.parametrize("name", ["fastica", "pca"])
+def test_decompositions_on_digits_with_constant_pixels(digits, name):
+    """PROTOCOL §9: on the data the suite runs (digits has constant border pixels, the first
+    one among them), FastICA's train features are uncorrelated and as informative as PCA's."""
+    from bench.metrics import correlation
+    from bench.probe import linear_probe
+
+    assert (digits.train.x[:, 0] == digits.train.x[0, 0]).all()  # the case that broke sklearn's whitening
+    k = 32
+    feats = {}
+    for m_name in dict.fromkeys([name, "pca"]):
+        m = build(m_name, data_info(digits), k)
+        m.fit(digits.train.x, None, 0)
+        with torch.no_grad():
+            feats[m_name] = [m.encode(s.x) for s in (digits.train, digits.val, digits.test)]
+    f = feats[name][0]
+    assert int(torch.linalg.matrix_rank(f.double())) == k
+    r = correlation(f)
+    r.fill_diagonal_(0)
+    assert float(r.abs().max()) < 0.05
+    acc = {
+        m_name: float(linear_probe(*[t for pair in zip(fs, (digits.train.y, digits.val.y, digits.test.y),
+                                                         strict=True) for t in pair], digits.n_classes).test_acc[0])
+        for m_name, fs in feats.items()
+    }
+    assert abs(acc[name] - acc["pca"]) <= 0.01, acc
+
+
 # ----------------------------------------------------------------------------- gmm
 def test_gmm_responsibilities_match_sklearn(digits):
     k = 10
