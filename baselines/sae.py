@@ -1,25 +1,42 @@
-"""Sparse autoencoder: ``Linear(D, K) + ReLU`` encoder, linear decoder, MSE + L1 on codes.
+"""Sparse autoencoder: ``Linear(D, K) + ReLU`` encoder, unit-norm linear decoder, MSE + L1 on codes.
 
-Ng, A. (2011). Sparse autoencoder (CS294A lecture notes); the L1-penalised ReLU form used in
-dictionary learning for interpretability (Bricken et al. 2023, "Towards Monosemanticity").
-Loss ``mean_i ||x_i - D a_i||^2 + l1 * mean_i ||a_i||_1`` (squared error summed over input
-dimensions, averaged over the batch) with ``l1 = 0.01``
-(the foundation issue's default). The decoder is training-only.
+Bricken et al. (2023), "Towards Monosemanticity: Decomposing Language Models With Dictionary
+Learning" (Transformer Circuits Thread): a ReLU encoder, a linear decoder whose columns
+(one dictionary atom per feature) are renormalised to unit L2 norm after every optimiser step,
+and the loss ``||x - x_hat||^2 + lambda ||f||_1``. The renormalisation is what makes the L1
+penalty bite: without it the codes shrink while the decoder grows, and the penalty is dodged
+(the reason this file changed; a test checks that the columns stay unit norm).
+
+The L1 strength is the published one, not tuned here: ``lambda = 5`` (Templeton et al. 2024,
+"Scaling Monosemanticity"), which Anthropic's recipe (Conerly et al. 2024, "Circuits Updates,
+April 2024: training SAEs") states for inputs scaled by one constant so that
+``E ||x||_2 = sqrt(D)``. A penalty strength is only meaningful at a known input scale, so the
+scale is carried over instead of the raw number: scaling ``x`` by ``c = sqrt(D) / E||x||_2``
+multiplies the reconstruction term by ``c^2`` and the (equivalently rescaled) codes' L1 by ``c``,
+so on the raw inputs the same objective is
+
+    mean_i ||x_i - D f_i - d_0||^2 + (lambda / c) * mean_i ||f_i||_1,   ||D_:,k||_2 = 1,
+
+with ``E ||x||_2`` estimated on each minibatch (detached). Departures from Bricken et al.: no
+pre-encoder bias subtraction, no resampling of dead features, Adam at the suite's shared
+``lr`` and the suite's epoch budget. The decoder is training-only.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from baselines.ae import reconstruction_mse
 from bench.methods import METHODS, Method, MethodConfig
 
 
 @dataclass(frozen=True)
 class SAEConfig(MethodConfig):
-    l1: float = 0.01
+    l1: float = 5.0  # Templeton et al. 2024, at E||x||_2 = sqrt(D) (see the module docstring)
 
     def check(self) -> None:
         super().check()
@@ -29,21 +46,31 @@ class SAEConfig(MethodConfig):
 
 @METHODS.register()
 class SAE(Method):
-    """Sparse autoencoder (ReLU encoder, linear decoder, MSE + 0.01 L1)."""
+    """Sparse autoencoder (ReLU encoder, unit-norm decoder columns, MSE + L1, lambda 5 at E||x|| = sqrt(D))."""
 
     name = "sae"
-    citation = "Ng 2011, Sparse autoencoder; Bricken et al. 2023, Towards Monosemanticity"
+    citation = "Bricken et al. 2023, Towards Monosemanticity; Templeton et al. 2024, Scaling Monosemanticity"
     Config = SAEConfig
 
     def __init__(self, cfg, info, width):
         super().__init__(cfg, info, width)
         self.encoder = nn.Linear(info.input_dim, width)
         self.decoder = nn.Linear(width, info.input_dim)
+        self.after_step()
+        with torch.no_grad():  # encoder initialised to the decoder's transpose (Conerly et al. 2024)
+            self.encoder.weight.copy_(self.decoder.weight.T)
+            self.encoder.bias.zero_()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.encoder(x))
 
     def loss_terms(self, x, y=None):
         a = self.encode(x)
-        mse = (self.decoder(a) - x).pow(2).sum(1).mean()
-        return {"mse": mse, "l1": self.cfg.l1 * a.abs().sum(1).mean()}
+        scale = math.sqrt(x.shape[1]) / x.detach().norm(dim=1).mean().clamp(min=1e-12)  # c
+        return {"mse": reconstruction_mse(self.decoder(a), x), "l1": self.cfg.l1 / scale * a.abs().sum(1).mean()}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Renormalise every decoder column (one feature's dictionary atom) to unit L2 norm."""
+        w = self.decoder.weight  # (D, K): column k is feature k's atom
+        w.div_(w.norm(dim=0, keepdim=True).clamp(min=1e-12))

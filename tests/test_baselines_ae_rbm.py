@@ -165,6 +165,30 @@ def test_dae_without_noise_is_the_ae(digits):
     assert torch.allclose(ae.loss_terms(x)["mse"], hand)
 
 
+# ----------------------------------------------------------------------------- SAE
+def test_sae_decoder_columns_stay_unit_norm_so_the_l1_cannot_be_dodged(digits):
+    from bench.trainer import train
+
+    cls = METHODS.get("sae")
+    torch.manual_seed(0)
+    m = cls(cls.Config(), data_info(digits), 16)
+    x = digits.train.x
+    train(m, x, None, epochs=3, batch_size=128, seed=0)
+    norms = m.decoder.weight.norm(dim=0)  # (K,): one dictionary atom per feature
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    # the L1 term by hand: lambda / c * mean ||f||_1 with c = sqrt(D) / mean ||x||_2 (inputs at E||x|| = sqrt(D))
+    xb = x[:128]
+    f = m.encode(xb)
+    c = xb.shape[1] ** 0.5 / xb.norm(dim=1).mean()
+    expected = 5.0 / c * f.abs().sum(1).mean()
+    assert torch.allclose(m.loss_terms(xb)["l1"], expected, rtol=1e-5)
+    # doubling every code and halving every atom no longer keeps the reconstruction: the atoms are renormalised
+    with torch.no_grad():
+        m.decoder.weight.mul_(0.5)
+    m.after_step()
+    assert torch.allclose(m.decoder.weight.norm(dim=0), torch.ones(16), atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- VAE
 def test_gaussian_kl_closed_form():
     z = torch.zeros(3, 5)
