@@ -10,7 +10,9 @@ is cached as failed with its reason: rerunning it would diverge again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib
 import inspect
 import json
 import os
@@ -43,22 +45,19 @@ class JobSpec:
 
     def code_version(self) -> str:
         """Hash of the source that trains this encoder: the method's module, the project
-        modules it uses (base classes, augmentations, losses), the trainer and the losses.
+        modules it uses (base classes, augmentations, losses), the trainer, the losses, the data
+        module (scaling, splits, generators: a changed split must not reuse an encoder that may
+        have trained on what is now test data) and this module (seeding, fitting).
         Editing any of them invalidates the cached encoder instead of reusing a stale one."""
         cls = METHODS.get(self.method)
         mods = {sys.modules[c.__module__] for c in cls.__mro__ if _in_project(c.__module__)}
-        mods |= {sys.modules[m] for m in ("bench.trainer", "bench.losses", "bench.methods")}
+        mods |= {sys.modules[m] for m in CODE_MODULES}
         for mod in list(mods):
             for obj in vars(mod).values():
                 used = inspect.getmodule(obj)
                 if used is not None and _in_project(used.__name__):
                     mods.add(used)
-        srcs = []
-        for m in sorted(mods, key=lambda m: m.__name__):
-            try:
-                srcs.append(inspect.getsource(m))
-            except (OSError, TypeError):  # no source (e.g. exec'd in a test): its name stands in
-                srcs.append(m.__name__)
+        srcs = [module_source(m) for m in sorted(mods, key=lambda m: m.__name__)]
         return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:12]
 
     def identity(self) -> dict[str, Any]:
@@ -68,6 +67,7 @@ class JobSpec:
         return {
             "bench_version": bench.__version__,
             "code": self.code_version(),
+            "libraries": library_versions(),
             "method": self.method,
             "method_cfg": dataclasses.asdict(self.method_cfg),
             "dataset": self.dataset,
@@ -106,6 +106,32 @@ class Encoder:
         assert self.method is not None, f"job {self.spec.key} failed: {self.reason}"
         self.method.eval()
         return torch.cat([self.method.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+# project modules every encoder depends on, whatever its method
+CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.jobs")
+# libraries whose numerics shape a trained encoder (their version is part of the cache key)
+KEY_LIBRARIES = ("torch", "numpy", "sklearn", "timm")
+
+
+def module_source(module) -> str:
+    """A module's source text (its name when it has none, e.g. exec'd in a test)."""
+    try:
+        return inspect.getsource(module)
+    except (OSError, TypeError):
+        return module.__name__
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """``{library: version}`` of :data:`KEY_LIBRARIES` (``"absent"`` when not importable)."""
+    out = {}
+    for name in KEY_LIBRARIES:
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except ImportError:
+            out[name] = "absent"
+    return out
 
 
 def _in_project(module: str) -> bool:

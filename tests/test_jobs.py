@@ -81,6 +81,24 @@ def test_cache_key_changes_with_everything_that_determines_the_encoder():
     assert base.key == JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 128).key
 
 
+def test_editing_the_data_code_or_a_library_version_invalidates_the_entry(monkeypatch):
+    import bench.jobs as jobs
+
+    cfg = RunConfig()
+    spec = JobSpec("pca", cfg.method_config("pca"), "digits", cfg.data, 16, 0, 5, 128)
+    key = spec.key
+    real = jobs.module_source
+    monkeypatch.setattr(jobs, "module_source",
+                        lambda m: real(m) + ("\n# edited split" if m.__name__ == "bench.data" else ""))
+    assert spec.key != key  # the data module is hashed: a new split never reuses an old encoder
+    monkeypatch.setattr(jobs, "module_source", real)
+    assert spec.key == key
+    versions = jobs.library_versions()
+    assert set(versions) >= {"torch", "sklearn", "timm"}
+    monkeypatch.setattr(jobs, "library_versions", lambda: {**versions, "sklearn": "0.0-other"})
+    assert spec.key != key
+
+
 def test_cache_hit_skips_training(digits, tmp_path, monkeypatch):
     cfg = RunConfig()
     spec = JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, 0, 2, 128)
