@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from scipy import stats as sps  # noqa: E402
 
+from bench import stats  # noqa: E402
 from bench.protocol import SUBJECT  # noqa: E402
 
 SUBJECT_COLOR = "#d62728"
@@ -28,12 +28,11 @@ def method_palette(methods) -> dict[str, str]:
 
 
 def mean_ci_table(df: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.DataFrame:
-    """Mean, t-interval half-width and n of ``value`` per group."""
+    """Mean, t-interval half-width (``stats.t_interval``) and n of the finite ``value``s per group."""
     def agg(v: pd.Series) -> pd.Series:
-        v = v.dropna().to_numpy(float)
-        n = len(v)
-        half = sps.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-        return pd.Series({"mean": v.mean() if n else np.nan, "half": half, "n": n})
+        v = v.to_numpy(float)
+        mean, _, high = stats.t_interval(v, level=level)
+        return pd.Series({"mean": mean, "half": high - mean, "n": int(np.isfinite(v).sum())})
 
     if df.empty:
         return pd.DataFrame(columns=[*by, "mean", "half", "n"])

@@ -9,6 +9,7 @@ figure is also saved as ``reports/<prediction>/<figure>.png``.
 from __future__ import annotations
 
 import textwrap
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +30,16 @@ ROWS_PER_PAGE = 34
 
 
 def overall(frame: pd.DataFrame) -> str:
-    comps = [stats.Comparison(**{f: r[f] for f in stats.FIELDS}) for _, r in frame.iterrows()]
+    """The overall line of a verdict frame; fields the frame lacks take their defaults."""
+    defaults = {f.name: f.default for f in fields(stats.Comparison) if f.default is not MISSING}
+    comps = []
+    for _, r in frame.iterrows():
+        values = {f: r[f] if f in frame.columns else defaults[f] for f in stats.FIELDS}
+        if pd.isna(values.get("n_missing")):
+            values["n_missing"] = 0
+        if not isinstance(values.get("reason"), str):
+            values["reason"] = ""
+        comps.append(stats.Comparison(**values))
     return stats.overall_line(comps)
 
 
@@ -58,8 +68,12 @@ def verdict_display(frame: pd.DataFrame) -> pd.DataFrame:
     out["p (Wilcoxon)"] = frame["p_wilcoxon"]
     out["p (Holm)"] = frame["p_holm"]
     out["verdict"] = frame["verdict"]
-    if frame["n_missing"].sum():
+    if "n_missing" in frame.columns and frame["n_missing"].fillna(0).sum():
         out["missing"] = frame["n_missing"]
+    if "reason" in frame.columns:
+        reason = frame["reason"].map(lambda v: v if isinstance(v, str) else "")
+        if (reason != "").any():
+            out["reason"] = reason
     return out
 
 
@@ -142,6 +156,14 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         if len(failed):
             y = _text(fig, y, f"Failed jobs ({len(failed)}), kept and counted as missing seeds: " + "; ".join(
                 f"{r.method} seed {r.seed}: {r.note}" for r in failed.itertuples()), 8, width=120)
+        skipped = df[df["metric"] == "job_skipped"].drop_duplicates(["method", "note"])
+        if len(skipped):
+            y = _text(fig, y, "Methods that cannot run on this data (rows with n = 0 in every verdict table): " + "; ".join(
+                f"{r.method}: {r.note}" for r in skipped.itertuples()), 8, width=120)
+        if len(seeds) < 10:
+            y = _text(fig, y, f"Quick profile: {len(seeds)} seeds. With so few paired seeds few comparisons can reach "
+                              "p_Holm < 0.05, so most verdicts read inconclusive; profile=full (10 seeds) is the run "
+                              "to quote.", 8, "bold", width=120)
         verdicts = [t for t in tables if t.verdict]
         rest = [t for t in tables if not t.verdict]
         if verdicts:

@@ -3,7 +3,8 @@
 The :class:`RunContext` is all a prediction sees: the resolved options, the datasets on the
 run's device, and :meth:`RunContext.encoders`, which trains or loads each job through the
 content-addressed cache. Failed jobs are recorded as ``job_failed`` rows with their reason
-(never dropped) and are not handed to the prediction.
+(never dropped) and are not handed to the prediction; methods that cannot run on the data
+become ``job_skipped`` rows with theirs, so every requested method is in the table.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class RunContext:
             if why:
                 methods.remove(m)
                 self.skipped.append({"method": m, "dataset": ds.name, "reason": why})
+                self.failure_rows += [{"dataset": ds.name, "method": m, "width": w, "seed": s, "metric": "job_skipped",
+                                       "value": 1.0, "note": why} for w in widths for s in seeds]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
         specs = [self.spec(m, w, s, dataset) for m in methods for w in widths for s in seeds]
         specs = list(dict.fromkeys(specs))  # raw: one job whatever the width

@@ -3,23 +3,34 @@
 For one subject method and one baseline B, each seed ``s`` run by both gives a paired
 difference ``d_s = m_s(subject) - m_s(B)``. Over the ``n`` seeds both have we report:
 
-* the mean difference ``mean(d)`` and its 95% CI (t-interval when ``n < 10``, seeded
-  percentile bootstrap of the mean when ``n >= 10``),
+* the mean difference ``mean(d)`` and its 95% t-interval
+  ``mean(d) +- t_{0.975, n-1} * sd(d, ddof=1) / sqrt(n)`` at every ``n`` (the percentile
+  bootstrap under-covers at the 10 seeds of the full profile, so it is not used),
 * Cohen's ``d_z = mean(d) / sd(d, ddof=1)``,
-* the paired t-test and Wilcoxon signed-rank two-sided p-values,
-* the Holm-corrected t-test p-value across the baselines of one prediction,
-* a verdict: ``supported`` if the CI lies strictly on the predicted side of 0,
-  ``contradicted`` if strictly on the opposite side, ``inconclusive`` otherwise.
+* the paired t-test ``p_t`` (``t = mean(d) / (sd(d, ddof=1) / sqrt(n))``, ``n - 1`` degrees
+  of freedom, two-sided) and the Wilcoxon signed-rank two-sided p,
+* ``p_holm``: ``p_t`` Holm-corrected across the baselines of one table: with the ``m``
+  defined p-values sorted ascending, ``p_holm_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``.
 
-Seeds present (with a finite value) for only one side are counted in ``n_missing`` and
-reported, never silently dropped. The module is pure: no I/O, no global state.
+The verdict is decided by ``p_holm``, not by the interval: **supported** if
+``p_holm < 0.05`` and ``mean(d)`` lies in the predicted direction (``> 0`` for "higher",
+``< 0`` for "lower"), **contradicted** if ``p_holm < 0.05`` and ``mean(d)`` lies on the
+other side, **inconclusive** otherwise, and always when fewer than 2 seeds are paired.
+About 20 baselines are compared at once; an uncorrected 95% CI (equivalently ``p_t < 0.05``)
+calls about one of them by chance, while Holm keeps the chance of any false call across
+the table at most 5%. The interval is still reported, as the size of the effect.
+
+Every baseline asked for gets a row: seeds present (with a finite value) for one side
+only, NaN, or recorded as a failed / skipped job are counted in ``n_missing`` with the
+reason, never silently dropped; a baseline with no value at all is a row with ``n == 0``.
+The module is pure: no I/O, no global state.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -27,8 +38,8 @@ from scipy import stats as _st
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
 DIRECTIONS = ("higher", "lower")
-CI_METHODS = ("auto", "t", "bootstrap")
-BOOTSTRAP_MIN_N = 10
+ALPHA = 0.05
+STATUS_METRICS = ("job_failed", "job_skipped")
 
 
 @dataclass(frozen=True)
@@ -39,18 +50,21 @@ class Comparison:
         baseline: Name of the baseline method.
         n: Number of paired seeds used (both sides present and finite).
         mean_diff: ``mean(d)`` with ``d = subject - baseline``; nan when ``n == 0``.
-        ci_low: Lower end of the CI of ``mean(d)``; nan when ``n < 2``.
-        ci_high: Upper end of the CI of ``mean(d)``; nan when ``n < 2``.
-        ci_method: ``"t"`` or ``"bootstrap"``.
+        ci_low: Lower end of the t-interval of ``mean(d)``; nan when ``n < 2``.
+        ci_high: Upper end of the t-interval of ``mean(d)``; nan when ``n < 2``.
+        ci_method: Always ``"t"`` (kept so that frames keep their columns).
         effect_size: Cohen's ``d_z = mean(d) / sd(d, ddof=1)``; nan when ``n < 2``;
             ``+-inf`` when ``sd == 0`` and ``mean != 0``; ``0`` when both are 0.
         p_t: Two-sided paired t-test p (``scipy.stats.ttest_1samp(d, 0)``); nan when
             ``n < 2``; when all ``d`` are equal: 1.0 if they are 0, else 0.0.
         p_wilcoxon: Two-sided Wilcoxon signed-rank p (``scipy.stats.wilcoxon(d)``,
             zeros dropped); nan when ``n < 2``; 1.0 when all ``d == 0``.
-        p_holm: Holm-corrected ``p_t`` across the baselines of one ``compare_all`` call.
-        verdict: One of ``VERDICTS``, for the predicted direction.
-        n_missing: Seeds with a finite value on one side only, or NaN on both.
+        p_holm: Holm-corrected ``p_t`` across the baselines of one ``compare_all`` call
+            (``p_t`` itself for a single ``compare``); the verdict is decided on it.
+        verdict: One of ``VERDICTS``, see ``verdict``.
+        n_missing: Seeds expected (run or recorded for either side) that could not be
+            paired: absent, NaN, failed or skipped on either side.
+        reason: Why the baseline's values are missing ("; "-joined notes), "" if none.
     """
 
     baseline: str
@@ -65,11 +79,20 @@ class Comparison:
     p_holm: float
     verdict: str
     n_missing: int = 0
+    reason: str = ""
+
+
+FIELDS = tuple(f.name for f in fields(Comparison))
 
 
 def _check_direction(direction: str) -> None:
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
 
 
 def _is_missing(value) -> bool:
@@ -82,9 +105,7 @@ def _is_missing(value) -> bool:
     return False
 
 
-def paired_differences(
-    subject: Mapping[int, float], baseline: Mapping[int, float]
-) -> tuple[np.ndarray, int]:
+def paired_differences(subject: Mapping[int, float], baseline: Mapping[int, float]) -> tuple[np.ndarray, int]:
     """Per-seed paired differences over the seeds both sides have.
 
     ``d_s = subject[s] - baseline[s]`` for every seed ``s`` with a finite (non-NaN,
@@ -109,65 +130,38 @@ def paired_differences(
     return d, len(seeds) - len(used)
 
 
-def _check_level(level: float) -> None:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-interval of the mean over the finite entries of ``values``.
 
-
-def mean_ci(
-    d: np.ndarray,
-    level: float = 0.95,
-    method: str = "auto",
-    n_boot: int = 10000,
-    seed: int = 0,
-) -> tuple[float, float, str]:
-    """Confidence interval of the mean of ``d``.
-
-    * ``"t"``: ``mean(d) +- t_{(1+level)/2, n-1} * sd(d, ddof=1) / sqrt(n)``.
-    * ``"bootstrap"``: percentile bootstrap of the mean: draw ``n_boot`` resamples of
-      size ``n`` with replacement (``numpy.random.default_rng(seed)``), take their means
-      ``m_b``, return the ``(1-level)/2`` and ``(1+level)/2`` quantiles of ``m_b``
-      (numpy's default linear interpolation). Deterministic for a given ``seed``.
-    * ``"auto"``: ``"t"`` when ``n < 10``, ``"bootstrap"`` when ``n >= 10``.
+    ``mean +- t_{(1+level)/2, n-1} * sd(ddof=1) / sqrt(n)``, computed as
+    ``scipy.stats.t.interval(level, n - 1, loc=mean, scale=scipy.stats.sem(v))``.
+    NaN and +-inf entries are dropped first.
 
     Args:
-        d: Paired differences (1-D).
+        values: Numbers (any array-like; flattened).
         level: Confidence level in (0, 1).
-        method: ``"auto"``, ``"t"`` or ``"bootstrap"``.
-        n_boot: Number of bootstrap resamples.
-        seed: Seed of the bootstrap generator.
 
     Returns:
-        ``(low, high, method_used)``; ``(nan, nan, m)`` when ``n < 2``;
-        ``(mean, mean, m)`` when all values are equal (zero variance).
+        ``(mean, low, high)``; ``(nan, nan, nan)`` when no value is finite;
+        ``(mean, nan, nan)`` when ``n == 1``; ``(mean, mean, mean)`` when all values are
+        equal (zero variance).
 
     Raises:
-        ValueError: For an unknown method or a level outside (0, 1).
+        ValueError: For a level outside (0, 1).
     """
-    if method not in CI_METHODS:
-        raise ValueError(f"method must be one of {CI_METHODS}, got {method!r}")
-    _check_level(level)
-    d = np.asarray(d, dtype=float).ravel()
-    n = d.size
-    used = method
-    if method == "auto":
-        used = "bootstrap" if n >= BOOTSTRAP_MIN_N else "t"
+    _check_unit("level", level)
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(v.mean())
     if n < 2:
-        return math.nan, math.nan, used
-    mean = float(d.mean())
-    if np.all(d == d[0]):
-        return mean, mean, used
-    if used == "t":
-        half = (
-            float(_st.t.ppf((1 + level) / 2, n - 1))
-            * float(d.std(ddof=1))
-            / math.sqrt(n)
-        )
-        return mean - half, mean + half, used
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, n, size=(int(n_boot), n))].mean(axis=1)
-    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high), used
+        return mean, math.nan, math.nan
+    if np.all(v == v[0]):
+        return mean, mean, mean
+    low, high = _st.t.interval(level, n - 1, loc=mean, scale=_st.sem(v))
+    return mean, float(low), float(high)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -195,25 +189,30 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def verdict(ci_low: float, ci_high: float, direction: str) -> str:
-    """Verdict of a CI of ``mean(subject - baseline)`` against a predicted direction.
+def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: float = ALPHA) -> str:
+    """Verdict of one baseline from its Holm-corrected paired-t p.
 
-    ``"higher"`` predicts ``d > 0``: supported if ``ci_low > 0``, contradicted if
-    ``ci_high < 0``. ``"lower"`` predicts ``d < 0``: supported if ``ci_high < 0``,
-    contradicted if ``ci_low > 0``. Anything else (CI touching or straddling 0, or a NaN
-    end) is inconclusive.
+    ``"supported"`` if ``p_holm < alpha`` and ``mean_diff`` lies in the predicted direction
+    (``> 0`` for ``"higher"``, ``< 0`` for ``"lower"``); ``"contradicted"`` if
+    ``p_holm < alpha`` and ``mean_diff`` lies on the other side; ``"inconclusive"``
+    otherwise: ``p_holm >= alpha``, ``mean_diff == 0``, a NaN input, or ``n < 2``.
+
+    Args:
+        mean_diff: ``mean(subject - baseline)`` over the paired seeds.
+        p_holm: Holm-corrected two-sided paired-t p.
+        n: Number of paired seeds.
+        direction: ``"higher"`` or ``"lower"``.
+        alpha: Level of the test, in (0, 1).
 
     Raises:
-        ValueError: For a direction other than ``"higher"`` / ``"lower"``.
+        ValueError: For a direction other than ``"higher"`` / ``"lower"`` or a bad alpha.
     """
     _check_direction(direction)
-    lo, hi = float(ci_low), float(ci_high)
-    if math.isnan(lo) or math.isnan(hi):
+    _check_unit("alpha", alpha)
+    m, p = float(mean_diff), float(p_holm)
+    if int(n) < 2 or math.isnan(m) or math.isnan(p) or m == 0 or not p < alpha:
         return "inconclusive"
-    above, below = lo > 0, hi < 0
-    if direction == "higher":
-        return "supported" if above else "contradicted" if below else "inconclusive"
-    return "supported" if below else "contradicted" if above else "inconclusive"
+    return "supported" if (m > 0) == (direction == "higher") else "contradicted"
 
 
 def _effect_size(d: np.ndarray) -> float:
@@ -241,12 +240,41 @@ def _p_wilcoxon(d: np.ndarray) -> float:
     return float(_st.wilcoxon(d).pvalue)
 
 
+def _unjudged(subject: Mapping[int, float], baseline: Mapping[int, float], name: str, level: float) -> Comparison:
+    """Every statistic but the verdict (``p_holm = p_t``, verdict ``"inconclusive"``)."""
+    d, n_missing = paired_differences(subject, baseline)
+    mean, lo, hi = t_interval(d, level=level)
+    if not np.all(np.isfinite(d)):  # an infinite value: the mean is +-inf (or nan), no interval
+        mean, lo, hi = float(d.mean()), math.nan, math.nan
+    p_t = _p_t(d)
+    return Comparison(
+        baseline=str(name),
+        n=int(d.size),
+        mean_diff=mean,
+        ci_low=lo,
+        ci_high=hi,
+        ci_method="t",
+        effect_size=_effect_size(d),
+        p_t=p_t,
+        p_wilcoxon=_p_wilcoxon(d),
+        p_holm=p_t,
+        verdict="inconclusive",
+        n_missing=int(n_missing),
+    )
+
+
+def _judge(c: Comparison, p_holm: float, direction: str, alpha: float) -> Comparison:
+    p_holm = float(p_holm)
+    return replace(c, p_holm=p_holm, verdict=verdict(c.mean_diff, p_holm, c.n, direction, alpha))
+
+
 def compare(
     subject: Mapping[int, float],
     baseline: Mapping[int, float],
     direction: str,
     name: str = "baseline",
     level: float = 0.95,
+    alpha: float = ALPHA,
 ) -> Comparison:
     """Compare the subject against one baseline over paired seeds.
 
@@ -255,29 +283,16 @@ def compare(
         baseline: Seed -> metric value of the baseline.
         direction: ``"higher"`` or ``"lower"`` (predicted sign of subject - baseline).
         name: Baseline name stored in the result.
-        level: CI level.
+        level: Level of the t-interval.
+        alpha: Level of the verdict's test.
 
     Returns:
-        A ``Comparison`` with ``p_holm == p_t`` (a single test needs no correction).
+        A ``Comparison`` with ``p_holm == p_t`` (a single test needs no correction) and
+        its verdict decided on it.
     """
     _check_direction(direction)
-    d, n_missing = paired_differences(subject, baseline)
-    lo, hi, method = mean_ci(d, level=level)
-    p_t = _p_t(d)
-    return Comparison(
-        baseline=str(name),
-        n=int(d.size),
-        mean_diff=float(d.mean()) if d.size else math.nan,
-        ci_low=lo,
-        ci_high=hi,
-        ci_method=method,
-        effect_size=_effect_size(d),
-        p_t=p_t,
-        p_wilcoxon=_p_wilcoxon(d),
-        p_holm=p_t,
-        verdict=verdict(lo, hi, direction),
-        n_missing=int(n_missing),
-    )
+    c = _unjudged(subject, baseline, name, level)
+    return _judge(c, c.p_t, direction, alpha)
 
 
 def compare_all(
@@ -285,40 +300,35 @@ def compare_all(
     baselines: Mapping[str, Mapping[int, float]],
     direction: str,
     level: float = 0.95,
+    alpha: float = ALPHA,
 ) -> list[Comparison]:
     """Compare the subject against every baseline, Holm-correcting ``p_t`` across them.
+
+    The paired-t p of every baseline is computed first, Holm-corrected across the
+    baselines (those with ``n < 2`` have no p and do not count in the correction), and
+    each verdict is then decided on its ``p_holm``.
 
     Returns:
         One ``Comparison`` per baseline, in the mapping's order.
     """
     _check_direction(direction)
-    comps = [
-        compare(subject, b, direction, name=k, level=level)
-        for k, b in baselines.items()
-    ]
+    comps = [_unjudged(subject, b, k, level) for k, b in baselines.items()]
     adj = holm([c.p_t for c in comps])
-    return [_replace_holm(c, float(a)) for c, a in zip(comps, adj, strict=True)]
-
-
-def _replace_holm(c: Comparison, p_holm: float) -> Comparison:
-    values = asdict(c)
-    values["p_holm"] = p_holm
-    return Comparison(**values)
-
-
-FIELDS = tuple(f.name for f in fields(Comparison))
+    return [_judge(c, a, direction, alpha) for c, a in zip(comps, adj, strict=True)]
 
 
 def comparisons_frame(comps: list[Comparison]) -> pd.DataFrame:
     """One row per comparison; the columns are the ``Comparison`` fields, in order."""
-    return pd.DataFrame([asdict(c) for c in comps], columns=list(FIELDS))
+    return pd.DataFrame([{f: getattr(c, f) for f in FIELDS} for c in comps], columns=list(FIELDS))
 
 
 def overall_line(comps: list[Comparison]) -> str:
     """The prediction's overall line: every verdict count is shown.
 
     Example: ``"supported against 2 of 5 baselines, contradicted against 1, inconclusive
-    against 2"``; when seeds are missing, ``"; 3 seed values missing"`` is appended.
+    against 2 (1 with no value)"``; ``" (k with no value)"`` appears when ``k``
+    comparisons have ``n == 0``, and ``"; 3 seed values missing"`` is appended when seeds
+    are missing.
     """
     total = len(comps)
     if total == 0:
@@ -330,13 +340,19 @@ def overall_line(comps: list[Comparison]) -> str:
         f"contradicted against {counts['contradicted']}, "
         f"inconclusive against {counts['inconclusive']}"
     )
-    missing = sum(c.n_missing for c in comps)
+    empty = sum(int(c.n) == 0 for c in comps)
+    if empty:
+        line += f" ({empty} with no value)"
+    missing = sum(int(c.n_missing) for c in comps)
     if missing:
         line += f"; {missing} seed value{'s' if missing != 1 else ''} missing"
     return line
 
 
-def _seed_map(rows: pd.DataFrame, method: str) -> dict[int, float]:
+def _seed_map(rows: pd.DataFrame, method: str) -> dict:
+    """Seed -> value of one method's metric rows in one group (NaN values kept)."""
+    if rows["seed"].isna().any():
+        raise ValueError(f"method {method!r} has metric rows without a seed")
     dup = rows["seed"].duplicated(keep=False)
     if dup.any():
         seeds = sorted(set(rows.loc[dup, "seed"].tolist()))
@@ -344,9 +360,66 @@ def _seed_map(rows: pd.DataFrame, method: str) -> dict[int, float]:
             f"method {method!r} has several rows for seeds {seeds} in one group; "
             "add the distinguishing columns to `by` or `extra_filter`"
         )
-    return dict(
-        zip(rows["seed"].tolist(), rows["value"].astype(float).tolist(), strict=True)
+    values = [math.nan if _is_missing(v) else float(v) for v in rows["value"].tolist()]
+    return dict(zip(rows["seed"].tolist(), values, strict=True))
+
+
+def _with_status(values: dict, status: pd.DataFrame) -> dict:
+    """``values`` plus a NaN entry for every seed of a status row not already in it."""
+    out = dict(values)
+    for s in status["seed"].dropna().tolist():
+        out.setdefault(s, math.nan)
+    return out
+
+
+def _notes(rows: pd.DataFrame) -> set[str]:
+    if "note" not in rows.columns:
+        return set()
+    return {str(v).strip() for v in rows["note"].tolist() if not _is_na(v) and str(v).strip()}
+
+
+def _is_na(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    """Group keys equal position by position, NaN equal to NaN."""
+    return all(
+        (_is_na(x) and _is_na(y)) or (not _is_na(x) and not _is_na(y) and x == y) for x, y in zip(a, b, strict=True)
     )
+
+
+def _place_status(sel: pd.DataFrame, status: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Status rows assigned to the groups of the metric rows.
+
+    A status row goes to the group of its own ``keys`` values. Where it has no value for a
+    group column (a skipped method has no width, say), it joins every metric group that
+    agrees on the columns it does have, and forms a group of its own only if none does.
+    """
+    if not keys or status.empty:
+        return status
+    mkeys = list(dict.fromkeys(tuple(r) for r in sel[keys].itertuples(index=False, name=None)))
+    parts = []
+    for skey, rows in status.groupby(keys, dropna=False, sort=False):
+        skey = skey if isinstance(skey, tuple) else (skey,)
+        holes = [_is_na(x) for x in skey]
+        if not any(holes) or any(_same_key(skey, mk) for mk in mkeys):
+            parts.append(rows)
+            continue
+        targets = [
+            mk for mk in mkeys if all(h or _same_key((x,), (y,)) for h, x, y in zip(holes, skey, mk, strict=True))
+        ]
+        if not targets:
+            parts.append(rows)
+        for mk in targets:
+            filled = rows.copy()
+            for col, value in zip(keys, mk, strict=True):
+                filled[col] = value
+            parts.append(filled)
+    return pd.concat(parts, ignore_index=True)
 
 
 def verdict_from_tidy(
@@ -356,51 +429,87 @@ def verdict_from_tidy(
     direction: str,
     by: Sequence[str] = ("dataset", "width"),
     extra_filter: dict | None = None,
+    methods: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Per-group comparisons of the subject against every other method of a tidy table.
+    """Per-group comparisons of the subject against every baseline of a tidy table.
 
-    Keeps the rows with ``metric == metric`` and ``df[col] == value`` for each item of
-    ``extra_filter``; groups them by the columns of ``by`` that exist in ``df`` (one group
-    if none do; NaN group keys are kept); in each group compares ``subject`` against every
-    other method present (sorted by name) with ``compare_all``, so Holm runs across the
-    baselines of a group. A group lacking the subject still yields rows (``n == 0``,
-    inconclusive, every baseline seed counted in ``n_missing``); a group holding only the
-    subject has nothing to compare and yields none.
+    Metric rows are those with ``metric == metric`` and ``df[col] == value`` for each
+    item of ``extra_filter``; *status rows* (``metric`` in ``STATUS_METRICS``: a failed
+    job, a method skipped on this data; ``note`` says why) are kept whatever the filter,
+    since they carry no condition columns. Both are grouped by the columns of ``by`` that
+    exist in ``df`` (one group if none do; NaN group keys are kept; a status row lacking a
+    group column's value joins every group that matches the rest of its key). In each group:
+
+    * baselines = ``methods`` without the subject, in that order, when given; else every
+      other method with a metric or status row in the group, sorted by name. A group with
+      no baseline yields no row.
+    * seeds expected = those of the subject and the baseline in metric or status rows of
+      the group; ``n_missing`` = the expected seeds that could not be paired (absent, NaN,
+      failed or skipped on either side). A baseline with no value at all is a row with
+      ``n == 0`` (inconclusive), so every method asked for appears.
+    * ``reason`` = the sorted unique non-empty notes of the baseline's NaN metric rows and
+      its status rows, "; "-joined ("" when no seed is missing).
+    * ``compare_all`` runs across the baselines, so Holm corrects across them.
 
     Args:
-        df: Tidy table with columns ``method, seed, metric, value`` (+ condition columns).
+        df: Tidy table with columns ``method, seed, metric, value`` (+ ``note``,
+            ``dataset``, ``width`` and condition columns).
         metric: Metric to compare.
         subject: Method name of the subject.
         direction: ``"higher"`` or ``"lower"``.
         by: Candidate group columns.
-        extra_filter: Column -> required value.
+        extra_filter: Column -> required value (metric rows only).
+        methods: The baselines to report; default: the methods present.
 
     Returns:
         ``comparisons_frame`` rows with the existing ``by`` columns in front.
 
     Raises:
-        ValueError: For a bad direction, a missing required column, or several rows for
-            one (method, seed) within a group.
+        ValueError: For a bad direction, a missing required column, a filter column absent
+            while metric rows exist, a metric row without a seed, or several metric rows
+            for one (method, seed) within a group.
     """
     _check_direction(direction)
-    need = {"method", "seed", "metric", "value"} | set(extra_filter or {})
-    absent = sorted(need - set(df.columns))
+    if metric in STATUS_METRICS:
+        raise ValueError(f"{metric!r} is a status row, not a metric")
+    absent = sorted({"method", "seed", "metric", "value"} - set(df.columns))
     if absent:
         raise ValueError(f"tidy frame lacks columns {absent}")
     sel = df[df["metric"] == metric]
     for col, value in (extra_filter or {}).items():
+        if col not in df.columns:
+            if len(sel):
+                raise ValueError(f"tidy frame lacks filter column {col!r}")
+            continue
         sel = sel[sel[col] == value]
     keys = [c for c in by if c in df.columns]
-    groups = sel.groupby(keys, dropna=False, sort=True) if keys else [((), sel)]
+    status = _place_status(sel, df[df["metric"].isin(STATUS_METRICS)], keys)
+    rows = pd.concat([sel, status], ignore_index=True) if len(status) else sel
+    wanted = None if methods is None else list(dict.fromkeys(str(m) for m in methods if m != subject))
+    groups = rows.groupby(keys, dropna=False, sort=True) if keys else [((), rows)]
     frames = []
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
-        subj = _seed_map(g[g["method"] == subject], subject)
-        others = sorted(m for m in g["method"].unique() if m != subject)
-        base = {m: _seed_map(g[g["method"] == m], m) for m in others}
-        if not base:
+        is_status = g["metric"].isin(STATUS_METRICS)
+        g_metric, g_status = g[~is_status], g[is_status]
+        others = wanted
+        if others is None:
+            others = sorted(str(m) for m in g["method"].dropna().unique() if m != subject)
+        if not others:
             continue
-        frame = comparisons_frame(compare_all(subj, base, direction))
+        subj = _with_status(_seed_map(g_metric[g_metric["method"] == subject], subject),
+                            g_status[g_status["method"] == subject])
+        base, reasons = {}, {}
+        for m in others:
+            m_metric, m_status = g_metric[g_metric["method"] == m], g_status[g_status["method"] == m]
+            base[m] = _with_status(_seed_map(m_metric, m), m_status)
+            nan_rows = m_metric[[_is_missing(v) for v in m_metric["value"].tolist()]]
+            reasons[m] = "; ".join(sorted(_notes(nan_rows) | _notes(m_status)))
+        comps = [
+            replace(c, reason=reasons[c.baseline] if c.n_missing else "")
+            for c in compare_all(subj, base, direction)
+        ]
+        frame = comparisons_frame(comps)
         for i, col in enumerate(keys):
             frame.insert(i, col, key[i])
         frames.append(frame)

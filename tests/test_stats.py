@@ -17,9 +17,9 @@ from bench.stats import (
     compare_all,
     comparisons_frame,
     holm,
-    mean_ci,
     overall_line,
     paired_differences,
+    t_interval,
     verdict,
     verdict_from_tidy,
 )
@@ -38,17 +38,33 @@ def test_paired_differences_sorted_and_missing_counted():
 
 
 def test_t_interval_matches_scipy():
-    lo, hi, method = mean_ci(D)
-    assert method == "t"
-    half = st.t.ppf(0.975, 4) * D.std(ddof=1) / math.sqrt(5)
-    assert lo == pytest.approx(D.mean() - half, rel=1e-12)
-    assert hi == pytest.approx(D.mean() + half, rel=1e-12)
+    mean, lo, hi = t_interval(D)
+    assert mean == pytest.approx(0.9)  # hand: mean 0.9, var 0.66/4 = 0.165
+    half = st.t.ppf(0.975, 4) * math.sqrt(0.165) / math.sqrt(5)
+    assert lo == pytest.approx(0.9 - half, rel=1e-12)
+    assert hi == pytest.approx(0.9 + half, rel=1e-12)
     ref = st.t.interval(0.95, 4, loc=D.mean(), scale=st.sem(D))
     assert (lo, hi) == pytest.approx(ref, rel=1e-12)
-    # hand: mean 0.9, var 0.66/4 = 0.165
-    assert D.mean() == pytest.approx(0.9)
-    lo90, hi90, _ = mean_ci(D, level=0.90, method="t")
+    _, lo90, hi90 = t_interval(D, level=0.90)
     assert hi90 - lo90 < hi - lo
+    # a fixed sample of 10 (the full profile): still the t-interval, no bootstrap
+    x = np.array([0.12, -0.31, 0.45, 0.08, 0.27, 0.51, -0.02, 0.19, 0.33, 0.06])
+    ref10 = st.t.interval(0.95, 9, loc=x.mean(), scale=st.sem(x))
+    assert t_interval(x) == pytest.approx((x.mean(), *ref10), rel=1e-12)
+    # non-finite entries are dropped
+    assert t_interval([*x, np.nan, np.inf]) == pytest.approx(t_interval(x), rel=1e-12)
+
+
+def test_t_interval_degenerate():
+    assert all(math.isnan(v) for v in t_interval([]))
+    assert all(math.isnan(v) for v in t_interval([np.nan, np.nan]))
+    mean, lo, hi = t_interval([2.5])
+    assert mean == 2.5 and math.isnan(lo) and math.isnan(hi)
+    mean, lo, hi = t_interval([1.0, np.nan])
+    assert mean == 1.0 and math.isnan(lo) and math.isnan(hi)
+    assert t_interval([0.3, 0.3, 0.3]) == (0.3, 0.3, 0.3)
+    with pytest.raises(ValueError):
+        t_interval(D, level=95)
 
 
 def test_compare_matches_scipy_and_literals():
@@ -63,7 +79,8 @@ def test_compare_matches_scipy_and_literals():
     assert c.p_wilcoxon == pytest.approx(st.wilcoxon(D).pvalue)
     assert c.p_wilcoxon == pytest.approx(2 / 32)  # all 5 signs positive, exact
     assert c.p_holm == c.p_t
-    assert c.ci_method == "t"
+    assert c.ci_method == "t" and c.reason == ""
+    assert (c.mean_diff, c.ci_low, c.ci_high) == pytest.approx(t_interval(D), rel=1e-12)
     assert c.verdict == "supported"
     assert compare(SUBJ, BASE, "lower").verdict == "contradicted"
 
@@ -83,60 +100,131 @@ def test_holm_literals():
 
 
 @pytest.mark.parametrize(
-    ("lo", "hi", "higher", "lower"),
+    ("mean", "p", "n", "higher", "lower"),
     [
-        (0.1, 0.5, "supported", "contradicted"),
-        (-0.5, -0.1, "contradicted", "supported"),
-        (-0.1, 0.5, "inconclusive", "inconclusive"),
-        (0.0, 0.5, "inconclusive", "inconclusive"),
-        (float("nan"), float("nan"), "inconclusive", "inconclusive"),
+        (0.4, 0.01, 5, "supported", "contradicted"),
+        (-0.4, 0.01, 5, "contradicted", "supported"),
+        (0.4, 0.05, 5, "inconclusive", "inconclusive"),  # p_holm must be < 0.05
+        (0.4, 0.2, 5, "inconclusive", "inconclusive"),
+        (0.0, 0.0, 5, "inconclusive", "inconclusive"),
+        (0.4, float("nan"), 5, "inconclusive", "inconclusive"),
+        (float("nan"), 0.01, 5, "inconclusive", "inconclusive"),
+        (0.4, 0.0, 1, "inconclusive", "inconclusive"),  # one paired seed
+        (0.4, 0.0, 0, "inconclusive", "inconclusive"),
     ],
 )
-def test_verdict_labels(lo, hi, higher, lower):
-    assert verdict(lo, hi, "higher") == higher
-    assert verdict(lo, hi, "lower") == lower
-    assert higher in VERDICTS
+def test_verdict_labels(mean, p, n, higher, lower):
+    assert verdict(mean, p, n, "higher") == higher
+    assert verdict(mean, p, n, "lower") == lower
+    assert higher in VERDICTS and lower in VERDICTS
+
+
+def test_verdict_alpha():
+    assert verdict(0.4, 0.03, 5, "higher") == "supported"
+    assert verdict(0.4, 0.03, 5, "higher", alpha=0.01) == "inconclusive"
+    with pytest.raises(ValueError):
+        verdict(0.4, 0.03, 5, "higher", alpha=5)
 
 
 def test_bad_direction_raises():
     with pytest.raises(ValueError):
-        verdict(0.1, 0.2, "up")
+        verdict(0.1, 0.01, 5, "up")
     with pytest.raises(ValueError):
         compare(SUBJ, BASE, "greater")
     with pytest.raises(ValueError):
-        mean_ci(D, method="bca")
+        compare_all(SUBJ, {"b": BASE}, "up")
 
 
-def test_bootstrap_at_n10_deterministic():
-    rng = np.random.default_rng(123)
-    d = rng.normal(0.5, 1.0, size=10)
-    lo, hi, method = mean_ci(d)
-    assert method == "bootstrap"
-    assert (lo, hi, method) == mean_ci(d)  # same seed -> same numbers
-    assert mean_ci(d, seed=1)[:2] != (lo, hi)
-    assert lo < d.mean() < hi
-    tlo, thi, _ = mean_ci(d, method="t")
-    assert lo == pytest.approx(tlo, abs=0.3) and hi == pytest.approx(thi, abs=0.3)
-    assert mean_ci(d[:9])[2] == "t"
-    subj = {s: float(v) for s, v in enumerate(d)}
-    base = {s: 0.0 for s in range(10)}
-    c1, c2 = compare(subj, base, "higher"), compare(subj, base, "higher")
-    assert c1.ci_method == "bootstrap" and c1 == c2
+def test_verdict_follows_p_not_ci():
+    # the old rule (CI strictly off 0) and the new one (p < 0.05) agree for a single t-test...
+    c = compare(SUBJ, BASE, "higher")
+    assert c.ci_low > 0 and c.p_t < 0.05 and c.verdict == "supported"
+    # ...but among 10 baselines the verdict follows p_holm, although every CI excludes 0
+    assert 0.005 < c.p_t < 0.01  # so 10 * p_t > 0.05
+    comps = compare_all(SUBJ, {f"b{k}": BASE for k in range(10)}, "higher")
+    assert all(x.ci_low > 0 and x.p_holm == pytest.approx(10 * c.p_t) for x in comps)
+    assert all(x.verdict == "inconclusive" for x in comps)
+    two = compare_all(SUBJ, {"a": BASE, "b": BASE}, "higher")  # 2 * p_t < 0.05
+    assert all(x.p_holm == pytest.approx(2 * c.p_t) and x.verdict == "supported" for x in two)
 
 
 def test_degenerate_cases():
-    assert all(math.isnan(x) for x in mean_ci(np.array([1.0]))[:2])
-    assert mean_ci(np.array([0.3, 0.3, 0.3]))[:2] == (0.3, 0.3)
     one = compare({0: 2.0}, {0: 1.0}, "higher")
     assert one.n == 1 and math.isnan(one.effect_size) and math.isnan(one.p_t)
+    assert math.isnan(one.ci_low) and math.isnan(one.ci_high) and one.mean_diff == 1.0
     assert math.isnan(one.p_wilcoxon) and one.verdict == "inconclusive"
     zero = compare({0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.0, 1: 2.0, 2: 3.0}, "higher")
     assert zero.effect_size == 0.0 and zero.p_wilcoxon == 1.0 and zero.p_t == 1.0
+    assert (zero.ci_low, zero.ci_high) == (0.0, 0.0)
     assert zero.verdict == "inconclusive"
     const = compare({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0}, "lower")
-    assert const.effect_size == math.inf and const.verdict == "contradicted"
+    assert const.effect_size == math.inf and const.p_t == 0.0 and const.verdict == "contradicted"
     empty = compare({}, {0: 1.0}, "higher")
     assert empty.n == 0 and empty.n_missing == 1 and math.isnan(empty.mean_diff)
+    assert empty.verdict == "inconclusive"
+
+
+def test_single_paired_seed_is_inconclusive_even_with_huge_effect():
+    # seeds 1, 2 are missing on one side each: one paired seed, whatever its size
+    c = compare({0: 100.0, 1: 100.0}, {0: 0.0, 2: 0.0}, "higher")
+    assert c.n == 1 and c.n_missing == 2 and c.mean_diff == 100.0
+    assert c.verdict == "inconclusive"
+    comps = compare_all({0: 100.0, 1: 101.0}, {"x": {0: 0.0}, "y": {0: 0.0, 1: 0.5}}, "higher")
+    assert [x.n for x in comps] == [1, 2] and math.isnan(comps[0].p_holm)
+    assert comps[0].verdict == "inconclusive"
+
+
+SPREADS = {3: [-0.17, 0.17, 0.0], 4: [-0.4, 0.4, -0.2, 0.2], 5: [-0.6, 0.6, 0.0, -0.3, 0.3]}
+
+
+def _modest(n: int, k: int) -> dict[int, float]:
+    """A baseline that the subject (all zeros) beats by exactly 1 on average, raw p_t ~ 0.01."""
+    spread = SPREADS[n]
+    return {s: -(1.0 + spread[(s + k) % n]) for s in range(n)}
+
+
+def test_holm_makes_twenty_modest_effects_inconclusive():
+    subj = {s: 0.0 for s in range(5)}
+    modest = {f"b{k:02d}": _modest(3 + k % 3, k) for k in range(20)}
+    raw = [compare(subj, b, "higher", name=k) for k, b in modest.items()]
+    # each alone is a clear win: raw p_t around 0.01, CI off 0, uncorrected verdict supported
+    assert all(0.005 < c.p_t < 0.02 and c.mean_diff == pytest.approx(1.0) for c in raw)
+    assert all(c.ci_low > 0 and c.verdict == "supported" for c in raw)
+    assert all(verdict(c.mean_diff, c.p_t, c.n, "higher") == "supported" for c in raw)
+    comps = compare_all(subj, modest, "higher")
+    assert [c.baseline for c in comps] == list(modest)
+    for c, r in zip(comps, raw, strict=True):
+        assert c.p_t == pytest.approx(r.p_t) and c.p_holm > c.p_t and c.p_holm >= 0.05
+        assert c.verdict == "inconclusive"
+    np.testing.assert_allclose([c.p_holm for c in comps], holm([c.p_t for c in comps]))
+    # one huge effect among them survives the correction
+    huge = {s: -(10.0 + 0.01 * s) for s in range(5)}
+    comps = compare_all(subj, {**modest, "huge": huge}, "higher")
+    big = comps[-1]
+    assert big.baseline == "huge" and big.p_holm == pytest.approx(21 * big.p_t)
+    assert big.p_holm < 0.05 and big.verdict == "supported"
+    assert all(c.verdict == "inconclusive" for c in comps[:-1])
+    assert overall_line(comps) == (
+        "supported against 1 of 21 baselines, contradicted against 0, inconclusive against 20"
+        "; 21 seed values missing"  # the subject's seeds 3, 4 that the n = 3, 4 baselines lack
+    )
+
+
+def test_contradicted_after_holm():
+    subj = {s: 0.0 for s in range(5)}
+    above = {s: 2.0 + 0.01 * s for s in range(5)}  # baseline far above: mean d < 0
+    modest = _modest(3, 0)
+    for direction, wrong in (("higher", "contradicted"), ("lower", "supported")):
+        comps = compare_all(subj, {"above": above, "modest": modest}, direction)
+        assert comps[0].mean_diff < 0 and comps[0].p_holm < 0.05
+        assert comps[0].verdict == wrong
+    # the wrong side is not called when Holm lifts p_holm to 0.05 or above
+    noise = {f"n{k}": {s: 0.01 * ((s * 7 + k) % 5 - 2) for s in range(5)} for k in range(25)}
+    low = {s: -v for s, v in _modest(3, 1).items()}  # subject lower, raw p_t ~ 0.01
+    comps = compare_all(subj, {"low": low, **noise}, "higher")
+    assert comps[0].p_t < 0.05 <= comps[0].p_holm and comps[0].mean_diff < 0
+    assert comps[0].verdict == "inconclusive"
+    assert compare(subj, low, "higher").verdict == "contradicted"
 
 
 def test_compare_all_holm_and_overall_line():
@@ -228,3 +316,143 @@ def test_verdict_from_tidy():
     # two rows per (method, seed) once dataset is not a group column
     with pytest.raises(ValueError):
         verdict_from_tidy(_tidy(), "accuracy", "infomax", "higher", by=("width",))
+
+
+def _status_tidy() -> pd.DataFrame:
+    """mnist: the subject failed seed 3; ``ok`` is a normal baseline; ``lse_only`` collapsed
+    (NaN values); ``gone`` diverged on every seed (job_failed); ``unsup`` cannot run
+    (one job_skipped row, no seed, no width); ``mixed`` has 2 values, 1 NaN, 1 failure.
+    cifar10: subject and ``ok`` only. svhn: ``ok`` only (no subject)."""
+    rows = []
+
+    def metric(dataset, method, seed, value, note=""):
+        for mode, shift in (("linear", 0.0), ("refit", 0.05)):
+            rows.append({"dataset": dataset, "method": method, "width": 64, "seed": seed, "metric": "accuracy",
+                         "value": value + shift if value == value else value, "note": note, "probe_mode": mode})
+
+    def status(dataset, method, seed, kind, note, width=64):
+        rows.append({"dataset": dataset, "method": method, "width": width, "seed": seed, "metric": kind,
+                     "value": 1.0, "note": note})
+
+    wiggle = [0.001, -0.002, 0.0015, -0.0005]
+    for s in range(4):
+        if s < 3:
+            metric("mnist", "infomax", s, 0.9 + wiggle[s])
+        else:
+            status("mnist", "infomax", s, "job_failed", "non-finite loss")
+        metric("mnist", "ok", s, 0.7 - wiggle[s])
+        metric("mnist", "lse_only", s, np.nan, "collapsed")
+        status("mnist", "gone", s, "job_failed", "non-finite loss")
+        metric("cifar10", "infomax", s, 0.6 + wiggle[s])
+        metric("cifar10", "ok", s, 0.5 - wiggle[s])
+        metric("svhn", "ok", s, 0.8)
+    metric("mnist", "mixed", 0, 0.5)
+    metric("mnist", "mixed", 1, 0.8)
+    metric("mnist", "mixed", 2, np.nan, "collapsed")
+    status("mnist", "mixed", 3, "job_failed", "non-finite loss")
+    status("mnist", "unsup", np.nan, "job_skipped", "needs no labels: not applicable", width=np.nan)
+    return pd.DataFrame(rows)
+
+
+def _by_row(out: pd.DataFrame) -> dict:
+    return {(r.dataset, r.baseline): (r.n, r.n_missing, r.verdict, r.reason) for r in out.itertuples()}
+
+
+def test_verdict_from_tidy_keeps_methods_without_values():
+    df = _status_tidy()
+    out = verdict_from_tidy(df, "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"})
+    assert list(out.columns) == ["dataset", "width", *[f.name for f in fields(Comparison)]]
+    assert out["width"].notna().all()  # the skipped row (no width) joined the mnist/64 group
+    got = _by_row(out)
+    assert got == {
+        ("cifar10", "ok"): (4, 0, "supported", ""),
+        ("mnist", "gone"): (0, 4, "inconclusive", "non-finite loss"),
+        ("mnist", "lse_only"): (0, 4, "inconclusive", "collapsed"),
+        ("mnist", "mixed"): (2, 2, "inconclusive", "collapsed; non-finite loss"),
+        ("mnist", "ok"): (3, 1, "supported", ""),  # the subject's failed seed 3
+        ("mnist", "unsup"): (0, 4, "inconclusive", "needs no labels: not applicable"),
+        ("svhn", "ok"): (0, 4, "inconclusive", ""),  # no subject in the group
+    }
+    assert list(out[out.dataset == "mnist"].baseline) == ["gone", "lse_only", "mixed", "ok", "unsup"]
+    empty = out[out.n == 0]
+    assert empty[["mean_diff", "ci_low", "ci_high", "p_t", "p_holm"]].isna().all().all()
+    # Holm runs across the baselines with a p (ok and mixed) in the mnist group
+    mn = out[out.dataset == "mnist"].set_index("baseline")
+    np.testing.assert_allclose(mn.loc[["mixed", "ok"], "p_holm"], holm(mn.loc[["mixed", "ok"], "p_t"]))
+    assert mn.loc["ok", "p_holm"] == pytest.approx(2 * mn.loc["ok", "p_t"])
+    mnist_comps = [Comparison(**{f: r[f] for f in fields_names()}) for _, r in out[out.dataset == "mnist"].iterrows()]
+    assert overall_line(mnist_comps) == (
+        "supported against 1 of 5 baselines, contradicted against 0, inconclusive against 4 (3 with no value)"
+        "; 15 seed values missing"
+    )
+    # same rows when the groups are datasets only
+    linear = {"probe_mode": "linear"}
+    by_ds = verdict_from_tidy(df, "accuracy", "infomax", "higher", by=("dataset",), extra_filter=linear)
+    assert _by_row(by_ds) == got
+    # NaN values are missing, but two rows for one (method, seed) in a group are still an error
+    with pytest.raises(ValueError, match="several rows"):
+        verdict_from_tidy(df, "accuracy", "infomax", "higher")
+
+
+def fields_names() -> list[str]:
+    return [f.name for f in fields(Comparison)]
+
+
+def test_verdict_from_tidy_methods_asked_for():
+    df = _status_tidy()
+    asked = ["ok", "gone", "ghost", "infomax", "unsup", "ok"]  # subject and the repeat are dropped
+    out = verdict_from_tidy(df, "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"}, methods=asked)
+    assert list(out[out.dataset == "mnist"].baseline) == ["ok", "gone", "ghost", "unsup"]
+    assert list(out[out.dataset == "cifar10"].baseline) == ["ok", "gone", "ghost", "unsup"]
+    got = _by_row(out)
+    assert got[("mnist", "ghost")] == (0, 4, "inconclusive", "")  # no row at all: still reported
+    assert got[("cifar10", "ghost")] == (0, 4, "inconclusive", "")
+    assert got[("cifar10", "gone")] == (0, 4, "inconclusive", "")  # gone failed on mnist only
+    assert got[("mnist", "gone")] == (0, 4, "inconclusive", "non-finite loss")
+    assert got[("mnist", "ok")] == (3, 1, "supported", "")
+    assert got[("svhn", "ok")] == (0, 4, "inconclusive", "")
+
+
+def test_verdict_from_tidy_only_status_rows():
+    # every job failed: no metric row and no condition column, yet every method has a row
+    df = _status_tidy()
+    df = df[df.metric == "job_failed"].drop(columns=["probe_mode"])
+    out = verdict_from_tidy(df, "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"})
+    assert _by_row(out) == {
+        ("mnist", "gone"): (0, 4, "inconclusive", "non-finite loss"),
+        ("mnist", "mixed"): (0, 1, "inconclusive", "non-finite loss"),  # seed 3 failed on both sides
+    }
+    # with metric rows present, a filter column the frame lacks is a mistake
+    with pytest.raises(ValueError, match="probe_mode"):
+        verdict_from_tidy(_tidy().drop(columns=["probe_mode"]), "accuracy", "infomax", "higher",
+                          extra_filter={"probe_mode": "linear"})
+    with pytest.raises(ValueError):
+        verdict_from_tidy(df, "job_failed", "infomax", "higher")
+
+
+def test_overall_line_counts_empty_comparisons():
+    comps = compare_all(SUBJ, {"a": BASE, "none": {}, "nan": {0: float("nan")}}, "higher")
+    assert [c.n for c in comps] == [5, 0, 0]
+    assert overall_line(comps) == (
+        "supported against 1 of 3 baselines, contradicted against 0, inconclusive against 2 (2 with no value)"
+        "; 10 seed values missing"
+    )
+
+
+def test_report_helpers_show_reason():
+    from bench.report import overall, verdict_display
+
+    out = verdict_from_tidy(_status_tidy(), "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"})
+    shown = verdict_display(out)
+    assert list(shown.columns[-3:]) == ["verdict", "missing", "reason"]
+    assert "collapsed" in set(shown["reason"])
+    assert overall(out) == ("supported against 2 of 7 baselines, contradicted against 0, "
+                                   "inconclusive against 5 (4 with no value); 19 seed values missing")
+    # a frame without reasons (or without the new column at all) still renders
+    clean = comparisons_frame(compare_all(SUBJ, {"x": BASE}, "higher"))
+    assert "reason" not in verdict_display(clean).columns and "missing" not in verdict_display(clean).columns
+    old = clean.drop(columns=["reason"])
+    assert "reason" not in verdict_display(old).columns
+    assert overall(old) == overall(clean) == (
+        "supported against 1 of 1 baseline, contradicted against 0, inconclusive against 0"
+    )
