@@ -56,3 +56,34 @@ def test_l2_is_chosen_on_val_not_test():
     b = linear_probe(*s[:5], 1 - s[5], n_classes=2)
     assert float(a.l2[0]) == float(b.l2[0])
     assert abs(float(a.test_acc[0]) + float(b.test_acc[0]) - 1) < 1e-9
+
+
+def test_batched_probe_matches_converged_sklearn_at_the_same_l2(digits):
+    """The one probe against scikit-learn's LogisticRegression, C = 1 / (l2 N), on the data the
+    suite runs: every masked probe of the batched path (the pruning protocol's use) scores within
+    0.005 of a fully converged fit at the L2 strength the path chose, and the unmasked probe too."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from bench.jobs import data_info
+    from bench.methods import METHODS
+    from bench.probe import standardize
+
+    torch.manual_seed(0)
+    k = 32
+    m = METHODS.get("random")(METHODS.get("random").Config(), data_info(digits), k)
+    with torch.no_grad():
+        f = [m.encode(s.x) for s in (digits.train, digits.val, digits.test)]
+    z = standardize(*f)
+    g = torch.Generator().manual_seed(0)
+    masks = torch.ones(6, k)
+    for i, p in enumerate((0.0, 0.2, 0.4, 0.6, 0.8, 0.9)):
+        masks[i, torch.randperm(k, generator=g)[: round(p * k)]] = 0
+    r = linear_probe(z[0], digits.train.y, z[1], digits.val.y, z[2], digits.test.y, 10, masks=masks, standardized=True)
+    n = len(digits.train.y)
+    for i in range(len(masks)):
+        keep = masks[i].bool().numpy()
+        ref = LogisticRegression(C=1 / (float(r.l2[i]) * n), tol=1e-10, max_iter=20000)
+        ref.fit(z[0][:, keep].double().numpy(), digits.train.y.numpy())
+        acc = float(np.mean(ref.predict(z[2][:, keep].double().numpy()) == digits.test.y.numpy()))
+        assert abs(float(r.test_acc[i]) - acc) <= 0.005, (i, float(r.l2[i]), float(r.test_acc[i]), acc)
