@@ -63,7 +63,7 @@ class FastICAConfig:
 
 @METHODS.register()
 class FastICA(Method):
-    """FastICA (scikit-learn, unit-variance whitening; linear encoder = unmixing matrix)."""
+    """FastICA (PCA whitening in the project, then scikit-learn's fixed-point rotation; linear encoder = unmixing matrix)."""
 
     name = "fastica"
     kind = "fit"

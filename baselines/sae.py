@@ -46,7 +46,7 @@ class SAEConfig(MethodConfig):
 
 @METHODS.register()
 class SAE(Method):
-    """Sparse autoencoder (ReLU encoder, unit-norm decoder columns, MSE + L1, lambda 5 at E||x|| = sqrt(D))."""
+    """Sparse autoencoder (ReLU encoder, unit-norm decoder columns, MSE + L1 at the published lambda 5)."""
 
     name = "sae"
     citation = "Bricken et al. 2023, Towards Monosemanticity; Templeton et al. 2024, Scaling Monosemanticity"

@@ -235,3 +235,97 @@ def prunable_fraction(fractions: np.ndarray, acc: np.ndarray, tol: float = 0.01)
         raise ValueError("fractions: must include 0 (the unpruned reference)")
     ok = acc >= acc[zero[0]] - tol - 1e-12
     return float(p[ok].max())
+
+
+# --------------------------------------------------------------------------- kNN predictability
+def knn_predictability_r2(
+    f_train: torch.Tensor, f_test: torch.Tensor, k: int = 10, tol: float = DEAD_TOL, chunk: int = 256
+) -> torch.Tensor:
+    """Per-feature test R^2 of a k-nearest-neighbour regression of feature j on the other features.
+
+    Every feature is standardised with the TRAIN mean and sd (population sd), so no unit's scale
+    dominates the distances. Dead features (train sd below ``tol * (1 + max_k sd_k)``, as in
+    :func:`dead_fraction`) are neither targets nor predictors; the rule is relative to the largest sd,
+    so the value is invariant to rescaling features only while their sds stay within a factor
+    ``1 / tol`` of the largest. For a live target j the neighbours
+    of a test point ``x`` are its ``k`` nearest train points ``x'`` (uniform weights) under the
+    squared Euclidean distance over the other live features,
+    ``d2_j(x, x') = D2(x, x') - (x_j - x'_j)^2`` with ``D2`` the distance over all live features
+    (computed once per block of test rows), and ``yhat_j(x) = mean_{x' in N_k,j(x)} x'_j``.
+    ``R^2_j = 1 - sum_test (x_j - yhat_j)^2 / sum_test (x_j - mean_test x_j)^2`` (not clipped: below 0
+    when the regression is worse than the test mean; about ``-1 / k`` for independent features, since
+    the mean of k unrelated train values adds ``var / k`` to the error). Train and test must be
+    disjoint inputs (nothing is excluded as a self-match).
+
+    Args:
+        f_train: (N_train, K) features the regressors are fitted on. f_test: (N_test, K) features
+            scored (same device). k: neighbours. tol: dead-feature tolerance.
+        chunk: test rows per block (memory ~ a few ``chunk x N_train`` float64 matrices).
+    Returns:
+        (K,) float64 tensor on the inputs' device: ``R^2_j`` for live features, nan for dead ones
+        (all nan when fewer than 2 features are live).
+    """
+    if f_train.ndim != 2 or f_test.ndim != 2 or f_train.shape[1] != f_test.shape[1]:
+        raise ValueError(
+            f"f_train, f_test: need (N, K) with equal K, got {tuple(f_train.shape)}, {tuple(f_test.shape)}"
+        )
+    n_train, kk = f_train.shape
+    if not 1 <= k <= n_train:
+        raise ValueError(f"k: need 1 <= k <= N_train = {n_train}, got {k}")
+    if chunk < 1:
+        raise ValueError(f"chunk: need >= 1, got {chunk}")
+    xtr = f_train.detach().double()
+    xte = f_test.detach().double().to(xtr.device)
+    mu = xtr.mean(0)
+    sd = xtr.std(0, unbiased=False)
+    live = _live(sd, tol)
+    r2 = torch.full((kk,), math.nan, dtype=torch.float64, device=xtr.device)
+    idx = torch.nonzero(live).flatten()
+    if len(idx) < 2:
+        return r2
+    a = (xtr[:, idx] - mu[idx]) / sd[idx]  # (N_train, L) standardised train
+    b = (xte[:, idx] - mu[idx]) / sd[idx]  # (N_test, L) standardised test, train statistics
+    a_sq = a.pow(2).sum(1)  # (N_train,)
+    sse = torch.zeros(len(idx), dtype=torch.float64, device=a.device)
+    for s in range(0, b.shape[0], chunk):
+        bc = b[s : s + chunk]  # (C, L)
+        d2 = bc.pow(2).sum(1, keepdim=True) + a_sq[None, :] - 2.0 * (bc @ a.T)  # (C, N_train) full distance
+        dj = torch.empty_like(d2)
+        for j in range(len(idx)):
+            torch.sub(bc[:, j, None], a[None, :, j], out=dj)
+            dj.square_()
+            torch.sub(d2, dj, out=dj)  # distance without feature j, in place
+            nn = torch.topk(dj, k, dim=1, largest=False).indices  # (C, k)
+            yhat = a[:, j][nn].mean(1)
+            sse[j] += (bc[:, j] - yhat).pow(2).sum()
+    sst = (b - b.mean(0, keepdim=True)).pow(2).sum(0)
+    r2[idx] = 1.0 - sse / sst
+    return r2
+
+
+def nonlinear_predictability(
+    f_train: torch.Tensor, f_test: torch.Tensor, k: int = 10, tol: float = DEAD_TOL, chunk: int = 256
+) -> float:
+    """Nonlinear predictability: mean over live features j of the kNN test ``R^2_j`` (PROTOCOL.md §8 P1).
+
+    ``NP = (1 / |L|) sum_{j in L} R^2_j`` with ``R^2_j`` from :func:`knn_predictability_r2`: the test
+    R^2 of predicting standardised feature j from the other live features with a k-nearest-neighbour
+    regressor (k = 10, uniform weights, Euclidean distance on train-standardised features) fitted on
+    train; L = live features. 1: each feature is a function of the others (redundant, prunable
+    without losing information); about 0 or below (``-1 / k`` for independent features):
+    unpredictable. It sees nonlinear dependence (``x2 = x1^2`` has Pearson correlation 0 but is
+    predicted from x1), so it is a redundancy measure the subject's Gaussian TC / correlation proxy
+    does not optimise; like the proxy it depends on the basis (rotating the code changes it) and,
+    through the kNN, on K and N_train (compare methods at equal K and N only).
+
+    Args:
+        f_train: (N_train, K) train features. f_test: (N_test, K) test features (disjoint inputs).
+        k: neighbours. tol: dead-feature tolerance. chunk: test rows per block (memory only).
+    Returns:
+        NP (float, can be negative); nan when fewer than 2 features are live.
+    """
+    r2 = knn_predictability_r2(f_train, f_test, k=k, tol=tol, chunk=chunk)
+    live = ~torch.isnan(r2)
+    if int(live.sum()) < 2:
+        return math.nan
+    return float(r2[live].mean())

@@ -1,47 +1,49 @@
-"""Pruning mechanics of P1 (PROTOCOL.md §8 P1): feature masks, batched probes, weight pruning.
+"""Pruning mechanics of P1 (PROTOCOL.md §8 P1): feature masks, removal orders, curves, weight pruning.
 
 Everything here works on feature matrices (plus an optional incoming-weight matrix), so the
 planted controls of §9 feed features directly, without training. The protocol that asks for
-encoders, writes tidy rows and draws figures is :mod:`predictions.pruning`.
+encoders and turns curves into tidy rows is :mod:`predictions.pruning`.
 
 Structured pruning removes a fraction ``p`` of the K features. Each criterion gives a
 *removal order* (a permutation of the K features, removed first to last); fraction ``p``
 removes its first ``round(p K)`` entries:
 
-* ``magnitude``: smallest incoming-weight norm ``||W_k||_2`` first (needs a weight matrix);
+* ``magnitude``: smallest incoming-weight norm ``||W_k||_2`` first (needs a single-layer weight);
 * ``variance``: smallest train variance of the raw (unstandardised) feature first;
 * ``random``: ``random_draws`` [5] random orders, accuracies averaged over the draws;
-* ``importance``: smallest val-accuracy drop when the feature alone is knocked out of the full
-  frozen probe first (ties broken by the smaller rise of val cross-entropy);
+* ``importance``: smallest accuracy drop when the feature alone is knocked out of the full
+  frozen probe first (ties broken by the smaller rise of cross-entropy), scored on half A of val;
 * ``redundancy``: dead features first, then repeatedly the kept feature with the largest
   ``|corr|`` (on train) to any other kept feature (ties: the larger mean ``|corr|`` to the kept
   set). It finds duplicates, which no single-feature score can.
+
+The four criteria that apply to every method (:data:`PRIMARY_CRITERIA`: all but ``magnitude``)
+compete for the *best criterion* of an encoder: the one with the highest AURC on half B of val,
+never on test, and never on the half that scored ``importance``.
+
+``rank`` is the rotation-invariant companion: instead of a subset of units it keeps the top
+``(1 - p) K`` principal components of the centred train features (eigenvectors of their
+covariance, not their correlation: per-unit standardisation would make a whitened code's
+components arbitrary), standardises the kept components and refits the probe. Unit pruning
+depends on the basis (a rotated code spreads its information over all units and resists unit
+pruning with the same information); ``rank`` does not, though it still depends on each unit's
+scale. Dead components (eigenvalue below ``1e-9`` of the largest) are zeroed.
 
 Probe modes: ``refit`` fits a new probe on the kept (standardised) features; ``frozen`` keeps
 the full probe and sets removed features to their train mean (0 after standardisation), i.e.
 zeroes their probe weights; ``head`` (a model with its own trained classifier, e.g. the
 ``supervised`` baseline) zeroes the removed hidden units and applies the model's own head.
 
-Probes and cost. Features are standardised with train statistics (PROTOCOL.md §6). The full
-probe picks its L2 strength on val from :data:`bench.probe.L2_GRID`; each pruned variant picks
-its own on val between that strength and the next weaker one (:func:`refit_l2s`): reusing the
-full probe's strength unchanged over-regularises variants that lost duplicated features (the
-planted control of §9 drops from a prunable fraction of 0.7 to 0.6). Nothing is selected on
-test. All masks of all criteria are fitted as ONE batched L-BFGS problem per L2 value
-(:func:`fit_logreg_batched`: :func:`bench.probe.fit_logreg`'s objective in a faster layout),
-in float32, warm-started from the full probe's weights restricted to each mask (30
-iterations), then from that fit at the weaker strength (15); the unstructured variants
-likewise. Measured on mnist5k (K = 64, one CPU thread, 6 encoders): about 2 s per encoder
-for the structured part, AURCs within 0.007 (the primary within 0.005) of fitting every
-variant on the full grid to 200 iterations (12 s).
+Probes: :func:`bench.probe.linear_probe`, the suite's one probe. The full probe and every pruned
+variant choose their own L2 strength on val from the full grid of §6; all masks of all criteria
+are one batched problem warm-started from the full probe restricted to each mask.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,153 +54,13 @@ from torch.nn.utils import prune
 
 from bench import metrics
 from bench.metrics import DEAD_TOL, correlation
-from bench.probe import L2_GRID, standardize
+from bench.probe import L2_GRID, accuracy, linear_probe, standardize
 
 CRITERIA = ("magnitude", "variance", "random", "importance", "redundancy")
+PRIMARY_CRITERIA = ("variance", "random", "importance", "redundancy")  # apply to every method
 FRACTIONS = tuple(round(0.1 * i, 1) for i in range(10))
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
-# L-BFGS on these small problems is thousands of small vector ops; each op over more than
-# 32k elements opens an OpenMP region, and on a CPU shared with other processes every region's
-# barrier waits for a descheduled thread. Measured on 2 busy cores, one encoder's protocol on
-# digits: 144 s with 2 threads, 4.5 s with 1. The fits therefore run single-threaded.
-PROBE_THREADS = 1
-MAX_ITER = 30  # L-BFGS iterations per warm-started fit: AURCs within 0.005 of the full grid at 200 (mnist5k)
-
-
-# ----------------------------------------------------------------------------- probes
-def fit_logreg_batched(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    n_classes: int,
-    l2: float,
-    masks: torch.Tensor | None = None,
-    init: tuple[torch.Tensor, torch.Tensor] | None = None,
-    max_iter: int = MAX_ITER,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """G masked multinomial logistic regressions at once: :func:`bench.probe.fit_logreg`'s problem.
-
-    The same objective, ``sum_g [mean_n CE(x_n m_g W_g + b_g, y_n) + l2 / 2 ||m_g W_g||^2]``
-    and the same L-BFGS settings, in a faster layout: the G probes' logits come from one
-    matmul as (N, G, C) and the cross-entropy is ``logsumexp - gather`` (``F.cross_entropy`` on
-    G N rows of C = 10 classes is about 2.4x slower on CPU). ``x`` may also hold one feature
-    matrix per probe (G, N, K) (the unstructured variants).
-
-    Args:
-        x: (N, K) features shared by the G probes, or (G, N, K). y: (N,) labels.
-        masks: (G, K) 0/1 keep-masks or None (all kept). init: warm start (W (G, K, C), b (G, C)).
-    Returns:
-        W (G, K, C) (zero on masked features) and b (G, C).
-    """
-    shared = x.dim() == 2
-    n, k = x.shape[-2], x.shape[-1]
-    g = masks.shape[0] if masks is not None else (1 if shared else x.shape[0])
-    m3 = (torch.ones(g, k, device=x.device) if masks is None else masks).to(x.dtype)[:, :, None]
-    if init is None:
-        w0 = torch.zeros(g, k, n_classes, device=x.device, dtype=x.dtype)
-        b0 = torch.zeros(g, n_classes, device=x.device, dtype=x.dtype)
-    else:
-        w0, b0 = (t.to(x.dtype) for t in init)
-    w = w0.clone().requires_grad_(True)
-    b = b0.clone().requires_grad_(True)
-    target = _label_index(y, x, g)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-5, tolerance_change=1e-9, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        wm = w * m3
-        logits = _logits(x, wm, b)
-        ce = (torch.logsumexp(logits, -1).sum() - logits.gather(2, target).sum()) / n
-        loss = ce + 0.5 * l2 * wm.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch_threads(PROBE_THREADS):
-        opt.step(closure)
-    return (w * m3).detach(), b.detach()
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads, then restore the previous setting."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _logits(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Logits of G linear probes w (G, K, C), b (G, C): (N, G, C) on x (N, K); (G, N, C) on x (G, N, K)."""
-    g, k, c = w.shape
-    if x.dim() == 2:
-        return (x @ w.permute(1, 0, 2).reshape(k, g * c)).view(x.shape[0], g, c) + b[None]
-    return torch.baddbmm(b[:, None, :], x, w)
-
-
-def _label_index(y: torch.Tensor, x: torch.Tensor, g: int) -> torch.Tensor:
-    """Labels laid out like :func:`_logits`' output, for ``gather`` along the class axis."""
-    return y[:, None, None].expand(len(y), g, 1) if x.dim() == 2 else y[None, :, None].expand(g, len(y), 1)
-
-
-@torch.no_grad()
-def batched_accuracy(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(G,) accuracies of G linear probes on x (N, K) or (G, N, K) with labels y (N,)."""
-    hit = _logits(x, w.to(x.dtype), b.to(x.dtype)).argmax(-1) == _label_index(y, x, w.shape[0])[..., 0]
-    return hit.double().mean(0 if x.dim() == 2 else 1)
-
-
-def probe_path(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    x_val: torch.Tensor,
-    y_val: torch.Tensor,
-    n_classes: int,
-    l2s: Sequence[float] = L2_GRID,
-    masks: torch.Tensor | None = None,
-    init: tuple[torch.Tensor, torch.Tensor] | None = None,
-    max_iter: int = MAX_ITER,
-    path_iter: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """G probes, each with its own L2 strength chosen on val: :func:`bench.probe.linear_probe`'s rule.
-
-    Fits ``l2s`` from the strongest penalty to the weakest, each warm-started from the
-    previous (the first from ``init``, with ``max_iter`` L-BFGS iterations, the next ones with
-    ``path_iter``, default ``max_iter``), and keeps, per probe, the fit with the best val
-    accuracy (ties: the stronger penalty).
-
-    Args:
-        x, x_val: (N, K) standardised features shared by the probes, or (G, N, K) each.
-        masks: (G, K) keep-masks or None. init: warm start (W (G, K, C), b (G, C)).
-    Returns:
-        W (G, K, C), b (G, C) and the chosen L2 strengths (G,).
-    """
-    best = None
-    for i, l2 in enumerate(sorted(l2s, reverse=True)):
-        iters = max_iter if i == 0 or path_iter is None else path_iter
-        init = fit_logreg_batched(x, y, n_classes, l2, masks, init=init, max_iter=iters)
-        acc = batched_accuracy(x_val, y_val, *init)
-        if best is None:
-            best = [acc, init[0].clone(), init[1].clone(), torch.full_like(acc, l2)]
-            continue
-        better = acc > best[0]
-        best[0] = torch.where(better, acc, best[0])
-        best[1][better], best[2][better], best[3][better] = init[0][better], init[1][better], l2
-    return best[1], best[2], best[3]
-
-
-def refit_l2s(l2: float, grid: Sequence[float] = L2_GRID) -> tuple[float, ...]:
-    """The L2 strengths a pruned variant chooses from: the full probe's ``l2`` and the next weaker one.
-
-    A variant with fewer features rarely wants a stronger penalty than the full set; it can want
-    a weaker one: when copies of a feature are removed, the weight the copies shared moves onto
-    the one that is left, and the same penalty then costs it more (the planted control of
-    PROTOCOL.md §9 reads a prunable fraction of 0.6 instead of 0.7 without it).
-    """
-    g = sorted(grid, reverse=True)
-    i = min(range(len(g)), key=lambda j: abs(math.log(g[j]) - math.log(l2)))
-    return tuple(g[i : i + 2])
+DEAD_EIG = 1e-9  # rank: components with eigenvalue below this fraction of the largest are dead
 
 
 # ----------------------------------------------------------------------------- orders
@@ -283,13 +145,46 @@ def masks_from_orders(orders: torch.Tensor, fractions: Sequence[float]) -> torch
 
 
 # ----------------------------------------------------------------------------- structured
+def val_halves(y_val: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint, stratified halves (A, B) of the val indices, fixed by ``seed``.
+
+    A scores the ``importance`` knock-outs, B chooses the best criterion: the half that built an
+    order never judges it. Within each class the order is random, then alternated A, B, A, ...
+    """
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(y_val), generator=g).to(y_val.device)
+    order = perm[torch.argsort(y_val[perm], stable=True)]
+    return order[0::2], order[1::2]
+
+
+def rank_features(f_train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """Principal-component scores of every split, in descending order of train variance.
+
+    ``P = (f - mean_train) V`` with V the eigenvectors of the centred train features'
+    covariance (float64), sorted by descending eigenvalue; components whose eigenvalue is below
+    :data:`DEAD_EIG` of the largest are dead and set to 0. Keeping the first m columns is the
+    ``rank`` pruning of ``1 - m / K``; a rotation of the features (f -> f Q) leaves the scores
+    unchanged up to each column's sign.
+    """
+    x = f_train.double()
+    mean = x.mean(0, keepdim=True)
+    xc = x - mean
+    lam, vecs = torch.linalg.eigh(xc.T @ xc / len(x))
+    lam, vecs = lam.flip(0), vecs.flip(1)
+    live = lam > DEAD_EIG * lam[0].clamp(min=1e-300)
+    vecs = vecs * live.to(vecs.dtype)
+    return [((f.double() - mean) @ vecs).float() for f in (f_train, *others)]
+
+
 @dataclass
 class Curves:
     """Accuracy curves over the fractions, per (criterion, probe mode).
 
-    ``test[(criterion, mode)]`` and ``val[(criterion, mode)]`` are (F,) arrays aligned with
-    ``fractions``; the entry at p = 0 is the unpruned model's accuracy itself, so
-    ``r(0) = 1`` exactly. ``skipped`` maps a criterion that does not apply to why.
+    ``test[(criterion, mode)]`` and ``val[(criterion, mode)]`` (val: half B) are (F,) arrays
+    aligned with ``fractions``; the entry at p = 0 is the unpruned model's accuracy itself, so
+    ``r(0) = 1`` exactly. ``("rank", "refit")`` holds the principal-component curve, whose own
+    p = 0 entry is the probe on all components. ``skipped`` maps a criterion that does not apply
+    to why.
     """
 
     fractions: tuple[float, ...]
@@ -298,7 +193,7 @@ class Curves:
     skipped: dict[str, str] = field(default_factory=dict)
     l2: float = math.nan
     test_acc: float = math.nan  # unpruned
-    val_acc: float = math.nan
+    val_acc: float = math.nan  # unpruned, on half B of val
     probe: tuple[torch.Tensor, torch.Tensor] | None = None  # the full probe (W (K, C), b (C,))
 
 
@@ -314,7 +209,7 @@ def criterion_orders(
 
     Args:
         f_train: (N, K) raw train features (variance, redundancy).
-        knockout: ``(logits_fn, x_val, y_val)`` for ``importance`` (see :func:`knockout_scores`).
+        knockout: ``(logits_fn, x, y)`` for ``importance`` (see :func:`knockout_scores`).
         weight: (K, D) incoming weights for ``magnitude``, or None (then it is skipped).
     """
     k = f_train.shape[1]
@@ -322,7 +217,7 @@ def criterion_orders(
     for c in criteria:
         if c == "magnitude":
             if weight is None or weight.shape[0] != k:
-                skipped[c] = "no single-layer incoming weight matrix (encoder_weight() is None)"
+                skipped[c] = "no single-layer incoming weight matrix"
                 continue
             orders[c] = magnitude_order(weight)[None]
         elif c == "variance":
@@ -340,8 +235,9 @@ def criterion_orders(
 
 @dataclass
 class Summary:
-    """Per (criterion, mode): retained accuracy r (F,), test AURC, val AURC, prunable fraction;
-    per mode: the best criterion, the one with the highest val AURC (ties: the first listed)."""
+    """Per (criterion, mode): retained accuracy r (F,), test AURC, val AURC (half B), prunable
+    fraction; per mode: the best criterion, the one of ``PRIMARY_CRITERIA`` with the highest val
+    AURC (ties: the first listed)."""
 
     retained: dict[tuple[str, str], np.ndarray]
     aurc: dict[tuple[str, str], float]
@@ -350,7 +246,8 @@ class Summary:
     best: dict[str, str]
 
 
-def summarize(curves: Curves, chance: float, tol: float = 0.01, lo: float = 0.1, hi: float = 0.9) -> Summary:
+def summarize(curves: Curves, chance: float, tol: float = 0.01, lo: float = 0.1, hi: float = 0.9,
+              candidates: Sequence[str] = PRIMARY_CRITERIA) -> Summary:
     """AURC (:func:`bench.metrics.aurc`), prunable fraction and the val-chosen best criterion.
 
     An encoder whose unpruned accuracy is within ``tol`` of chance has nothing to prune away:
@@ -360,19 +257,28 @@ def summarize(curves: Curves, chance: float, tol: float = 0.01, lo: float = 0.1,
     out = Summary({}, {}, {}, {}, {})
     defined = curves.test_acc - chance > tol and curves.val_acc - chance > tol
     for key, acc in curves.test.items():
-        out.retained[key] = metrics.retained_accuracy(acc, curves.test_acc, chance, tol)
+        acc0, acc0_val = acc[0], curves.val[key][0]  # the curve's own p = 0 (rank: all components)
+        out.retained[key] = metrics.retained_accuracy(acc, acc0 if defined else chance, chance, tol)
         out.aurc[key] = metrics.aurc(p, out.retained[key], lo, hi)
-        r_val = metrics.retained_accuracy(curves.val[key], curves.val_acc, chance, tol)
+        r_val = metrics.retained_accuracy(curves.val[key], acc0_val if defined else chance, chance, tol)
         out.aurc_val[key] = metrics.aurc(p, r_val, lo, hi)
         out.prunable[key] = metrics.prunable_fraction(p, acc, tol) if defined else math.nan
-    for (crit, mode), v in out.aurc_val.items():
-        if np.isfinite(v) and (mode not in out.best or v > out.aurc_val[(out.best[mode], mode)]):
-            out.best[mode] = crit
+    for crit in candidates:
+        for (c, mode), v in out.aurc_val.items():
+            if c == crit and np.isfinite(v) and (mode not in out.best or v > out.aurc_val[(out.best[mode], mode)]):
+                out.best[mode] = crit
     return out
 
 
 def _probe_logits(w: torch.Tensor, b: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda xs: torch.einsum("gnk,kc->gnc", xs, w.to(xs.dtype)) + b.to(xs.dtype)
+
+
+def _curve(acc: torch.Tensor, shape: tuple[int, int], fractions, pruned: list[int], a0: float) -> np.ndarray:
+    """(F,) curve: ``a0`` at p = 0, the mean over the R orders of the (R, P) accuracies elsewhere."""
+    curve = np.full(len(fractions), a0)
+    curve[pruned] = acc.view(shape).mean(0).cpu().numpy()
+    return curve
 
 
 def structured_pruning(
@@ -389,7 +295,7 @@ def structured_pruning(
     random_draws: int = 5,
     seed: int = 0,
     l2_grid: Sequence[float] = L2_GRID,
-    max_iter: int = MAX_ITER,
+    rank: bool = True,
 ) -> Curves:
     """Prune features by every criterion at every fraction; probe modes ``refit`` and ``frozen``.
 
@@ -397,41 +303,54 @@ def structured_pruning(
         f_*: (N, K) raw features of each split; y_*: (N,) labels.
         weight: (K, D) incoming weights (``magnitude``), or None.
         fractions: pruned fractions, 0 included (the unpruned reference).
+        rank: also the ``rank`` curve (principal components, refit).
     Returns:
-        :class:`Curves` with test and val accuracies per (criterion, mode); ``random`` is the
-        mean over ``random_draws`` orders.
+        :class:`Curves` with test and val-half-B accuracies per (criterion, mode); ``random`` is
+        the mean over ``random_draws`` orders.
     """
     fractions = tuple(float(p) for p in fractions)
     if 0.0 not in fractions:
         raise ValueError("fractions: must include 0 (the unpruned reference)")
+    half_a, half_b = val_halves(y_val)
     z_tr, z_va, z_te = standardize(f_train.float(), f_val.float(), f_test.float())
-    w0, b0, l2 = probe_path(z_tr, y_train, z_va, y_val, n_classes, l2_grid, max_iter=max_iter)
-    w0, b0, l2 = w0[0], b0[0], float(l2[0])
-    out = Curves(fractions, l2=l2, probe=(w0, b0),
-                 test_acc=float(batched_accuracy(z_te, y_test, w0[None], b0[None])[0]),
-                 val_acc=float(batched_accuracy(z_va, y_val, w0[None], b0[None])[0]))
-    orders, out.skipped = criterion_orders(criteria, f_train, (_probe_logits(w0, b0), z_va, y_val), weight,
-                                           random_draws, seed)
+    full = linear_probe(z_tr, y_train, z_va, y_val, z_te, y_test, n_classes, l2_grid=l2_grid, standardized=True)
+    w0, b0 = full.weight[0], full.bias[0]
+    zb, yb = z_va[half_b], y_val[half_b]
+    out = Curves(fractions, l2=float(full.l2[0]), probe=(w0, b0), test_acc=float(full.test_acc[0]),
+                 val_acc=float(accuracy(zb, yb, w0[None], b0[None])[0]))
+    knock = (_probe_logits(w0, b0), z_va[half_a], y_val[half_a])
+    orders, out.skipped = criterion_orders(criteria, f_train, knock, weight, random_draws, seed)
     pruned = [i for i, p in enumerate(fractions) if p > 0]
-    if not orders or not pruned:
-        return out
-    masks = {c: masks_from_orders(o, [fractions[i] for i in pruned]) for c, o in orders.items()}  # (R, P, K)
-    flat = torch.cat([m.reshape(-1, m.shape[-1]) for m in masks.values()])  # (G, K)
-    init = (w0[None] * flat[:, :, None], b0[None].expand(len(flat), -1))
-    refit = probe_path(z_tr, y_train, z_va, y_val, n_classes, refit_l2s(l2, l2_grid), flat, init, max_iter,
-                       max_iter // 2)
-    fits = {"refit": refit[:2], "frozen": init}
-    start = 0
-    for c, m in masks.items():
-        g = m.shape[0] * m.shape[1]
-        for mode, (w, b) in fits.items():
-            for z, y, store, a0 in ((z_te, y_test, out.test, out.test_acc), (z_va, y_val, out.val, out.val_acc)):
-                a = batched_accuracy(z, y, w[start : start + g], b[start : start + g]).view(m.shape[0], m.shape[1])
-                curve = np.full(len(fractions), a0)
-                curve[pruned] = a.mean(0).cpu().numpy()
-                store[(c, mode)] = curve
-        start += g
+    if orders and pruned:
+        masks = {c: masks_from_orders(o, [fractions[i] for i in pruned]) for c, o in orders.items()}  # (R, P, K)
+        flat = torch.cat([m.reshape(-1, m.shape[-1]) for m in masks.values()])  # (G, K)
+        frozen = (w0[None] * flat[:, :, None], b0[None].expand(len(flat), -1))
+        refit = linear_probe(z_tr, y_train, z_va, y_val, z_te, y_test, n_classes, masks=flat, l2_grid=l2_grid,
+                             standardized=True, init=frozen)
+        fits = {"refit": (refit.weight, refit.bias), "frozen": frozen}
+        start = 0
+        for c, m in masks.items():
+            g = m.shape[0] * m.shape[1]
+            for mode, (w, b) in fits.items():
+                w, b = w[start : start + g], b[start : start + g]
+                out.test[(c, mode)] = _curve(accuracy(z_te, y_test, w, b), m.shape[:2], fractions, pruned, out.test_acc)
+                out.val[(c, mode)] = _curve(accuracy(zb, yb, w, b), m.shape[:2], fractions, pruned, out.val_acc)
+            start += g
+    if rank:
+        _rank_curve(out, f_train, y_train, f_val, y_val, f_test, y_test, n_classes, half_b, l2_grid)
     return out
+
+
+def _rank_curve(out: Curves, f_train, y_train, f_val, y_val, f_test, y_test, n_classes, half_b, l2_grid) -> None:
+    """The ``rank`` curve: keep the top ``(1 - p) K`` principal components, standardise, refit."""
+    p_tr, p_va, p_te = standardize(*rank_features(f_train, f_val, f_test))
+    k = p_tr.shape[1]
+    keep = [k - round(p * k) for p in out.fractions]
+    masks = (torch.arange(k, device=p_tr.device)[None, :] < torch.tensor(keep, device=p_tr.device)[:, None]).float()
+    r = linear_probe(p_tr, y_train, p_va, y_val, p_te, y_test, n_classes, masks=masks, l2_grid=l2_grid,
+                     standardized=True)
+    out.test[("rank", "refit")] = r.test_acc.cpu().numpy()
+    out.val[("rank", "refit")] = accuracy(p_va[half_b], y_val[half_b], r.weight, r.bias).cpu().numpy()
 
 
 def head_pruning(
@@ -451,35 +370,36 @@ def head_pruning(
 
     A removed unit outputs 0 (the unit is deleted from the network: its outgoing weights no
     longer contribute), and ``head`` maps the (N, K) hidden activations to (N, C) logits.
-    ``importance`` knocks units out under the head on val. Mode ``head`` in the curves.
+    ``importance`` knocks units out under the head on val half A; val curves are on half B.
+    Mode ``head`` in the curves.
 
     Args:
         a_*: (N, K) hidden activations of each split (the deployed features).
     """
     fractions = tuple(float(p) for p in fractions)
     k = a_train.shape[1]
+    half_a, half_b = val_halves(y_val)
 
     def logits_fn(xs: torch.Tensor) -> torch.Tensor:
         return head(xs.reshape(-1, k)).view(xs.shape[0], xs.shape[1], -1)
 
+    def accs(a: torch.Tensor, y: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        pred = logits_fn(a[None] * masks[:, None, :].to(a.dtype)).argmax(-1)
+        return (pred == y[None]).double().mean(1)
+
     with torch.no_grad():
-        orders, skipped = criterion_orders(criteria, a_train, (logits_fn, a_val, y_val), weight, random_draws, seed)
-
-        def accs(a: torch.Tensor, y: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-            pred = logits_fn(a[None] * masks[:, None, :].to(a.dtype)).argmax(-1)
-            return (pred == y[None]).double().mean(1)
-
-        a0_test = float(accs(a_test, y_test, torch.ones(1, k, device=a_test.device))[0])
-        a0_val = float(accs(a_val, y_val, torch.ones(1, k, device=a_val.device))[0])
+        orders, skipped = criterion_orders(criteria, a_train, (logits_fn, a_val[half_a], y_val[half_a]), weight,
+                                           random_draws, seed)
+        ones = torch.ones(1, k, device=a_test.device)
+        splits = ((a_test, y_test), (a_val[half_b], y_val[half_b]))
+        a0_test, a0_val = (float(accs(a, y, ones)[0]) for a, y in splits)
         out = Curves(fractions, skipped=skipped, test_acc=a0_test, val_acc=a0_val)
         pruned = [i for i, p in enumerate(fractions) if p > 0]
         for c, o in orders.items():
             m = masks_from_orders(o, [fractions[i] for i in pruned])
-            for a, y, store, a0 in ((a_test, y_test, out.test, a0_test), (a_val, y_val, out.val, a0_val)):
-                curve = np.full(len(fractions), a0)
-                if pruned:
-                    curve[pruned] = accs(a, y, m.reshape(-1, k)).view(m.shape[0], m.shape[1]).mean(0).cpu().numpy()
-                store[(c, "head")] = curve
+            for (a, y), store, a0 in zip(splits, (out.test, out.val), (a0_test, a0_val), strict=True):
+                acc = accs(a, y, m.reshape(-1, k)) if pruned else torch.zeros(0)
+                store[(c, "head")] = _curve(acc, m.shape[:2], fractions, pruned, a0)
     return out
 
 
@@ -535,27 +455,23 @@ def unstructured_pruning(
     method: nn.Module,
     splits: Sequence[tuple[torch.Tensor, torch.Tensor]],
     n_classes: int,
-    l2: float,
     sparsities: Sequence[float] = SPARSITIES,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     unpruned: Sequence[torch.Tensor] | None = None,
     l2_grid: Sequence[float] = L2_GRID,
-    max_iter: int = MAX_ITER,
     chunk: int = 8192,
 ) -> Unstructured:
     """Global magnitude pruning of the deployed encoder at each sparsity, probe refit.
 
     Each sparsity's features are standardised with their own train statistics; the probes of
-    all sparsities are fitted as one batched problem, each choosing on val between the
-    encoder's val-chosen ``l2`` and the next weaker (:func:`refit_l2s`), warm-started from the
-    unpruned probe ``init`` = (W (K, C), b (C,)) when given.
+    all sparsities are fitted as one batched problem, each choosing its L2 strength on val from
+    the full grid, warm-started from the unpruned probe ``init`` = (W (K, C), b (C,)) when given.
 
     Args:
         method: the trained :class:`bench.methods.Method` (not modified).
         splits: ((x, y) train, (x, y) val, (x, y) test) inputs and labels.
         unpruned: the unpruned features of the three splits, if already computed (sparsity 0).
     """
-    w0, b0 = (None, None) if init is None else (init[0][None], init[1][None])
     feats, comp = [], []
     for s in sparsities:
         if s == 0 and unpruned is not None:
@@ -570,8 +486,7 @@ def unstructured_pruning(
     x = [torch.stack([fs[i] for fs in feats]) for i in range(3)]  # (G, N, K) per split
     (_, y_tr), (_, y_va), (_, y_te) = splits
     g = len(sparsities)
-    init = None if w0 is None else (w0.expand(g, -1, -1), b0.expand(g, -1))
-    w, b, _ = probe_path(x[0], y_tr, x[1], y_va, n_classes, refit_l2s(l2, l2_grid), init=init, max_iter=max_iter,
-                         path_iter=max_iter // 2)
-    return Unstructured(tuple(float(s) for s in sparsities), batched_accuracy(x[2], y_te, w, b).cpu().numpy(),
-                        batched_accuracy(x[1], y_va, w, b).cpu().numpy(), np.array(comp))
+    warm = None if init is None else (init[0][None].expand(g, -1, -1), init[1][None].expand(g, -1))
+    r = linear_probe(x[0], y_tr, x[1], y_va, x[2], y_te, n_classes, l2_grid=l2_grid, standardized=True, init=warm)
+    return Unstructured(tuple(float(s) for s in sparsities), r.test_acc.cpu().numpy(), r.val_acc.cpu().numpy(),
+                        np.array(comp))

@@ -3,37 +3,37 @@
 For every encoder (default: every registered method but ``raw``, width [64], on [mnist5k]):
 
 * structured pruning of a fraction p in {0, .1, ..., .9} of the K features by criterion
-  ``magnitude``, ``variance``, ``random`` (mean of 5 draws), ``importance`` and ``redundancy``
-  (:mod:`bench.pruning`), probe modes ``refit`` and ``frozen``; for a method with its own
+  ``magnitude``, ``variance``, ``random`` (mean of 5 draws), ``importance`` (scored on half A of
+  val) and ``redundancy`` (:mod:`bench.pruning`), probe modes ``refit`` and ``frozen``, and the
+  rotation-invariant ``rank`` curve (top principal components kept, refit); for a method with its own
   trained classifier (``uses_labels`` and a ``head``: the ``supervised`` baseline) also mode
   ``head``: its hidden units pruned under its own head, no refit (the end-to-end setting behind
   the "50-90% prunable" folklore);
 * unstructured global magnitude pruning of every Linear/Conv weight of the deployed modules at
   sparsities {0, .5, .7, .8, .9, .95, .98}, probe refit, compression ratio = total / nonzero;
-* redundancy diagnostics on the test features (:mod:`bench.metrics`): Gaussian TC, mean
-  pairwise MI of 20-bin binned features, mean |off-diagonal corr|, max cosine between
-  incoming weight vectors, effective rank / K (of the correlation matrix; also of the
-  covariance, ``effective_rank_cov``), dead fraction.
+* redundancy measures the subject does not optimise, on test features (:mod:`bench.metrics`):
+  mean pairwise MI of 20-bin binned features, nonlinear predictability (kNN R^2 of each feature
+  from the others, fit on train), max cosine between incoming weight vectors, dead fraction;
+* manipulation checks (the subject's own TC proxies, shown, never a verdict): Gaussian TC,
+  mean |off-diagonal corr|, effective rank / K (correlation; also covariance).
 
 Summaries: ``r(p) = (acc(p) - chance) / (acc(0) - chance)``, AURC (trapezoid mean of r over
 p in [0.1, 0.9]) and prunable fraction (largest p with ``acc(p) >= acc(0) - 0.01``).
-Primary: ``aurc_best`` = test AURC with ``refit`` under the criterion with the highest val
-AURC (the criterion that prunes this encoder best, chosen on val, never on test); predicted:
-subject LOWER than each baseline. Secondary (own verdict tables): AURC under ``magnitude``
-(lower), ``prunable_fraction_best`` (lower), ``gaussian_tc`` (lower), ``effective_rank``
-(higher).
-
-L2 strength: chosen on val from the §6 grid for the full feature set; each pruned variant
-chooses its own on val between that value and the next weaker one (nothing is selected on
-test); see :mod:`bench.pruning` for why and for the batching.
+Primary: ``aurc_best`` = test AURC with ``refit`` under the criterion of
+``bench.pruning.PRIMARY_CRITERIA`` (those that apply to every method) with the highest AURC on
+val half B (chosen on val, never on test, never on the half that scored ``importance``);
+predicted: subject LOWER than each baseline. Secondary verdicts (:data:`SECONDARY`): AURC under
+``magnitude``, ``rank`` AURC, prunable fraction, pairwise MI, nonlinear predictability, all
+predicted lower. Every pruned probe chooses its L2 strength on val from the full §6 grid.
 
 Tidy rows (condition columns ``criterion``, ``fraction``, ``probe_mode``, ``sparsity``,
 ``feat_i``, ``feat_j``, empty elsewhere): ``acc`` and ``retained`` per (criterion, mode,
 fraction); ``aurc``, ``aurc_val``, ``prunable_fraction`` per (criterion, mode);
-``aurc_best``, ``prunable_fraction_best`` (criterion = the val-chosen one); ``unstructured_acc``
-and ``compression_ratio`` per sparsity; the diagnostics; ``skipped`` (value 1, with a note)
-for a criterion or a mode that does not apply; ``corr`` (the test correlation matrix, for
-the correlation heatmaps of the lowest seed of ``heatmap_methods``); ``protocol_seconds``.
+``aurc_best``, ``prunable_fraction_best`` (criterion = the val-chosen one; NaN with a note when
+undefined); ``unstructured_acc`` and ``compression_ratio`` per sparsity; the diagnostics;
+``skipped`` (value 1, with a note) for a criterion or a mode that does not apply; ``corr`` (the
+test correlation matrix, for the correlation heatmaps of the lowest seed of
+``heatmap_methods``); ``protocol_seconds``.
 """
 
 from __future__ import annotations
@@ -46,18 +46,29 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as sps
 from torch import nn
 
 from bench import metrics, plots, pruning
 from bench.config import ConfigError
 from bench.data import DATASETS
 from bench.protocol import PREDICTIONS, SUBJECT, Prediction, PredictionConfig, Table
-from bench.stats import verdict_from_tidy
+from bench.stats import t_interval, verdict_from_tidy
 
-DIAGNOSTICS = ("gaussian_tc", "pairwise_mi", "mean_abs_corr", "max_weight_cosine", "effective_rank",
-               "effective_rank_cov", "dead_fraction")
+DIAGNOSTICS = ("pairwise_mi", "nonlinear_predictability", "max_weight_cosine", "dead_fraction")
+MANIPULATION_CHECKS = ("gaussian_tc", "mean_abs_corr", "effective_rank", "effective_rank_cov")
 MODES = ("refit", "frozen", "head")
+CURVES = (*pruning.CRITERIA, "rank")
+REFIT = {"probe_mode": "refit"}
+# secondary verdicts: (metric, filter, direction, label); all predicted lower for the subject
+SECONDARY = (
+    ("aurc", {"criterion": "magnitude", "probe_mode": "refit"}, "lower",
+     "AURC under magnitude pruning (conventional; single-layer encoders only), refit"),
+    ("aurc", {"criterion": "rank", "probe_mode": "refit"}, "lower",
+     "rank AURC (top principal components kept: basis-independent), refit"),
+    ("prunable_fraction_best", REFIT, "lower", "prunable fraction (1-point loss), best criterion, refit"),
+    ("pairwise_mi", {}, "lower", "mean pairwise mutual information of binned features (test)"),
+    ("nonlinear_predictability", {}, "lower", "nonlinear predictability: mean kNN R^2 of each feature from the others"),
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class PruningConfig(PredictionConfig):
     aurc_low: float = 0.1
     aurc_high: float = 0.9
     mi_bins: int = 20
+    knn_k: int = 10  # nonlinear predictability
     heatmap_methods: tuple[str, ...] = (SUBJECT, "sae", "pca")
 
     def check(self) -> None:
@@ -90,6 +102,8 @@ class PruningConfig(PredictionConfig):
             raise ValueError(f"aurc_low, aurc_high: need 0 <= low < high <= 1, got {self.aurc_low}, {self.aurc_high}")
         if self.mi_bins < 2:
             raise ValueError(f"mi_bins: must be >= 2, got {self.mi_bins}")
+        if self.knn_k < 1:
+            raise ValueError(f"knn_k: must be >= 1, got {self.knn_k}")
 
 
 def _head(method: nn.Module, features: torch.Tensor, n_classes: int) -> nn.Module | None:
@@ -122,33 +136,29 @@ class Pruning(Prediction):
     protocol = (
         "Width 64, every registered method but raw, same split, epochs and batch size. Structured: remove a "
         "fraction p in {0, .1, ..., .9} of the features by criterion magnitude (smallest incoming-weight norm), "
-        "variance (smallest train variance), random (mean of 5 draws), importance (smallest val-accuracy drop when "
-        "knocked out of the full probe alone) or redundancy (dead features, then greedily the kept feature with the "
-        "largest train |corr| to another kept one). Probe refit on the kept standardised features, or frozen (full "
-        "probe, removed features at their train mean). The L2 strength is chosen on val (grid 1e-4..1e1) for the "
-        "full features; each pruned variant chooses its own on val between that value and the next weaker one; "
-        "all variants are fitted as one batched L-BFGS problem per L2 value. supervised: hidden units also pruned "
-        "under its own trained head (mode head, no refit). "
-        "Unstructured: global magnitude pruning (torch prune.global_unstructured, L1) of every Linear/Conv weight of "
-        "the deployed encoder, probe refit; compression = total / nonzero weights. r(p) = (acc(p) - chance) / "
-        "(acc(0) - chance); AURC = trapezoid mean of r over p in [0.1, 0.9]; prunable fraction = largest p with "
-        "acc(p) >= acc(0) - 1 point. Primary: test AURC (refit) under each encoder's best criterion, chosen by the "
-        "highest val AURC; predicted subject LOWER. Diagnostics on test features: Gaussian TC (correlation matrix, "
-        "ridge 1e-3), mean pairwise MI of 20-bin features (Miller-Madow), mean |off-diag corr|, max cosine of "
-        "incoming weights, effective rank / K (correlation; _cov: covariance), dead fraction. Verdicts: paired "
-        "differences over seeds, 95% t-interval, Holm across baselines."
+        "variance (smallest train variance), random (mean of 5 draws), importance (smallest accuracy drop when "
+        "knocked out of the full probe alone, scored on half A of val) or redundancy (dead features, then greedily "
+        "the kept feature with the largest train |corr| to another kept one). Probe refit on the kept standardised "
+        "features, or frozen (full probe, removed features at their train mean). rank: keep the top (1-p)K principal "
+        "components of the centred train features (covariance), standardise them, refit: it does not depend on the "
+        "basis (a rotated code has the same rank curve) but still on each unit's scale. Every probe chooses its L2 "
+        "strength on val from the full grid 1e-4..1e1; all variants are one batched L-BFGS problem. supervised: "
+        "hidden units also pruned under its own trained head (mode head, no refit). Unstructured: global magnitude "
+        "pruning (torch prune.global_unstructured, L1) of every Linear/Conv weight of the deployed encoder, probe "
+        "refit; compression = total / nonzero weights. r(p) = (acc(p) - chance) / (acc(0) - chance); AURC = "
+        "trapezoid mean of r over p in [0.1, 0.9]; prunable fraction = largest p with acc(p) >= acc(0) - 1 point. "
+        "Primary: test AURC (refit) under each encoder's best criterion among variance, random, importance and "
+        "redundancy (those that apply to every method), chosen by the highest AURC on val half B; predicted subject "
+        "LOWER. Secondary verdicts (lower): magnitude AURC, rank AURC, prunable fraction, pairwise MI of 20-bin "
+        "features (Miller-Madow), nonlinear predictability (mean test R^2 of a 10-NN regressor predicting each "
+        "feature from the others, fit on train). Manipulation checks, never verdicts (the subject optimises them): "
+        "Gaussian TC, mean |off-diag corr|, effective rank / K. Verdicts: per-seed paired differences, 95% "
+        "t-interval, paired t, Holm across baselines decides."
     )
     primary_metric = "aurc_best"
     direction = "lower"
     Config = PruningConfig
     exclude_methods = ("raw",)
-
-    SECONDARY = (
-        ("aurc", {"criterion": "magnitude", "probe_mode": "refit"}, "lower", "AURC under magnitude pruning, refit"),
-        ("prunable_fraction_best", {"probe_mode": "refit"}, "lower", "prunable fraction, best criterion, refit"),
-        ("gaussian_tc", {}, "lower", "Gaussian total correlation (test)"),
-        ("effective_rank", {}, "higher", "effective rank / K (test)"),
-    )
 
     def check(self, ctx) -> None:
         ds = ctx.dataset()
@@ -163,8 +173,7 @@ class Pruning(Prediction):
         rows = []
         for enc in ctx.encoders():
             t0 = time.perf_counter()
-            with pruning.torch_threads(pruning.PROBE_THREADS):
-                rows += self._encoder_rows(ctx, enc, ds, enc.spec.seed == first_seed)
+            rows += self._encoder_rows(ctx, enc, ds, enc.spec.seed == first_seed)
             rows.append(ctx.row(enc, "protocol_seconds", time.perf_counter() - t0))
         return rows
 
@@ -194,7 +203,7 @@ class Pruning(Prediction):
             row("head_acc", hc.test_acc)
             self._curve_rows(row, hc, chance, ("head",))
         self._unstructured_rows(row, method, ds, curves, (f_tr, f_va, f_te))
-        for name, value in self._diagnostics(f_te, w).items():
+        for name, value in self._diagnostics(f_tr, f_te, w).items():
             row(name, value)
         if w is None:
             row("skipped", 1.0, criterion="max_weight_cosine", note="no single-layer encoder weight")
@@ -219,8 +228,10 @@ class Pruning(Prediction):
             row("aurc_val", s.aurc_val[(crit, mode)], criterion=crit, probe_mode=mode)
             row("prunable_fraction", s.prunable[(crit, mode)], criterion=crit, probe_mode=mode)
         for mode in {m for _, m in curves.test} - set(s.best):
-            row("skipped", 1.0, criterion="best", probe_mode=mode,
-                note=f"unpruned accuracy within {c.tolerance} of chance: r(p) undefined")
+            why = f"unpruned accuracy within {c.tolerance} of chance: r(p) undefined"
+            row("skipped", 1.0, criterion="best", probe_mode=mode, note=why)
+            row("aurc_best", math.nan, probe_mode=mode, note=why)
+            row("prunable_fraction_best", math.nan, probe_mode=mode, note=why)
         for mode, best in s.best.items():
             row("aurc_best", s.aurc[(best, mode)], criterion=best, probe_mode=mode)
             row("prunable_fraction_best", s.prunable[(best, mode)], criterion=best, probe_mode=mode)
@@ -231,15 +242,16 @@ class Pruning(Prediction):
                 note="no Linear/Conv weight in the deployed modules")
             return
         un = pruning.unstructured_pruning(method, [(s.x, s.y) for s in (ds.train, ds.val, ds.test)], ds.n_classes,
-                                          curves.l2, self.cfg.sparsities, init=curves.probe, unpruned=features)
+                                          self.cfg.sparsities, init=curves.probe, unpruned=features)
         for s, a, cr in zip(un.sparsities, un.test, un.compression, strict=True):
             row("unstructured_acc", a, sparsity=s, probe_mode="refit")
             row("compression_ratio", cr, sparsity=s)
 
-    def _diagnostics(self, f: torch.Tensor, w: torch.Tensor | None) -> dict[str, float]:
+    def _diagnostics(self, f_train: torch.Tensor, f: torch.Tensor, w: torch.Tensor | None) -> dict[str, float]:
         return {
             "gaussian_tc": metrics.gaussian_tc(f),
             "pairwise_mi": metrics.pairwise_mi_binned(f, bins=self.cfg.mi_bins),
+            "nonlinear_predictability": metrics.nonlinear_predictability(f_train, f, k=self.cfg.knn_k),
             "mean_abs_corr": metrics.mean_abs_offdiag_corr(f),
             "max_weight_cosine": math.nan if w is None else metrics.max_weight_cosine(w),
             "effective_rank": metrics.effective_rank(f, on="corr"),
@@ -249,26 +261,30 @@ class Pruning(Prediction):
 
     # ------------------------------------------------------------------------------ report
     def tables(self, df):
-        refit = {"probe_mode": "refit"}
+        acc0 = df[df["metric"] == "probe_acc"].groupby("method")["value"].mean()
+        subj = f"{acc0.get(SUBJECT, float('nan')):.3f}"
         tabs = [Table("Primary: AURC under the best criterion (chosen on val), refit; predicted subject lower",
-                      verdict_from_tidy(df, "aurc_best", SUBJECT, "lower", by=self.verdict_by, extra_filter=refit),
+                      _with_acc0(verdict_from_tidy(df, "aurc_best", SUBJECT, "lower", by=self.verdict_by,
+                                                   extra_filter=REFIT), acc0),
                       verdict=True,
                       note="AURC = mean normalised retained accuracy over p in [0.1, 0.9]; lower = harder to prune. "
-                           "Best criterion = the one with the highest val AURC, per encoder.")]
-        for metric, flt, direction, label in self.SECONDARY:
+                           "Best criterion = the one of variance, random, importance, redundancy with the highest "
+                           f"AURC on val half B, per encoder. acc(0) = unpruned probe accuracy (subject: {subj}): "
+                           "a weak code can look hard to prune.")]
+        for metric, flt, direction, label in SECONDARY:
             if metric in set(df["metric"]):
+                frame = verdict_from_tidy(df, metric, SUBJECT, direction, by=self.verdict_by, extra_filter=flt)
                 tabs.append(Table(f"Secondary: {label}; predicted subject {direction}",
-                                  verdict_from_tidy(df, metric, SUBJECT, direction, by=self.verdict_by,
-                                                    extra_filter=flt), verdict=True))
-        tabs += [t for t in (summary_table(df), diagnostics_table(df), head_table(df), skipped_table(df))
-                 if t is not None]
+                                  _with_acc0(frame, acc0) if metric == "aurc" else frame, verdict=True))
+        tabs += [t for t in (summary_table(df), diagnostics_table(df), manipulation_table(df), head_table(df),
+                             skipped_table(df)) if t is not None]
         return tabs
 
     def figures(self, df):
         plots.theme()
         figs = [("retained_accuracy", retained_figure(df)), ("aurc", aurc_figure(df))]
-        for name, fn in (("unstructured", unstructured_figure), ("diagnostics", diagnostics_figure),
-                         ("correlation_heatmaps", heatmap_figure)):
+        for name, fn in (("basis", basis_figure), ("unstructured", unstructured_figure),
+                         ("diagnostics", diagnostics_figure), ("correlation_heatmaps", heatmap_figure)):
             fig = fn(df)
             if fig is not None:
                 figs.append((name, fig))
@@ -276,16 +292,19 @@ class Pruning(Prediction):
 
 
 # ---------------------------------------------------------------------------------- tables
+def _with_acc0(frame: pd.DataFrame, acc0: pd.Series) -> pd.DataFrame:
+    """The verdict frame with each baseline's mean unpruned probe accuracy beside its AURC."""
+    out = frame.copy()
+    out.insert(out.columns.get_loc("baseline") + 1, "acc(0)", out["baseline"].map(acc0).astype(float))
+    return out
+
+
 def _cell(v: pd.Series) -> str:
     """'mean +- 95% t half-width' of the finite values ('n/a' when none)."""
-    x = v.astype(float).to_numpy()
-    x = x[np.isfinite(x)]
-    if not len(x):
+    mean, _, high = t_interval(v.astype(float).to_numpy())
+    if not np.isfinite(mean):
         return "n/a"
-    if len(x) < 2 or x.std() == 0:
-        return f"{x.mean():.3g}"
-    half = sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return f"{x.mean():.3g} \u00b1 {half:.2g}"
+    return f"{mean:.3g}" if not np.isfinite(high) or high == mean else f"{mean:.3g} \u00b1 {high - mean:.2g}"
 
 
 def _per_method(df: pd.DataFrame, columns: dict[str, tuple[str, dict]]) -> pd.DataFrame:
@@ -309,11 +328,11 @@ def _best_criteria(df: pd.DataFrame) -> pd.Series:
 def summary_table(df: pd.DataFrame) -> Table | None:
     if "aurc_best" not in set(df["metric"]):
         return None
-    refit = {"probe_mode": "refit"}
     frame = _per_method(df, {
-        "probe acc": ("probe_acc", {}),
-        "AURC best": ("aurc_best", refit),
-        "prunable best": ("prunable_fraction_best", refit),
+        "acc(0)": ("probe_acc", {}),
+        "AURC best": ("aurc_best", REFIT),
+        "prunable best": ("prunable_fraction_best", REFIT),
+        "AURC rank": ("aurc", {"criterion": "rank", "probe_mode": "refit"}),
         "AURC magnitude": ("aurc", {"criterion": "magnitude", "probe_mode": "refit"}),
         "AURC random": ("aurc", {"criterion": "random", "probe_mode": "refit"}),
         "AURC redundancy": ("aurc", {"criterion": "redundancy", "probe_mode": "refit"}),
@@ -321,24 +340,41 @@ def summary_table(df: pd.DataFrame) -> Table | None:
     })
     frame.insert(4, "best criterion (val)", frame["method"].map(_best_criteria(df)).fillna("n/a"))
     return Table("Pruning summary per method (mean \u00b1 95% CI half-width over seeds)", frame,
-                 note="refit unless stated; best criterion = the one with the highest val AURC, per seed.")
+                 note="refit unless stated; acc(0) = unpruned probe accuracy; best criterion = the one of variance, "
+                      "random, importance, redundancy with the highest AURC on val half B, per seed. Unit AURC "
+                      "depends on the basis (a rotated code spreads its information over all units); rank AURC "
+                      "does not. Both depend on acc(0): a weak code has less to lose.")
 
 
 def diagnostics_table(df: pd.DataFrame) -> Table | None:
+    if "pairwise_mi" not in set(df["metric"]):
+        return None
+    frame = _per_method(df, {
+        "pairwise MI": ("pairwise_mi", {}),
+        "kNN R^2": ("nonlinear_predictability", {}),
+        "max w cos": ("max_weight_cosine", {}),
+        "dead": ("dead_fraction", {}),
+    })
+    return Table("Redundancy the subject does not optimise, on test features (mean \u00b1 95% CI half-width)", frame,
+                 note="MI in nats (20 equal-width bins, Miller-Madow); kNN R^2 = mean over live features of the test "
+                      "R^2 of a 10-NN regressor predicting the feature from the others (standardised, fit on train; "
+                      "about -1/k for independent features, 1 for copies); max w cos = largest cosine between two "
+                      "units' incoming weights; dead = constant features.")
+
+
+def manipulation_table(df: pd.DataFrame) -> Table | None:
     if "gaussian_tc" not in set(df["metric"]):
         return None
     frame = _per_method(df, {
         "Gaussian TC": ("gaussian_tc", {}),
-        "pairwise MI": ("pairwise_mi", {}),
         "mean |corr|": ("mean_abs_corr", {}),
-        "max w cos": ("max_weight_cosine", {}),
         "eff. rank": ("effective_rank", {}),
         "eff. rank cov": ("effective_rank_cov", {}),
-        "dead": ("dead_fraction", {}),
     })
-    return Table("Redundancy diagnostics on test features (mean \u00b1 95% CI half-width over seeds)", frame,
-                 note="TC in nats (correlation matrix, ridge 1e-3); MI in nats (20 bins, Miller-Madow); eff. rank "
-                      "= exp(entropy of normalised eigenvalues) / K of the correlation (cov: covariance) matrix.")
+    return Table("Manipulation checks (no verdict): the subject's own TC proxies, on test features", frame,
+                 note="The subject minimises a decorrelation proxy of these, so a win here is expected and says "
+                      "nothing about the prediction. TC in nats (correlation matrix, ridge 1e-3); eff. rank = "
+                      "exp(entropy of normalised eigenvalues) / K of the correlation (cov: covariance) matrix.")
 
 
 def head_table(df: pd.DataFrame) -> Table | None:
@@ -406,7 +442,7 @@ def _end_labels(ax, ends: list[tuple[float, float, str]], pal: dict[str, str], g
 
 def retained_figure(df: pd.DataFrame):
     sel = df[df["metric"] == "retained"].dropna(subset=["value"])
-    crits = [c for c in pruning.CRITERIA if c in set(sel["criterion"])]
+    crits = [c for c in CURVES if c in set(sel["criterion"])]
     modes = [m for m in MODES if m in set(sel["probe_mode"])]
     methods = _methods_order(sel["method"])
     pal = plots.method_palette(methods)
@@ -461,14 +497,49 @@ def _dots(ax, sel: pd.DataFrame, label: str) -> None:
 
 def aurc_figure(df: pd.DataFrame):
     n = df["method"].nunique()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 0.26 * n + 1.9))
+    fig, axes = plt.subplots(1, 4, figsize=(13, 0.26 * n + 1.9))
     refit = _is(df, "probe_mode", "refit")
+    aurc = df["metric"] == "aurc"
     _dots(axes[0], df[refit & (df["metric"] == "aurc_best")], "AURC, best criterion (val-chosen): primary")
-    _dots(axes[1], df[refit & _is(df, "criterion", "magnitude") & (df["metric"] == "aurc")],
-          "AURC, magnitude criterion")
-    _dots(axes[2], df[refit & (df["metric"] == "prunable_fraction_best")], "prunable fraction (1-point loss), best")
+    _dots(axes[1], df[refit & _is(df, "criterion", "rank") & aurc], "rank AURC (principal components)")
+    _dots(axes[2], df[refit & _is(df, "criterion", "magnitude") & aurc], "AURC, magnitude criterion")
+    _dots(axes[3], df[refit & (df["metric"] == "prunable_fraction_best")], "prunable fraction (1-point loss), best")
     fig.suptitle("Prunability per method, refit probe (mean and 95% CI over seeds; subject in red, dashed at its "
                  "mean; lower = harder to prune)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def basis_figure(df: pd.DataFrame):
+    """Where each method sits: unit AURC against acc(0), and against the basis-free rank AURC."""
+    refit = _is(df, "probe_mode", "refit")
+    per = {
+        "acc0": df[df["metric"] == "probe_acc"],
+        "unit": df[refit & (df["metric"] == "aurc_best")],
+        "rank": df[refit & _is(df, "criterion", "rank") & (df["metric"] == "aurc")],
+    }
+    means = pd.DataFrame({k: v.dropna(subset=["value"]).groupby("method")["value"].mean() for k, v in per.items()})
+    means = means.dropna()
+    if means.empty:
+        return None
+    pal = plots.method_palette(means.index)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, (x, y, xl, yl) in zip(axes, (("acc0", "unit", "unpruned probe accuracy acc(0)", "unit AURC, best criterion"),
+                                         ("rank", "unit", "rank AURC (basis-free)", "unit AURC, best criterion")),
+                                  strict=True):
+        for m, r in means.iterrows():
+            subj = m == SUBJECT
+            ax.scatter(r[x], r[y], s=60 if subj else 22, color=pal[m], zorder=3, edgecolor="k", lw=0.4)
+            ax.annotate(m, (r[x], r[y]), xytext=(3, 2), textcoords="offset points", fontsize=6.5,
+                        weight="bold" if subj else "normal", color=plots.SUBJECT_COLOR if subj else "#333333")
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+    lo = float(np.nanmin(means[["rank", "unit"]].to_numpy())) - 0.02
+    axes[1].plot([lo, 1], [lo, 1], color="k", lw=0.6, ls=":")
+    axes[1].text(lo + 0.01, 0.99, "below the diagonal: information concentrated in few units\n"
+                 "on it: unit pruning = dropping dimensions", fontsize=7, va="top")
+    fig.suptitle("What a low AURC means: accuracy to lose (left) and the basis (right); method means over seeds",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -499,20 +570,24 @@ def unstructured_figure(df: pd.DataFrame):
 
 
 def diagnostics_figure(df: pd.DataFrame):
-    if "gaussian_tc" not in set(df["metric"]):
+    if "pairwise_mi" not in set(df["metric"]):
         return None
     n = df["method"].nunique()
-    fig, axes = plt.subplots(2, 3, figsize=(11, 2 * (0.26 * n + 1.4)))
-    spec = [("gaussian_tc", "Gaussian TC (nats, log)", True), ("pairwise_mi", "mean pairwise MI (nats)", False),
-            ("mean_abs_corr", "mean |off-diagonal corr|", False),
+    fig, axes = plt.subplots(2, 4, figsize=(14, 2 * (0.26 * n + 1.4)))
+    spec = [("pairwise_mi", "mean pairwise MI (nats)", False),
+            ("nonlinear_predictability", "kNN R^2 from the other features", False),
+            ("max_weight_cosine", "max cosine of incoming weights", False), ("dead_fraction", "dead fraction", False),
+            ("gaussian_tc", "Gaussian TC (nats, log)", True), ("mean_abs_corr", "mean |off-diagonal corr|", False),
             ("effective_rank", "effective rank / K (corr)", False),
-            ("max_weight_cosine", "max cosine of incoming weights", False), ("dead_fraction", "dead fraction", False)]
+            ("effective_rank_cov", "effective rank / K (cov)", False)]
     for ax, (metric, label, log) in zip(axes.flat, spec, strict=True):
         if len(df[(df["metric"] == metric)].dropna(subset=["value"])):
             plots.metric_bars(df.dropna(subset=["value"]), metric, label, ax, log=log)
         else:
             ax.set_axis_off()
-    fig.suptitle("Redundancy diagnostics on test features (mean, 95% CI; subject in red)", fontsize=9)
+    axes[0, 0].set_title("redundancy the subject does not optimise (verdicts: MI, kNN R^2)", loc="left", fontsize=8)
+    axes[1, 0].set_title("manipulation checks: the subject's own TC proxies (no verdict)", loc="left", fontsize=8)
+    fig.suptitle("Redundancy on test features (mean, 95% CI; subject in red)", fontsize=9)
     fig.tight_layout()
     return fig
 

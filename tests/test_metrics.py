@@ -110,3 +110,86 @@ def test_retained_aurc_prunable():
     assert M.prunable_fraction(p, np.r_[0.9, np.full(9, 0.5)]) == 0.0
     with pytest.raises(ValueError, match="fractions"):
         M.prunable_fraction(p[1:], acc[1:])
+
+
+# --------------------------------------------------------------------------- nonlinear predictability
+def _split(f: torch.Tensor, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return f[:n_train], f[n_train:]
+
+
+def test_knn_predictability_matches_sklearn():
+    from sklearn.metrics import r2_score
+    from sklearn.neighbors import KNeighborsRegressor
+
+    f = torch.randn(700, 5, generator=_gen(20)) * torch.tensor([1.0, 5.0, 0.1, 2.0, 1.0]) + 3.0
+    f[:, 1] = f[:, 0] * f[:, 2] + 0.1 * f[:, 1]
+    f[:, 4] = 7.0  # dead: neither target nor predictor
+    tr, te = _split(f.double().numpy(), 500)
+    mu, sd = tr.mean(0), tr.std(0)
+    live = [0, 1, 2, 3]
+    ztr, zte = (tr[:, live] - mu[live]) / sd[live], (te[:, live] - mu[live]) / sd[live]
+    ref = []
+    for j in range(4):
+        others = [i for i in range(4) if i != j]
+        knn = KNeighborsRegressor(n_neighbors=10).fit(ztr[:, others], ztr[:, j])
+        ref.append(r2_score(zte[:, j], knn.predict(zte[:, others])))
+    r2 = M.knn_predictability_r2(*_split(f, 500))
+    assert r2.shape == (5,) and math.isnan(float(r2[4]))
+    assert r2[:4].numpy() == pytest.approx(np.array(ref), abs=1e-9)
+    assert M.nonlinear_predictability(*_split(f, 500)) == pytest.approx(np.mean(ref), abs=1e-9)
+
+
+def test_nonlinear_predictability_duplicated_features():
+    # 4 independent Laplace sources, each copied 4 times (+ 1e-3 noise): every feature is a function of its copies
+    u = torch.rand(4500, 4, generator=_gen(21)) - 0.5
+    lap = -torch.sign(u) * torch.log1p(-2 * u.abs())  # Laplace(0, 1) by inversion
+    f = lap.repeat_interleave(4, 1) + 1e-3 * torch.randn(4500, 16, generator=_gen(22))
+    assert M.nonlinear_predictability(*_split(f, 4000)) > 0.95
+    # the same sources without their copies are unpredictable
+    assert M.nonlinear_predictability(*_split(f[:, ::4], 4000)) < 0.05
+
+
+def test_nonlinear_predictability_independent_features():
+    # unrelated neighbours: E (y - mean of k train values)^2 = (1 + 1/k) var, so R^2 ~ -1/k, never clearly positive
+    for seed in (23, 24):
+        f = torch.randn(2500, 8, generator=_gen(seed))
+        p = M.nonlinear_predictability(*_split(f, 2000))
+        assert -0.1 - 0.04 < p < 0.0
+        assert M.nonlinear_predictability(*_split(f, 2000), k=50) == pytest.approx(-1 / 50, abs=0.02)
+
+
+def test_nonlinear_predictability_sees_dependence_correlation_misses():
+    x1 = 2 * torch.rand(2500, generator=_gen(25)) - 1
+    x2 = x1**2 + 0.05 * torch.randn(2500, generator=_gen(26))
+    f = torch.stack([x1, x2], 1)
+    tr, te = _split(f, 2000)
+    assert abs(float(M.correlation(te)[0, 1])) < 0.1  # linear redundancy: none
+    r2 = M.knn_predictability_r2(tr, te)
+    assert r2[1] > 0.8  # x2 = x1^2 is predicted from x1
+    assert r2[0] < 0.1  # x1 is not predicted from x2 (its sign is lost)
+    assert M.nonlinear_predictability(tr, te) == pytest.approx(float(r2.mean()))
+    # with independent columns beside them, x2 is still predicted; the noise columns are not
+    g = torch.cat([f, torch.randn(2500, 2, generator=_gen(27))], 1)
+    r2g = M.knn_predictability_r2(*_split(g, 2000))
+    assert r2g[1] > 0.8 and (r2g[[0, 2, 3]] < 0.05).all()
+
+
+def test_nonlinear_predictability_invariances_and_chunks():
+    x = torch.randn(1300, 6, generator=_gen(28), dtype=torch.float64)  # float64: rescaling is then exact enough
+    x[:, 1] = torch.sin(2 * x[:, 0]) + 0.3 * x[:, 1]
+    x[:, 3] = x[:, 2] * x[:, 4] + 0.2 * x[:, 3]
+    ref = M.nonlinear_predictability(*_split(x, 1000))
+    assert ref > 0.2
+    perm = torch.randperm(6, generator=_gen(29))
+    assert M.nonlinear_predictability(*_split(x[:, perm], 1000)) == pytest.approx(ref, abs=1e-9)
+    scale = torch.tensor([1e-2, 1.0, 7.0, 1e2, 0.5, 2.0])  # within the dead rule's 1 / tol range of sds
+    assert M.nonlinear_predictability(*_split(x * scale + 5.0, 1000)) == pytest.approx(ref, abs=1e-9)
+    dead = torch.cat([x[:, :3], torch.full((1300, 1), 2.5), x[:, 3:], torch.zeros(1300, 1)], 1)
+    assert M.nonlinear_predictability(*_split(dead, 1000)) == pytest.approx(ref, abs=1e-9)
+    r2 = M.knn_predictability_r2(*_split(dead, 1000))
+    assert torch.isnan(r2[[3, 7]]).all() and not torch.isnan(r2[[0, 1, 2, 4, 5, 6]]).any()
+    for chunk in (1, 7, 10_000):
+        assert M.nonlinear_predictability(*_split(x, 1000), chunk=chunk) == pytest.approx(ref, abs=1e-12)
+    # float32 input gives the float64 answer up to the input's rounding; fewer than 2 live features: nan
+    assert M.nonlinear_predictability(*_split(x.float(), 1000)) == pytest.approx(ref, abs=1e-3)
+    assert math.isnan(M.nonlinear_predictability(*_split(torch.cat([x[:, :1], torch.ones(1300, 3)], 1), 1000)))

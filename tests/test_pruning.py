@@ -15,7 +15,7 @@ from baselines.pca import PCA
 from bench import metrics as M
 from bench import pruning as P
 from bench.methods import METHODS, DataInfo
-from bench.probe import fit_logreg, standardize
+from bench.probe import accuracy, fit_logreg, standardize
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -70,18 +70,12 @@ def test_redundancy_order_removes_copies_first():
     assert all(sum(j // 3 == src for j in first) == 2 for src in range(5))
 
 
-def test_fit_logreg_batched_solves_the_probe_problem():
-    x = standardize(torch.randn(400, 6, generator=_gen(3)))[0]
-    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
-    masks = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 0], [0, 0, 1, 1, 1, 1.0]])
-    w_ref, b_ref = fit_logreg(x.double(), y, 3, 0.01, masks.double(), max_iter=500)
-    w, b = P.fit_logreg_batched(x.double(), y, 3, 0.01, masks, max_iter=500)
-    assert torch.allclose(w, w_ref, atol=1e-4) and torch.allclose(b, b_ref, atol=1e-4)
-    assert (w[1, [1, 3, 5]] == 0).all()
-    # one feature matrix per probe gives the same fits as the masks
-    w2, b2 = P.fit_logreg_batched((x[None] * masks[:, None, :]).double(), y, 3, 0.01, max_iter=500)
-    assert torch.allclose(w2 * masks[:, :, None], w, atol=1e-4)
-    assert torch.equal(P.batched_accuracy(x, y, w, b), P.batched_accuracy((x[None] * masks[:, None, :]), y, w, b))
+def test_val_halves_are_disjoint_stratified_and_fixed():
+    y = torch.arange(10).repeat_interleave(31)  # class-sorted, as the mnist5k splits come back
+    a, b = P.val_halves(y)
+    assert len(set(a.tolist()) & set(b.tolist())) == 0 and len(a) + len(b) == len(y)
+    assert (torch.bincount(y[a], minlength=10) - torch.bincount(y[b], minlength=10)).abs().max() <= 1
+    assert torch.equal(a, P.val_halves(y)[0]) and not torch.equal(a, torch.arange(0, len(y), 2))
 
 
 def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
@@ -96,7 +90,10 @@ def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
     assert M.effective_rank(fte) == pytest.approx(0.25, abs=0.02)
     for r in s.retained.values():
         assert r[0] == 1.0
-    assert set(s.retained) == {(c, m) for c in P.CRITERIA for m in ("refit", "frozen")}
+    assert set(s.retained) == {(c, m) for c in P.CRITERIA for m in ("refit", "frozen")} | {("rank", "refit")}
+    assert best in P.PRIMARY_CRITERIA
+    # 16 distinct directions: dropping principal components below 16 of 64 loses nothing either
+    assert s.prunable[("rank", "refit")] == pytest.approx(0.75, abs=0.1)
 
 
 def test_frozen_mode_is_the_full_probe_with_features_at_their_train_mean(planted):
@@ -130,19 +127,40 @@ def test_pca_variance_beats_random_at_every_fraction(pca_digits, digits):
         assert curves.test[("variance", mode)][0] == curves.test[("random", mode)][0] == curves.test_acc
 
 
+def test_rank_curve_is_rotation_invariant_and_unit_pruning_is_not(pca_digits, digits):
+    """§9: a random orthogonal rotation of the (unwhitened) PCA code keeps its probe accuracy and its
+    ``rank`` AURC (within 0.02) while its unit-pruning AURC under the best criterion changes."""
+    _, f = pca_digits
+    d = digits
+    q, _ = torch.linalg.qr(torch.randn(32, 32, generator=_gen(7), dtype=torch.float64))
+    rotated = [(x.double() @ q).float() for x in f]
+    out = {}
+    for name, feats in (("pca", f), ("rotated", rotated)):
+        c = P.structured_pruning(feats[0], d.train.y, feats[1], d.val.y, feats[2], d.test.y, d.n_classes,
+                                 criteria=P.PRIMARY_CRITERIA, random_draws=2)
+        out[name] = (c, P.summarize(c, chance=0.1))
+    (c0, s0), (c1, s1) = out["pca"], out["rotated"]
+    assert abs(c0.test_acc - c1.test_acc) <= 0.02
+    assert abs(s0.aurc[("rank", "refit")] - s1.aurc[("rank", "refit")]) <= 0.02
+    unit0, unit1 = s0.aurc[(s0.best["refit"], "refit")], s1.aurc[(s1.best["refit"], "refit")]
+    assert unit0 - unit1 > 0.05, (unit0, unit1)  # the rotation spreads the variance over all units
+    # for the unrotated PCA code, dropping the smallest-variance units is dropping the last components
+    assert abs(s0.aurc[("variance", "refit")] - s0.aurc[("rank", "refit")]) <= 0.02
+
+
 def test_unstructured_pruning_copies_and_compresses(digits):
     torch.manual_seed(0)
     method = METHODS.get("random")(None, DataInfo(digits.input_dim, digits.n_classes, digits.image_shape), 32)
     before = {k: v.clone() for k, v in method.state_dict().items()}
     splits = [(s.x, s.y) for s in (digits.train, digits.val, digits.test)]
-    un = P.unstructured_pruning(method, splits, digits.n_classes, l2=0.01, sparsities=(0.0, 0.5, 0.9))
+    un = P.unstructured_pruning(method, splits, digits.n_classes, sparsities=(0.0, 0.5, 0.9))
     expected = [1.0, 1 / 0.5, 1 / 0.1]
     assert un.compression == pytest.approx(expected, rel=1e-3)
     assert all(torch.equal(v, method.state_dict()[k]) for k, v in before.items())  # the encoder is untouched
     assert ((un.test > 0.5) & (un.test <= 1)).all() and un.test[2] < un.test[0]
     with torch.no_grad():
         feats = [method.encode(x) for x, _ in splits]
-    again = P.unstructured_pruning(method, splits, digits.n_classes, l2=0.01, sparsities=(0.0, 0.5, 0.9), unpruned=feats)
+    again = P.unstructured_pruning(method, splits, digits.n_classes, sparsities=(0.0, 0.5, 0.9), unpruned=feats)
     assert np.array_equal(again.test, un.test) and np.array_equal(again.compression, un.compression)
     dup, ratio = P.magnitude_pruned(method, 0.9)
     assert float((dup.encoder.weight == 0).double().mean()) == pytest.approx(0.9, abs=1e-3)
@@ -168,7 +186,7 @@ def test_head_pruning_uses_the_models_own_head(digits):
     torch.manual_seed(0)
     enc = nn.Linear(digits.input_dim, 32)
     a = [torch.relu(enc(s.x)).detach() for s in (digits.train, digits.val, digits.test)]
-    w, b = P.fit_logreg_batched(a[0], digits.train.y, digits.n_classes, 1e-3, max_iter=200)
+    w, b = fit_logreg(a[0], digits.train.y, digits.n_classes, 1e-3, max_iter=200)
     head = nn.Linear(32, digits.n_classes)
     with torch.no_grad():
         head.weight.copy_(w[0].T)
@@ -180,7 +198,7 @@ def test_head_pruning_uses_the_models_own_head(digits):
     assert _head(unlabelled, a[0], digits.n_classes) is None
     c = P.head_pruning(head, a[0], a[1], digits.val.y, a[2], digits.test.y, weight=enc.weight,
                        criteria=("importance", "random"))
-    own = float(P.batched_accuracy(a[2], digits.test.y, w, b)[0])
+    own = float(accuracy(a[2], digits.test.y, w, b)[0])
     assert c.test_acc == pytest.approx(own, abs=1e-12)
     s = P.summarize(c, chance=0.1)
     assert s.aurc[("importance", "head")] > s.aurc[("random", "head")]
@@ -202,9 +220,11 @@ def test_cli_smoke(tmp_path):
     best = df[df["metric"] == "aurc_best"]
     assert len(best[best["probe_mode"] == "refit"]) == 4 and best["value"].between(-0.5, 1.5).all()
     r0 = df[(df["metric"] == "retained") & (df["fraction"] == 0)]
-    assert len(r0) == 2 * 2 * 5 * 2 and (r0["value"] == 1.0).all()
+    assert len(r0) == 2 * 2 * (5 * 2 + 1) and (r0["value"] == 1.0).all()  # 5 criteria x 2 modes, and rank
     corr = df[df["metric"] == "corr"]
     assert set(corr["method"]) == {"infomax", "pca"} and set(corr["seed"]) == {0} and len(corr) == 2 * 64 * 64
     assert set(df.loc[df["metric"] == "compression_ratio", "sparsity"]) == {0.0, 0.9}
-    for name in ("retained_accuracy", "aurc", "unstructured", "diagnostics", "correlation_heatmaps"):
+    assert set(df.loc[df["metric"] == "aurc_best", "criterion"]) <= set(P.PRIMARY_CRITERIA)
+    assert df.loc[df["metric"] == "nonlinear_predictability", "value"].notna().all()
+    for name in ("retained_accuracy", "aurc", "basis", "unstructured", "diagnostics", "correlation_heatmaps"):
         assert (rep / "pruning" / f"{name}.png").exists()
