@@ -252,9 +252,12 @@ def knn_predictability_r2(
     squared Euclidean distance over the other live features,
     ``d2_j(x, x') = D2(x, x') - (x_j - x'_j)^2`` with ``D2`` the distance over all live features
     (computed once per block of test rows), and ``yhat_j(x) = mean_{x' in N_k,j(x)} x'_j``.
-    ``R^2_j = 1 - sum_test (x_j - yhat_j)^2 / sum_test (x_j - mean_test x_j)^2`` (not clipped: below 0
-    when the regression is worse than the test mean; about ``-1 / k`` for independent features, since
-    the mean of k unrelated train values adds ``var / k`` to the error). Train and test must be
+    ``R^2_j = 1 - sum_test (x_j - yhat_j)^2 / sum_test (x_j - mean_test x_j)^2``, clipped to [0, 1]:
+    unclipped it is unbounded below for a feature that is nearly constant on test (a rarely used
+    GMM component read -2e30 on digits, and one such feature decided the mean), and any value
+    below 0 means the same thing, "no better than the test mean". (Unclipped, independent features
+    give about ``-1 / k``: the mean of k unrelated train values adds ``var / k`` to the error.) A
+    feature constant on test reads 1 when predicted exactly, else 0. Train and test must be
     disjoint inputs (nothing is excluded as a self-match).
 
     Args:
@@ -299,7 +302,8 @@ def knn_predictability_r2(
             yhat = a[:, j][nn].mean(1)
             sse[j] += (bc[:, j] - yhat).pow(2).sum()
     sst = (b - b.mean(0, keepdim=True)).pow(2).sum(0)
-    r2[idx] = 1.0 - sse / sst
+    exact = torch.where(sse == 0, 1.0, 0.0).to(sse.dtype)
+    r2[idx] = torch.where(sst > 0, 1.0 - sse / torch.where(sst > 0, sst, torch.ones_like(sst)), exact).clamp(0.0, 1.0)
     return r2
 
 
@@ -311,9 +315,8 @@ def nonlinear_predictability(
     ``NP = (1 / |L|) sum_{j in L} R^2_j`` with ``R^2_j`` from :func:`knn_predictability_r2`: the test
     R^2 of predicting standardised feature j from the other live features with a k-nearest-neighbour
     regressor (k = 10, uniform weights, Euclidean distance on train-standardised features) fitted on
-    train; L = live features. 1: each feature is a function of the others (redundant, prunable
-    without losing information); about 0 or below (``-1 / k`` for independent features):
-    unpredictable. It sees nonlinear dependence (``x2 = x1^2`` has Pearson correlation 0 but is
+    train; L = live features; each ``R^2_j`` clipped to [0, 1]. 1: each feature is a function of
+    the others (redundant, prunable without losing information); 0: unpredictable. It sees nonlinear dependence (``x2 = x1^2`` has Pearson correlation 0 but is
     predicted from x1), so it is a redundancy measure the subject's Gaussian TC / correlation proxy
     does not optimise; like the proxy it depends on the basis (rotating the code changes it) and,
     through the kNN, on K and N_train (compare methods at equal K and N only).
@@ -322,7 +325,7 @@ def nonlinear_predictability(
         f_train: (N_train, K) train features. f_test: (N_test, K) test features (disjoint inputs).
         k: neighbours. tol: dead-feature tolerance. chunk: test rows per block (memory only).
     Returns:
-        NP (float, can be negative); nan when fewer than 2 features are live.
+        NP in [0, 1]; nan when fewer than 2 features are live.
     """
     r2 = knn_predictability_r2(f_train, f_test, k=k, tol=tol, chunk=chunk)
     live = ~torch.isnan(r2)
