@@ -11,7 +11,7 @@ from pathlib import Path
 
 USAGE = """usage:
   bench run prediction=NAME [key=value ...]   run a prediction (e.g. bench run prediction=pruning)
-  bench list [methods|datasets|predictions] [PATTERN]
+  bench list [methods|datasets|predictions] [PATTERN] [format=plain|markdown]
   bench report [RUN_DIR ...] [out=results] [reports=reports]
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
       profile=quick|full out= reports= cache= data.root= data.download= data.split_seed=
@@ -27,17 +27,44 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def methods_markdown(pattern: str = "*") -> str:
+    """The README's methods table: one row per method, sorted by name, ``|`` escaped in cells."""
+    from bench.methods import METHODS
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| method | role | what | citation |", "| --- | --- | --- | --- |"]
+    for n in METHODS.names(pattern):
+        cls = METHODS.get(n)
+        lines.append(f"| `{cell(n)}` | {cell(cls.role)} | {cell(cls.describe())} | {cell(cls.citation)} |")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_list(args: list[str]) -> int:
     from bench.data import DATASETS
     from bench.methods import METHODS
     from bench.protocol import PREDICTIONS
 
+    kv = dict(a.split("=", 1) for a in args if "=" in a)
+    for k in kv:
+        if k != "format":
+            raise UsageError(f"unknown key '{k}' (keys: format)")
+    fmt = kv.get("format", "plain")
+    if fmt not in ("plain", "markdown"):
+        raise UsageError(f"format: unknown '{fmt}' (choices: plain, markdown)")
+    args = [a for a in args if "=" not in a]
     what = args[0] if args else "all"
     pattern = args[1] if len(args) > 1 else "*"
     if what not in ("all", "methods", "datasets", "predictions"):
         raise UsageError(f"unknown list '{what}' (choices: methods, datasets, predictions)")
     if len(args) > 2:
         raise UsageError(f"unexpected argument '{args[2]}'")
+    if fmt == "markdown":
+        if what != "methods":
+            raise UsageError("format=markdown lists methods only (bench list methods format=markdown)")
+        print(methods_markdown(pattern), end="")
+        return 0
     if what in ("all", "methods"):
         print("methods:")
         for n in METHODS.names(pattern):
