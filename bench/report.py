@@ -3,11 +3,15 @@
 ``reports/<prediction>.pdf``: the essay's statement, the protocol in brief, the overall
 line and the verdict tables (per baseline: effect, 95% CI, p-values, verdict), the
 prediction's figures, then provenance (commit, versions, device, seeds, command). Each
-figure is also saved as ``reports/<prediction>/<figure>.png``.
+figure is also saved as ``reports/<prediction>/<figure>.png``. When the report has verdict
+tables, they are also exported beside the figures for pasting into a paper:
+``reports/<prediction>/verdicts.csv`` (every verdict table's rows, raw numbers) and
+``reports/<prediction>/verdicts.tex`` (one booktabs ``table`` per verdict table).
 """
 
 from __future__ import annotations
 
+import io
 import textwrap
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -82,6 +86,50 @@ def format_table(frame: pd.DataFrame) -> str:
     return frame.map(_fmt).to_string(index=False) if len(frame) else "(empty)"
 
 
+TEX_SPECIALS = str.maketrans({
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+})
+
+
+def tex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped, for text mode."""
+    return str(text).translate(TEX_SPECIALS)
+
+
+def verdicts_csv(verdicts: list[Table]) -> str:
+    """The verdict tables as one CSV: ``table`` (title), ``primary`` (the first table), then the raw frame."""
+    frames = []
+    for i, t in enumerate(verdicts):
+        f = t.frame.copy()
+        f.insert(0, "primary", i == 0)
+        f.insert(0, "table", t.title)
+        frames.append(f)
+    rows = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(rows, ignore_index=True).to_csv(index=False)
+
+
+def _tex_cell(v) -> str:
+    return "n/a" if v is None or v is pd.NA else tex_escape(_fmt(v))
+
+
+def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str) -> str:
+    """The verdict tables as LaTeX: one ``table`` per verdict table, cells formatted as in the PDF."""
+    parts = [f"% infomax-bench verdict tables: prediction {prediction}, run {run_id}\n"
+             "% needs \\usepackage{booktabs}\n"]
+    for i, t in enumerate(verdicts, 1):
+        shown = verdict_display(t.frame)
+        align = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
+                        else "l" for c in shown.columns)
+        cells = shown.map(_tex_cell)
+        cells.columns = [tex_escape(c) for c in shown.columns]
+        tabular = cells.to_latex(index=False, escape=False, column_format=align)
+        parts.append("\\begin{table}[htbp]\n\\centering\n"
+                     f"\\caption{{{tex_escape(t.title)}}}\n\\label{{tab:{prediction}-{i}}}\n"
+                     f"{tabular}\\end{{table}}\n")
+    return "\n".join(parts)
+
+
 def _draw_table(ax, frame: pd.DataFrame, verdict_col: str | None) -> None:
     ax.axis("off")
     cells = frame.map(_fmt).to_numpy().tolist()
@@ -131,7 +179,11 @@ def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95) 
 
 
 def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Path:
-    """Regenerate ``<reports_dir>/<prediction>.pdf`` (and figure PNGs) from one run directory."""
+    """Regenerate ``<reports_dir>/<prediction>.pdf`` (and figure PNGs) from one run directory.
+
+    After the PDF, a report with verdict tables also gets ``<reports_dir>/<prediction>/verdicts.csv``
+    and ``verdicts.tex`` (see :func:`verdicts_csv`, :func:`verdicts_tex`); every file is written atomically.
+    """
     df, config, man = read_run(Path(run_dir))
     name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
     pred = PREDICTIONS.get(name)(None)
@@ -140,13 +192,14 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     fig_dir.mkdir(parents=True, exist_ok=True)
     tables = pred.tables(df)
     figures = pred.figures(df)
-    tmp_pdf = reports_dir / f".{name}.pdf.tmp"
-    with PdfPages(tmp_pdf) as pdf:
+    run_id = str(df["run_id"].iloc[0]) if len(df) else Path(run_dir).name
+    buf = io.BytesIO()  # the PDF is built in memory, then written atomically: no shared temporary file
+    with PdfPages(buf) as pdf:
         fig = plt.figure(figsize=PAGE)
         y = _text(fig, 0.96, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=58)
         datasets = ", ".join(map(str, df["dataset"].dropna().unique()))
         seeds = sorted(int(s) for s in df["seed"].dropna().unique())
-        y = _text(fig, y, f"run {df['run_id'].iloc[0] if len(df) else '?'} | dataset {datasets} | seeds {seeds} | "
+        y = _text(fig, y, f"run {run_id} | dataset {datasets} | seeds {seeds} | "
                           f"subject: {SUBJECT}", 8)
         y = _text(fig, y, "The prediction, in the essay's words", 11, "bold")
         y = _text(fig, y, pred.statement, 9, style="italic")
@@ -201,6 +254,8 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         pdf.savefig(fig)
         plt.close(fig)
     out = reports_dir / f"{name}.pdf"
-    atomic_write(out, tmp_pdf.read_bytes())
-    tmp_pdf.unlink()
+    atomic_write(out, buf.getvalue())
+    if verdicts:
+        atomic_write(fig_dir / "verdicts.csv", verdicts_csv(verdicts))
+        atomic_write(fig_dir / "verdicts.tex", verdicts_tex(verdicts, name, run_id))
     return out

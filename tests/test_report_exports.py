@@ -1,0 +1,118 @@
+"""Verdict tables exported beside the report PDF: ``verdicts.csv`` (raw numbers) and ``verdicts.tex``."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import stats
+from bench.protocol import PREDICTIONS, SUBJECT, Table
+from bench.report import _fmt, build_report, tex_escape
+from bench.results import tidy_frame, write_run
+
+RUN_ID = "20250101-000000-ab_1"
+# probe_acc per method over seeds 0..2: pca clearly below the subject, sae level with it.
+PROBE_ACC = {"infomax": [0.90, 0.91, 0.92], "pca": [0.70, 0.705, 0.72], "sae": [0.91, 0.90, 0.93]}
+
+
+def _tidy() -> pd.DataFrame:
+    rows = []
+    for method, accs in PROBE_ACC.items():
+        for seed, acc in enumerate(accs):
+            values = {"probe_acc": acc, "knn_acc": acc - 0.05, "active_fraction": 0.4, "dead_fraction": 0.0,
+                      "n_params": 1040.0, "act_scale": 3.0 + seed, "chance": 0.1}
+            rows += [{"run_id": RUN_ID, "prediction": "probe", "dataset": "digits", "method": method, "width": 16,
+                      "seed": seed, "metric": k, "value": v} for k, v in values.items()]
+    return tidy_frame(rows)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    config = {"prediction": "probe", "profile": "quick", "batch_size": 256, "resolved": {"seeds": [0, 1, 2]}}
+    return write_run(tmp_path / "results", "probe", RUN_ID, _tidy(), config, {"jobs": []})
+
+
+def _tabular_rows(tex: str) -> list[list[str]]:
+    """The body rows of every tabular in ``tex``, split into cells."""
+    rows = []
+    for body in re.findall(r"\\midrule\n(.*?)\\bottomrule", tex, flags=re.S):
+        rows += [[c.strip() for c in line.removesuffix("\\\\").split(" & ")] for line in body.strip().splitlines()]
+    return rows
+
+
+def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
+    reports = tmp_path / "reports"
+    pdf = build_report(run_dir, reports)
+    assert pdf == reports / "probe.pdf" and pdf.stat().st_size > 0
+    expected = stats.verdict_from_tidy(_tidy(), "probe_acc", SUBJECT, "higher", by=("dataset",))
+
+    got = pd.read_csv(reports / "probe" / "verdicts.csv")
+    assert len(got) == len(expected) == 2  # one row per baseline of the one verdict table
+    assert list(got.columns) == ["table", "primary", *expected.columns]
+    assert got["table"].eq("Primary: probe_acc, predicted subject higher").all() and got["primary"].all()
+    assert list(got["baseline"]) == list(expected["baseline"]) == ["pca", "sae"]
+    for col in ("mean_diff", "p_holm", "ci_low", "ci_high", "p_t"):
+        np.testing.assert_allclose(got[col].to_numpy(float), expected[col].to_numpy(float), rtol=1e-12)
+    assert list(got["verdict"]) == list(expected["verdict"]) == ["supported", "inconclusive"]
+
+    tex = (reports / "probe" / "verdicts.tex").read_text()
+    assert tex.startswith("% ") and RUN_ID in tex.splitlines()[0] and "\\usepackage{booktabs}" in tex.splitlines()[1]
+    assert tex.count("\\begin{table}") == tex.count("\\end{table}") == 1
+    assert "\\begin{tabular}" in tex and "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "\\caption{Primary: probe\\_acc, predicted subject higher}" in tex
+    assert "\\label{tab:probe-1}" in tex
+    assert "95\\% CI" in tex and "d\\_z" in tex  # headers escaped too
+    rows = _tabular_rows(tex)
+    assert [r[1] for r in rows] == ["pca", "sae"] and all(r[0] == "digits" for r in rows)
+    pca = expected.iloc[0]
+    assert f"[{_fmt(pca['ci_low'])}, {_fmt(pca['ci_high'])}]" in rows[0]  # the CI as one cell, as in the PDF
+    assert _fmt(pca["p_holm"]) in rows[0] and rows[0][-1] == "supported"
+
+    assert not [p for p in reports.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
+
+
+def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkeypatch):
+    cls = PREDICTIONS.get("probe")
+    base_tables = cls.tables
+
+    def tables(self, df):
+        primary = base_tables(self, df)
+        second = primary[0].frame.copy()
+        second.insert(second.columns.get_loc("baseline") + 1, "acc(0)", 0.5)
+        second["reason"] = "seed #2 failed: 100% of a_b & {x} ~ ^ $ \\"
+        return [*primary, Table("Secondary: knn_acc & 50%", second, verdict=True)]
+
+    monkeypatch.setattr(cls, "tables", tables)
+    reports = tmp_path / "reports"
+    build_report(run_dir, reports)
+    got = pd.read_csv(reports / "probe" / "verdicts.csv")
+    assert len(got) == 4
+    assert list(got["primary"]) == [True, True, False, False]
+    assert got["acc(0)"].isna().sum() == 2 and (got["acc(0)"].dropna() == 0.5).all()
+    assert got["table"].iloc[-1] == "Secondary: knn_acc & 50%"
+
+    tex = (reports / "probe" / "verdicts.tex").read_text()
+    assert tex.count("\\begin{table}") == 2 and "\\label{tab:probe-1}" in tex and "\\label{tab:probe-2}" in tex
+    assert "\\caption{Secondary: knn\\_acc \\& 50\\%}" in tex
+    assert ("seed \\#2 failed: 100\\% of a\\_b \\& \\{x\\} \\textasciitilde{} \\textasciicircum{} \\$ "
+            "\\textbackslash{}") in tex
+    rows = _tabular_rows(tex)
+    assert len(rows) == 4
+    header_cells = len(re.search(r"\\toprule\n(.*?)\\\\", tex).group(1).split(" & "))
+    assert len(rows[0]) == header_cells  # no unescaped & splitting a cell
+
+
+def test_no_verdict_tables_no_exports(run_dir, tmp_path, monkeypatch):
+    cls = PREDICTIONS.get("probe")
+    monkeypatch.setattr(cls, "tables", lambda self, df: [Table("Means", pd.DataFrame({"a": [1.0]}))])
+    reports = tmp_path / "reports"
+    assert build_report(run_dir, reports).exists()
+    assert not (reports / "probe" / "verdicts.csv").exists() and not (reports / "probe" / "verdicts.tex").exists()
+
+
+def test_tex_escape():
+    assert tex_escape("a_b%c&d#e$f{g}h~i^j\\k") == (
+        "a\\_b\\%c\\&d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k")
