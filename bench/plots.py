@@ -57,7 +57,10 @@ def metric_bars(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool = 
         ax.axvline(chance, color="k", ls=":", lw=1)
         ax.text(chance, len(t) - 0.4, " chance", fontsize=7, va="bottom")
     if log:
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
     ax.set_xlabel(label)
     ax.set_ylabel("")
     return ax
