@@ -44,7 +44,7 @@ def methods_markdown(pattern: str = "*") -> str:
 def cmd_list(args: list[str]) -> int:
     from bench.data import DATASETS
     from bench.methods import METHODS
-    from bench.protocol import PREDICTIONS
+    from bench.protocol import PREDICTIONS, VIEWS
 
     kv = dict(a.split("=", 1) for a in args if "=" in a)
     for k in kv:
@@ -80,8 +80,8 @@ def cmd_list(args: list[str]) -> int:
     if what in ("all", "predictions"):
         print("predictions:")
         for n in PREDICTIONS.names(pattern):
-            cls = PREDICTIONS.get(n)
-            print(f"  {n:16s} {cls.describe()}  (primary: {cls.primary_metric}, predicted: subject {cls.direction})")
+            cls, primary = PREDICTIONS.get(n), VIEWS.get(n).verdicts[0]
+            print(f"  {n:16s} {cls.describe()}  (primary: {primary.metric}, predicted: subject {primary.direction})")
             import dataclasses
 
             print(f"  {'':16s} defaults: {dataclasses.asdict(cls.Config())}")
@@ -91,7 +91,7 @@ def cmd_list(args: list[str]) -> int:
 def cmd_run(args: list[str]) -> int:
     from bench import report, results
     from bench.config import parse_overrides
-    from bench.protocol import PREDICTIONS
+    from bench.protocol import PREDICTIONS, VIEWS
     from bench.runner import build_prediction, execute
 
     pred_tokens = [a for a in args if a.startswith("prediction=")]
@@ -104,8 +104,7 @@ def cmd_run(args: list[str]) -> int:
     run_dir = execute(cfg, ["bench", "run", *args])
     pdf = report.build_report(run_dir, cfg.reports)
     df, _, _ = results.read_run(run_dir)
-    pred = pcls(None)
-    for t in pred.tables(df):
+    for t in VIEWS.get(pname)().verdict_tables(df):
         if t.verdict:
             print(f"\n{t.title}\nOverall: {report.overall(t.frame)}")
             print(report.format_table(report.verdict_display(t.frame)))

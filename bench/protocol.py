@@ -1,39 +1,124 @@
-"""Predictions as registered protocols.
+"""The prediction contract: a protocol that measures and a view that presents, apart.
 
-A prediction declares its statement (quoted from the essay), its primary metric and the
-direction the essay predicts, its defaults in a ``Config`` dataclass, and two hooks:
+A prediction is two registered classes, each in its own file under ``predictions/<name>/``:
 
-* :meth:`Prediction.run` asks the :class:`bench.runner.RunContext` for encoders (the job
-  layer trains or loads them) and returns tidy rows; it never trains or writes files itself;
-* :meth:`Prediction.figures` and :meth:`Prediction.tables` turn the tidy table alone into the
-  report's figures and verdict tables.
+* :class:`Prediction` (``protocol.py``, registered in :data:`PREDICTIONS`): its ``Config`` (a
+  frozen dataclass whose ``check()`` raises ``ValueError("field: what is wrong")``), the data it
+  ``needs`` (``labels``, ``factors``; the runner checks them once, with a clear error), and
+  ``run(src) -> rows``. ``src`` is an :class:`EncoderSource`: datasets, encoders, seeds, the
+  device, and a sink for matrix-valued results. A protocol never sees the command line, the
+  cache, threads or progress bars, never trains by hand and never writes a file.
+* :class:`View` (``view.py``, registered in :data:`VIEWS` under the same name): the essay's
+  statement and the protocol in brief, each in one place; its verdicts declared as data
+  (:class:`Verdict`; the first is the primary); tables and figures. It reads only the tidy table
+  (and the matrices table); the report imports views, never protocols.
+
+Rows are plain dicts built with :func:`row`: ``dataset, method, width, seed, metric, value``,
+the prediction's condition columns, and the encoder's parameter counts and training time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from bench import stats
 from bench.registry import Registry
+from bench.verdicts import verdict_from_tidy
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
     from matplotlib.figure import Figure
 
-    from bench.runner import RunContext
-
-PREDICTIONS: Registry[type[Prediction]] = Registry("prediction")
+    from bench.data import Dataset
+    from bench.jobs import Encoder
 
 SUBJECT = "infomax"
+NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
 
 
 @dataclass(frozen=True)
 class PredictionConfig:
+    """Options every prediction shares; subclasses add theirs and extend :meth:`check`."""
+
     dataset: str = "mnist5k"
     width: int = 64
     methods: tuple[str, ...] = ()  # empty: every registered method the prediction accepts
+
+    def check(self) -> None:
+        """Range checks; raise ``ValueError("field: what is wrong")``. Extend with super()."""
+        if self.width < 1:
+            raise ValueError(f"width: must be >= 1, got {self.width}")
+
+
+class EncoderSource(Protocol):
+    """What a protocol may use; the runner implements it (cache, threads and bars stay there)."""
+
+    device: torch.device
+    seeds: list[int]
+
+    def dataset(self, name: str | None = None) -> Dataset:
+        """The run's dataset (or another by name), on the run's device."""
+
+    def encoders(self, methods: Iterable[str] | None = None, widths: Iterable[int] | None = None,
+                 seeds: Iterable[int] | None = None, dataset: str | None = None) -> Iterator[Encoder]:
+        """Train or load every (method, width, seed) job; yield the ones that succeeded (failed
+        and skipped jobs become status rows without the protocol's help)."""
+
+    def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
+        """Record a matrix-valued result (e.g. a K x K correlation matrix) in the matrices table."""
+
+
+def row(enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str, Any]:
+    """One tidy row for ``enc``; ``conditions`` are the prediction's condition columns."""
+    s = enc.spec
+    diag = enc.meta.get("diagnostics", {})
+    return {"dataset": s.dataset, "method": s.method, "width": s.width, "seed": s.seed,
+            "metric": metric, "value": float(value), **conditions,
+            "n_params_encoder": diag.get("n_params_encoder"),
+            "n_params_train": diag.get("n_params_train"),
+            "train_seconds": enc.train_seconds}
+
+
+class Prediction:
+    """The protocol side of a prediction (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[PredictionConfig]] = PredictionConfig
+    needs: ClassVar[frozenset[str]] = frozenset({"labels"})
+    exclude_methods: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: PredictionConfig):
+        self.cfg = cfg
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0]
+
+    def default_methods(self, available: list[str]) -> list[str]:
+        return [m for m in available if m not in self.exclude_methods]
+
+    def run(self, src: EncoderSource) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verdict declared as data: the subject against every baseline on ``metric`` (rows
+    matching ``where``), predicted ``direction`` ("higher" / "lower") for subject - baseline."""
+
+    metric: str
+    direction: str
+    where: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+    note: str = ""  # printed under its table
+
+    @property
+    def title(self) -> str:
+        return f"{self.label or self.metric}; predicted subject {self.direction}"
 
 
 @dataclass
@@ -46,38 +131,41 @@ class Table:
     note: str = ""
 
 
-class Prediction:
+class View:
+    """The report side of a prediction: reads the tidy table only (see the module docstring)."""
+
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     statement: ClassVar[str] = ""  # the essay's words
     protocol: ClassVar[str] = ""  # the protocol in brief, for the report
-    primary_metric: ClassVar[str] = ""
-    direction: ClassVar[str] = "higher"  # what the essay predicts for subject - baseline
-    Config: ClassVar[type] = PredictionConfig
-    exclude_methods: ClassVar[tuple[str, ...]] = ()
+    verdicts: ClassVar[tuple[Verdict, ...]] = ()  # the first is the primary
     verdict_by: ClassVar[tuple[str, ...]] = ("dataset",)  # columns that split verdict groups
 
-    def __init__(self, cfg: Any):
-        self.cfg = cfg
+    @property
+    def primary(self) -> Verdict:
+        return self.verdicts[0]
 
-    @classmethod
-    def describe(cls) -> str:
-        return cls.title or (cls.__doc__ or "").strip().splitlines()[0]
+    def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
+        """``bench.verdicts.verdict_from_tidy`` for one declared verdict; views may add columns."""
+        return verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where)
 
-    def default_methods(self, available: list[str]) -> list[str]:
-        return [m for m in available if m not in self.exclude_methods]
+    def verdict_tables(self, df: pd.DataFrame) -> list[Table]:
+        """One verdict table per declared verdict whose metric is in the table (the primary always)."""
+        present = set(df["metric"])
+        out = []
+        for i, v in enumerate(self.verdicts):
+            if i and v.metric not in present:
+                continue
+            kind = "Primary" if i == 0 else "Secondary"
+            out.append(Table(f"{kind}: {v.title}", self.verdict_frame(df, v), verdict=True, note=v.note))
+        return out
 
-    def check(self, ctx: RunContext) -> None:
-        """Reject a run this protocol cannot do (raise ConfigError) before anything is trained."""
-
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    # -- report hooks: read the tidy table only -------------------------------------------
     def tables(self, df: pd.DataFrame) -> list[Table]:
-        """Verdict table of the primary metric: the subject against every other method."""
-        v = stats.verdict_from_tidy(df, self.primary_metric, SUBJECT, self.direction, by=self.verdict_by)
-        return [Table(f"Primary: {self.primary_metric}, predicted subject {self.direction}", v, verdict=True)]
+        return self.verdict_tables(df)
 
-    def figures(self, df: pd.DataFrame) -> list[tuple[str, Figure]]:
+    def figures(self, df: pd.DataFrame, matrices: pd.DataFrame) -> list[tuple[str, Figure]]:
         return []
+
+
+PREDICTIONS: Registry[type[Prediction]] = Registry("prediction")
+VIEWS: Registry[type[View]] = Registry("view")

@@ -25,8 +25,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from bench import stats  # noqa: E402
-from bench.protocol import PREDICTIONS, SUBJECT, Table  # noqa: E402
-from bench.results import atomic_write, read_run  # noqa: E402
+from bench.protocol import SUBJECT, VIEWS, Table  # noqa: E402
+from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
 
 PAGE = (8.27, 11.69)  # A4 portrait, inches
 VERDICT_COLORS = {"supported": "#c7e9c0", "contradicted": "#fcbba1", "inconclusive": "#e0e0e0"}
@@ -186,12 +186,12 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     """
     df, config, man = read_run(Path(run_dir))
     name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
-    pred = PREDICTIONS.get(name)(None)
+    pred = VIEWS.get(name)()
     reports_dir = Path(reports_dir)
     fig_dir = reports_dir / name
     fig_dir.mkdir(parents=True, exist_ok=True)
     tables = pred.tables(df)
-    figures = pred.figures(df)
+    figures = pred.figures(df, read_matrices(Path(run_dir)))
     run_id = str(df["run_id"].iloc[0]) if len(df) else Path(run_dir).name
     buf = io.BytesIO()  # the PDF is built in memory, then written atomically: no shared temporary file
     with PdfPages(buf) as pdf:

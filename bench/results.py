@@ -100,14 +100,20 @@ def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[s
     }
 
 
-def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config: dict, man: dict) -> Path:
-    """Write one complete run directory atomically and point ``latest`` at it."""
+def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config: dict, man: dict,
+              matrices: pd.DataFrame | None = None) -> Path:
+    """Write one complete run directory atomically and point ``latest`` at it.
+
+    ``matrices`` (optional): matrix-valued results in long form (``matrix, i, j, value`` with the
+    job's columns), kept out of the tidy table as ``matrices.parquet``."""
     pred_dir = Path(out) / prediction
     pred_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=pred_dir))
     try:
         df.to_parquet(tmp / "results.parquet", index=False)
         df.to_csv(tmp / "results.csv", index=False)
+        if matrices is not None and len(matrices):
+            matrices.to_parquet(tmp / "matrices.parquet", index=False)
         (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str))
         (tmp / "manifest.json").write_text(json.dumps(man, indent=1, default=str))
         final = pred_dir / run_id
@@ -125,6 +131,14 @@ def latest_run(out: Path, prediction: str) -> Path | None:
         return None
     run = Path(out) / prediction / p.read_text().strip()
     return run if run.is_dir() else None
+
+
+def read_matrices(run_dir: Path) -> pd.DataFrame:
+    """The run's matrices table (empty, with its columns, when the run has none)."""
+    path = Path(run_dir) / "matrices.parquet"
+    if path.exists():
+        return pd.read_parquet(path)
+    return pd.DataFrame(columns=["run_id", "dataset", "method", "width", "seed", "matrix", "i", "j", "value"])
 
 
 def read_run(run_dir: Path) -> tuple[pd.DataFrame, dict, dict]:

@@ -1,8 +1,8 @@
 """Runs a prediction: resolves its config, serves it encoders, writes its tidy rows.
 
-The :class:`RunContext` is all a prediction sees: the resolved options, the datasets on the
-run's device, and :meth:`RunContext.encoders`, which trains or loads each job through the
-content-addressed cache. Failed jobs are recorded as ``job_failed`` rows with their reason
+The :class:`RunContext` implements :class:`bench.protocol.EncoderSource`, all a protocol sees:
+the datasets on the run's device, the seeds, and :meth:`RunContext.encoders`, which trains or
+loads each job through the content-addressed cache (progress bars and threads stay here). Failed jobs are recorded as ``job_failed`` rows with their reason
 (never dropped) and are not handed to the prediction; methods that cannot run on the data
 become ``job_skipped`` rows with theirs, so every requested method is in the table.
 """
@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from bench import results
@@ -23,7 +25,7 @@ from bench.config import ConfigError, RunConfig
 from bench.data import Dataset, load_dataset
 from bench.jobs import Encoder, JobCache, JobSpec, data_info
 from bench.methods import METHODS
-from bench.protocol import PREDICTIONS, Prediction
+from bench.protocol import NEEDS, PREDICTIONS, Prediction, row
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,14 +75,16 @@ class Progress:
 
 
 class RunContext:
-    """What a prediction may use: options, data, encoders, and a row builder."""
+    """The runner's :class:`bench.protocol.EncoderSource`: data, encoders, seeds, matrices."""
 
     def __init__(self, cfg: RunConfig, prediction: Prediction, device: torch.device, methods: list[str]):
         self.cfg, self.prediction, self.device, self.methods = cfg, prediction, device, methods
         self.pcfg = prediction.cfg
+        self.seeds: list[int] = cfg.resolved_seeds()
         self.cache = JobCache(cfg.cache_dir(), device)
         self.jobs: list[dict[str, Any]] = []
         self.failure_rows: list[dict[str, Any]] = []
+        self.matrices: list[pd.DataFrame] = []
         self.skipped: list[dict[str, Any]] = []  # methods that cannot run on the data, with why
         self.progress: Progress | None = None
 
@@ -90,6 +94,15 @@ class RunContext:
 
     def dataset(self, name: str | None = None) -> Dataset:
         return load_dataset(name or self.dataset_name, self.cfg.data, self.device)
+
+    def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
+        """Collect a matrix-valued result as long rows (integer indices) of the matrices table."""
+        v = np.asarray(values, dtype=float)
+        i, j = np.indices(v.shape)
+        s = enc.spec
+        self.matrices.append(pd.DataFrame({"dataset": s.dataset, "method": s.method, "width": s.width,
+                                           "seed": s.seed, "matrix": name, "i": i.ravel().astype(np.int32),
+                                           "j": j.ravel().astype(np.int32), "value": v.ravel()}))
 
     def spec(self, method: str, width: int, seed: int, dataset: str | None = None) -> JobSpec:
         name = dataset or self.dataset_name
@@ -107,7 +120,7 @@ class RunContext:
         """Train or load every (method, width, seed) job; yield the successful encoders."""
         methods = list(methods or self.methods)
         widths = list(widths or [self.pcfg.width])
-        seeds = list(seeds if seeds is not None else self.cfg.resolved_seeds())
+        seeds = list(seeds if seeds is not None else self.seeds)
         ds = self.dataset(dataset)
         for m in list(methods):
             why = METHODS.get(m).unsupported(data_info(ds))
@@ -140,19 +153,9 @@ class RunContext:
                 if enc.ok:
                     yield enc
                 else:
-                    self.failure_rows.append(self.row(enc, "job_failed", 1.0, note=enc.reason))
+                    self.failure_rows.append(row(enc, "job_failed", 1.0, note=enc.reason))
         finally:
             self.progress.close()
-
-    def row(self, enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str, Any]:
-        """One tidy row for ``enc``; ``conditions`` are the prediction's condition columns."""
-        s = enc.spec
-        diag = enc.meta.get("diagnostics", {})
-        return {"dataset": s.dataset, "method": s.method, "width": s.width, "seed": s.seed,
-                "metric": metric, "value": float(value), **conditions,
-                "n_params_encoder": diag.get("n_params_encoder"),
-                "n_params_train": diag.get("n_params_train"),
-                "train_seconds": enc.train_seconds}
 
 
 def build_prediction(cfg: RunConfig) -> Prediction:
@@ -164,12 +167,33 @@ def build_prediction(cfg: RunConfig) -> Prediction:
         over["width"] = cfg.width
     try:
         pcfg = pcls.Config(**over)
-        check = getattr(pcfg, "check", None)
-        if check is not None:
-            check()
+        pcfg.check()
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{cfg.prediction}: {e}") from None
     return pcls(pcfg)
+
+
+# what each registered dataset provides, for the error message of check_needs
+DATASET_PROVIDES = {"digits": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
+                    "mnist": {"labels"}, "fashion_mnist": {"labels"}, "kmnist": {"labels"}, "cifar10": {"labels"},
+                    "svhn": {"labels"}}
+
+
+def has(ds: Dataset, need: str) -> bool:
+    """Whether ``ds`` provides what a prediction ``needs`` (see :data:`bench.protocol.NEEDS`)."""
+    if need == "labels":
+        return ds.n_classes is not None
+    if need == "factors":
+        return ds.train.factors is not None
+    raise ValueError(f"needs: unknown '{need}' (choices: {', '.join(NEEDS)})")
+
+
+def check_needs(prediction: Prediction, ds: Dataset) -> None:
+    """One clear error, before anything is trained, when the dataset lacks what the prediction needs."""
+    for need in sorted(prediction.needs):
+        if not has(ds, need):
+            ok = [n for n, provides in DATASET_PROVIDES.items() if need in provides]
+            raise ConfigError(f"{prediction.name}: dataset '{ds.name}' has no {need} (choices: {', '.join(ok)})")
 
 
 def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
@@ -186,9 +210,9 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     else:
         methods = prediction.default_methods(METHODS.names())
     ctx = RunContext(cfg, prediction, device, methods)
-    prediction.check(ctx)
+    check_needs(prediction, ctx.dataset())
     run_id = results.new_run_id()
-    rows = prediction.run(ctx) + ctx.failure_rows
+    rows = list(prediction.run(ctx)) + ctx.failure_rows
     for r in rows:
         r.setdefault("run_id", run_id)
         r.setdefault("prediction", cfg.prediction)
@@ -199,4 +223,7 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,
                                              "seeds": cfg.resolved_seeds(), "device": str(device),
                                              "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods}}}
-    return results.write_run(Path(cfg.out), cfg.prediction, run_id, df, resolved, man)
+    matrices = pd.concat(ctx.matrices, ignore_index=True) if ctx.matrices else None
+    if matrices is not None:
+        matrices.insert(0, "run_id", run_id)
+    return results.write_run(Path(cfg.out), cfg.prediction, run_id, df, resolved, man, matrices)

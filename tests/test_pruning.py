@@ -1,4 +1,4 @@
-"""P1 pruning mechanics and the planted controls of PROTOCOL.md §9 (bench/pruning.py, predictions/pruning.py)."""
+"""P1 pruning mechanics and the planted controls of PROTOCOL.md §9 (predictions/pruning/)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from torch import nn
 
 from baselines.pca import PCA
 from bench import metrics as M
-from bench import pruning as P
 from bench.methods import METHODS, DataInfo
 from bench.probe import accuracy, fit_logreg, standardize
+from predictions.pruning import criteria as C
+from predictions.pruning import curves as P
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -42,7 +43,7 @@ def planted():
 
 def test_masks_from_orders():
     orders = torch.tensor([[2, 0, 3, 1], [1, 2, 3, 0]])
-    m = P.masks_from_orders(orders, [0.0, 0.25, 0.5, 0.75])
+    m = C.masks_from_orders(orders, [0.0, 0.25, 0.5, 0.75])
     assert m.shape == (2, 4, 4)
     assert m[0].tolist() == [[1, 1, 1, 1], [1, 1, 0, 1], [0, 1, 0, 1], [0, 1, 0, 0]]
     assert m[1, 2].tolist() == [1, 0, 0, 1]
@@ -50,20 +51,20 @@ def test_masks_from_orders():
 
 def test_orders():
     f = torch.randn(500, 6, generator=_gen(1)) * torch.tensor([3.0, 1, 2, 0.5, 4, 1.5])
-    assert P.variance_order(f).tolist() == [3, 1, 5, 2, 0, 4]
+    assert C.variance_order(f).tolist() == [3, 1, 5, 2, 0, 4]
     w = torch.diag(torch.tensor([2.0, 1, 3]))
-    assert P.magnitude_order(w).tolist() == [1, 0, 2]
-    assert P.importance_order(torch.tensor([0.0, 0.01, 0.0, 0.0]), torch.tensor([0.3, 0.0, 0.1, 0.2])).tolist() == [
+    assert C.magnitude_order(w).tolist() == [1, 0, 2]
+    assert C.importance_order(torch.tensor([0.0, 0.01, 0.0, 0.0]), torch.tensor([0.3, 0.0, 0.1, 0.2])).tolist() == [
         2, 3, 0, 1]
-    draws = P.random_orders(8, 5, seed=3)
+    draws = C.random_orders(8, 5, seed=3)
     assert draws.shape == (5, 8) and all(sorted(o.tolist()) == list(range(8)) for o in draws)
-    assert torch.equal(draws, P.random_orders(8, 5, seed=3)) and not torch.equal(draws, P.random_orders(8, 5, 4))
+    assert torch.equal(draws, C.random_orders(8, 5, seed=3)) and not torch.equal(draws, C.random_orders(8, 5, 4))
 
 
 def test_redundancy_order_removes_copies_first():
     s = torch.randn(800, 5, generator=_gen(2))
     f = torch.cat([s.repeat_interleave(3, 1), torch.zeros(800, 1)], 1)  # 5 sources x 3 copies, then a dead one
-    order = P.redundancy_order(f).tolist()
+    order = C.redundancy_order(f).tolist()
     assert order[0] == 15  # dead first
     first = order[1:11]  # the 10 surplus copies
     assert sorted({j // 3 for j in order[11:]}) == [0, 1, 2, 3, 4]  # one copy of every source survives
@@ -72,10 +73,10 @@ def test_redundancy_order_removes_copies_first():
 
 def test_val_halves_are_disjoint_stratified_and_fixed():
     y = torch.arange(10).repeat_interleave(31)  # class-sorted, as the mnist5k splits come back
-    a, b = P.val_halves(y)
+    a, b = C.val_halves(y)
     assert len(set(a.tolist()) & set(b.tolist())) == 0 and len(a) + len(b) == len(y)
     assert (torch.bincount(y[a], minlength=10) - torch.bincount(y[b], minlength=10)).abs().max() <= 1
-    assert torch.equal(a, P.val_halves(y)[0]) and not torch.equal(a, torch.arange(0, len(y), 2))
+    assert torch.equal(a, C.val_halves(y)[0]) and not torch.equal(a, torch.arange(0, len(y), 2))
 
 
 def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
@@ -90,8 +91,8 @@ def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
     assert M.effective_rank(fte) == pytest.approx(0.25, abs=0.02)
     for r in s.retained.values():
         assert r[0] == 1.0
-    assert set(s.retained) == {(c, m) for c in P.CRITERIA for m in ("refit", "frozen")} | {("rank", "refit")}
-    assert best in P.PRIMARY_CRITERIA
+    assert set(s.retained) == {(c, m) for c in C.CRITERIA for m in ("refit", "frozen")} | {("rank", "refit")}
+    assert best in C.PRIMARY_CRITERIA
     # 16 distinct directions: dropping principal components below 16 of 64 loses nothing either
     assert s.prunable[("rank", "refit")] == pytest.approx(0.75, abs=0.1)
 
@@ -102,7 +103,7 @@ def test_frozen_mode_is_the_full_probe_with_features_at_their_train_mean(planted
     (ftr, _), _, (fte, yte) = planted_split(1500, g), planted_split(1000, g), planted_split(1000, g)
     z_tr, z_te = standardize(ftr, fte)
     keep = torch.ones(64)
-    keep[P.variance_order(ftr)[: round(0.5 * 64)]] = 0
+    keep[C.variance_order(ftr)[: round(0.5 * 64)]] = 0
     w, b = curves.probe
     acc = ((z_te * keep) @ w + b).argmax(1).eq(yte).double().mean()
     assert curves.test[("variance", "frozen")][5] == pytest.approx(float(acc), abs=1e-12)
@@ -137,7 +138,7 @@ def test_rank_curve_is_rotation_invariant_and_unit_pruning_is_not(pca_digits, di
     out = {}
     for name, feats in (("pca", f), ("rotated", rotated)):
         c = P.structured_pruning(feats[0], d.train.y, feats[1], d.val.y, feats[2], d.test.y, d.n_classes,
-                                 criteria=P.PRIMARY_CRITERIA, random_draws=2)
+                                 criteria=C.PRIMARY_CRITERIA, random_draws=2)
         out[name] = (c, P.summarize(c, chance=0.1))
     (c0, s0), (c1, s1) = out["pca"], out["rotated"]
     assert abs(c0.test_acc - c1.test_acc) <= 0.02
@@ -181,7 +182,7 @@ class _StubSupervised(nn.Module):
 
 
 def test_head_pruning_uses_the_models_own_head(digits):
-    from predictions.pruning import _head
+    from predictions.pruning.protocol import _head
 
     torch.manual_seed(0)
     enc = nn.Linear(digits.input_dim, 32)
@@ -214,17 +215,21 @@ def test_cli_smoke(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Primary: AURC" in res.stdout and (rep / "pruning.pdf").exists()
-    from bench.results import read_run
+    from bench.results import read_matrices, read_run
 
-    df, _, _ = read_run(next(p for p in (out / "pruning").iterdir() if p.name != "latest"))
+    run_dir = next(p for p in (out / "pruning").iterdir() if p.name != "latest")
+    df, _, _ = read_run(run_dir)
     best = df[df["metric"] == "aurc_best"]
     assert len(best[best["probe_mode"] == "refit"]) == 4 and best["value"].between(-0.5, 1.5).all()
     r0 = df[(df["metric"] == "retained") & (df["fraction"] == 0)]
     assert len(r0) == 2 * 2 * (5 * 2 + 1) and (r0["value"] == 1.0).all()  # 5 criteria x 2 modes, and rank
-    corr = df[df["metric"] == "corr"]
+    assert "corr" not in set(df["metric"])  # matrices live in their own table, not as K^2 metric rows
+    corr = read_matrices(run_dir)
+    corr = corr[corr["matrix"] == "corr"]
     assert set(corr["method"]) == {"infomax", "pca"} and set(corr["seed"]) == {0} and len(corr) == 2 * 64 * 64
+    assert corr["i"].dtype.kind == "i" and corr["j"].dtype.kind == "i"  # feature indices as integers
     assert set(df.loc[df["metric"] == "compression_ratio", "sparsity"]) == {0.0, 0.9}
-    assert set(df.loc[df["metric"] == "aurc_best", "criterion"]) <= set(P.PRIMARY_CRITERIA)
+    assert set(df.loc[df["metric"] == "aurc_best", "criterion"]) <= set(C.PRIMARY_CRITERIA)
     assert df.loc[df["metric"] == "nonlinear_predictability", "value"].notna().all()
     for name in ("retained_accuracy", "aurc", "basis", "unstructured", "diagnostics", "correlation_heatmaps"):
         assert (rep / "pruning" / f"{name}.png").exists()

@@ -54,3 +54,35 @@ def test_add_a_baseline_example_works_verbatim(digits, capsys):
     finally:
         METHODS._items.pop(name, None)
         sys.modules.pop(mod.__name__, None)
+
+
+def test_add_a_prediction_example_works_verbatim(tmp_path):
+    """The README's two-file prediction registers, runs through the runner a user calls, and its
+    view turns the tidy table alone into a verdict table."""
+    from bench.config import RunConfig
+    from bench.protocol import PREDICTIONS, VIEWS
+    from bench.results import read_run
+    from bench.runner import execute
+
+    blocks = dict(re.findall(r"<!-- example: (predictions/\w+/\w+)\.py -->\s*```python\n(.*?)```", README.read_text(),
+                             re.S))
+    assert set(blocks) == {"predictions/dead_units/protocol", "predictions/dead_units/view"}
+    mods = []
+    try:
+        for path, code in blocks.items():
+            mod = types.ModuleType(path.replace("/", "."))
+            sys.modules[mod.__name__] = mod
+            mods.append(mod.__name__)
+            exec(compile(code, f"{path}.py", "exec"), mod.__dict__)
+        assert "dead_units" in PREDICTIONS and "dead_units" in VIEWS
+        cfg = RunConfig(prediction="dead_units", dataset="digits", methods=["infomax", "pca"], seeds=[0, 1],
+                        epochs=2, width=8, out=str(tmp_path / "r"), cache=str(tmp_path / "c"))
+        df, _, _ = read_run(execute(cfg))
+        assert set(df["metric"]) == {"dead_fraction"} and len(df) == 4
+        (table,) = VIEWS.get("dead_units")().verdict_tables(df)
+        assert table.verdict and list(table.frame["baseline"]) == ["pca"]
+    finally:
+        PREDICTIONS._items.pop("dead_units", None)
+        VIEWS._items.pop("dead_units", None)
+        for name in mods:
+            sys.modules.pop(name, None)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import stats
-from bench.protocol import PREDICTIONS, SUBJECT, Table
+from bench import verdicts
+from bench.protocol import SUBJECT, VIEWS, Table
 from bench.report import _fmt, build_report, tex_escape
 from bench.results import tidy_frame, write_run
 
@@ -47,12 +47,12 @@ def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
     reports = tmp_path / "reports"
     pdf = build_report(run_dir, reports)
     assert pdf == reports / "probe.pdf" and pdf.stat().st_size > 0
-    expected = stats.verdict_from_tidy(_tidy(), "probe_acc", SUBJECT, "higher", by=("dataset",))
+    expected = verdicts.verdict_from_tidy(_tidy(), "probe_acc", SUBJECT, "higher", by=("dataset",))
 
     got = pd.read_csv(reports / "probe" / "verdicts.csv")
     assert len(got) == len(expected) == 2  # one row per baseline of the one verdict table
     assert list(got.columns) == ["table", "primary", *expected.columns]
-    assert got["table"].eq("Primary: probe_acc, predicted subject higher").all() and got["primary"].all()
+    assert got["table"].eq("Primary: probe_acc; predicted subject higher").all() and got["primary"].all()
     assert list(got["baseline"]) == list(expected["baseline"]) == ["pca", "sae"]
     for col in ("mean_diff", "p_holm", "ci_low", "ci_high", "p_t"):
         np.testing.assert_allclose(got[col].to_numpy(float), expected[col].to_numpy(float), rtol=1e-12)
@@ -62,7 +62,7 @@ def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
     assert tex.startswith("% ") and RUN_ID in tex.splitlines()[0] and "\\usepackage{booktabs}" in tex.splitlines()[1]
     assert tex.count("\\begin{table}") == tex.count("\\end{table}") == 1
     assert "\\begin{tabular}" in tex and "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
-    assert "\\caption{Primary: probe\\_acc, predicted subject higher}" in tex
+    assert "\\caption{Primary: probe\\_acc; predicted subject higher}" in tex
     assert "\\label{tab:probe-1}" in tex
     assert "95\\% CI" in tex and "d\\_z" in tex  # headers escaped too
     rows = _tabular_rows(tex)
@@ -75,7 +75,7 @@ def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
 
 
 def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkeypatch):
-    cls = PREDICTIONS.get("probe")
+    cls = VIEWS.get("probe")
     base_tables = cls.tables
 
     def tables(self, df):
@@ -106,7 +106,7 @@ def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkey
 
 
 def test_no_verdict_tables_no_exports(run_dir, tmp_path, monkeypatch):
-    cls = PREDICTIONS.get("probe")
+    cls = VIEWS.get("probe")
     monkeypatch.setattr(cls, "tables", lambda self, df: [Table("Means", pd.DataFrame({"a": [1.0]}))])
     reports = tmp_path / "reports"
     assert build_report(run_dir, reports).exists()

@@ -21,8 +21,8 @@ from bench.stats import (
     paired_differences,
     t_interval,
     verdict,
-    verdict_from_tidy,
 )
+from bench.verdicts import verdict_from_tidy
 
 D = np.array([0.8, 1.1, 0.3, 0.9, 1.4])
 BASE = {0: 10.0, 1: 10.5, 2: 9.7, 3: 10.2, 4: 9.9}

@@ -1,0 +1,108 @@
+"""The prediction contract, checked over the registry: every registered prediction gets these with no edit.
+
+Each prediction runs on digits with two methods and two seeds through the same runner a user
+calls, writes the tidy schema, and its view turns the table alone into verdict tables and
+figures. The house's one-way flow is checked on the source: no cycle between the contract and
+the runner, no protocol reaching up to the command line, the config or the cache, no report
+importing a protocol, and no file over 400 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from bench.config import RunConfig
+from bench.protocol import PREDICTIONS, SUBJECT, VIEWS, PredictionConfig, View
+from bench.results import read_matrices, read_run
+from bench.runner import execute
+
+ROOT = Path(__file__).resolve().parents[1]
+TIDY = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value", "n_params_encoder",
+        "n_params_train", "train_seconds"]
+# the smallest run each prediction accepts (prediction options that keep it fast)
+SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (0.0, 0.9), "criteria": ("variance",)}}
+
+
+@pytest.mark.parametrize("name", PREDICTIONS.names())
+def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
+    pcls = PREDICTIONS.get(name)
+    assert name in VIEWS, f"prediction '{name}' has no registered view"
+    cfg = RunConfig(prediction=name, dataset="digits", methods=[SUBJECT, "pca"], seeds=[0, 1], epochs=2,
+                    width=8, out=str(tmp_path / "results"), cache=str(tmp_path / "cache"),
+                    prediction_overrides=SMALL.get(name, {}))
+    run_dir = execute(cfg)
+    df, config, manifest = read_run(run_dir)
+    assert list(df.columns[: len(TIDY) - 3]) == TIDY[:-3] and set(TIDY) <= set(df.columns)
+    assert set(df["method"]) == {SUBJECT, "pca"} and set(df["seed"]) == {0, 1}
+    assert set(df["prediction"]) == {name} and df["run_id"].nunique() == 1
+    assert not df["metric"].isna().any() and df["width"].notna().all()
+    view = VIEWS.get(name)()
+    primary = view.verdict_tables(df)[0]
+    assert primary.verdict and list(primary.frame["baseline"]) == ["pca"]
+    assert view.primary.metric in set(df["metric"])
+    for table in view.tables(df):
+        assert table.title
+    for fig_name, fig in view.figures(df, read_matrices(run_dir)):
+        assert fig_name and fig.axes
+    assert config["prediction"] == name and manifest["jobs"]
+    assert issubclass(pcls.Config, PredictionConfig)
+
+
+@pytest.mark.parametrize("name", PREDICTIONS.names())
+def test_prediction_declares_its_contract(name):
+    pcls, vcls = PREDICTIONS.get(name), VIEWS.get(name)
+    pcls.Config().check()  # the defaults are valid
+    with pytest.raises(ValueError, match="width"):
+        pcls.Config(width=0).check()
+    assert pcls.needs <= {"labels", "factors"}
+    assert issubclass(vcls, View) and vcls.statement and vcls.protocol and vcls.title
+    assert vcls.verdicts and all(v.direction in ("higher", "lower") for v in vcls.verdicts)
+    assert pcls.describe()
+
+
+def test_a_dataset_without_what_the_prediction_needs_is_one_clear_error(tmp_path):
+    from bench.config import ConfigError
+
+    cfg = RunConfig(prediction="probe", dataset="ica", methods=[SUBJECT], seeds=[0], epochs=1,
+                    out=str(tmp_path / "r"), cache=str(tmp_path / "c"))
+    with pytest.raises(ConfigError, match="no labels.*choices: .*digits"):
+        execute(cfg)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()  # nothing half-written
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules imported at run time (imports under ``if TYPE_CHECKING:`` are annotations only)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            node.body = []
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_the_flow_goes_one_way():
+    protocol = _imports(ROOT / "bench" / "protocol.py")
+    assert not {m for m in protocol if m.startswith(("bench.runner", "bench.config", "bench.jobs", "bench.cli"))}
+    for path in sorted((ROOT / "predictions").rglob("*.py")):
+        up = {m for m in _imports(path) if m.startswith(("bench.runner", "bench.config", "bench.cli", "bench.jobs"))}
+        assert not up, f"{path.relative_to(ROOT)} reaches up the flow: {sorted(up)}"
+    for path in sorted((ROOT / "baselines").glob("*.py")):
+        assert not {m for m in _imports(path) if m.startswith("predictions")}, path
+    report = _imports(ROOT / "bench" / "report.py") | _imports(ROOT / "bench" / "plots.py")
+    assert not {m for m in report if m.startswith("predictions") or m == "bench.protocol.PREDICTIONS"}
+
+
+def test_no_file_over_400_lines():
+    for folder in ("bench", "predictions", "baselines"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            n = len(path.read_text().splitlines())
+            assert n <= 400, f"{path.relative_to(ROOT)} has {n} lines"
