@@ -47,6 +47,9 @@ class Supervised(Method):
     def unsupported(cls, info: DataInfo) -> str | None:
         return None if info.n_classes is not None else "needs class labels (the data has none)"
 
+    def classifier(self) -> nn.Module:
+        return self.head
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.encoder(x))
 

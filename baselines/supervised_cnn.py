@@ -98,6 +98,9 @@ class SupervisedCNN(Method):
             return "needs class labels (the data has none)"
         return None
 
+    def classifier(self) -> nn.Module:
+        return self.head
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.reshape(-1, *self.info.image_shape))
 

@@ -13,11 +13,11 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench import sprites
 from bench.registry import Registry
 
 __all__ = [
@@ -34,6 +34,12 @@ __all__ = [
 _FRACTIONS = (0.7, 0.15, 0.15)
 # val carved out of an official train split
 _VAL_FRACTION = 0.15
+
+
+# what each dataset provides beyond inputs (a prediction's ``needs`` are checked against it)
+PROVIDES = {"digits": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
+            "mnist": {"labels"}, "fashion_mnist": {"labels"}, "kmnist": {"labels"}, "cifar10": {"labels"},
+            "svhn": {"labels"}}
 
 
 @dataclass(frozen=True)
@@ -228,75 +234,6 @@ def load_mnist5k(cfg: DataConfig) -> Dataset:
     )
 
 
-# dSprites-like factor grid (Matthey et al. 2017) rendered at 32x32.
-_DSPRITES_SHAPES = ("square", "ellipse", "heart")
-_DSPRITES_SIZE = 32
-_DSPRITES_SCALES = np.linspace(0.5, 1.0, 6)
-_DSPRITES_ORIENTATIONS = np.arange(16) * (2 * math.pi / 16)
-# half-width of a scale-1 square, in canvas units (canvas = [-1, 1]^2)
-_SPRITE_RADIUS = 0.35
-# farthest point of any shape from its centre, in local units (the square's corner)
-_SPRITE_REACH = math.sqrt(2.0)
-_POS_LIMIT = 1.0 - _SPRITE_RADIUS * _SPRITE_REACH * _DSPRITES_SCALES[-1] - 1.0 / _DSPRITES_SIZE
-_DSPRITES_POSITIONS = np.linspace(-_POS_LIMIT, _POS_LIMIT, 16)
-# heart curve shrunk by 1/1.2 and centred on its bounding box
-_HEART_K, _HEART_YC = 1.2, 0.118
-
-
-def _inside(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Implicit shape test in the sprite's local frame (unit half-width, v pointing up).
-
-    square: max(|u|, |v|) <= 1; ellipse: u^2 + (v / 0.5)^2 <= 1;
-    heart: (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0 with x = 1.2 u, y = 1.2 v + 0.118 (radius < 1.12).
-    """
-    if shape == 0:
-        return (u.abs_() <= 1.0) & (v.abs_() <= 1.0)
-    if shape == 1:
-        return u.square_().add_(v.square_().mul_(4.0)) <= 1.0
-    x2 = u.mul_(_HEART_K).square_()
-    y = v.mul_(_HEART_K).add_(_HEART_YC)
-    y3 = y.pow(3)
-    t = y.square_().add_(x2).sub_(1.0)
-    return t.pow(3) <= x2.mul_(y3)
-
-
-def _render_sprites(idx: np.ndarray, chunk: int = 8192) -> torch.Tensor:
-    """Render dSprites-like binary images from factor indices, vectorised over draws.
-
-    A pixel centre p = (x_j, y_i) (canvas [-1, 1]^2, y up) is lit when its local coordinates
-    (u, v) = R(-theta) (p - c) / (0.35 * scale) pass the shape test. Both are separable,
-    u = a_j + b_i, so each costs one broadcast add over (N, 32, 32). Positions keep the rotated
-    sprite inside the canvas.
-
-    Args:
-        idx: (N, 5) integer indices into (shape, scale, orientation, pos_x, pos_y) grids.
-        chunk: draws rendered at once (bounds memory; not a per-image loop).
-
-    Returns:
-        (N, 32, 32) float32 images in {0, 1}.
-    """
-    idx = np.asarray(idx, dtype=np.int64)
-    step = 2.0 / _DSPRITES_SIZE
-    grid = (np.arange(_DSPRITES_SIZE) + 0.5) * step - 1.0
-    gx, gy = grid[None, :], -grid[None, :]  # x by column, y by row (pointing up)
-    r = (_SPRITE_RADIUS * _DSPRITES_SCALES[idx[:, 1]])[:, None]
-    theta = _DSPRITES_ORIENTATIONS[idx[:, 2]][:, None]
-    px = _DSPRITES_POSITIONS[idx[:, 3]][:, None]
-    py = _DSPRITES_POSITIONS[idx[:, 4]][:, None]
-    c, s = np.cos(theta) / r, np.sin(theta) / r
-    # u = c (x - px) + s (y - py), v = -s (x - px) + c (y - py), split into column and row parts
-    parts = (c * gx - c * px - s * py, s * gy, -s * gx + s * px - c * py, c * gy)
-    u_col, u_row, v_col, v_row = (torch.from_numpy(p.astype(np.float32)) for p in parts)
-    out = torch.zeros(idx.shape[0], _DSPRITES_SIZE, _DSPRITES_SIZE, dtype=torch.float32)
-    for k in range(len(_DSPRITES_SHAPES)):
-        sel_all = torch.from_numpy(np.flatnonzero(idx[:, 0] == k))
-        for sel in sel_all.split(chunk):
-            u = u_col[sel, None, :] + u_row[sel, :, None]
-            v = v_col[sel, None, :] + v_row[sel, :, None]
-            out[sel] = _inside(k, u, v).to(torch.float32)
-    return out
-
-
 @DATASETS.register("dsprites")
 def load_dsprites(cfg: DataConfig) -> Dataset:
     """Procedural dSprites-like 32x32 binary sprites with 5 known discrete factors.
@@ -307,10 +244,10 @@ def load_dsprites(cfg: DataConfig) -> Dataset:
     with a generator seeded by ``cfg.split_seed``. Factors are the grid indices; y is the shape
     (so a probe can run); 70/15/15 split stratified by shape.
     """
-    sizes = (len(_DSPRITES_SHAPES), len(_DSPRITES_SCALES), len(_DSPRITES_ORIENTATIONS), 16, 16)
+    sizes = (len(sprites.SHAPES), len(sprites.SCALES), len(sprites.ORIENTATIONS), 16, 16)
     rng = np.random.default_rng((cfg.split_seed, 0x5B1))
     idx = np.stack([rng.integers(0, k, size=cfg.n) for k in sizes], axis=1)
-    x = _render_sprites(idx).reshape(cfg.n, -1)
+    x = sprites.render(idx).reshape(cfg.n, -1)
     y = idx[:, 0]
     tr, va, te = stratified_split(y, _FRACTIONS, cfg.split_seed)
     factors = idx.astype(np.float32)
@@ -319,8 +256,8 @@ def load_dsprites(cfg: DataConfig) -> Dataset:
         train=_make_split(x, y, factors, tr),
         val=_make_split(x, y, factors, va),
         test=_make_split(x, y, factors, te),
-        n_classes=len(_DSPRITES_SHAPES),
-        image_shape=(1, _DSPRITES_SIZE, _DSPRITES_SIZE),
+        n_classes=len(sprites.SHAPES),
+        image_shape=(1, sprites.SIZE, sprites.SIZE),
         factor_names=["shape", "scale", "orientation", "pos_x", "pos_y"],
         factor_discrete=[True] * 5,
         description=_summary(load_dsprites),
@@ -377,135 +314,5 @@ def load_ica(cfg: DataConfig) -> Dataset:
     )
 
 
-# ----------------------------------------------------------------------------- torchvision
-
-
-def _torchvision_dataset(
-    name: str,
-    cfg: DataConfig,
-    make: Callable[[bool], object],
-    where: str,
-    image_shape: tuple[int, int, int],
-    description: str,
-) -> Dataset:
-    """Official train / test through torchvision; val = stratified 15% of the official train.
-
-    ``make(train)`` builds the torchvision dataset; its ``.data`` and ``.targets`` / ``.labels``
-    arrays are converted at once (no per-sample iteration), pixels /255, flattened CHW.
-    """
-    try:
-        parts = [make(True), make(False)]
-    except RuntimeError as err:
-        if cfg.download:
-            raise
-        raise DataNotFoundError(
-            f"{name}: dataset files not found under data.root='{cfg.root}' "
-            f"(looked in {Path(cfg.root) / where}). Pass data.download=true to fetch them, "
-            f"or data.root=PATH to point at a folder that holds them."
-        ) from err
-    xs, ys = [], []
-    for ds in parts:
-        data = torch.as_tensor(np.asarray(ds.data))  # type: ignore[attr-defined]
-        labels = getattr(ds, "targets", None)
-        if labels is None:
-            labels = ds.labels  # type: ignore[attr-defined]  # SVHN
-        if data.ndim == 4 and data.shape[-1] == 3:  # CIFAR: N H W C -> N C H W
-            data = data.permute(0, 3, 1, 2)
-        xs.append(data.reshape(data.shape[0], -1).to(torch.float32).div_(255.0))
-        ys.append(torch.as_tensor(np.asarray(labels)).to(torch.int64))
-    (x_tr, x_te), (y_tr, y_te) = xs, ys
-    tr, va, _ = stratified_split(
-        y_tr.numpy(), (1.0 - _VAL_FRACTION, _VAL_FRACTION, 0.0), cfg.split_seed
-    )
-    return Dataset(
-        name=name,
-        train=_make_split(x_tr, y_tr, None, tr),
-        val=_make_split(x_tr, y_tr, None, va),
-        test=Split(x=x_te, y=y_te, factors=None),
-        n_classes=int(torch.unique(torch.cat([y_tr, y_te])).numel()),
-        image_shape=image_shape,
-        factor_names=None,
-        factor_discrete=None,
-        description=description,
-    )
-
-
-def _mnist_family(name: str, cls_name: str, cfg: DataConfig, description: str) -> Dataset:
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, cls_name)
-    return _torchvision_dataset(
-        name,
-        cfg,
-        lambda train: cls(cfg.root, train=train, download=cfg.download),
-        f"{cls_name}/raw",
-        (1, 28, 28),
-        description,
-    )
-
-
-@DATASETS.register("mnist")
-def load_mnist(cfg: DataConfig) -> Dataset:
-    """MNIST handwritten digits via torchvision, 60000 + 10000 x 784 (28x28), 10 classes.
-
-    LeCun, Bottou, Bengio & Haffner (1998). Official test split; val = stratified 15% of train.
-    """
-    return _mnist_family("mnist", "MNIST", cfg, _summary(load_mnist))
-
-
-@DATASETS.register("fashion_mnist")
-def load_fashion_mnist(cfg: DataConfig) -> Dataset:
-    """Fashion-MNIST clothing images via torchvision, 60000 + 10000 x 784 (28x28), 10 classes.
-
-    Xiao, Rasul & Vollgraf (2017). Official test split; val = stratified 15% of train.
-    """
-    return _mnist_family("fashion_mnist", "FashionMNIST", cfg, _summary(load_fashion_mnist))
-
-
-@DATASETS.register("kmnist")
-def load_kmnist(cfg: DataConfig) -> Dataset:
-    """Kuzushiji-MNIST cursive Japanese characters via torchvision, 28x28, 10 classes.
-
-    Clanuwat et al. (2018), "Deep Learning for Classical Japanese Literature". Official test
-    split; val = stratified 15% of train.
-    """
-    return _mnist_family("kmnist", "KMNIST", cfg, _summary(load_kmnist))
-
-
-@DATASETS.register("cifar10")
-def load_cifar10(cfg: DataConfig) -> Dataset:
-    """CIFAR-10 natural images via torchvision, 50000 + 10000 x 3072 (3x32x32), 10 classes.
-
-    Krizhevsky (2009), "Learning Multiple Layers of Features from Tiny Images". Official test
-    split; val = stratified 15% of train.
-    """
-    from torchvision.datasets import CIFAR10
-
-    return _torchvision_dataset(
-        "cifar10",
-        cfg,
-        lambda train: CIFAR10(cfg.root, train=train, download=cfg.download),
-        CIFAR10.base_folder,
-        (3, 32, 32),
-        _summary(load_cifar10),
-    )
-
-
-@DATASETS.register("svhn")
-def load_svhn(cfg: DataConfig) -> Dataset:
-    """SVHN house-number digits via torchvision, 73257 + 26032 x 3072 (3x32x32), 10 classes.
-
-    Netzer et al. (2011), "Reading Digits in Natural Images with Unsupervised Feature
-    Learning" (format 2, cropped digits; label 10 mapped to 0 by torchvision). Official test
-    split ("extra" unused); val = stratified 15% of train.
-    """
-    from torchvision.datasets import SVHN
-
-    return _torchvision_dataset(
-        "svhn",
-        cfg,
-        lambda train: SVHN(cfg.root, split="train" if train else "test", download=cfg.download),
-        "{train,test}_32x32.mat",
-        (3, 32, 32),
-        _summary(load_svhn),
-    )
+# the torchvision-backed datasets register themselves from their own module
+from bench import torchvision_data  # noqa: E402, F401

@@ -100,16 +100,15 @@ class Encoder:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    @torch.no_grad()
-    def features(self, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         """Deployed features of ``x`` (N, D) -> (N, K), in eval mode, on x's device."""
         assert self.method is not None, f"job {self.spec.key} failed: {self.reason}"
-        self.method.eval()
-        return torch.cat([self.method.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+        return self.method.encode_all(x)
 
 
 # project modules every encoder depends on, whatever its method
-CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.jobs")
+CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.sprites", "bench.torchvision_data",
+                "bench.jobs")
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)
 KEY_LIBRARIES = ("torch", "numpy", "sklearn", "timm")
 
@@ -211,9 +210,7 @@ class JobCache:
                 meta["final_loss"] = log.final
             elif method.kind == "fit":
                 method.fit(x, y, spec.seed)
-            method.eval()
-            with torch.no_grad():
-                a = torch.cat([method.encode(x[i : i + 8192]) for i in range(0, len(x), 8192)])
+            a = method.encode_all(x)
             if not torch.isfinite(a).all():
                 raise JobFailed("non-finite features on the training set")
         except JobFailed as e:

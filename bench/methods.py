@@ -9,7 +9,9 @@ A method is an ``nn.Module`` that declares
   (:meth:`fit` is called once on the training inputs) or ``"none"`` (nothing to train);
 * :meth:`encode` ``(N, D) -> (N, K)`` features, with the deployed encoder's modules in
   :meth:`deployed_modules`; everything else it owns (decoders, projectors, momentum
-  targets) is training-only and counted separately.
+  targets) is training-only and counted separately;
+* its parts, declared rather than looked up: :meth:`encoder_weight` (the single-layer weight,
+  or None) and :meth:`classifier` (its own trained classifier, or None).
 
 The shared trainer owns the loop (:mod:`bench.trainer`); a method only returns its loss
 terms as a dict of tensors whose sum is minimised.
@@ -96,9 +98,22 @@ class Method(nn.Module):
         return [self.encoder]
 
     def encoder_weight(self) -> torch.Tensor | None:
-        """(K, D) incoming weights of a single-layer encoder, else None."""
-        enc = getattr(self, "encoder", None)
-        return enc.weight if isinstance(enc, nn.Linear) else None
+        """(K, D) incoming weights of a single-layer encoder, else None.
+
+        Default: the weight of ``self.encoder`` when it is one ``nn.Linear`` (the single-layer
+        methods); a method whose deployed encoder is anything else gets None."""
+        return self.encoder.weight if isinstance(self.encoder, nn.Linear) else None
+
+    def classifier(self) -> nn.Module | None:
+        """The method's own trained classifier over its (N, K) features, (N, K) -> (N, C) logits,
+        if it has one (the supervised baselines); None for every method trained without labels."""
+        return None
+
+    @torch.no_grad()
+    def encode_all(self, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        """Features of many inputs (N, D) -> (N, K), in eval mode, ``chunk`` rows at a time."""
+        self.eval()
+        return torch.cat([self.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
     @classmethod
     def unsupported(cls, info: DataInfo) -> str | None:

@@ -22,7 +22,7 @@ import torch
 
 from bench import results
 from bench.config import ConfigError, RunConfig
-from bench.data import Dataset, load_dataset
+from bench.data import PROVIDES, Dataset, load_dataset
 from bench.jobs import Encoder, JobCache, JobSpec, data_info
 from bench.methods import METHODS
 from bench.protocol import NEEDS, PREDICTIONS, Prediction, row
@@ -173,12 +173,6 @@ def build_prediction(cfg: RunConfig) -> Prediction:
     return pcls(pcfg)
 
 
-# what each registered dataset provides, for the error message of check_needs
-DATASET_PROVIDES = {"digits": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
-                    "mnist": {"labels"}, "fashion_mnist": {"labels"}, "kmnist": {"labels"}, "cifar10": {"labels"},
-                    "svhn": {"labels"}}
-
-
 def has(ds: Dataset, need: str) -> bool:
     """Whether ``ds`` provides what a prediction ``needs`` (see :data:`bench.protocol.NEEDS`)."""
     if need == "labels":
@@ -192,7 +186,7 @@ def check_needs(prediction: Prediction, ds: Dataset) -> None:
     """One clear error, before anything is trained, when the dataset lacks what the prediction needs."""
     for need in sorted(prediction.needs):
         if not has(ds, need):
-            ok = [n for n, provides in DATASET_PROVIDES.items() if need in provides]
+            ok = [n for n, provides in PROVIDES.items() if need in provides]
             raise ConfigError(f"{prediction.name}: dataset '{ds.name}' has no {need} (choices: {', '.join(ok)})")
 
 

@@ -15,11 +15,11 @@ from bench.data import (
     DataConfig,
     DataNotFoundError,
     Dataset,
-    _render_sprites,
     load_dataset,
     stratified_split,
 )
 from bench.registry import UnknownNameError
+from bench.sprites import render as _render_sprites
 
 SMALL = DataConfig(n=2000)
 EMBEDDED_IMAGES = {"digits": (1797, (1, 8, 8)), "mnist5k": (5000, (1, 28, 28))}
@@ -342,3 +342,18 @@ def test_to_moves_every_tensor():
     for s in _splits(moved):
         assert s.x.device.type == "meta" and s.factors.device.type == "meta"
     assert ds.train.x.device.type == "cpu"
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist5k", "dsprites", "ica"])
+def test_provides_declares_what_each_dataset_has(name):
+    from bench.data import PROVIDES
+
+    ds = load_dataset(name, SMALL)
+    assert ("labels" in PROVIDES[name]) == (ds.n_classes is not None)
+    assert ("factors" in PROVIDES[name]) == (ds.train.factors is not None)
+
+
+def test_every_registered_dataset_declares_what_it_provides():
+    from bench.data import PROVIDES
+
+    assert set(PROVIDES) == set(DATASETS.names())

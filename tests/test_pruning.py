@@ -172,13 +172,14 @@ def test_unstructured_pruning_copies_and_compresses(digits):
 
 
 class _StubSupervised(nn.Module):
-    """What the pruning protocol needs of the ``supervised`` baseline: features and a trained head."""
+    """What the pruning protocol needs of the ``supervised`` baseline: a declared trained head."""
 
-    uses_labels = True
-
-    def __init__(self, head: nn.Module):
+    def __init__(self, head: nn.Module | None):
         super().__init__()
         self.head = head
+
+    def classifier(self) -> nn.Module | None:
+        return self.head
 
 
 def test_head_pruning_uses_the_models_own_head(digits):
@@ -194,9 +195,7 @@ def test_head_pruning_uses_the_models_own_head(digits):
         head.bias.copy_(b[0])
     assert _head(_StubSupervised(head), a[0], digits.n_classes) is head
     assert _head(_StubSupervised(nn.Linear(32, 3)), a[0], digits.n_classes) is None  # not a classifier head
-    unlabelled = _StubSupervised(head)
-    unlabelled.uses_labels = False
-    assert _head(unlabelled, a[0], digits.n_classes) is None
+    assert _head(_StubSupervised(None), a[0], digits.n_classes) is None  # trained without labels: no head
     c = P.head_pruning(head, a[0], a[1], digits.val.y, a[2], digits.test.y, weight=enc.weight,
                        criteria=("importance", "random"))
     own = float(accuracy(a[2], digits.test.y, w, b)[0])

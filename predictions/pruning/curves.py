@@ -296,7 +296,6 @@ def unstructured_pruning(
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     unpruned: Sequence[torch.Tensor] | None = None,
     l2_grid: Sequence[float] = L2_GRID,
-    chunk: int = 8192,
 ) -> Unstructured:
     """Global magnitude pruning of the deployed encoder at each sparsity, probe refit.
 
@@ -315,8 +314,7 @@ def unstructured_pruning(
             f, ratio = list(unpruned), 1.0
         else:
             dup, ratio = magnitude_pruned(method, s)
-            with torch.no_grad():
-                f = [torch.cat([dup.encode(x[i : i + chunk]) for i in range(0, len(x), chunk)]) for x, _ in splits]
+            f = [dup.encode_all(x) for x, _ in splits]
             del dup
         feats.append(standardize(*[v.float() for v in f]))
         comp.append(ratio)

@@ -70,10 +70,11 @@ class PruningConfig(PredictionConfig):
             raise ValueError(f"knn_k: must be >= 1, got {self.knn_k}")
 
 
-def _head(method: nn.Module, features: torch.Tensor, n_classes: int) -> nn.Module | None:
-    """The method's own trained classifier over its (N, K) features, if it has one."""
-    head = getattr(method, "head", None)
-    if not (getattr(method, "uses_labels", False) and isinstance(head, nn.Module)):
+def _head(method, features: torch.Tensor, n_classes: int) -> nn.Module | None:
+    """The method's own trained classifier over its (N, K) features (``method.classifier()``), if
+    it has one and it maps the features to the dataset's classes."""
+    head = method.classifier()
+    if head is None:
         return None
     head.eval()
     with torch.no_grad():
