@@ -3,9 +3,9 @@
 Zbontar, J., Jing, L., Misra, I., LeCun, Y., Deny, S. (2021). Barlow Twins: Self-Supervised
 Learning via Redundancy Reduction. ICML. arXiv:2103.03230.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder. Training-only: the
-projector (three linear layers, batch norm and ReLU after the first two: the paper's).
-Loss :func:`barlow_twins_loss` on the two views' projections. Defaults:
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+shared body). Training-only: the projector (three linear layers, batch norm and ReLU after the
+first two: the paper's). Loss :func:`barlow_twins_loss` on the two views' projections. Defaults:
 
 * lambda 5e-3 (the paper's);
 * projector widths 512-512-512 instead of 8192-8192-8192 (the encoder has K = 16-256
@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from bench.augment import AugmentConfig, make_views, mlp_head
-from bench.methods import METHODS, Method
+from bench.augment import AugmentConfig
+from bench.methods import METHODS
+from bench.twoview import TwoViewMethod
 
 
 def batch_standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -66,24 +66,13 @@ class BarlowTwinsConfig(AugmentConfig):
 
 
 @METHODS.register()
-class BarlowTwins(Method):
+class BarlowTwins(TwoViewMethod):
     """Barlow Twins (cross-correlation to identity, lambda 5e-3, 3-layer projector)."""
 
     name = "barlow_twins"
     citation = "Zbontar, Jing, Misra, LeCun, Deny 2021, Barlow Twins (ICML)"
     Config = BarlowTwinsConfig
+    proj_layers = 2
 
-    def __init__(self, cfg: BarlowTwinsConfig, info, width):
-        super().__init__(cfg, info, width)
-        cfg.check()
-        h = cfg.proj_hidden
-        self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = mlp_head(width, h, cfg.proj_dim, n_hidden=2)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def loss_terms(self, x, y=None):
-        x1, x2 = make_views(x, self.info.image_shape, self.cfg)
-        z1, z2 = self.projector(self.encode(x1)), self.projector(self.encode(x2))
-        return {"barlow_twins": barlow_twins_loss(z1, z2, self.cfg.lambd)}
+    def pair_loss(self, x1, x2):
+        return {"barlow_twins": barlow_twins_loss(self.project(x1), self.project(x2), self.cfg.lambd)}

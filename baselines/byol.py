@@ -3,10 +3,11 @@
 Grill, J.-B., Strub, F., Altche, F., et al. (2020). Bootstrap Your Own Latent: A New Approach
 to Self-Supervised Learning. NeurIPS. arXiv:2006.07733.
 
-Deployed: the online encoder ``h = ReLU(Linear(D, K) x)``, exactly the subject's.
-Training-only: the online projector and predictor (``Linear - BN - ReLU - Linear`` each, the
-paper's), and the target encoder + projector (an exponential moving average of the online ones,
-never trained by gradients: ``requires_grad=False``, updated in :meth:`BYOL.after_step` as
+Deployed: the online encoder ``h = ReLU(Linear(D, K) x)``, exactly the subject's
+(:mod:`bench.twoview`'s shared body). Training-only: the online projector and predictor
+(``Linear - BN - ReLU - Linear`` each, the paper's), and the target encoder + projector (an
+exponential moving average of the online ones, never trained by gradients:
+``requires_grad=False``, updated in :meth:`BYOL.after_step` as
 ``xi <- tau xi + (1 - tau) theta``). Loss: the symmetrised
 ``byol_loss(q(z1), z2') + byol_loss(q(z2), z1')``, target projections ``z'`` under no_grad.
 Defaults:
@@ -30,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views, mlp_head
-from bench.methods import METHODS, Method
+from bench.augment import AugmentConfig
+from bench.methods import METHODS
+from bench.twoview import TwoViewMethod, mlp_head
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -69,7 +71,7 @@ class BYOLConfig(AugmentConfig):
 
 
 @METHODS.register()
-class BYOL(Method):
+class BYOL(TwoViewMethod):
     """BYOL (predictor MLP, EMA target tau=0.99, symmetric loss)."""
 
     name = "byol"
@@ -78,20 +80,13 @@ class BYOL(Method):
 
     def __init__(self, cfg: BYOLConfig, info, width):
         super().__init__(cfg, info, width)
-        cfg.check()
-        self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim)
         self.predictor = mlp_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def loss_terms(self, x, y=None):
-        x1, x2 = make_views(x, self.info.image_shape, self.cfg)
-        p1 = self.predictor(self.projector(self.encode(x1)))
-        p2 = self.predictor(self.projector(self.encode(x2)))
+    def pair_loss(self, x1, x2):
+        p1 = self.predictor(self.project(x1))
+        p2 = self.predictor(self.project(x2))
         with torch.no_grad():
             t1 = self.target_projector(torch.relu(self.target_encoder(x1)))
             t2 = self.target_projector(torch.relu(self.target_encoder(x2)))

@@ -5,13 +5,14 @@ Visual Representation Learning. CVPR. Chen, X., Fan, H., Girshick, R., He, K. (2
 Baselines with Momentum Contrastive Learning. arXiv:2003.04297 (v2: MLP head, temperature 0.2,
 stronger augmentation).
 
-Deployed: the query encoder ``h = ReLU(Linear(D, K) x)``, exactly the subject's. Training-only:
-the MLP head ``Linear - ReLU - Linear`` (v2's, no batch norm, so MoCo's shuffling BN is not
-needed), the key encoder and key head (momentum copies, no gradients) and the queue of
-negative keys. A step: query ``q`` from view 1, key ``k`` from view 2 through the momentum
-copy, InfoNCE of ``q`` against ``k`` and the queue (:func:`info_nce`); after the optimiser step
-(:meth:`MoCo.after_step`) the momentum copy moves, ``theta_k <- m theta_k + (1 - m) theta_q``,
-and the batch's keys replace the oldest in the queue. Defaults:
+Deployed: the query encoder ``h = ReLU(Linear(D, K) x)``, exactly the subject's
+(:mod:`bench.twoview`'s shared body). Training-only: the MLP head ``Linear - ReLU - Linear``
+(v2's, no batch norm, so MoCo's shuffling BN is not needed), the key encoder and key head
+(momentum copies, no gradients) and the queue of negative keys. A step: query ``q`` from view
+1, key ``k`` from view 2 through the momentum copy, InfoNCE of ``q`` against ``k`` and the
+queue (:func:`info_nce`); after the optimiser step (:meth:`MoCo.after_step`) the momentum copy
+moves, ``theta_k <- m theta_k + (1 - m) theta_q``, and the batch's keys replace the oldest in
+the queue. Defaults:
 
 * temperature 0.2, head output 128 (v2);
 * momentum m = 0.99 instead of 0.999: with 0.999 the key encoder's time constant is 1000
@@ -35,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views, mlp_head
-from bench.methods import METHODS, Method
+from bench.augment import AugmentConfig
+from bench.methods import METHODS
+from bench.twoview import TwoViewMethod
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -84,7 +86,7 @@ class MoCoConfig(AugmentConfig):
 
 
 @METHODS.register()
-class MoCo(Method):
+class MoCo(TwoViewMethod):
     """MoCo v2 (momentum key encoder m=0.99, queue of 1024 keys, temperature 0.2, MLP head)."""
 
     name = "moco"
@@ -93,24 +95,18 @@ class MoCo(Method):
         "Chen, Fan, Girshick, He 2020, Improved Baselines with Momentum Contrastive Learning"
     )
     Config = MoCoConfig
+    proj_batch_norm = False
 
     def __init__(self, cfg: MoCoConfig, info, width):
         super().__init__(cfg, info, width)
-        cfg.check()
-        self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim, batch_norm=False)
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self._pending_keys: torch.Tensor | None = None
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def loss_terms(self, x, y=None):
-        x1, x2 = make_views(x, self.info.image_shape, self.cfg)
-        q = self.projector(self.encode(x1))
+    def pair_loss(self, x1, x2):
+        q = self.project(x1)
         with torch.no_grad():
             k = F.normalize(self.key_projector(torch.relu(self.key_encoder(x2))), dim=1)
         self._pending_keys = k

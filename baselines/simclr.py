@@ -3,9 +3,9 @@
 Chen, T., Kornblith, S., Norouzi, M., Hinton, G. (2020). A Simple Framework for Contrastive
 Learning of Visual Representations. ICML. arXiv:2002.05709.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder. Training-only: the
-projection head ``g(h) = W2 ReLU(BN(W1 h))`` (the paper's nonlinear head; its code adds batch
-norm), whose output ``z`` enters the loss. Defaults:
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+shared body). Training-only: the projection head ``g(h) = W2 ReLU(BN(W1 h))`` (the paper's
+nonlinear head; its code adds batch norm), whose output ``z`` enters the loss. Defaults:
 
 * temperature 0.5 (the paper's CIFAR-10 value, appendix B.9), projection output 128 (paper);
 * projection hidden width 512 instead of the encoder's 2048: here the encoder has K = 16-256
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bench.augment import AugmentConfig, make_views, mlp_head
-from bench.methods import METHODS, Method
+from bench.augment import AugmentConfig
+from bench.methods import METHODS
+from bench.twoview import TwoViewMethod
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -66,23 +66,12 @@ class SimCLRConfig(AugmentConfig):
 
 
 @METHODS.register()
-class SimCLR(Method):
+class SimCLR(TwoViewMethod):
     """SimCLR (NT-Xent on two views, temperature 0.5, MLP projection head)."""
 
     name = "simclr"
     citation = "Chen, Kornblith, Norouzi, Hinton 2020, A Simple Framework for Contrastive Learning (ICML)"
     Config = SimCLRConfig
 
-    def __init__(self, cfg: SimCLRConfig, info, width):
-        super().__init__(cfg, info, width)
-        cfg.check()
-        self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def loss_terms(self, x, y=None):
-        x1, x2 = make_views(x, self.info.image_shape, self.cfg)
-        z1, z2 = self.projector(self.encode(x1)), self.projector(self.encode(x2))
-        return {"nt_xent": nt_xent(z1, z2, self.cfg.temperature)}
+    def pair_loss(self, x1, x2):
+        return {"nt_xent": nt_xent(self.project(x1), self.project(x2), self.cfg.temperature)}

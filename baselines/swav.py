@@ -3,12 +3,13 @@
 Caron, M., Misra, I., Mairal, J., Goyal, P., Bojanowski, P., Joulin, A. (2020). Unsupervised
 Learning of Visual Features by Contrasting Cluster Assignments. NeurIPS. arXiv:2006.09882.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder. Training-only: the
-projection head ``Linear - BN - ReLU - Linear`` (the paper's) and the prototypes ``C``
-(P unit vectors, re-normalised after every step in :meth:`SwAV.after_step`, as the paper's
-code does). Each view's l2-normalised projection ``z`` is scored against the prototypes,
-``scores = z C^T``; codes ``q = sinkhorn(scores, eps, iters)`` of one view are the targets of
-the other view's ``softmax(scores / T)`` (:func:`swav_loss`). Defaults:
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+shared body). Training-only: the projection head ``Linear - BN - ReLU - Linear`` (the paper's)
+and the prototypes ``C`` (P unit vectors, re-normalised after every step in
+:meth:`SwAV.after_step`, as the paper's code does). Each view's l2-normalised projection ``z``
+is scored against the prototypes, ``scores = z C^T``; codes ``q = sinkhorn(scores, eps, iters)``
+of one view are the targets of the other view's ``softmax(scores / T)`` (:func:`swav_loss`).
+Defaults:
 
 * eps 0.05, 3 Sinkhorn-Knopp iterations, temperature 0.1, projection 128 (the paper's);
 * 100 prototypes instead of 3000: the paper's 3000 serve ImageNet's 1000 classes at batch 4096;
@@ -30,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig, make_views, mlp_head
-from bench.methods import METHODS, Method
+from bench.augment import AugmentConfig
+from bench.methods import METHODS
+from bench.twoview import TwoViewMethod
 
 
 @torch.no_grad()
@@ -94,7 +96,7 @@ class SwAVConfig(AugmentConfig):
 
 
 @METHODS.register()
-class SwAV(Method):
+class SwAV(TwoViewMethod):
     """SwAV (100 normalised prototypes, Sinkhorn eps 0.05 x3, temperature 0.1; no multi-crop)."""
 
     name = "swav"
@@ -105,9 +107,6 @@ class SwAV(Method):
 
     def __init__(self, cfg: SwAVConfig, info, width):
         super().__init__(cfg, info, width)
-        cfg.check()
-        self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = mlp_head(width, cfg.proj_hidden, cfg.proj_dim)
         self.prototypes = nn.Linear(cfg.proj_dim, cfg.n_prototypes, bias=False)
         self._normalize_prototypes()
 
@@ -115,13 +114,9 @@ class SwAV(Method):
     def _normalize_prototypes(self) -> None:
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def loss_terms(self, x, y=None):
-        x1, x2 = make_views(x, self.info.image_shape, self.cfg)
-        s1 = self.prototypes(F.normalize(self.projector(self.encode(x1)), dim=1))
-        s2 = self.prototypes(F.normalize(self.projector(self.encode(x2)), dim=1))
+    def pair_loss(self, x1, x2):
+        s1 = self.prototypes(F.normalize(self.project(x1), dim=1))
+        s2 = self.prototypes(F.normalize(self.project(x2), dim=1))
         c = self.cfg
         return {"swav": swav_loss(s1, s2, c.temperature, c.sinkhorn_eps, c.sinkhorn_iters)}
 

@@ -3,9 +3,10 @@
 Bardes, A., Ponce, J., LeCun, Y. (2022). VICReg: Variance-Invariance-Covariance
 Regularization for Self-Supervised Learning. ICLR. arXiv:2105.04906.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder. Training-only: the
-expander (three linear layers, batch norm and ReLU after the first two: the paper's). Loss
-:func:`vicreg_loss`, logged as its three weighted terms. Defaults:
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+shared body). Training-only: the expander, the base's ``projector`` (three linear layers, batch
+norm and ReLU after the first two: the paper's). Loss :func:`vicreg_loss`, logged as its three
+weighted terms. Defaults:
 
 * coefficients sim 25, var 25, cov 1, variance target gamma 1 and epsilon 1e-4 (the paper's);
 * expander widths 512-512-512 instead of 8192-8192-8192 (the encoder has K = 16-256 features
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bench.augment import AugmentConfig, make_views, mlp_head
-from bench.methods import METHODS, Method
+from bench.augment import AugmentConfig
+from bench.methods import METHODS
+from bench.twoview import TwoViewMethod
 
 
 def invariance_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -89,25 +90,14 @@ class VICRegConfig(AugmentConfig):
 
 
 @METHODS.register()
-class VICReg(Method):
+class VICReg(TwoViewMethod):
     """VICReg (invariance 25, variance 25, covariance 1; 3-layer expander)."""
 
     name = "vicreg"
     citation = "Bardes, Ponce, LeCun 2022, VICReg (ICLR)"
     Config = VICRegConfig
+    proj_layers = 2
 
-    def __init__(self, cfg: VICRegConfig, info, width):
-        super().__init__(cfg, info, width)
-        cfg.check()
-        h = cfg.proj_hidden
-        self.encoder = nn.Linear(info.input_dim, width)
-        self.projector = mlp_head(width, h, cfg.proj_dim, n_hidden=2)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def loss_terms(self, x, y=None):
-        x1, x2 = make_views(x, self.info.image_shape, self.cfg)
-        z1, z2 = self.projector(self.encode(x1)), self.projector(self.encode(x2))
+    def pair_loss(self, x1, x2):
         c = self.cfg
-        return vicreg_terms(z1, z2, c.sim, c.var, c.cov)
+        return vicreg_terms(self.project(x1), self.project(x2), c.sim, c.var, c.cov)

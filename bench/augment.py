@@ -2,8 +2,9 @@
 
 Every contrastive / redundancy-reduction baseline (``simclr``, ``moco``, ``byol``, ``swav``,
 ``barlow_twins``, ``vicreg``) trains on two views ``make_views(x, image_shape, cfg)`` of the
-same minibatch. The views are drawn with the global torch generator (seeded by the job), one
-batched call per operation: no per-sample Python.
+same minibatch (drawn in their shared base, :class:`bench.twoview.TwoViewMethod`). The views
+are drawn with the global torch generator (seeded by the job), one batched call per operation:
+no per-sample Python.
 
 Images (``image_shape = (C, H, W)``, inputs flattened ``(N, C*H*W)`` in [0, 1]), in this order:
 
@@ -46,7 +47,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bench.methods import MethodConfig
 
@@ -169,14 +169,3 @@ def make_views(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independent random views ``(x1, x2)`` of the minibatch ``x`` (N, D), each (N, D)."""
     return augment(x, image_shape, cfg), augment(x, image_shape, cfg)
-
-
-def mlp_head(d_in: int, hidden: int, d_out: int, n_hidden: int = 1, batch_norm: bool = True) -> nn.Sequential:
-    """The projector / predictor MLP of the SSL methods (training-only):
-    ``n_hidden`` blocks of ``Linear -> [BatchNorm1d] -> ReLU``, then ``Linear(hidden, d_out)``."""
-    layers: list[nn.Module] = []
-    for i in range(n_hidden):
-        layers += [nn.Linear(d_in if i == 0 else hidden, hidden)]
-        layers += [nn.BatchNorm1d(hidden)] if batch_norm else []
-        layers += [nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(hidden if n_hidden else d_in, d_out))
