@@ -143,15 +143,15 @@ class Pruning(Prediction):
                 add("skipped", 1.0, criterion=crit, probe_mode=mode, note=why)
                 add("aurc", math.nan, criterion=crit, probe_mode=mode, note=why)
         s = curves.summarize(cv, chance, c.tolerance, c.aurc_low, c.aurc_high)
+        why = f"unpruned accuracy within {c.tolerance} of chance: r(p) undefined"
         for (crit, mode), acc in cv.test.items():
             for p, a, r in zip(cv.fractions, acc, s.retained[(crit, mode)], strict=True):
                 add("acc", a, criterion=crit, probe_mode=mode, fraction=p)
                 add("retained", r, criterion=crit, probe_mode=mode, fraction=p)
-            add("aurc", s.aurc[(crit, mode)], criterion=crit, probe_mode=mode)
-            add("aurc_val", s.aurc_val[(crit, mode)], criterion=crit, probe_mode=mode)
-            add("prunable_fraction", s.prunable[(crit, mode)], criterion=crit, probe_mode=mode)
+            for metric, v in (("aurc", s.aurc), ("aurc_val", s.aurc_val), ("prunable_fraction", s.prunable)):
+                value = v[(crit, mode)]
+                add(metric, value, criterion=crit, probe_mode=mode, **({"note": why} if math.isnan(value) else {}))
         for mode in {m for _, m in cv.test} - set(s.best):
-            why = f"unpruned accuracy within {c.tolerance} of chance: r(p) undefined"
             add("skipped", 1.0, criterion="best", probe_mode=mode, note=why)
             add("aurc_best", math.nan, probe_mode=mode, note=why)
             add("prunable_fraction_best", math.nan, probe_mode=mode, note=why)
