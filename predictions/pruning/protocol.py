@@ -129,7 +129,8 @@ class Pruning(Prediction):
             self._curve_rows(add, hc, chance, ("head",))
         self._unstructured_rows(add, method, ds, cv, (f_tr, f_va, f_te))
         for name, value in self._diagnostics(f_tr, f_te, w).items():
-            add(name, value)
+            why = "no single-layer encoder weight" if name == "max_weight_cosine" else "fewer than 2 live features"
+            add(name, value, **({"note": why} if math.isnan(value) else {}))
         if w is None:
             add("skipped", 1.0, criterion="max_weight_cosine", note="no single-layer encoder weight")
         if first_seed and enc.spec.method in c.heatmap_methods:
