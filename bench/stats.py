@@ -8,7 +8,8 @@ difference ``d_s = m_s(subject) - m_s(B)``. Over the ``n`` seeds both have we re
   bootstrap under-covers at the 10 seeds of the full profile, so it is not used),
 * Cohen's ``d_z = mean(d) / sd(d, ddof=1)``,
 * the paired t-test ``p_t`` (``t = mean(d) / (sd(d, ddof=1) / sqrt(n))``, ``n - 1`` degrees
-  of freedom, two-sided) and the Wilcoxon signed-rank two-sided p,
+  of freedom, two-sided; for constant differences, where t is undefined, the exact sign-rank p
+  ``2 * 0.5^n``) and the Wilcoxon signed-rank two-sided p,
 * ``p_holm``: ``p_t`` Holm-corrected across the baselines of one table: with the ``m``
   defined p-values sorted ascending, ``p_holm_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``.
 
@@ -55,7 +56,8 @@ class Comparison:
         effect_size: Cohen's ``d_z = mean(d) / sd(d, ddof=1)``; nan when ``n < 2``;
             ``+-inf`` when ``sd == 0`` and ``mean != 0``; ``0`` when both are 0.
         p_t: Two-sided paired t-test p (``scipy.stats.ttest_1samp(d, 0)``); nan when
-            ``n < 2``; when all ``d`` are equal: 1.0 if they are 0, else 0.0.
+            ``n < 2``; when all ``d`` are equal (t undefined): 1.0 if they are 0, else the
+            exact sign-rank p ``2 * 0.5^n`` (never 0: three identical seeds are not proof).
         p_wilcoxon: Two-sided Wilcoxon signed-rank p (``scipy.stats.wilcoxon(d)``,
             zeros dropped); nan when ``n < 2``; 1.0 when all ``d == 0``.
         p_holm: Holm-corrected ``p_t`` across the baselines of one ``compare_all`` call
@@ -214,20 +216,29 @@ def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: floa
     return "supported" if (m > 0) == (direction == "higher") else "contradicted"
 
 
+def _constant(d: np.ndarray) -> bool:
+    """All differences equal, up to rounding (a discrete metric, e.g. a prunable fraction that
+    moves by the same 0.1 on every seed, or floats equal but for the last bits)."""
+    return float(np.ptp(d)) <= 1e-9 * max(1.0, float(np.abs(d).max()))
+
+
 def _effect_size(d: np.ndarray) -> float:
     if d.size < 2:
         return math.nan
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if np.all(d == d[0]):
+    mean = float(d.mean())
+    if _constant(d):
         return 0.0 if mean == 0 else math.copysign(math.inf, mean)
-    return mean / sd
+    return mean / float(d.std(ddof=1))
 
 
 def _p_t(d: np.ndarray) -> float:
+    """Paired t-test p; for constant differences (zero variance, where t is undefined and the old
+    convention p = 0 made three identical seeds 'significant'), the exact sign-rank p
+    ``2 * 0.5^n`` (0.25 at n = 3, 0.002 at n = 10), or 1 when they are all 0."""
     if d.size < 2:
         return math.nan
-    if np.all(d == d[0]):
-        return 1.0 if d[0] == 0 else 0.0
+    if _constant(d):
+        return 1.0 if float(np.abs(d).max()) == 0 else min(1.0, 2.0 * 0.5 ** d.size)
     return float(_st.ttest_1samp(d, 0.0).pvalue)
 
 

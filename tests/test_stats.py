@@ -157,8 +157,14 @@ def test_degenerate_cases():
     assert zero.effect_size == 0.0 and zero.p_wilcoxon == 1.0 and zero.p_t == 1.0
     assert (zero.ci_low, zero.ci_high) == (0.0, 0.0)
     assert zero.verdict == "inconclusive"
-    const = compare({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0}, "lower")
-    assert const.effect_size == math.inf and const.p_t == 0.0 and const.verdict == "contradicted"
+    # constant differences: t is undefined; three identical seeds are not proof (the exact sign p)
+    const = compare({0: 2.0, 1: 3.0, 2: 4.0}, {0: 1.9, 1: 2.9, 2: 3.9}, "lower")
+    assert const.effect_size == math.inf and const.p_t == pytest.approx(0.25) and const.verdict == "inconclusive"
+    ten = compare({s: 0.5 for s in range(10)}, {s: 0.4 for s in range(10)}, "higher")
+    assert ten.p_t == pytest.approx(2 * 0.5**10) and ten.verdict == "supported"
+    # floats equal but for the last bits are constant too (this gave p = 3e-33 on a prunable fraction)
+    near = compare({0: 0.5, 1: 0.5, 2: 0.5}, {0: 0.9, 1: 0.9000000000000001, 2: 0.9}, "lower")
+    assert near.p_t == pytest.approx(0.25) and near.verdict == "inconclusive"
     empty = compare({}, {0: 1.0}, "higher")
     assert empty.n == 0 and empty.n_missing == 1 and math.isnan(empty.mean_diff)
     assert empty.verdict == "inconclusive"
@@ -228,10 +234,11 @@ def test_contradicted_after_holm():
 
 
 def test_compare_all_holm_and_overall_line():
-    better = {s: v - 1.0 for s, v in SUBJ.items()}  # baseline below the subject
-    worse = {s: v + 2.0 for s, v in SUBJ.items()}  # baseline above the subject
+    jitter = {0: 0.01, 1: -0.02, 2: 0.015, 3: -0.005, 4: 0.0}  # not constant: the t-test is defined
+    better = {s: v - 1.0 + jitter[s] for s, v in SUBJ.items()}  # baseline below the subject
+    worse = {s: v + 2.0 + jitter[s] for s, v in SUBJ.items()}  # baseline above the subject
     noisy = {s: SUBJ[s] + (0.5 if s % 2 else -0.5) for s in SUBJ}
-    partial = {s: BASE[s] - 1.0 for s in (0, 1, 2)}  # seeds 3, 4 failed
+    partial = {s: BASE[s] - 1.0 + jitter[s] for s in (0, 1, 2)}  # seeds 3, 4 failed
     comps = compare_all(
         SUBJ, {"a": better, "b": worse, "c": noisy, "d": partial}, "higher"
     )
