@@ -163,8 +163,10 @@ def basis_figure(df: pd.DataFrame):
         ax.set_ylabel(yl)
     lo = float(np.nanmin(means[["rank", "unit"]].to_numpy())) - 0.02
     axes[1].plot([lo, 1], [lo, 1], color="k", lw=0.6, ls=":")
-    axes[1].text(lo + 0.01, 0.99, "below the diagonal: information concentrated in few units\n"
-                 "on it: unit pruning = dropping dimensions", fontsize=7, va="top")
+    axes[1].text(lo + 0.01, 0.99, "on the diagonal: removing units costs what dropping the weakest principal\n"
+                 "components costs; below it: the informative directions are spread over the units;\n"
+                 "above it: the components are arbitrary (a whitened code has no 'weakest' one)",
+                 fontsize=7, va="top")
     fig.suptitle("What a low AURC means: accuracy to lose (left) and the basis (right); method means over seeds",
                  fontsize=9)
     fig.tight_layout()
