@@ -154,7 +154,7 @@ def diagnostics_table(df: pd.DataFrame) -> Table | None:
     return Table("Redundancy the subject does not optimise, on test features (mean \u00b1 95% CI half-width)", frame,
                  note="MI in nats (20 equal-width bins, Miller-Madow); kNN R^2 = mean over live features of the test "
                       "R^2 of a 10-NN regressor predicting the feature from the others (standardised, fit on train; "
-                      "about -1/k for independent features, 1 for copies); max w cos = largest cosine between two "
+                      "clipped to [0, 1]: 0 for independent features, 1 for copies); max w cos = largest cosine between two "
                       "units' incoming weights; dead = constant features.")
 
 
