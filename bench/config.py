@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.data import DATASETS, DataConfig
+from bench.data import DATASETS, DataConfig, base_name, parse_view
 from bench.methods import METHODS
 
 PROFILES = ("quick", "full")
@@ -28,6 +28,7 @@ SEEDS = {"quick": 3, "full": 10}
 # passes over the training set, per dataset and profile (the same for every method)
 EPOCHS = {
     "digits": {"quick": 60, "full": 200},
+    "digits28": {"quick": 60, "full": 200},
     "mnist5k": {"quick": 40, "full": 100},
     "dsprites": {"quick": 10, "full": 50},
     "ica": {"quick": 30, "full": 100},
@@ -66,7 +67,7 @@ class RunConfig:
     def resolved_epochs(self, dataset: str) -> int:
         if self.epochs is not None:
             return self.epochs
-        return EPOCHS.get(dataset, EPOCHS_DEFAULT)[self.profile]
+        return EPOCHS.get(base_name(dataset), EPOCHS_DEFAULT)[self.profile]
 
     def cache_dir(self) -> str:
         return self.cache or f"{self.out}/cache"
@@ -138,7 +139,7 @@ def coerce(key: str, text: str, tp: Any) -> Any:
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got '{text}'") from None
     if tp is str:
-        if text.startswith("[") or text.endswith("]"):
+        if text.startswith("["):  # a name may end in a bracket: mnist5k[0-4]
             raise ConfigError(f"{key}: expected one value, got the list '{text}'")
         return text
     raise ConfigError(f"{key}: unsupported type {tp}")
@@ -219,7 +220,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"profile: unknown '{cfg.profile}' (choices: {', '.join(PROFILES)})")
     if cfg.device not in DEVICES:
         raise ConfigError(f"device: unknown '{cfg.device}' (choices: {', '.join(DEVICES)})")
-    if cfg.dataset is not None and cfg.dataset not in DATASETS:
+    if cfg.dataset is not None:
+        try:
+            parse_view(cfg.dataset)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if cfg.dataset is not None and base_name(cfg.dataset) not in DATASETS:
         raise ConfigError(f"dataset: unknown '{cfg.dataset}' (choices: {', '.join(DATASETS.names())})")
     if cfg.methods is not None:
         if not cfg.methods:

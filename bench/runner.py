@@ -93,7 +93,10 @@ class RunContext:
         return self.pcfg.dataset
 
     def dataset(self, name: str | None = None) -> Dataset:
-        return load_dataset(name or self.dataset_name, self.cfg.data, self.device)
+        try:
+            return load_dataset(name or self.dataset_name, self.cfg.data, self.device)
+        except ValueError as e:  # a class subset the base does not have
+            raise ConfigError(str(e)) from None
 
     def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
         """Collect a matrix-valued result as long rows (integer indices) of the matrices table."""

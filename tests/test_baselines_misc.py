@@ -153,7 +153,7 @@ def test_fastica_recovers_a_linear_laplace_mixture_and_pca_does_not(ica):
         with torch.no_grad():
             scores[name] = mcc(m.encode(ica.test.x), ica.test.factors)
     assert scores["fastica"] > 0.95, scores
-    assert scores["pca"] < scores["fastica"] - 0.1, scores
+    assert scores["pca"] < 0.8, scores  # PROTOCOL §9: the two-rotation mixing defeats PCA
 
 
 def test_fastica_is_a_frozen_linear_encoder_with_dead_extra_features(ica):

@@ -222,9 +222,60 @@ def test_ica_same_sources_same_observations():
     assert not torch.equal(lin.train.factors, other.train.factors)
 
 
+def test_ica_linear_mixing_has_two_rotations():
+    """A = Q1 diag(d) Q2^T: x's principal axes are not the sources' directions, so the whitened
+    PCA code is a rotation of the sources, not the sources (the old Q diag(d) mixing failed this)."""
+    ds = load_dataset("ica", DataConfig(n=20000))
+    s, x = ds.train.factors.double(), ds.train.x.double()
+    a = torch.linalg.lstsq(s - s.mean(0), x - x.mean(0)).solution.T  # x = A s (+ standardisation)
+    sv = torch.linalg.svdvals(a)
+    assert sv.max() / sv.min() < 2.5  # well conditioned
+    _, vecs = torch.linalg.eigh(torch.cov(x.T))
+    pcs = (x - x.mean(0)) @ vecs
+    corr = torch.corrcoef(torch.cat([pcs, s], 1).T)[:8, 8:].abs()
+    assert corr.max(1).values.mean() < 0.8  # no principal component is close to one source
+
+
 def test_ica_unknown_mixing():
     with pytest.raises(ValueError, match="linear.*nonlinear"):
         DATASETS.get("ica")(DataConfig(n=100, mixing="quadratic"))
+
+
+# ----------------------------------------------------------------------------- views
+
+
+def test_class_subset_view_keeps_the_base_splits_and_renumbers_labels():
+    base = load_dataset("mnist5k")
+    lo, hi = load_dataset("mnist5k[0-4]"), load_dataset("mnist5k[5-9]")
+    assert lo.name == "mnist5k[0-4]" and lo.n_classes == hi.n_classes == 5
+    for b, a, c in zip(_splits(base), _splits(lo), _splits(hi), strict=True):
+        keep = b.y >= 5
+        assert torch.equal(c.x, b.x[keep]) and torch.equal(c.y, b.y[keep] - 5)
+        assert torch.equal(a.x, b.x[~keep]) and torch.equal(a.y, b.y[~keep])
+    assert load_dataset("digits[0,2,4]").train.y.unique().tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("bad", ["digits[]", "digits[4-2]", "digits[1,1]", "digits[0-4", "digits[a]"])
+def test_malformed_class_subsets_are_refused(bad):
+    with pytest.raises(ValueError, match="dataset"):
+        load_dataset(bad)
+
+
+def test_class_subset_outside_the_base_is_refused():
+    with pytest.raises(ValueError, match="classes 0..9"):
+        load_dataset("digits[8-11]")
+    with pytest.raises(ValueError, match="no classes"):
+        load_dataset("ica[0-1]", SMALL)
+
+
+def test_digits28_is_digits_resized_onto_mnists_frame():
+    d, d28 = load_dataset("digits"), load_dataset("digits28")
+    assert d28.image_shape == (1, 28, 28) and d28.input_dim == 784
+    assert torch.equal(d.train.y, d28.train.y) and torch.equal(d.test.y, d28.test.y)  # same rows, same split
+    assert 0 <= float(d28.train.x.min()) and float(d28.train.x.max()) <= 1  # mnist5k's intensity scale
+    small = torch.nn.functional.interpolate(d28.train.x.reshape(-1, 1, 28, 28), size=(8, 8), mode="bilinear", antialias=True)
+    corr = torch.corrcoef(torch.stack([small.flatten(), d.train.x.flatten()]))[0, 1]
+    assert corr > 0.95  # resizing back recovers the 8x8 image
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -320,7 +371,7 @@ def test_unknown_name():
 
 
 def test_registry_lists_all_datasets_with_descriptions():
-    expected = {"digits", "mnist5k", "dsprites", "ica", *TORCHVISION}
+    expected = {"digits", "digits28", "mnist5k", "dsprites", "ica", *TORCHVISION}
     assert set(DATASETS.names()) == expected
     for name in expected:
         doc = DATASETS.get(name).__doc__
@@ -357,3 +408,13 @@ def test_every_registered_dataset_declares_what_it_provides():
     from bench.data import PROVIDES
 
     assert set(PROVIDES) == set(DATASETS.names())
+
+
+def test_config_accepts_class_subset_datasets_and_refuses_bad_ones():
+    from bench.config import ConfigError, parse_overrides
+
+    cfg = parse_overrides(["prediction=probe", "dataset=mnist5k[0-4]"])
+    assert cfg.dataset == "mnist5k[0-4]" and cfg.resolved_epochs(cfg.dataset) == cfg.resolved_epochs("mnist5k")
+    for bad in ("dataset=nope[0-4]", "dataset=digits[4-2]", "dataset=[digits]"):
+        with pytest.raises(ConfigError):
+            parse_overrides(["prediction=probe", bad])
