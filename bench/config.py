@@ -19,7 +19,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.data import DATASETS, DataConfig, base_name, parse_view
+from bench.data import DATASETS, DataConfig, base_name
+from bench.data_views import parse_view
 from bench.methods import METHODS
 
 PROFILES = ("quick", "full")

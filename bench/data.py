@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -116,36 +115,10 @@ DATASETS: Registry[Loader] = Registry("dataset")
 _CACHE: dict[tuple[str, DataConfig], Dataset] = {}
 
 
-# a class-subset view: ``mnist5k[0-4]``, ``digits[5-9]``, ``digits28[0,2,4]``
-_VIEW = re.compile(r"^(?P<base>[A-Za-z0-9_]+)\[(?P<classes>[0-9][0-9,\- ]*)\]$")
-
-
-def parse_view(name: str) -> tuple[str, tuple[int, ...] | None]:
-    """``"mnist5k[0-4]"`` -> ``("mnist5k", (0, 1, 2, 3, 4))``; a plain name -> ``(name, None)``.
-
-    Classes are ranges ``a-b`` (inclusive) and single labels, comma-separated, kept in
-    increasing order. Raises ValueError on an empty, repeated or malformed class list."""
-    m = _VIEW.match(name)
-    if m is None:
-        if "[" in name or "]" in name:
-            raise ValueError(f"dataset: malformed class subset '{name}' (write e.g. mnist5k[0-4] or digits[0,2,4])")
-        return name, None
-    classes: list[int] = []
-    for part in m["classes"].replace(" ", "").split(","):
-        lo, _, hi = part.partition("-")
-        if not lo or (_ and not hi):
-            raise ValueError(f"dataset: malformed class subset '{name}' (write e.g. mnist5k[0-4] or digits[0,2,4])")
-        a, b = int(lo), int(hi or lo)
-        if b < a:
-            raise ValueError(f"dataset: empty class range '{part}' in '{name}'")
-        classes += range(a, b + 1)
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"dataset: a class is listed twice in '{name}'")
-    return m["base"], tuple(sorted(classes))
-
-
 def base_name(name: str) -> str:
     """The registered dataset a (possibly class-subset) name is a view of."""
+    from bench.data_views import parse_view
+
     return parse_view(name)[0]
 
 
@@ -161,13 +134,15 @@ def load_dataset(
 
     ``name`` may be a class-subset view ``base[classes]`` (:func:`parse_view`): the base's own
     train / val / test splits restricted to those classes, labels renumbered 0..C-1 in
-    increasing order of the original class (so ``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4).
+    increasing order (``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4): :mod:`bench.data_views`.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the choices).
         ValueError: a malformed view, or a view naming classes its base does not have.
         DataNotFoundError: a torchvision dataset is absent under ``cfg.root``.
     """
+    from bench.data_views import class_subset, parse_view
+
     base, classes = parse_view(name)
     loader = DATASETS.get(base)
     key = (name, cfg)
@@ -177,26 +152,6 @@ def load_dataset(
         else:
             _CACHE[key] = class_subset(load_dataset(base, cfg), classes, name)
     return _CACHE[key].to(device)
-
-
-def class_subset(ds: Dataset, classes: tuple[int, ...], name: str) -> Dataset:
-    """The view of ``ds`` on ``classes`` only (see :func:`load_dataset`); splits are not redrawn."""
-    if ds.n_classes is None:
-        raise ValueError(f"dataset: '{ds.name}' has no classes to take a subset of ('{name}')")
-    bad = [c for c in classes if not 0 <= c < ds.n_classes]
-    if bad:
-        raise ValueError(f"dataset: '{ds.name}' has classes 0..{ds.n_classes - 1}, not {bad} ('{name}')")
-    remap = torch.full((ds.n_classes,), -1, dtype=torch.int64)
-    remap[list(classes)] = torch.arange(len(classes))
-
-    def sub(s: Split) -> Split:
-        keep = remap[s.y] >= 0
-        return Split(x=s.x[keep].contiguous(), y=remap[s.y[keep]].contiguous(),
-                     factors=None if s.factors is None else s.factors[keep].contiguous())
-
-    return dataclasses.replace(ds, name=name, train=sub(ds.train), val=sub(ds.val), test=sub(ds.test),
-                               n_classes=len(classes),
-                               description=f"{ds.description} (classes {', '.join(map(str, classes))} only)")
 
 
 def stratified_split(
@@ -286,25 +241,6 @@ def load_digits(cfg: DataConfig) -> Dataset:
     return _labelled_image_dataset(
         "digits", d.data / 16.0, d.target, cfg, (1, 8, 8), _summary(load_digits)
     )
-
-
-@DATASETS.register("digits28")
-def load_digits28(cfg: DataConfig) -> Dataset:
-    """UCI optdigits resized to 28x28 (antialiased bilinear), 1797 x 784, 10 classes: MNIST's frame.
-
-    The ``digits`` images (pixels /16, in [0, 1], the same intensity scale as ``mnist5k``'s /255)
-    resized from 8x8 to 28x28 with ``torch.nn.functional.interpolate(mode="bilinear",
-    antialias=True)`` and clipped to [0, 1], so an encoder trained on ``mnist5k`` can read them
-    (PROTOCOL.md §8 P2, the ``mnist5k -> digits`` pair). Same rows and the same stratified split
-    as ``digits``.
-    """
-    from sklearn.datasets import load_digits as sk_load_digits
-
-    d = sk_load_digits()
-    img = torch.as_tensor(d.data / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
-    big = torch.nn.functional.interpolate(img, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
-    x = big.clamp(0.0, 1.0).reshape(len(img), -1).numpy()
-    return _labelled_image_dataset("digits28", x, d.target, cfg, (1, 28, 28), _summary(load_digits28))
 
 
 @DATASETS.register("mnist5k")
@@ -413,5 +349,5 @@ def load_ica(cfg: DataConfig) -> Dataset:
     )
 
 
-# the torchvision-backed datasets register themselves from their own module
-from bench import torchvision_data  # noqa: E402, F401
+# the torchvision-backed datasets and digits28 register themselves from their own modules
+from bench import data_views, torchvision_data  # noqa: E402, F401

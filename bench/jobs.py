@@ -107,8 +107,8 @@ class Encoder:
 
 
 # project modules every encoder depends on, whatever its method
-CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.sprites", "bench.torchvision_data",
-                "bench.jobs")
+CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.data_views", "bench.sprites",
+                "bench.torchvision_data", "bench.jobs")
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)
 KEY_LIBRARIES = ("torch", "numpy", "sklearn", "timm")
 

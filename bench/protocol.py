@@ -60,13 +60,16 @@ class EncoderSource(Protocol):
     device: torch.device
     seeds: list[int]
 
-    def dataset(self, name: str | None = None) -> Dataset:
-        """The run's dataset (or another by name), on the run's device."""
+    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
+        """The run's dataset (or another by name, e.g. a class subset ``mnist5k[0-4]``), on the
+        run's device; ``data`` overrides the run's DataConfig fields (``{"mixing": "nonlinear"}``)."""
 
     def encoders(self, methods: Iterable[str] | None = None, widths: Iterable[int] | None = None,
-                 seeds: Iterable[int] | None = None, dataset: str | None = None) -> Iterator[Encoder]:
-        """Train or load every (method, width, seed) job; yield the ones that succeeded (failed
-        and skipped jobs become status rows without the protocol's help)."""
+                 seeds: Iterable[int] | None = None, dataset: str | None = None,
+                 data: dict[str, Any] | None = None) -> Iterator[Encoder]:
+        """Train or load every (method, width, seed) job on ``dataset`` (default: the run's);
+        yield the ones that succeeded (failed and skipped jobs become status rows without the
+        protocol's help). Encoders come from the shared cache: the same job is trained once."""
 
     def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
         """Record a matrix-valued result (e.g. a K x K correlation matrix) in the matrices table."""

@@ -22,7 +22,7 @@ import torch
 
 from bench import results
 from bench.config import ConfigError, RunConfig
-from bench.data import PROVIDES, Dataset, load_dataset
+from bench.data import PROVIDES, DataConfig, Dataset, load_dataset
 from bench.jobs import Encoder, JobCache, JobSpec, data_info
 from bench.methods import METHODS
 from bench.protocol import NEEDS, PREDICTIONS, Prediction, row
@@ -92,9 +92,13 @@ class RunContext:
     def dataset_name(self) -> str:
         return self.pcfg.dataset
 
-    def dataset(self, name: str | None = None) -> Dataset:
+    def data_config(self, data: dict[str, Any] | None = None) -> DataConfig:
+        """The run's data options, with a protocol's ``data`` overrides (e.g. ``{"mixing": "nonlinear"}``)."""
+        return dataclasses.replace(self.cfg.data, **data) if data else self.cfg.data
+
+    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
         try:
-            return load_dataset(name or self.dataset_name, self.cfg.data, self.device)
+            return load_dataset(name or self.dataset_name, self.data_config(data), self.device)
         except ValueError as e:  # a class subset the base does not have
             raise ConfigError(str(e)) from None
 
@@ -107,10 +111,11 @@ class RunContext:
                                            "seed": s.seed, "matrix": name, "i": i.ravel().astype(np.int32),
                                            "j": j.ravel().astype(np.int32), "value": v.ravel()}))
 
-    def spec(self, method: str, width: int, seed: int, dataset: str | None = None) -> JobSpec:
+    def spec(self, method: str, width: int, seed: int, dataset: str | None = None,
+             data: dict[str, Any] | None = None) -> JobSpec:
         name = dataset or self.dataset_name
-        width = METHODS.get(method).resolve_width(data_info(self.dataset(name)), width)
-        return JobSpec(method, self.cfg.method_config(method), name, self.cfg.data, width, seed,
+        width = METHODS.get(method).resolve_width(data_info(self.dataset(name, data)), width)
+        return JobSpec(method, self.cfg.method_config(method), name, self.data_config(data), width, seed,
                        self.cfg.resolved_epochs(name), self.cfg.batch_size)
 
     def encoders(
@@ -119,12 +124,15 @@ class RunContext:
         widths: Iterable[int] | None = None,
         seeds: Iterable[int] | None = None,
         dataset: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> Iterator[Encoder]:
-        """Train or load every (method, width, seed) job; yield the successful encoders."""
+        """Train or load every (method, width, seed) job; yield the successful encoders.
+
+        ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's."""
         methods = list(methods or self.methods)
         widths = list(widths or [self.pcfg.width])
         seeds = list(seeds if seeds is not None else self.seeds)
-        ds = self.dataset(dataset)
+        ds = self.dataset(dataset, data)
         for m in list(methods):
             why = METHODS.get(m).unsupported(data_info(ds))
             if why:
@@ -133,7 +141,7 @@ class RunContext:
                 self.failure_rows += [{"dataset": ds.name, "method": m, "width": w, "seed": s, "metric": "job_skipped",
                                        "value": 1.0, "note": why} for w in widths for s in seeds]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
-        specs = [self.spec(m, w, s, dataset) for m in methods for w in widths for s in seeds]
+        specs = [self.spec(m, w, s, dataset, data) for m in methods for w in widths for s in seeds]
         specs = list(dict.fromkeys(specs))  # raw: one job whatever the width
         self.progress = Progress(len(specs))
         try:
