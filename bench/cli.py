@@ -103,12 +103,16 @@ def cmd_run(args: list[str]) -> int:
     build_prediction(cfg)  # validates the prediction's own options before anything runs
     run_dir = execute(cfg, ["bench", "run", *args])
     pdf = report.build_report(run_dir, cfg.reports)
-    df, _, _ = results.read_run(run_dir)
+    df, _, man = results.read_run(run_dir)
     for t in VIEWS.get(pname)().verdict_tables(df):
         if t.verdict:
             print(f"\n{t.title}\nOverall: {report.overall(t.frame)}")
             print(report.format_table(report.verdict_display(t.frame)))
     print(f"\nresults: {run_dir}\nreport:  {pdf}")
+    if "timing" in man:
+        from bench.runner import timing_line
+
+        print(f"time:    {timing_line(man['timing'])}")
     return 0
 
 

@@ -59,6 +59,7 @@ class EncoderSource(Protocol):
 
     device: torch.device
     seeds: list[int]
+    profile: str  # "quick" | "full": a prediction may scale its sweep with it (P3's widths)
 
     def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
         """The run's dataset (or another by name, e.g. a class subset ``mnist5k[0-4]``), on the

@@ -81,6 +81,7 @@ class RunContext:
         self.cfg, self.prediction, self.device, self.methods = cfg, prediction, device, methods
         self.pcfg = prediction.cfg
         self.seeds: list[int] = cfg.resolved_seeds()
+        self.profile: str = cfg.profile
         self.cache = JobCache(cfg.cache_dir(), device)
         self.jobs: list[dict[str, Any]] = []
         self.failure_rows: list[dict[str, Any]] = []
@@ -169,6 +170,28 @@ class RunContext:
             self.progress.close()
 
 
+def timing(jobs: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """Where a run's wall time went: training (jobs trained now), loading (cache hits), the protocol."""
+    trained = [j for j in jobs if not j["cached"]]
+    train = sum(j["wall_seconds"] for j in trained)
+    load = sum(j["wall_seconds"] for j in jobs if j["cached"])
+    per_method: dict[str, float] = {}
+    for j in trained:
+        per_method[j["method"]] = per_method.get(j["method"], 0.0) + j["wall_seconds"]
+    top = dict(sorted(per_method.items(), key=lambda kv: -kv[1])[:5])
+    return {"wall_seconds": wall, "jobs_trained": len(trained), "jobs_cached": len(jobs) - len(trained),
+            "train_seconds": train, "load_seconds": load, "protocol_seconds": max(wall - train - load, 0.0),
+            "slowest_methods_seconds": top, "threads": torch.get_num_threads()}
+
+
+def timing_line(t: dict[str, Any]) -> str:
+    """One line for the terminal: ``wall 812 s = training 640 s (40 jobs) + ...``."""
+    top = ", ".join(f"{m} {s:.0f} s" for m, s in t["slowest_methods_seconds"].items())
+    return (f"wall {t['wall_seconds']:.0f} s = training {t['train_seconds']:.0f} s ({t['jobs_trained']} jobs"
+            f"{'; slowest: ' + top if top else ''}) + cache loads {t['load_seconds']:.0f} s ({t['jobs_cached']} jobs)"
+            f" + protocol {t['protocol_seconds']:.0f} s, on {t['threads']} CPU thread(s) or the GPU")
+
+
 def build_prediction(cfg: RunConfig) -> Prediction:
     pcls = PREDICTIONS.get(cfg.prediction)
     over = dict(cfg.prediction_overrides)
@@ -203,7 +226,7 @@ def check_needs(prediction: Prediction, ds: Dataset) -> None:
 
 def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     """Run ``cfg.prediction`` end to end; returns the written run directory."""
-    started = results.now()
+    started, t_start = results.now(), time.perf_counter()
     prediction = build_prediction(cfg)
     device = resolve_device(cfg.device)
     if device.type == "cpu":
@@ -225,6 +248,7 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     man = results.manifest(dev_name, started, ctx.jobs, argv)
     man["skipped"] = ctx.skipped
+    man["timing"] = timing(ctx.jobs, time.perf_counter() - t_start)
     resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,
                                              "seeds": cfg.resolved_seeds(), "device": str(device),
                                              "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods}}}
