@@ -280,7 +280,6 @@ def purity(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test:
 
     Args: f_train (N, K), y_train (N,), f_test (M, K), y_test (M,) ints in [0, n_classes).
     """
-    k = f_train.shape[1]
     m = min(m, len(f_test))
     m_tr = min(max(m, round(m * len(f_train) / len(f_test))), len(f_train))
     dead = f_train.std(0) < DEAD_TOL

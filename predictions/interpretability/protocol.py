@@ -149,7 +149,7 @@ class Interpretability(Prediction):
             t0 = time.perf_counter()
             f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
 
-            def add(metric, value, **cond):
+            def add(metric, value, enc=enc, **cond):  # noqa: B023 (rows is the one list of this call)
                 rows.append(row(enc, metric, value, setting=setting, **cond))
 
             r, acc = fx.importance_matrix(f_tr, v_tr, f_te, v_te, seed=enc.spec.seed, max_train=c.tree_train,
@@ -174,7 +174,7 @@ class Interpretability(Prediction):
                 add("sap_factor", sap[j], factor=n)
             if enc.spec.seed == first and enc.spec.method in c.figure_methods:
                 src.matrix(enc, f"importance_{setting}", r)
-            rows += self._common(enc, f_te, setting, t0)
+            rows.extend(self._common(enc, f_te, setting, t0))
         return rows
 
     # --------------------------------------------------------------------------- real data
