@@ -21,7 +21,7 @@ from predictions.interpretability.view import InterpretabilityView
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("p4")
-    cfg = RunConfig(prediction="interpretability", methods=["infomax", "pca", "fastica"], seeds=[0, 1], epochs=2,
+    cfg = RunConfig(prediction="interpretability", methods=["infomax", "pca", "fastica", "raw"], seeds=[0, 1], epochs=2,
                     width=8, out=str(tmp / "results"), cache=str(tmp / "cache"), data=DataConfig(n=3000),
                     prediction_overrides={"settings": ("ica_linear", "dsprites_narrow", "real"),
                                           "real_datasets": ("digits",), "n_perm": 3, "trees": 5})
@@ -36,7 +36,8 @@ def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(sma
     assert set(mcc["feature"]) == {"pre", "act"} and set(mcc["corr"]) == {"pearson", "spearman"}
     assert (mcc["width"] == 8).all() and mcc["value"].between(0, 1).all()
     dci = df[df["metric"] == "dci_d"]
-    assert set(dci["width"]) == {5} and set(dci["setting"]) == {"dsprites_narrow"} and len(dci) == 6
+    assert set(dci["setting"]) == {"dsprites_narrow"} and len(dci) == 8
+    assert (dci["width"] == 5).sum() == 6 and dci.loc[dci["method"] == "raw", "value"].isna().all()  # raw: K = D
     assert set(df.loc[df["metric"] == "mig", "bins"]) == {10, 20, 50}
     assert set(df.loc[df["metric"] == "mig_factor", "factor"]) == {"shape", "scale", "orientation", "pos_x", "pos_y"}
     assert set(df.loc[df["metric"] == "sparse_auroc", "k"]) == {1, 5}
@@ -56,9 +57,11 @@ def test_the_view_builds_verdicts_tables_and_the_atlas(small_run):
     df, mats = small_run
     view = InterpretabilityView()
     tables = view.verdict_tables(df)
-    assert tables[0].title.startswith("Primary, overall") and list(tables[0].frame["baseline"]) == ["fastica", "pca"]
+    assert tables[0].title.startswith("Primary, overall") and list(tables[0].frame["baseline"]) == ["fastica", "pca", "raw"]
     assert tables[1].title.startswith("Primary: MCC")  # no DCI-D at K = width in this run
-    assert any("DCI disentanglement on dsprites, K = 5" in t.title for t in tables)
+    narrow = next(t.frame for t in tables if "DCI disentanglement on dsprites, K = 5" in t.title).set_index("baseline")
+    assert narrow.loc["raw", "n"] == 0 and "K = D" in narrow.loc["raw", "reason"]
+    assert tables[1].frame.set_index("baseline").loc["raw", "n"] == 2  # raw has K = D = 8 on ica: scored
     figs = dict(view.figures(df, mats))
     assert {"metrics", "importance", "ica_corr", "atlas_digits_infomax", "atlas_digits_fastica"} <= set(figs)
     assert len(figs["atlas_digits_infomax"].axes) == 8  # K = 8 units

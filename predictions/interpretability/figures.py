@@ -79,6 +79,7 @@ def heatmaps(matrices: pd.DataFrame, prefix: str, title: str, xlabels):
         ax.set_xticks(range(m.shape[1]), list(xlabels)[: m.shape[1]] if xlabels else range(m.shape[1]),
                       rotation=90, fontsize=6)
         ax.set_ylabel("unit", fontsize=7)
+        ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(title)
     fig.tight_layout()

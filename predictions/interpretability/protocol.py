@@ -147,6 +147,11 @@ class Interpretability(Prediction):
         first, rows = min(src.seeds), []
         for enc in src.encoders(widths=[width], dataset="dsprites"):
             t0 = time.perf_counter()
+            if enc.spec.width != width:  # raw: K = D whatever was asked; a row with its reason, not a K = D score
+                why = f"width {enc.spec.width} (K = D), not K = {width}"
+                rows.extend(row(enc, m, float("nan"), setting=setting, note=why, **({"bins": c.mig_bins[0]} if m == "mig" else {}))
+                            for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity"))
+                continue
             f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
 
             def add(metric, value, enc=enc, **cond):  # noqa: B023 (rows is the one list of this call)
