@@ -131,7 +131,8 @@ class InterpretabilityView(View):
 
     def tables(self, df):
         tabs = self.verdict_tables(df)
-        tabs += [t for t in (summary_table(df), factor_table(df), manipulation_table(df)) if t is not None]
+        tabs += [t for t in (summary_table(df), factor_table(df), manipulation_table(df), timing_table(df))
+                 if t is not None]
         return tabs
 
     def figures(self, df, matrices):
@@ -216,3 +217,12 @@ def manipulation_table(df: pd.DataFrame) -> Table | None:
     return None if frame is None else Table(
         "Manipulation check (Gaussian TC, the subject's own proxy: no verdict), pairwise MI and dead units", frame,
         note="TC in nats on test codes; MI: mean pairwise mutual information of 20-bin units (nats).")
+
+
+def timing_table(df: pd.DataFrame) -> Table | None:
+    sel = df[df["metric"] == "protocol_seconds"]
+    if not len(sel):
+        return None
+    frame = sel.groupby(["setting", "dataset"])["value"].agg(["mean", "max", "count"]).reset_index()
+    return Table("Metric time per encoder (seconds, protocol only, training and loading excluded)",
+                 frame.rename(columns={"mean": "mean s", "max": "max s", "count": "encoders"}))
