@@ -1,0 +1,164 @@
+"""Prediction 4, interpretability, the figures: from the tidy table and the matrices table only.
+
+- ``metrics``: dot-and-whisker per method of the primaries and the main secondaries;
+- ``importance``: DCI importance matrices (units x factors) of the figure methods (first seed);
+- ``ica_corr``: test |corr| between pre-activations and sources on ica linear;
+- ``atlas_<dataset>_<method>``: per unit its incoming weights as an image, its top-9 test inputs,
+  its majority label and its purity. The test images are read back from the dataset by name (data,
+  not a model); the recorded labels of the top-9 are checked against them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from bench import plots
+from bench.protocol import SUBJECT
+
+FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")
+PANELS = (
+    ("mcc", {"setting": "ica_linear", "feature": "pre", "corr": "pearson"}, "MCC, ica linear, pre-activations (primary)"),
+    ("dci_d", {"setting": "dsprites_wide"}, "DCI-D, dsprites K = width (primary)"),
+    ("mcc", {"setting": "ica_linear", "feature": "act", "corr": "pearson"}, "MCC, ica linear, activations (ceiling 0.816)"),
+    ("mig", {"setting": "dsprites_wide", "bins": 20}, "MIG (20 bins), dsprites K = width"),
+    ("dci_d", {"setting": "dsprites_narrow"}, "DCI-D, dsprites K = 5"),
+    ("purity_excess", {"dataset": "mnist5k"}, "purity - permuted, mnist5k"),
+    ("purity_excess", {"dataset": "digits"}, "purity - permuted, digits"),
+    ("sparse_auroc", {"setting": "real", "k": 1, "dataset": "mnist5k"}, "1-sparse AUROC, mnist5k"),
+)
+
+
+def _select(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
+    sel = df[df["metric"] == metric]
+    for col, v in where.items():
+        sel = sel[sel[col].eq(v).fillna(False).astype(bool)] if col in sel.columns else sel.iloc[:0]
+    return sel
+
+
+def metrics_figure(df: pd.DataFrame):
+    panels = [(_select(df, m, w), lab) for m, w, lab in PANELS]
+    panels = [(s, lab) for s, lab in panels if len(s)]
+    if not panels:
+        return None
+    n_methods = df["method"].nunique()
+    cols = 2
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(10, rows * (0.28 * n_methods + 1.4)), squeeze=False)
+    for ax, (sel, lab) in zip(axes.ravel(), panels, strict=False):
+        plots.metric_points(sel, sel["metric"].iloc[0], lab, ax)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("P4 metrics per method (mean, 95% CI over seeds, seeds as small dots; subject in red)")
+    fig.tight_layout()
+    return fig
+
+
+def _matrix(mat: pd.DataFrame) -> np.ndarray:
+    out = np.full((int(mat["i"].max()) + 1, int(mat["j"].max()) + 1), np.nan)
+    out[mat["i"].to_numpy(), mat["j"].to_numpy()] = mat["value"].to_numpy()
+    return out
+
+
+def heatmaps(matrices: pd.DataFrame, prefix: str, title: str, xlabels):
+    sel = matrices[matrices["matrix"].str.startswith(prefix)] if len(matrices) else matrices
+    if not len(sel):
+        return None
+    keys = list(sel.groupby(["matrix", "method"]).groups)
+    keys.sort(key=lambda k: (k[0], k[1] != SUBJECT, k[1]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.3 * len(keys) + 1, 6.5), squeeze=False)
+    for ax, (name, method) in zip(axes[0], keys, strict=True):
+        g = sel[(sel["matrix"] == name) & (sel["method"] == method)]
+        m = _matrix(g)
+        im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0)
+        ax.set_title(f"{method}\n{name.removeprefix(prefix).strip('_')} s{int(g['seed'].iloc[0])}", fontsize=8,
+                     color=plots.SUBJECT_COLOR if method == SUBJECT else "black")
+        ax.set_xticks(range(m.shape[1]), list(xlabels)[: m.shape[1]] if xlabels else range(m.shape[1]),
+                      rotation=90, fontsize=6)
+        ax.set_ylabel("unit", fontsize=7)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _test_images(dataset: str):
+    from bench.data import load_dataset
+
+    ds = load_dataset(dataset)
+    shape = ds.image_shape[1:] if ds.image_shape else None
+    return ds.test.x.cpu().numpy(), ds.test.y.cpu().numpy(), shape
+
+
+def _tile(weight, images: np.ndarray, shape) -> np.ndarray:
+    """One unit's tile: its weight image (scaled to [0, 1], 3x size) beside a 3x3 mosaic of its top-9."""
+    h, w = shape
+    mosaic = np.zeros((3 * h, 3 * w))
+    for t, img in enumerate(images[:9]):
+        mosaic[(t // 3) * h:(t // 3 + 1) * h, (t % 3) * w:(t % 3 + 1) * w] = img.reshape(h, w)
+    lo, hi = mosaic.min(), mosaic.max()
+    mosaic = (mosaic - lo) / (hi - lo + 1e-12)
+    if weight is None:
+        return mosaic
+    wimg = weight.reshape(h, w)
+    wimg = 0.5 + wimg / (2 * np.abs(wimg).max() + 1e-12)
+    big = np.kron(wimg, np.ones((3, 3)))
+    return np.concatenate([big, np.full((3 * h, 1), 1.0), mosaic], axis=1)
+
+
+def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64):
+    sel = matrices[(matrices["dataset"] == dataset) & (matrices["method"] == method)]
+    get = {n: _matrix(g) for n, g in sel.groupby("matrix") if n.startswith("atlas_")}
+    if "atlas_top" not in get:
+        return None
+    x, y, shape = _test_images(dataset)
+    top = get["atlas_top"].astype(int)
+    if shape is None or top.max() >= len(x) or not np.array_equal(y[top], get["atlas_top_label"].astype(int)):
+        return None  # the test split read back is not the run's: draw nothing rather than wrong images
+    unit = get["atlas_unit"]
+    weight = get.get("atlas_weight")
+    k = min(len(top), max_units)
+    cols = 8
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(8.27, 1.25 * rows + 0.8), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i >= k:
+            continue
+        ax.imshow(_tile(None if weight is None else weight[i], x[top[i]], shape), cmap="gray", vmin=0, vmax=1)
+        dead = bool(unit[i, 3])
+        ax.set_title("dead" if dead else f"u{i}: {int(unit[i, 0])} ({unit[i, 1]:.2f})"
+                     + (" -" if unit[i, 2] < 0 else ""), fontsize=6)
+    seed = int(sel["seed"].iloc[0])
+    what = "weights (grey = 0) | top-9 test inputs" if weight is not None else "top-9 test inputs (no single-layer weight)"
+    fig.suptitle(f"Feature atlas: {method} on {dataset}, K = {len(top)}, seed {seed}. Per unit: {what}; "
+                 "title = majority label (purity of its top-m); '-' = negative tail", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def all_figures(df: pd.DataFrame, matrices: pd.DataFrame) -> list:
+    plots.theme()
+    out = []
+    fig = metrics_figure(df)
+    if fig is not None:
+        out.append(("metrics", fig))
+    fig = heatmaps(matrices, "importance_", "DCI importance matrices on dsprites (units x factors; "
+                   "orientation reduced modulo symmetry)", FACTORS)
+    if fig is not None:
+        out.append(("importance", fig))
+    fig = heatmaps(matrices, "corr_ica_linear", "ica linear: test |corr| of pre-activations (units) with sources", None)
+    if fig is not None:
+        out.append(("ica_corr", fig))
+    if len(matrices):
+        at = matrices[matrices["matrix"] == "atlas_top"]
+        for (dataset, method), _ in sorted(at.groupby(["dataset", "method"]),
+                                           key=lambda kv: (kv[0][0], kv[0][1] != SUBJECT, kv[0][1])):
+            fig = atlas(matrices, dataset, method)
+            if fig is not None:
+                out.append((f"atlas_{dataset}_{method}", fig))
+    return out
