@@ -215,7 +215,7 @@ def test_the_run_on_digits_sweeps_caps_and_keys_its_rows(tmp_path):
     assert set(delta["method"]) == {"pca", "supervised_mlp2", "raw"} and (delta["width"] == 0).all()
     assert delta.loc[delta["method"] == "raw", "note"].str.contains("no point with P > 0").all()
     sec = df[df["study"] == "unseen_classes"]
-    assert set(sec["dataset"]) == {"digits[5-9]"} and set(sec["method"]) == {"infomax", "supervised_mlp2"}
+    assert set(sec["dataset"]) == {"digits[5-9]"} and set(sec["method"]) == {"infomax", "supervised_mlp2", "raw"}
     src = sec[sec["metric"] == "probe_acc"].groupby("method")["source"].first()
     assert src["supervised_mlp2"] == "digits[0-4]" and src["infomax"] == "digits[5-9]"
     view = EfficiencyView()

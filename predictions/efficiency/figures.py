@@ -21,6 +21,7 @@ def _color(m: str) -> str:
 def accuracy_vs_params(curves: pd.DataFrame, ax) -> None:
     """Per method: mean probe accuracy over seeds against P (log x) with its 95% t band, and the
     running maximum of that mean (dashed). ``raw`` (P = 0) is a dotted horizontal line."""
+    lo, hi = 1.0, 0.0
     for m, g in curves.groupby("method", sort=True):
         g = g.dropna(subset=["acc"])
         if g.empty:
@@ -28,9 +29,10 @@ def accuracy_vs_params(curves: pd.DataFrame, ax) -> None:
         t = plots.mean_ci_table(g.rename(columns={"acc": "value"}), ["width"])
         p = g.groupby("width")["params"].mean().reindex(t["width"]).to_numpy(float)
         if not np.all(p > 0):
-            ax.axhline(float(t["mean"].mean()), color="k", ls=":", lw=1)
-            ax.text(ax.get_xlim()[0] if ax.has_data() else 1, float(t["mean"].mean()), f" {m} (P = 0)", fontsize=7,
-                    va="bottom")
+            ref = float(t["mean"].mean())
+            ax.axhline(ref, color="k", ls=":", lw=1)
+            ax.text(0.01, ref, f"{m} (P = 0)", fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
+            lo, hi = min(lo, ref), max(hi, ref)
             continue
         order = np.argsort(p)
         p, mean, half = p[order], t["mean"].to_numpy(float)[order], t["half"].fillna(0).to_numpy(float)[order]
@@ -38,8 +40,11 @@ def accuracy_vs_params(curves: pd.DataFrame, ax) -> None:
         ax.plot(p, mean, color=c, lw=lw, marker="o", ms=2.5, zorder=4 if m == SUBJECT else 2)
         ax.fill_between(p, mean - half, mean + half, color=c, alpha=0.2 if m == SUBJECT else 0.08, lw=0)
         ax.plot(p, np.maximum.accumulate(mean), color=c, lw=0.8, ls="--", alpha=0.8)
+        lo, hi = min(lo, float(np.nanmin(mean - half))), max(hi, float(np.nanmax(mean + half)))
         ax.text(p[-1], mean[-1], f" {m}", fontsize=6, color=c, va="center",
                 fontweight="bold" if m == SUBJECT else "normal")
+    if hi > lo:  # bands of 2-3 seeds can be wider than [0, 1]: the axis stays on accuracies
+        ax.set_ylim(max(0.0, lo - 0.02), min(1.0, hi) + 0.02)
     ax.set_xscale("log")
     ax.set_xlabel("deployed parameters P (floats the encoder reads; log)")
     ax.set_ylabel("linear-probe test accuracy")
@@ -72,6 +77,8 @@ def multipliers(mult: pd.DataFrame, fig) -> None:
         ax.set_title(b, fontsize=7)
         if g.empty or not (g["value"] > 0).all():
             ax.text(0.5, 0.5, "n/a (no multiplier)", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
             continue
         ax.axhline(1, color="k", lw=0.6, ls=":")
         ax.axhline(2, color=plots.SUBJECT_COLOR, lw=0.6, ls="--")
@@ -105,7 +112,7 @@ def all_figures(curves_by_study: dict[str, pd.DataFrame], deltas: pd.DataFrame, 
     fig2.tight_layout()
     fig3 = plt.figure(figsize=(11, 2.1 * int(np.ceil(max(mult["method"].nunique(), 1) / 5)) + 0.8))
     multipliers(mult, fig3)
-    fig3.suptitle("Multiplier m_B(K) = P_B(acc_S(K)) / P_S(K) per seed (dashed: 2; dotted: 1); hollow "
-                  "triangles are censored bounds", fontsize=9)
+    fig3.suptitle("Multiplier m_B(K) = P_B(acc_S(K)) / P_S(K) per seed against the subject's K (dashed: 2; "
+                  "dotted: 1); hollow triangles are censored bounds", fontsize=9)
     fig3.tight_layout(rect=(0, 0.05, 1, 0.95))
     return [("accuracy_vs_params", fig1), ("delta_2p", fig2), ("multipliers", fig3)]

@@ -92,7 +92,8 @@ class Efficiency(Prediction):
         except Exception as e:  # noqa: BLE001 - a dataset without class subsets: no secondary
             return [{"dataset": target, "method": SUBJECT, "width": 0, "seed": s, "metric": "secondary_skipped",
                      "value": math.nan, "note": str(e), "study": "unseen_classes"} for s in src.seeds]
-        return self._study(src, target, [SUBJECT, *conventional], widths, "unseen_classes")
+        refs = [m for m in src.methods if m == "raw"]  # the reference of the 90/95/99% table, never trained
+        return self._study(src, target, [SUBJECT, *conventional, *refs], widths, "unseen_classes")
 
     def _study(self, src: EncoderSource, target: str | None, methods: list[str] | None,
                widths: tuple[int, ...], study: str) -> list[dict[str, Any]]:
@@ -165,6 +166,7 @@ class Efficiency(Prediction):
         if "params_deployed" not in wide:
             wide["params_deployed"] = math.nan
         curves = wide.rename(columns={"probe_acc": "acc", "params_deployed": "params"})
+        curves = curves.dropna(subset=["acc", "params"], how="all")  # the pivot's empty (method, width) cells
         if SUBJECT not in set(curves["method"]):
             curves = pd.concat([curves, pd.DataFrame([{"method": SUBJECT, "width": k, "seed": s, "acc": math.nan,
                                                        "params": math.nan} for k in cfg.primary_widths

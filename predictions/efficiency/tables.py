@@ -42,8 +42,9 @@ def curves_frame(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
     both = pd.concat(parts)
     wide = both.pivot_table(index=["dataset", "method", "width", "seed"], columns="metric", values="value",
                             aggfunc="first", dropna=False).reset_index()
-    return wide.rename(columns={"probe_acc": "acc", "params_deployed": "params"}).reindex(
+    wide = wide.rename(columns={"probe_acc": "acc", "params_deployed": "params"}).reindex(
         columns=["dataset", "method", "width", "seed", "acc", "params"])
+    return wide.dropna(subset=["acc", "params"], how="all")  # the pivot's empty (method, width) cells
 
 
 def one_sample_verdicts(df: pd.DataFrame, metric: str, subject: str, direction: str,
@@ -137,6 +138,8 @@ def fit_table(curves: pd.DataFrame) -> pd.DataFrame:
     its held-out error (fit without the largest P, predicted minus observed mean accuracy there)."""
     out = []
     for m, g in curves.groupby("method", sort=True):
+        if not (g["params"] > 0).any():  # raw: P = 0, no curve
+            continue
         f = fit_saturating(g["params"].to_numpy(float), g["acc"].to_numpy(float))
         at_bound = any(np.isclose(f[k], lim) for k, lims in BOUNDS.items() for lim in lims)
         out.append({"method": m, "points": int(g["acc"].notna().sum()), "asymptote a": f["a"], "b": f["b"],
@@ -191,6 +194,8 @@ def scaling_table(curves: pd.DataFrame, late: int = 3) -> pd.DataFrame:
     95% t-interval over seeds) over the whole sweep and over its ``late`` largest widths."""
     out = []
     for m, g in curves.groupby("method", sort=True):
+        if not (g["params"] > 0).any():  # raw: P = 0, no curve
+            continue
         whole, tail = [], []
         p = g["params"].dropna()
         span = float(np.log2(p.max() / p.min())) if len(p) and p.min() > 0 else float("nan")
