@@ -24,7 +24,8 @@ TIDY = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", 
         "n_params_train", "train_seconds"]
 # the smallest run each prediction accepts (prediction options that keep it fast)
 SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (0.0, 0.9), "criteria": ("variance",)},
-         "interpretability": {"settings": ("ica_linear", "real"), "real_datasets": ("digits",), "n_perm": 2}}
+         "interpretability": {"settings": ("ica_linear", "real"), "real_datasets": ("digits",), "n_perm": 2},
+         "efficiency": {"widths": (4, 8), "primary_widths": (4,)}}
 
 
 @pytest.mark.parametrize("name", PREDICTIONS.names())

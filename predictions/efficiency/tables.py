@@ -1,0 +1,235 @@
+"""P3's report tables, computed from the tidy table alone (never a model or the cache).
+
+* :func:`one_sample_verdicts`: the primary's verdict frame: per baseline B a one-sample test of
+  ``d_s = Delta_B,s + delta`` against 0 over seeds (``bench.stats.compare`` against zeros: the same
+  t-interval, d_z, t and Wilcoxon p), Holm across the baselines of a dataset, the verdict from
+  ``p_Holm``; the columns of :func:`bench.verdicts.verdict_from_tidy`.
+* :func:`multiplier_table`, :func:`fit_table`, :func:`raw_fraction_table`, :func:`steps_table`,
+  :func:`scaling_table`: the descriptive results (no verdict).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from bench import stats
+from bench.verdicts import STATUS_METRICS
+from predictions.efficiency.curves import delta_rows, fit_saturating, log2_slope, reach
+
+RAW = "raw"
+RAW_FRACTIONS = (0.90, 0.95, 0.99)
+MIN_DOUBLINGS = 2.0  # a sweep must span this many doublings of P for its slope to enter the comparison
+BOUNDS = {"a": (1.5,), "b": (10.0,), "c": (0.0, 5.0)}  # the fit's bounds that mean "did not fit" when hit
+
+
+def _select(df: pd.DataFrame, metric: str, where: dict | None = None) -> pd.DataFrame:
+    sel = df[df["metric"] == metric]
+    for col, value in (where or {}).items():
+        sel = sel[sel[col] == value] if col in sel.columns else sel.iloc[0:0]
+    return sel
+
+
+def curves_frame(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
+    """One row per (dataset, method, width, seed) with ``acc`` (probe_acc) and ``params`` (P)."""
+    parts = [_select(df, m, where) for m in ("probe_acc", "params_deployed")]
+    if parts[0].empty:
+        return pd.DataFrame(columns=["dataset", "method", "width", "seed", "acc", "params"])
+    both = pd.concat(parts)
+    wide = both.pivot_table(index=["dataset", "method", "width", "seed"], columns="metric", values="value",
+                            aggfunc="first", dropna=False).reset_index()
+    wide = wide.rename(columns={"probe_acc": "acc", "params_deployed": "params"}).reindex(
+        columns=["dataset", "method", "width", "seed", "acc", "params"])
+    return wide.dropna(subset=["acc", "params"], how="all")  # the pivot's empty (method, width) cells
+
+
+def one_sample_verdicts(df: pd.DataFrame, metric: str, subject: str, direction: str,
+                        where: dict | None = None) -> pd.DataFrame:
+    """Verdict frame for a metric whose rows already hold the per-seed difference d (method = B)."""
+    sel = _select(df, metric, where)
+    status = df[df["metric"].isin(STATUS_METRICS)]
+    frames = []
+    for dataset, g in sel.groupby("dataset", sort=True):
+        sources = set(g["source"].dropna()) if "source" in g.columns else set()
+        st = status[status["dataset"].isin({dataset, *sources})]
+        methods = sorted((set(g["method"]) | set(st["method"])) - {subject})
+        comps, reasons = [], {}
+        for b in methods:
+            rows = g[g["method"] == b]
+            vals = {int(s): float(v) for s, v in zip(rows["seed"], rows["value"], strict=True)}
+            for s in st.loc[st["method"].isin([b, subject]), "seed"].dropna():
+                vals.setdefault(int(s), math.nan)
+            notes = set(rows.loc[rows["value"].isna(), "note"].dropna().astype(str))
+            notes |= set(st.loc[st["method"].isin([b, subject]), "note"].dropna().astype(str))
+            reasons[b] = "; ".join(sorted(n for n in notes if n.strip()))
+            comps.append(stats.compare(vals, dict.fromkeys(vals, 0.0), direction, name=b))
+        adj = stats.holm([c.p_t for c in comps])
+        comps = [replace(c, p_holm=float(a), verdict=stats.verdict(c.mean_diff, a, c.n, direction),
+                         reason=reasons[c.baseline] if c.n_missing else "")
+                 for c, a in zip(comps, adj, strict=True)]
+        frame = stats.comparisons_frame(comps)
+        frame.insert(0, "dataset", dataset)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["dataset", *stats.FIELDS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def self_copy_deltas(curves: pd.DataFrame, subject: str, primary_widths: Sequence[int], margin: float,
+                     factor: float = 2.0) -> pd.DataFrame:
+    """The subject against a copy of itself on other seeds (seed s paired with the next seed, cyclic):
+    per seed ``d = Delta + delta`` at ``factor`` (2: what the primary's rule gives a copy, i.e. delta
+    minus the gain of one doubling) and at 1 (same P: pure seed noise, which must read inconclusive)."""
+    subj = curves[curves["method"] == subject]
+    seeds = sorted(subj["seed"].dropna().unique())
+    if len(seeds) < 2:
+        return pd.DataFrame(columns=["factor", "n", "mean d", "ci_low", "ci_high", "p_t"])
+    copy = subj.assign(method="copy", seed=subj["seed"].map(dict(zip(seeds, seeds[1:] + seeds[:1], strict=True))))
+    both = pd.concat([subj, copy])
+    out = []
+    for f in (1.0, factor):
+        d = [r["value"] for r in delta_rows(both, subject, tuple(primary_widths), margin if f != 1 else 0.0, f)
+             if r["metric"] == "delta_2p"]
+        c = stats.compare(dict(enumerate(d)), dict.fromkeys(range(len(d)), 0.0), "higher", name="copy")
+        out.append({"factor": f, "margin": margin if f != 1 else 0.0, "n": c.n, "mean d": c.mean_diff,
+                    "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "verdict (alone)": c.verdict})
+    return pd.DataFrame(out)
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:.3g}"
+
+
+def multiplier_table(df: pd.DataFrame, where: dict | None = None, widths: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per (baseline, K): the multiplier ``m_B(K)`` over seeds, censored counts apart.
+
+    Uncensored seeds: geometric mean; its 95% t-interval (on log2 m) only when no seed is censored
+    (an interval over bounds would be a number the data do not give). Left-censored seeds give
+    ``m <= bound`` (B's smallest model already reaches the subject), right-censored ``m > bound``
+    (B never reaches it inside its sweep); the tightest bound is shown.
+    """
+    sel = _select(df, "multiplier", where)
+    if widths is not None:
+        sel = sel[sel["width"].isin(list(widths))]
+    out = []
+    for (b, k), g in sel.groupby(["method", "width"], sort=True):
+        cens = g["censored"].fillna("").astype(str)
+        v = g["value"].to_numpy(float)
+        unc = v[(cens == "").to_numpy() & np.isfinite(v)]
+        left, right = v[(cens == "left").to_numpy()], v[(cens == "right").to_numpy()]
+        geo = float(2 ** np.mean(np.log2(unc))) if unc.size else math.nan
+        ci = "n/a (censored seeds)" if left.size + right.size else "n/a (under 2 seeds)"
+        if unc.size >= 2 and unc.size == len(v):
+            _, lo, hi = stats.t_interval(np.log2(unc))
+            ci = f"[{2 ** lo:.3g}, {2 ** hi:.3g}]"
+        out.append({"baseline": b, "K": int(k), "n_uncensored": int(unc.size), "m (geo-mean)": _fmt(geo),
+                    "95% CI": ci, "n_left": int(left.size), "left: m <=": _fmt(left.max()) if left.size else "",
+                    "n_right": int(right.size), "right: m >": _fmt(right.min()) if right.size else "",
+                    "n_na": int(len(v) - unc.size - left.size - right.size)})
+    return pd.DataFrame(out)
+
+
+def fit_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per method: the saturating fit ``acc(P) = a - b (P / P_min)^(-c)`` on every seed's points and
+    its held-out error (fit without the largest P, predicted minus observed mean accuracy there)."""
+    out = []
+    for m, g in curves.groupby("method", sort=True):
+        if not (g["params"] > 0).any():  # raw: P = 0, no curve
+            continue
+        f = fit_saturating(g["params"].to_numpy(float), g["acc"].to_numpy(float))
+        at_bound = any(np.isclose(f[k], lim) for k, lims in BOUNDS.items() for lim in lims)
+        out.append({"method": m, "points": int(g["acc"].notna().sum()), "asymptote a": f["a"], "b": f["b"],
+                    "rate c": f["c"], "rmse": f["rmse"], "held-out error": f["heldout_err"],
+                    "note": "a parameter at its bound: the form does not fit" if at_bound else ""})
+    return pd.DataFrame(out)
+
+
+def raw_fraction_table(curves: pd.DataFrame, fractions: Sequence[float] = RAW_FRACTIONS) -> pd.DataFrame:
+    """P each method needs (median over seeds, on its running maximum) for q x raw's mean probe
+    accuracy; ``<=`` / ``>`` mark medians that are bounds, counts of censored seeds in brackets."""
+    raw = curves.loc[curves["method"] == RAW, "acc"].dropna()
+    if raw.empty:
+        return pd.DataFrame([{"method": "(raw is not in this run: no reference accuracy)"}])
+    ref = float(raw.mean())
+    out = []
+    for m, g in curves[curves["method"] != RAW].groupby("method", sort=True):
+        rec = {"method": m}
+        for q in fractions:
+            got = [reach(gs["params"].to_numpy(float), gs["acc"].to_numpy(float), q * ref)
+                   for _, gs in g.groupby("seed")]
+            ps = np.array([p for p, _ in got], float)
+            cens = [c for _, c in got]
+            nl, nr = cens.count("left"), cens.count("right")
+            med = float(np.nanmedian(ps)) if np.isfinite(ps).any() else math.nan
+            mark = "<=" if nl > len(got) / 2 else ">" if nr > len(got) / 2 else ""
+            rec[f"P for {q:.0%} of raw ({q * ref:.3f})"] = f"{mark}{_fmt(med)}" + (f" [L{nl} R{nr}]" if nl + nr else "")
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def steps_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
+    """Per method: training steps (epochs x ceil(N/batch); equal epochs, unequal set sizes), training
+    seconds summed over the sweep (mean over seeds) and training-only parameters at each end."""
+    steps = _select(df, "train_steps", where)
+    ptrain = _select(df, "params_train", where)
+    out = []
+    for m, g in steps.groupby("method", sort=True):
+        v = g["value"].dropna()
+        note = "; ".join(sorted(set(g["note"].dropna().astype(str)))) if "note" in g.columns else ""
+        pt = ptrain[ptrain["method"] == m].groupby("width")["value"].first()
+        secs = g.groupby("seed")["train_seconds"].sum(min_count=1)
+        out.append({"method": m, "train steps": _fmt(float(v.iloc[0])) if len(v) else f"n/a ({note})",
+                    "train s (sweep, mean/seed)": _fmt(float(secs.mean())) if secs.notna().any() else "n/a",
+                    "train-only params (smallest K)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
+                    "train-only params (largest K)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a"})
+    return pd.DataFrame(out)
+
+
+def scaling_table(curves: pd.DataFrame, late: int = 3) -> pd.DataFrame:
+    """Per method: accuracy gained per doubling of P (slope of acc on log2 P, per seed, mean and
+    95% t-interval over seeds) over the whole sweep and over its ``late`` largest widths."""
+    out = []
+    for m, g in curves.groupby("method", sort=True):
+        if not (g["params"] > 0).any():  # raw: P = 0, no curve
+            continue
+        whole, tail = [], []
+        p = g["params"].dropna()
+        span = float(np.log2(p.max() / p.min())) if len(p) and p.min() > 0 else float("nan")
+        for _, gs in g.groupby("seed"):
+            gs = gs.dropna(subset=["acc", "params"]).sort_values("params")
+            whole.append(log2_slope(gs["params"], gs["acc"]))
+            tail.append(log2_slope(gs["params"].iloc[-late:], gs["acc"].iloc[-late:]))
+        mw, lw, hw = stats.t_interval(whole)
+        mt, lt, ht = stats.t_interval(tail)
+        out.append({"method": m, "n": int(np.isfinite(whole).sum()), "sweep (doublings of P)": span, "gain/doubling": mw, "ci_low": lw,
+                    "ci_high": hw, f"gain/doubling, last {late} K": mt, "late ci_low": lt, "late ci_high": ht})
+    return pd.DataFrame(out)
+
+
+def scaling_sentence(table: pd.DataFrame, subject: str, late: int = 3) -> str:
+    """Whether the subject's curve saturates earlier or later than the baselines', from the data:
+    its gain per doubling over its last ``late`` widths against each baseline's (mean over seeds)."""
+    col = f"gain/doubling, last {late} K"
+    t = table.dropna(subset=[col])
+    if subject not in set(t["method"]) or len(t) < 2:
+        return "Too few curves with a value to compare saturation."
+    s = t.loc[t["method"] == subject].iloc[0]
+    short = t[(t["method"] != subject) & ~(t["sweep (doublings of P)"] >= MIN_DOUBLINGS)]["method"].tolist()
+    others = t[(t["method"] != subject) & (t["sweep (doublings of P)"] >= MIN_DOUBLINGS)]
+    if others.empty:
+        return "No baseline's sweep spans enough doublings of P to compare saturation."
+    flatter = others[others[col] > s[col]]["method"].tolist()
+    steeper = others[others[col] <= s[col]]["method"].tolist()
+    sep = others[(others[col] > s["late ci_high"]) | (others[col] < s["late ci_low"])]["method"].tolist()
+    verb = ("earlier than most baselines'" if len(flatter) > len(steeper) else "later than most baselines'"
+            if len(steeper) > len(flatter) else "neither earlier nor later than most baselines' (a tie)")
+    return (f"Over its last {late} widths the subject gains {100 * s[col]:.2f} points per doubling of P "
+            f"(95% CI [{100 * s['late ci_low']:.2f}, {100 * s['late ci_high']:.2f}]); {len(flatter)} of {len(others)} "
+            f"baselines still gain more there and {len(steeper)} gain less, so its curve saturates {verb} "
+            f"({len(sep)} baselines' means lie outside the subject's interval: "
+            f"{', '.join(sep) or 'none'})." + (f" Left out (their sweep spans under {MIN_DOUBLINGS} doublings of P, "
+            f"so a slope per doubling is not measured): {', '.join(short)}." if short else "") + " The full profile (10 seeds, K up to 256) is the run to quote.")
