@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TIDY = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value", "n_params_encoder",
         "n_params_train", "train_seconds"]
 # the smallest run each prediction accepts (prediction options that keep it fast)
-SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (0.0, 0.9), "criteria": ("variance",)}}
+SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (0.0, 0.9), "criteria": ("variance",)},
+         "transfer": {"pairs": ("digits_lo_hi",), "budgets": ("1", "5", "10", "all"), "draws": (3, 2, 1, 1)}}
 
 
 @pytest.mark.parametrize("name", PREDICTIONS.names())
