@@ -30,7 +30,7 @@ def _run(tmp_path, methods, name="r", data=None, **over):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("transfer"), ["infomax", "pca", "raw"])
+    return _run(tmp_path_factory.mktemp("transfer"), ["infomax", "pca", "raw", "supervised"])
 
 
 # ------------------------------------------------------------------------------ kappa on planted codes
@@ -85,7 +85,7 @@ def test_draws_are_stratified_at_random_never_a_prefix_and_seeded_without_the_me
 
 def test_every_method_and_both_references_probe_the_same_labelled_subsets(run):
     sums = run[run["metric"] == "subset_checksum"]
-    assert set(sums["method"]) == {"infomax", "pca", "raw"} and set(sums["reference"]) == {"transfer", "in_domain"}
+    assert set(sums["method"]) == {"infomax", "pca", "raw", "supervised"} and set(sums["reference"]) == {"transfer", "in_domain"}
     per = sums.groupby(["seed", "budget"])["value"].nunique()
     assert (per == 1).all()  # one subset set per (seed, budget), whatever the method or reference
     s1 = sums[sums["budget"] == "1"].groupby("seed")["value"].first()
@@ -130,8 +130,12 @@ def test_primary_and_coprimary_average_the_same_cells_and_the_view_reads_them(ru
     tabs = view.verdict_tables(run)
     assert tabs[0].title.startswith("Primary") and tabs[1].title.startswith("Co-primary")
     for t in tabs[:2]:
-        assert list(t.frame["baseline"]) == ["pca"]  # raw: a reference row, never a verdict
-    d = tabs[1].frame["mean_diff"].iloc[0]
+        assert list(t.frame["baseline"]) == ["pca", "supervised"]  # raw: a reference row, never a verdict
+    assert list(tabs[1].frame["in-domain"]) == ["", "oracle"]  # supervised in-domain saw the target's labels
+    ind = run[(run["reference"] == "in_domain") & (run["metric"] == "kappa")]
+    assert ind.loc[ind["method"] == "supervised", "note"].str.startswith("oracle").all()
+    assert ind.loc[ind["method"] != "supervised", "note"].isna().all()
+    d = tabs[1].frame.set_index("baseline").loc["pca", "mean_diff"]
     sub = run[(run["metric"] == "gap_mean") & (run["budget"] == "1,5,10") & (run["l2_mode"] == "val")]
     per = sub.pivot(index="seed", columns="method", values="value")
     assert d == pytest.approx((per["infomax"] - per["pca"]).mean())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -87,6 +88,7 @@ def kappa_figure(df: pd.DataFrame):
     t = plots.mean_ci_table(sel, ["pair", "reference", "method", "budget"])
     t["x"] = t["budget"].map(_x)
     fig, axes = plt.subplots(2, len(pairs), figsize=(3.6 * len(pairs) + 0.8, 6.6), sharey=True, squeeze=False)
+    axes[0, 0].set_ylim(min(-0.05, float(t["mean"].min()) - 0.05), 1.05)  # 2-3 seeds' t-bands would swamp it
     for j, pid in enumerate(pairs):
         for i, ref in enumerate(("transfer", "in_domain")):
             ax = axes[i, j]
@@ -117,7 +119,7 @@ def verdict_figure(df: pd.DataFrame, view: TransferView):
     if not frames:
         return None
     n = max(len(f) for _, f in frames)
-    fig, axes = plt.subplots(1, len(frames), figsize=(5.2 * len(frames), 0.3 * n + 1.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(frames), figsize=(5.6 * len(frames), 0.3 * n + 2.2), squeeze=False)
     for ax, (v, f) in zip(axes[0], frames, strict=True):
         f = f.sort_values("mean_diff", na_position="first").reset_index(drop=True)
         y = np.arange(len(f))
@@ -131,7 +133,7 @@ def verdict_figure(df: pd.DataFrame, view: TransferView):
         ax.set_yticks(y, labels, fontsize=7)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_xlabel("subject - baseline (per-seed paired difference)")
-        ax.set_title(("Primary: " if v is view.verdicts[0] else "Co-primary: ") + v.title, fontsize=8)
+        ax.set_title(textwrap.fill(("Primary: " if v is view.verdicts[0] else "Co-primary: ") + v.title, 70), fontsize=8)
     fig.suptitle("Paired differences, mean and 95% t-interval over seeds; colour = Holm verdict "
                  "(green supported, red contradicted, grey inconclusive)", fontsize=9)
     fig.tight_layout()
@@ -177,6 +179,7 @@ def dsprites_figure(df: pd.DataFrame):
     methods = _order(t["method"])
     pal = plots.method_palette(methods)
     fig, axes = plt.subplots(1, len(factors), figsize=(3.8 * len(factors) + 0.6, 4.4), sharey=True, squeeze=False)
+    axes[0, 0].set_ylim(min(-0.1, float(t["mean"].min()) - 0.05), 1.05)
     for ax, f in zip(axes[0], factors, strict=True):
         for m in methods:
             tm = t[(t["method"] == m) & (t["factor"] == f)].sort_values("x")

@@ -133,8 +133,8 @@ class Transfer(Prediction):
                         rows.append(row(enc, "acc", float(acc.mean()), budget=b, l2_mode=mode, **extra))
                         rows.append(row(enc, "kappa", float(kap.mean()), budget=b, l2_mode=mode, **extra))
                         sd = float(kap.std()) if len(at) > 1 else math.nan
-                        rows.append(row(enc, "kappa_sd", sd, budget=b, l2_mode=mode, **extra,
-                                        **({} if len(at) > 1 else {"note": "one draw"})))
+                        rows.append(row(enc, "kappa_sd", sd, budget=b, l2_mode=mode,
+                                        **(extra if len(at) > 1 else {**extra, "note": "one draw"})))
                     rows.append(row(enc, "probe_l2", float(res.l2[at].log().mean().exp()), budget=b, l2_mode="val",
                                     **extra))
                 for b, why in skipped:

@@ -72,7 +72,7 @@ class TransferView(View):
                 "mean transfer kappa, 3 embedded pairs x n in {1, 5, 10} per class",
                 "kappa = (acc - 1/C) / (1 - 1/C); raw and random are references (per-pair table), no verdict."),
         Verdict("gap_mean", "higher", PRIMARY,
-                "co-primary: (kappa_S,t - kappa_B,t) - (kappa_S,in - kappa_B,in), same cells",
+                "(kappa_S,t - kappa_B,t) - (kappa_S,in - kappa_B,in), same cells",
                 "Per method and seed, mean over the cells of kappa transfer - kappa in-domain; the paired difference "
                 "is the subject's gap minus the baseline's. > 0: the subject loses less when it moves. oracle: the "
                 "baseline's in-domain encoder was trained on the target's labels, so its gap is inflated by design."),
