@@ -61,6 +61,7 @@ def fit_logreg(
     masks: torch.Tensor | None = None,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     max_iter: int = FIRST_ITER,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """G masked multinomial logistic regressions with one L2 strength, as one L-BFGS problem.
 
@@ -72,6 +73,9 @@ def fit_logreg(
         y: (N,) labels in [0, n_classes). l2: L2 strength.
         masks: (G, K) 0/1 keep-masks, or None (all kept; G = 1 for shared x).
         init: warm start (W (G, K, C), b (G, C)).
+        weight: (G, N) row weights, each row summing to 1: probe g's cross-entropy is
+            ``sum_n weight[g, n] CE_gn`` instead of the mean over the N rows, so G probes on
+            different subsets of shared x (weight 1/n_g on their rows, 0 elsewhere) are one problem.
     Returns:
         W (G, K, C) (zero on masked features) and b (G, C), in x's dtype.
     """
@@ -86,6 +90,7 @@ def fit_logreg(
     w = w0.clone().requires_grad_(True)
     b = b0.clone().requires_grad_(True)
     target = _label_index(y, x, g)
+    rw = None if weight is None else (weight.T if x.dim() == 2 else weight).to(x.dtype)  # laid out like logits
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
                             tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
@@ -93,7 +98,10 @@ def fit_logreg(
         opt.zero_grad()
         wm = w * m3
         logits = _logits(x, wm, b)
-        ce = (torch.logsumexp(logits, -1).sum() - logits.gather(-1, target).sum()) / n
+        if rw is None:
+            ce = (torch.logsumexp(logits, -1).sum() - logits.gather(-1, target).sum()) / n
+        else:
+            ce = (rw * (torch.logsumexp(logits, -1) - logits.gather(-1, target)[..., 0])).sum()
         loss = ce + 0.5 * l2 * wm.pow(2).sum()
         loss.backward()
         return loss

@@ -59,7 +59,7 @@ class EncoderSource(Protocol):
 
     device: torch.device
     seeds: list[int]
-    methods: list[str]  # the methods the run asked for (a prediction may split them, as P3 does)
+    methods: list[str]  # the run's methods: what ``encoders()`` serves by default
     profile: str  # "quick" | "full": a prediction may scale its sweep with it (P3's widths)
 
     def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
