@@ -88,6 +88,12 @@ def row(enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str,
             "train_seconds": enc.train_seconds}
 
 
+def data_tag(data: dict[str, Any]) -> str:
+    """``{"mixing": "nonlinear"}`` -> ``"mixing=nonlinear"``: the ``data`` column of rows measured
+    under DataConfig overrides, so a view can tell ``ica`` linear from nonlinear status rows."""
+    return ",".join(f"{k}={v}" for k, v in sorted(data.items()))
+
+
 class Prediction:
     """The protocol side of a prediction (see the module docstring)."""
 

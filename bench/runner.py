@@ -25,7 +25,7 @@ from bench.config import ConfigError, RunConfig
 from bench.data import PROVIDES, DataConfig, Dataset, load_dataset
 from bench.jobs import Encoder, JobCache, JobSpec, data_info
 from bench.methods import METHODS
-from bench.protocol import NEEDS, PREDICTIONS, Prediction, row
+from bench.protocol import NEEDS, PREDICTIONS, Prediction, data_tag, row
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,13 +134,14 @@ class RunContext:
         widths = list(widths or [self.pcfg.width])
         seeds = list(seeds if seeds is not None else self.seeds)
         ds = self.dataset(dataset, data)
+        tag = {"data": data_tag(data)} if data else {}  # status rows say which DataConfig they are for
         for m in list(methods):
             why = METHODS.get(m).unsupported(data_info(ds))
             if why:
                 methods.remove(m)
                 self.skipped.append({"method": m, "dataset": ds.name, "reason": why})
                 self.failure_rows += [{"dataset": ds.name, "method": m, "width": w, "seed": s, "metric": "job_skipped",
-                                       "value": 1.0, "note": why} for w in widths for s in seeds]
+                                       "value": 1.0, "note": why, **tag} for w in widths for s in seeds]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
         specs = [self.spec(m, w, s, dataset, data) for m in methods for w in widths for s in seeds]
         specs = list(dict.fromkeys(specs))  # raw: one job whatever the width
@@ -165,7 +166,7 @@ class RunContext:
                 if enc.ok:
                     yield enc
                 else:
-                    self.failure_rows.append(row(enc, "job_failed", 1.0, note=enc.reason))
+                    self.failure_rows.append(row(enc, "job_failed", 1.0, note=enc.reason, **tag))
         finally:
             self.progress.close()
 

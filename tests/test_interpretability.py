@@ -135,3 +135,15 @@ def test_config_checks():
         InterpretabilityConfig(settings=("mnist",)).check()
     with pytest.raises(ValueError, match="mig_bins"):
         InterpretabilityConfig(mig_bins=(1,)).check()
+
+
+def test_a_failed_nonlinear_ica_job_is_not_a_missing_seed_of_the_linear_tables():
+    vals = {("infomax", "mcc"): [0.9, 0.8, 0.85], ("infomax", "dci_d"): [0.5, 0.6, 0.55],
+            ("pca", "mcc"): [0.5, 0.6, 0.55], ("pca", "dci_d"): [0.4, 0.5, 0.45]}
+    df = _tidy(vals)
+    df.loc[df["metric"] == "mcc", "data"] = "mixing=linear"
+    failed = pd.DataFrame([{"method": "pca", "metric": "job_failed", "dataset": "ica", "width": 8, "seed": 3,
+                            "value": 1.0, "note": "diverged", "data": "mixing=nonlinear"}])
+    mcc = InterpretabilityView().verdict_tables(pd.concat([df, failed], ignore_index=True))[1].frame
+    pca = mcc.set_index("baseline").loc["pca"]
+    assert pca["n"] == 3 and pca["n_missing"] == 0 and not pca["reason"]  # the failure belongs to the nonlinear setting

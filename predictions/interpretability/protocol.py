@@ -33,7 +33,7 @@ from torch import nn
 
 from bench import factors as fx
 from bench import metrics
-from bench.protocol import PREDICTIONS, SUBJECT, EncoderSource, Prediction, PredictionConfig, row
+from bench.protocol import PREDICTIONS, SUBJECT, EncoderSource, Prediction, PredictionConfig, data_tag, row
 
 SETTINGS = ("ica_linear", "ica_nonlinear", "dsprites_wide", "dsprites_narrow", "real")
 AVERAGED = ("shape", "scale", "pos_x", "pos_y")  # dSprites factors averaged over (orientation: per factor)
@@ -134,6 +134,8 @@ class Interpretability(Prediction):
                             and enc.spec.method in self.cfg.figure_methods:
                         src.matrix(enc, f"corr_{setting}", corr)
             rows += self._common(enc, codes["act"][1], setting, t0)
+        for r in rows:  # the same tag the runner gives this setting's failed / skipped jobs
+            r["data"] = data_tag(data)
         return rows
 
     # --------------------------------------------------------------------------- dsprites

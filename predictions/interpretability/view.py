@@ -42,14 +42,17 @@ def select(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
 
 
 def scoped(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
-    """The metric rows plus the status rows (failed / skipped jobs) of the same (dataset, width)
-    jobs, given the metric rows' ``setting``: a method skipped on ``ica`` appears in the ``ica``
+    """The metric rows plus the status rows (failed / skipped jobs) of the same (dataset, width,
+    ``data`` tag) jobs, given the metric rows' ``setting``: a method skipped on ``ica`` appears in the ``ica``
     tables only, never as a group of its own in a ``dsprites`` table."""
     sel = select(df, metric, where)
     status = df[df["metric"].isin(STATUS_METRICS)]
     parts = [sel]
     for (ds, setting), g in sel.groupby(["dataset", "setting"]):
         st = status[(status["dataset"] == ds) & status["width"].isin(g["width"].unique())].copy()
+        if "data" in df.columns:  # ica linear vs nonlinear: same dataset and width, other DataConfig
+            tags = set(g["data"].dropna())
+            st = st[st["data"].isin(tags)] if tags else st[st["data"].isna()]
         st["setting"] = setting
         parts.append(st)
     return pd.concat(parts, ignore_index=True)
