@@ -162,8 +162,9 @@ class Interpretability(Prediction):
             r, acc = fx.importance_matrix(f_tr, v_tr, f_te, v_te, seed=enc.spec.seed, max_train=c.tree_train,
                                           n_estimators=c.trees, max_depth=c.tree_depth)
             d, comp = fx.dci(r[:, avg])
-            add("dci_d", d)
-            add("dci_c", comp)
+            why = {} if np.isfinite(d) else {"note": "no unit carries importance (every unit constant on train)"}
+            add("dci_d", d, **why)
+            add("dci_c", comp, **why)
             add("dci_i", float(acc[avg].mean()))
             for j, n in enumerate(names):
                 add("dci_i_factor", acc[j], factor=n)
