@@ -2,9 +2,11 @@
 """Is PCA's weak in-domain kappa the per-unit standardisation (an exact whitening on the train split)?
 Same PCA code, randomly rotated before the probe: same information, no longer whitened by standardising."""
 import torch
+
 from bench.data import load_dataset
-from predictions.transfer.probing import budget_probe
 from predictions.transfer.pairs import draw_subsets, kappa
+from predictions.transfer.probing import budget_probe
+
 src, tgt = load_dataset("mnist5k[0-4]"), load_dataset("mnist5k[5-9]")
 g = torch.Generator().manual_seed(0)
 q, _ = torch.linalg.qr(torch.randn(64, 64, generator=g))
