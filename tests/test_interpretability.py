@@ -129,6 +129,13 @@ def test_a_skipped_method_is_a_row_in_its_settings_tables_only():
     assert tables[0].frame.set_index("baseline").loc["mae", "verdict"] == "inconclusive"
 
 
+def test_a_baseline_without_a_dci_value_has_no_joint_p():
+    vals = {("infomax", "mcc"): [0.9, 0.8, 0.85], ("infomax", "dci_d"): [0.5, 0.6, 0.55],
+            ("lse_only", "mcc"): [0.5, 0.6, 0.55], ("lse_only", "dci_d"): [float("nan")] * 3}
+    overall = InterpretabilityView().verdict_tables(_tidy(vals))[0].frame.set_index("baseline").loc["lse_only"]
+    assert overall["verdict"] == "inconclusive" and np.isnan(overall["p_holm"])
+
+
 def test_config_checks():
     InterpretabilityConfig().check()
     with pytest.raises(ValueError, match="settings"):

@@ -158,12 +158,19 @@ def overall_frame(primaries: list[tuple[Verdict, pd.DataFrame]]) -> pd.DataFrame
             rec[f"{v.metric} verdict"] = x
         rec.update(baseline=b, ci_method="t", verdict=rule,
                    n=int(min(g["n"] if g is not None else 0 for g in got)),
-                   p_holm=max((g["p_holm"] for g in got if g is not None), default=math.nan) if both else math.nan,
+                   p_holm=_max_or_nan([g["p_holm"] for g in got]) if both else math.nan,
                    n_missing=int(sum(g["n_missing"] for g in got if g is not None)),
                    reason="; ".join(sorted({g["reason"] for g in got if g is not None and g["reason"]})))
         recs.append(rec)
     cols = [c for c in recs[0] if c not in FIELDS] if recs else []
     return pd.DataFrame(recs, columns=[*cols, *FIELDS])
+
+
+def _max_or_nan(values: list[float]) -> float:
+    """The larger p, or NaN when either primary has none (a baseline without a value on one primary
+    has no joint p; Python's ``max`` would silently skip a NaN in some orders)."""
+    vals = [float(v) for v in values]
+    return math.nan if any(not np.isfinite(v) for v in vals) else max(vals)
 
 
 def _cell(v: pd.Series) -> str:
