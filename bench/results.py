@@ -85,11 +85,15 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
 
 
-def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[str] | None = None) -> dict[str, Any]:
+def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[str] | None = None,
+             commit: str | None = None) -> dict[str, Any]:
+    """The run's provenance. ``commit``: the git commit read when the run started (the code it
+    imported); read now when not given (a commit made during a long run would otherwise be
+    recorded as the run's)."""
     return {
         "package": "infomax-bench",
         "version": bench.__version__,
-        "git_commit": git_commit(),
+        "git_commit": commit if commit is not None else git_commit(),
         "libraries": library_versions(),
         "device": device,
         "platform": platform.platform(),

@@ -227,7 +227,7 @@ def check_needs(prediction: Prediction, ds: Dataset) -> None:
 
 def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     """Run ``cfg.prediction`` end to end; returns the written run directory."""
-    started, t_start = results.now(), time.perf_counter()
+    started, t_start, commit = results.now(), time.perf_counter(), results.git_commit()
     prediction = build_prediction(cfg)
     device = resolve_device(cfg.device)
     if device.type == "cpu":
@@ -247,7 +247,7 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
         r.setdefault("prediction", cfg.prediction)
     df = results.tidy_frame(rows)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    man = results.manifest(dev_name, started, ctx.jobs, argv)
+    man = results.manifest(dev_name, started, ctx.jobs, argv, commit)
     man["skipped"] = ctx.skipped
     man["timing"] = timing(ctx.jobs, time.perf_counter() - t_start)
     resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,

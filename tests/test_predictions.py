@@ -109,3 +109,18 @@ def test_no_file_over_400_lines():
         for path in sorted((ROOT / folder).rglob("*.py")):
             n = len(path.read_text().splitlines())
             assert n <= 400, f"{path.relative_to(ROOT)} has {n} lines"
+
+
+def test_the_manifest_records_the_commit_the_run_started_with(tmp_path, monkeypatch):
+    """A commit made during a long run must not be recorded as the run's code."""
+    from bench import results
+
+    ran = []
+    probe = PREDICTIONS.get("probe")
+    real_run = probe.run
+    monkeypatch.setattr(probe, "run", lambda self, src: ran.append(1) or real_run(self, src))
+    monkeypatch.setattr(results, "git_commit", lambda: "later-commit" if ran else "start-commit")
+    cfg = RunConfig(prediction="probe", dataset="digits", methods=["pca"], seeds=[0], epochs=1, width=4,
+                    out=str(tmp_path / "results"), cache=str(tmp_path / "cache"))
+    _, _, manifest = read_run(execute(cfg))
+    assert manifest["git_commit"] == "start-commit"
