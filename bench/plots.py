@@ -27,6 +27,29 @@ def method_palette(methods) -> dict[str, str]:
             for m in methods}
 
 
+def is_value(df: pd.DataFrame, col: str, value) -> pd.Series:
+    """Boolean mask ``df[col] == value``; missing cells, and a missing column, are False."""
+    if col not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df[col].eq(value).fillna(False).astype(bool)
+
+
+def select(df: pd.DataFrame, metric: str, where: dict | None = None) -> pd.DataFrame:
+    """Rows of ``metric`` matching every ``where`` item (missing cells never match)."""
+    sel = df[df["metric"] == metric]
+    for col, value in (where or {}).items():
+        sel = sel[is_value(sel, col, value)]
+    return sel
+
+
+def mean_ci_cell(v: pd.Series, fmt: str = "g") -> str:
+    """'mean +- 95% t half-width' of the finite values, 3 / 2 digits in format ``fmt`` ('n/a' when none)."""
+    mean, _, high = stats.t_interval(v.astype(float).to_numpy())
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.3{fmt}}" if not np.isfinite(high) or high == mean else f"{mean:.3{fmt}} \u00b1 {high - mean:.2{fmt}}"
+
+
 def mean_ci_table(df: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.DataFrame:
     """Mean, t-interval half-width (``stats.t_interval``) and n of the finite ``value``s per group."""
     def agg(v: pd.Series) -> pd.Series:

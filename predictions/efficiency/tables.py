@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bench import stats
+from bench import plots, stats
 from bench.verdicts import STATUS_METRICS
 from predictions.efficiency.curves import delta_rows, fit_saturating, log2_slope, reach
 
@@ -27,16 +27,9 @@ MIN_DOUBLINGS = 2.0  # a sweep must span this many doublings of P for its slope 
 BOUNDS = {"a": (1.5,), "b": (10.0,), "c": (0.0, 5.0)}  # the fit's bounds that mean "did not fit" when hit
 
 
-def _select(df: pd.DataFrame, metric: str, where: dict | None = None) -> pd.DataFrame:
-    sel = df[df["metric"] == metric]
-    for col, value in (where or {}).items():
-        sel = sel[sel[col] == value] if col in sel.columns else sel.iloc[0:0]
-    return sel
-
-
 def curves_frame(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
     """One row per (dataset, method, width, seed) with ``acc`` (probe_acc) and ``params`` (P)."""
-    parts = [_select(df, m, where) for m in ("probe_acc", "params_deployed")]
+    parts = [plots.select(df, m, where) for m in ("probe_acc", "params_deployed")]
     if parts[0].empty:
         return pd.DataFrame(columns=["dataset", "method", "width", "seed", "acc", "params"])
     both = pd.concat(parts)
@@ -50,7 +43,7 @@ def curves_frame(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
 def one_sample_verdicts(df: pd.DataFrame, metric: str, subject: str, direction: str,
                         where: dict | None = None) -> pd.DataFrame:
     """Verdict frame for a metric whose rows already hold the per-seed difference d (method = B)."""
-    sel = _select(df, metric, where)
+    sel = plots.select(df, metric, where)
     status = df[df["metric"].isin(STATUS_METRICS)]
     frames = []
     for dataset, g in sel.groupby("dataset", sort=True):
@@ -112,7 +105,7 @@ def multiplier_table(df: pd.DataFrame, where: dict | None = None, widths: Sequen
     ``m <= bound`` (B's smallest model already reaches the subject), right-censored ``m > bound``
     (B never reaches it inside its sweep); the tightest bound is shown.
     """
-    sel = _select(df, "multiplier", where)
+    sel = plots.select(df, "multiplier", where)
     if widths is not None:
         sel = sel[sel["width"].isin(list(widths))]
     out = []
@@ -174,8 +167,8 @@ def raw_fraction_table(curves: pd.DataFrame, fractions: Sequence[float] = RAW_FR
 def steps_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
     """Per method: training steps (epochs x ceil(N/batch); equal epochs, unequal set sizes), training
     seconds summed over the sweep (mean over seeds) and training-only parameters at each end."""
-    steps = _select(df, "train_steps", where)
-    ptrain = _select(df, "params_train", where)
+    steps = plots.select(df, "train_steps", where)
+    ptrain = plots.select(df, "params_train", where)
     out = []
     for m, g in steps.groupby("method", sort=True):
         v = g["value"].dropna()

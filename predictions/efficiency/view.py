@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench import plots
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
 from predictions.efficiency import figures as F
 from predictions.efficiency import tables as T
@@ -68,11 +69,11 @@ class EfficiencyView(View):
         tabs = self.verdict_tables(df)
         for st in self._studies(df):
             where = {"study": st}
-            gap = T._select(df, "gap_2p", where)
+            gap = plots.select(df, "gap_2p", where)
             if len(gap):
                 g = gap.copy()
                 g["value"] = 100 * g["value"]
-                summ = F.plots.mean_ci_table(g, ["method", "width"]).rename(
+                summ = plots.mean_ci_table(g, ["method", "width"]).rename(
                     columns={"method": "baseline", "width": "K", "mean": "gap (points)", "half": "95% half-width"})
                 tabs.append(Table(f"{st}: acc_S(K) - acc_B(2 P_S(K)) per K, in points (mean over seeds)", summ,
                                   note="n counts seeds with a value; a missing K is outside B's sweep."))
@@ -91,7 +92,7 @@ class EfficiencyView(View):
                               note="median over seeds on each running maximum; <= / > : the median is a bound "
                                    "(L/R: left/right-censored seeds)."))
             tabs.append(Table(f"{st}: training cost", T.steps_table(df, where)))
-            deltas = T._select(df, "delta_2p", where)
+            deltas = plots.select(df, "delta_2p", where)
             if len(deltas):
                 ks = [int(k) for k in str(deltas["widths"].dropna().iloc[0]).split(",")]
                 calib = T.self_copy_deltas(curves, SUBJECT, ks, float(deltas["margin"].dropna().iloc[0]))
@@ -109,5 +110,5 @@ class EfficiencyView(View):
     def figures(self, df: pd.DataFrame, matrices: pd.DataFrame):
         curves = {st: T.curves_frame(df, {"study": st}) for st in self._studies(df)}
         deltas = df[df["metric"] == "delta_2p"]
-        mult = T._select(df, "multiplier", {"study": "main"})
+        mult = plots.select(df, "multiplier", {"study": "main"})
         return F.all_figures(curves, deltas, mult)

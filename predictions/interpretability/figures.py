@@ -32,15 +32,8 @@ PANELS = (
 )
 
 
-def _select(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
-    sel = df[df["metric"] == metric]
-    for col, v in where.items():
-        sel = sel[sel[col].eq(v).fillna(False).astype(bool)] if col in sel.columns else sel.iloc[:0]
-    return sel
-
-
 def metrics_figure(df: pd.DataFrame):
-    panels = [(_select(df, m, w), lab) for m, w, lab in PANELS]
+    panels = [(plots.select(df, m, w), lab) for m, w, lab in PANELS]
     panels = [(s, lab) for s, lab in panels if len(s)]
     if not panels:
         return None

@@ -16,8 +16,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench import plots
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
-from bench.stats import FIELDS, holm, t_interval, verdict
+from bench.stats import FIELDS, holm, verdict
 from bench.verdicts import STATUS_METRICS, verdict_from_tidy
 from predictions.interpretability import figures
 
@@ -27,25 +28,11 @@ CEILING = 1 / math.sqrt(1.5)
 BY = ("dataset", "setting")
 
 
-def _is(df: pd.DataFrame, col: str, value) -> pd.Series:
-    if col not in df.columns:
-        return pd.Series(False, index=df.index)
-    return df[col].eq(value).fillna(False).astype(bool)
-
-
-def select(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
-    """Rows of ``metric`` matching every ``where`` item (missing cells never match)."""
-    sel = df[df["metric"] == metric]
-    for col, v in where.items():
-        sel = sel[_is(sel, col, v)]
-    return sel
-
-
 def scoped(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
     """The metric rows plus the status rows (failed / skipped jobs) of the same (dataset, width,
     ``data`` tag) jobs, given the metric rows' ``setting``: a method skipped on ``ica`` appears in the ``ica``
     tables only, never as a group of its own in a ``dsprites`` table."""
-    sel = select(df, metric, where)
+    sel = plots.select(df, metric, where)
     status = df[df["metric"].isin(STATUS_METRICS)]
     parts = [sel]
     for (ds, setting), g in sel.groupby(["dataset", "setting"]):
@@ -113,7 +100,7 @@ class InterpretabilityView(View):
 
     def verdict_tables(self, df: pd.DataFrame) -> list[Table]:
         primaries = [(v, self.verdict_frame(df, v)) for v in self.verdicts[:2]]
-        primaries = [(v, f) for v, f in primaries if len(select(df, v.metric, v.where))] or primaries[:1]
+        primaries = [(v, f) for v, f in primaries if len(plots.select(df, v.metric, v.where))] or primaries[:1]
         adj = holm(np.concatenate([f["p_t"].to_numpy(float) for _, f in primaries]))
         i = 0
         for v, f in primaries:
@@ -128,7 +115,7 @@ class InterpretabilityView(View):
         for v, f in primaries:
             out.append(Table(f"Primary: {v.title} (Holm across both primaries)", f, verdict=True, note=v.note))
         for v in self.verdicts[2:]:
-            if len(select(df, v.metric, v.where)):
+            if len(plots.select(df, v.metric, v.where)):
                 out.append(Table(f"Secondary: {v.title}", self.verdict_frame(df, v), verdict=True, note=v.note))
         return out
 
@@ -173,19 +160,12 @@ def _max_or_nan(values: list[float]) -> float:
     return math.nan if any(not np.isfinite(v) for v in vals) else max(vals)
 
 
-def _cell(v: pd.Series) -> str:
-    mean, _, high = t_interval(v.astype(float).to_numpy())
-    if not np.isfinite(mean):
-        return "n/a"
-    return f"{mean:.3g}" if not np.isfinite(high) or high == mean else f"{mean:.3g} \u00b1 {high - mean:.2g}"
-
-
 def per_method(df: pd.DataFrame, columns: dict[str, tuple[str, dict]]) -> pd.DataFrame | None:
     out = {}
     for label, (metric, where) in columns.items():
-        sel = select(df, metric, where)
+        sel = plots.select(df, metric, where)
         if len(sel):
-            out[label] = sel.groupby("method")["value"].apply(_cell)
+            out[label] = sel.groupby("method")["value"].apply(plots.mean_ci_cell)
     if not out:
         return None
     frame = pd.DataFrame(out).astype(object).fillna("n/a")

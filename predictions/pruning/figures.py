@@ -14,11 +14,6 @@ MODES = ("refit", "frozen", "head")
 CURVES = (*CRITERIA, "rank")
 
 
-def _is(df: pd.DataFrame, col: str, value) -> pd.Series:
-    """Boolean mask ``df[col] == value`` with missing cells False."""
-    return df[col].eq(value).fillna(False).astype(bool)
-
-
 def all_figures(df: pd.DataFrame, matrices: pd.DataFrame) -> list:
     plots.theme()
     figs = [("retained_accuracy", retained_figure(df)), ("aurc", aurc_figure(df))]
@@ -125,11 +120,11 @@ def _dots(ax, sel: pd.DataFrame, label: str) -> None:
 def aurc_figure(df: pd.DataFrame):
     n = df["method"].nunique()
     fig, axes = plt.subplots(1, 4, figsize=(13, 0.26 * n + 1.9))
-    refit = _is(df, "probe_mode", "refit")
+    refit = plots.is_value(df, "probe_mode", "refit")
     aurc = df["metric"] == "aurc"
     _dots(axes[0], df[refit & (df["metric"] == "aurc_best")], "AURC, best criterion (val-chosen): primary")
-    _dots(axes[1], df[refit & _is(df, "criterion", "rank") & aurc], "rank AURC (principal components)")
-    _dots(axes[2], df[refit & _is(df, "criterion", "magnitude") & aurc], "AURC, magnitude criterion")
+    _dots(axes[1], df[refit & plots.is_value(df, "criterion", "rank") & aurc], "rank AURC (principal components)")
+    _dots(axes[2], df[refit & plots.is_value(df, "criterion", "magnitude") & aurc], "AURC, magnitude criterion")
     _dots(axes[3], df[refit & (df["metric"] == "prunable_fraction_best")], "prunable fraction (1-point loss), best")
     fig.suptitle("Prunability per method, refit probe (mean and 95% CI over seeds; subject in red, dashed at its "
                  "mean; lower = harder to prune)", fontsize=9)
@@ -139,11 +134,11 @@ def aurc_figure(df: pd.DataFrame):
 
 def basis_figure(df: pd.DataFrame):
     """Where each method sits: unit AURC against acc(0), and against the basis-free rank AURC."""
-    refit = _is(df, "probe_mode", "refit")
+    refit = plots.is_value(df, "probe_mode", "refit")
     per = {
         "acc0": df[df["metric"] == "probe_acc"],
         "unit": df[refit & (df["metric"] == "aurc_best")],
-        "rank": df[refit & _is(df, "criterion", "rank") & (df["metric"] == "aurc")],
+        "rank": df[refit & plots.is_value(df, "criterion", "rank") & (df["metric"] == "aurc")],
     }
     means = pd.DataFrame({k: v.dropna(subset=["value"]).groupby("method")["value"].mean() for k, v in per.items()})
     means = means.dropna()

@@ -12,19 +12,13 @@ The figures are :mod:`predictions.pruning.figures`.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from bench import plots
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
-from bench.stats import t_interval
 from predictions.pruning import figures
 
 REFIT = {"probe_mode": "refit"}
-
-
-def _is(df: pd.DataFrame, col: str, value) -> pd.Series:
-    """Boolean mask ``df[col] == value`` with missing cells False."""
-    return df[col].eq(value).fillna(False).astype(bool)
 
 
 @VIEWS.register()
@@ -95,28 +89,20 @@ class PruningView(View):
         return figures.all_figures(df, matrices)
 
 
-def _cell(v: pd.Series) -> str:
-    """'mean +- 95% t half-width' of the finite values ('n/a' when none)."""
-    mean, _, high = t_interval(v.astype(float).to_numpy())
-    if not np.isfinite(mean):
-        return "n/a"
-    return f"{mean:.3g}" if not np.isfinite(high) or high == mean else f"{mean:.3g} \u00b1 {high - mean:.2g}"
-
-
 def _per_method(df: pd.DataFrame, columns: dict[str, tuple[str, dict]]) -> pd.DataFrame:
     out = {}
     for label, (metric, flt) in columns.items():
         sel = df[df["metric"] == metric]
         for col, v in flt.items():
-            sel = sel[_is(sel, col, v)]
-        out[label] = sel.groupby("method")["value"].apply(_cell)
+            sel = sel[plots.is_value(sel, col, v)]
+        out[label] = sel.groupby("method")["value"].apply(plots.mean_ci_cell)
     frame = pd.DataFrame(out).astype(object).fillna("n/a")
     order = [SUBJECT] + sorted(m for m in frame.index if m != SUBJECT)
     return frame.reindex([m for m in order if m in frame.index]).reset_index(names="method")
 
 
 def _best_criteria(df: pd.DataFrame) -> pd.Series:
-    sel = df[(df["metric"] == "aurc_best") & _is(df, "probe_mode", "refit")]
+    sel = df[(df["metric"] == "aurc_best") & plots.is_value(df, "probe_mode", "refit")]
     return sel.groupby("method")["criterion"].agg(
         lambda s: ", ".join(f"{k} {n}/{len(s)}" for k, n in s.value_counts().items()))
 
@@ -174,7 +160,7 @@ def manipulation_table(df: pd.DataFrame) -> Table | None:
 
 
 def head_table(df: pd.DataFrame) -> Table | None:
-    sel = df[_is(df, "probe_mode", "head") & df["metric"].isin(["aurc", "prunable_fraction"])]
+    sel = df[plots.is_value(df, "probe_mode", "head") & df["metric"].isin(["aurc", "prunable_fraction"])]
     if not len(sel):
         return None
     rows = []
@@ -183,7 +169,7 @@ def head_table(df: pd.DataFrame) -> Table | None:
         rec = {"method": method, "criterion": crit}
         for mode in ("head", "refit", "frozen"):
             for metric, lab in (("aurc", "AURC"), ("prunable_fraction", "prunable")):
-                rec[f"{lab} {mode}"] = _cell(g[_is(g, "probe_mode", mode) & (g["metric"] == metric)]["value"])
+                rec[f"{lab} {mode}"] = plots.mean_ci_cell(g[plots.is_value(g, "probe_mode", mode) & (g["metric"] == metric)]["value"])
         rows.append(rec)
     return Table("End-to-end: hidden units pruned under the model's own trained head (no refit), beside the probes",
                  pd.DataFrame(rows), note="The setting behind the '50-90% prunable' folklore.")

@@ -20,12 +20,6 @@ ALL_AT = 200.0  # where "all" sits on the log axis of labels per class (its tick
 VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
 
 
-def _is(df: pd.DataFrame, col: str, value) -> pd.Series:
-    if col not in df.columns:
-        return pd.Series(False, index=df.index)
-    return df[col].eq(value).fillna(False).astype(bool)
-
-
 def _x(budget: str, all_at: float = ALL_AT) -> float:
     return all_at if budget == "all" else float(budget)
 
@@ -78,7 +72,7 @@ def all_figures(df: pd.DataFrame, view: TransferView) -> list:
 
 def kappa_figure(df: pd.DataFrame):
     """kappa against labels per class (log x), one column per pair, transfer (top) and in-domain (bottom)."""
-    sel = df[(df["metric"] == "kappa") & _is(df, "l2_mode", "val")].dropna(subset=["value"])
+    sel = df[(df["metric"] == "kappa") & plots.is_value(df, "l2_mode", "val")].dropna(subset=["value"])
     if sel.empty:
         return None
     pairs = list(dict.fromkeys(sel["pair"]))
@@ -142,7 +136,7 @@ def verdict_figure(df: pd.DataFrame, view: TransferView):
 
 def gap_figure(df: pd.DataFrame):
     """kappa transfer - kappa in-domain per budget, averaged over the embedded pairs within a seed."""
-    sel = df[(df["metric"] == "gap") & _is(df, "l2_mode", "val")].dropna(subset=["value"])
+    sel = df[(df["metric"] == "gap") & plots.is_value(df, "l2_mode", "val")].dropna(subset=["value"])
     emb = [p for p in ("mnist_digits", "mnist_lo_hi", "digits_lo_hi") if p in set(sel["pair"])]
     sel = sel[sel["pair"].isin(emb)]
     if sel.empty:
@@ -168,7 +162,7 @@ def gap_figure(df: pd.DataFrame):
 
 
 def dsprites_figure(df: pd.DataFrame):
-    sel = df[(df["metric"] == "r2") & _is(df, "pair", "dsprites")].dropna(subset=["value"])
+    sel = df[(df["metric"] == "r2") & plots.is_value(df, "pair", "dsprites")].dropna(subset=["value"])
     if sel.empty:
         return None
     factors = list(dict.fromkeys(sel["factor"]))

@@ -12,23 +12,15 @@ The figures are :mod:`predictions.transfer.figures`.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from bench import plots
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
-from bench.stats import t_interval
 from bench.verdicts import verdict_from_tidy
 from predictions.transfer import figures
 
 REFERENCES = ("raw", "random")
 PRIMARY = {"pair": "embedded", "budget": "1,5,10", "l2_mode": "val"}
-
-
-def _is(df: pd.DataFrame, col: str, value) -> pd.Series:
-    """Boolean mask ``df[col] == value`` with missing cells False."""
-    if col not in df.columns:
-        return pd.Series(False, index=df.index)
-    return df[col].eq(value).fillna(False).astype(bool)
 
 
 def oracles(df: pd.DataFrame) -> set[str]:
@@ -94,9 +86,7 @@ class TransferView(View):
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
         """Holm across the baselines only: ``raw`` and ``random`` are references, never verdict rows."""
-        sel = df[df["metric"] == v.metric]
-        for col, value in v.where.items():
-            sel = sel[_is(sel, col, value)]
+        sel = plots.select(df, v.metric, v.where)
         baselines = sorted(m for m in set(df["method"].dropna()) - {SUBJECT, *REFERENCES})
         frame = verdict_from_tidy(df[~df["method"].isin(REFERENCES)], v.metric, SUBJECT, v.direction,
                                   by=self.verdict_by, extra_filter=v.where, methods=baselines)
@@ -113,9 +103,7 @@ class TransferView(View):
         """The primary, the co-primary, then the secondaries whose rows are in the table."""
         out = []
         for i, v in enumerate(self.verdicts):
-            sel = df[df["metric"] == v.metric]
-            for col, value in v.where.items():
-                sel = sel[_is(sel, col, value)]
+            sel = plots.select(df, v.metric, v.where)
             if i > 1 and sel.empty:
                 continue
             kind = ("Primary", "Co-primary")[i] if i < 2 else "Secondary"
@@ -135,22 +123,14 @@ class TransferView(View):
         return figures.all_figures(df, self)
 
 
-def _cell(v: pd.Series) -> str:
-    """'mean +- 95% t half-width' of the finite values ('n/a' when none)."""
-    mean, _, high = t_interval(v.astype(float).to_numpy())
-    if not np.isfinite(mean):
-        return "n/a"
-    return f"{mean:.3f}" if not np.isfinite(high) or high == mean else f"{mean:.3f} \u00b1 {high - mean:.2f}"
-
-
 def _label(m: str, ora: set[str]) -> str:
     return m + (" (reference)" if m in REFERENCES else " (oracle in-domain)" if m in ora else "")
 
 
 def pair_table(df: pd.DataFrame) -> Table | None:
     """Per pair and method: transfer kappa per budget, in-domain and gap over n in {1, 5, 10}."""
-    sel = df[_is(df, "l2_mode", "val")]
-    kap = sel[(sel["metric"] == "kappa") & _is(sel, "reference", "transfer")]
+    sel = df[plots.is_value(df, "l2_mode", "val")]
+    kap = sel[(sel["metric"] == "kappa") & plots.is_value(sel, "reference", "transfer")]
     if kap.empty:
         return None
     ora = oracles(df)
@@ -160,13 +140,13 @@ def pair_table(df: pd.DataFrame) -> Table | None:
     for (pid, m), g in kap.groupby(["pair", "method"]):
         rec = {"pair": pid, "method": _label(m, ora)}
         for b in budgets:
-            rec[f"n={b}" if b != "all" else "all"] = _cell(g.loc[_is(g, "budget", b), "value"])
+            rec[f"n={b}" if b != "all" else "all"] = plots.mean_ci_cell(g.loc[plots.is_value(g, "budget", b), "value"], "f")
         for metric, ref, lab in (("kappa", "in_domain", "in-domain 1-10"), ("gap", None, "gap 1-10")):
-            h = sel[(sel["metric"] == metric) & _is(sel, "pair", pid) & (sel["method"] == m)
+            h = sel[(sel["metric"] == metric) & plots.is_value(sel, "pair", pid) & (sel["method"] == m)
                     & sel["budget"].isin(prim)]
             if ref:
-                h = h[_is(h, "reference", ref)]
-            rec[lab] = _cell(h.groupby("seed")["value"].mean())
+                h = h[plots.is_value(h, "reference", ref)]
+            rec[lab] = plots.mean_ci_cell(h.groupby("seed")["value"].mean(), "f")
         recs.append(rec)
     frame = pd.DataFrame(recs)
     frame["_s"] = frame["method"] != SUBJECT
@@ -177,14 +157,14 @@ def pair_table(df: pd.DataFrame) -> Table | None:
 
 
 def dsprites_table(df: pd.DataFrame) -> Table | None:
-    sel = df[(df["metric"] == "r2") & _is(df, "pair", "dsprites")]
+    sel = df[(df["metric"] == "r2") & plots.is_value(df, "pair", "dsprites")]
     if sel.empty:
         return None
     recs = []
     for m, g in sel.groupby("method"):
         rec = {"method": _label(m, set())}
         for (f, b), h in g.groupby(["factor", "budget"], sort=False):
-            rec[f"{f} {b}"] = _cell(h["value"])
+            rec[f"{f} {b}"] = plots.mean_ci_cell(h["value"], "f")
         recs.append(rec)
     return Table("dSprites: ridge R^2 on test per factor and total labelled budget (mean \u00b1 95% CI)",
                  pd.DataFrame(recs), note="Source = target for the unsupervised methods; supervised was trained on shape.")
