@@ -39,9 +39,14 @@ class Supervised(Method):
         super().__init__(cfg, info, width)
         cfg.check()
         if info.n_classes is None:
-            raise ValueError(f"supervised: {self.unsupported(info)}")
-        self.encoder = nn.Linear(info.input_dim, width)
+            raise ValueError(f"{self.name}: {self.unsupported(info)}")
+        self.encoder = self.build_encoder(info.input_dim, width)
         self.head = nn.Linear(width, info.n_classes)
+
+    @staticmethod
+    def build_encoder(input_dim: int, width: int) -> nn.Module:
+        """The deployed encoder whose ReLU'd output (N, K) is the features: one ``Linear(D, K)``."""
+        return nn.Linear(input_dim, width)
 
     @classmethod
     def unsupported(cls, info: DataInfo) -> str | None:
@@ -59,5 +64,5 @@ class Supervised(Method):
 
     def loss_terms(self, x, y=None):
         if y is None:
-            raise ValueError("supervised: loss_terms needs labels y")
+            raise ValueError(f"{self.name}: loss_terms needs labels y")
         return {"ce": F.cross_entropy(self.logits(x), y)}

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
+from baselines.supervised import Supervised
+from bench.methods import METHODS, MethodConfig
 
 
 @dataclass(frozen=True)
@@ -30,37 +29,14 @@ class SupervisedMLP2Config(MethodConfig):
 
 
 @METHODS.register()
-class SupervisedMLP2(Method):
+class SupervisedMLP2(Supervised):
     """Two-layer supervised MLP (hidden 2K then K ReLU units = features, linear head on labels)."""
 
     name = "supervised_mlp2"
     citation = "Rumelhart, Hinton & Williams 1986, Learning representations by back-propagating errors"
-    uses_labels = True
     Config = SupervisedMLP2Config
 
-    def __init__(self, cfg: SupervisedMLP2Config, info: DataInfo, width: int):
-        super().__init__(cfg, info, width)
-        cfg.check()
-        if info.n_classes is None:
-            raise ValueError(f"supervised_mlp2: {self.unsupported(info)}")
-        self.encoder = nn.Sequential(nn.Linear(info.input_dim, 2 * width), nn.ReLU(), nn.Linear(2 * width, width))
-        self.head = nn.Linear(width, info.n_classes)
-
-    @classmethod
-    def unsupported(cls, info: DataInfo) -> str | None:
-        return None if info.n_classes is not None else "needs class labels (the data has none)"
-
-    def classifier(self) -> nn.Module:
-        return self.head
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores of the trained head on the K ReLU features, (N, D) -> (N, C)."""
-        return self.head(self.encode(x))
-
-    def loss_terms(self, x, y=None):
-        if y is None:
-            raise ValueError("supervised_mlp2: loss_terms needs labels y")
-        return {"ce": F.cross_entropy(self.logits(x), y)}
+    @staticmethod
+    def build_encoder(input_dim: int, width: int) -> nn.Module:
+        """``Linear(D, 2K) + ReLU + Linear(2K, K)``: the features are this output's ReLU."""
+        return nn.Sequential(nn.Linear(input_dim, 2 * width), nn.ReLU(), nn.Linear(2 * width, width))
