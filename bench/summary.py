@@ -122,9 +122,9 @@ def _same(a, b) -> bool:
 def _groups(view: View, table: Table, df: pd.DataFrame) -> list[Group]:
     v = _match(view, table)
     frame = table.frame
-    keys = [c for c in view.verdict_by if c in frame.columns]
+    keys = [c for c in view.verdict_by if c in frame.columns] if len(frame) else []
     sel = plots.select(df, v.metric, v.where)
-    combos = frame[keys].drop_duplicates().itertuples(index=False, name=None) if keys and len(frame) else [()]
+    combos = frame[keys].drop_duplicates().itertuples(index=False, name=None) if keys else [()]
     out = []
     for combo in combos:
         f, s = frame, sel
@@ -166,7 +166,9 @@ def _entry(name: str, out: Path) -> Entry:
     tables = _primary_tables(view, df)
     e.overall = overall(tables[0].frame)
     panels = [t for t in tables if t.title.startswith("Primary: ")] or tables[:1]
-    e.groups = [g for t in panels for g in _groups(view, t, df)]
+    e.groups = [g for t in panels for g in _groups(view, t, df) if len(g.rows)]
+    if not e.groups:
+        e.error = f"no rows of the primary metric {view.primary.metric}"
     if tables[0] not in panels and "baseline" in tables[0].frame.columns:
         e.joint = dict(zip(tables[0].frame["baseline"], tables[0].frame["verdict"], strict=True))
         e.joint_title = tables[0].title
@@ -243,7 +245,7 @@ def markdown(entries: list[Entry], reports_dir: Path) -> str:
                 name = f"**{r['method']}** (subject)" if r["method"] == SUBJECT else r["method"]
                 verdict = "-" if r["verdict"] == "subject" else r["verdict"]
                 if r["n"] == 0 and r["reason"]:
-                    verdict += f" (no value: {r['reason']})"
+                    verdict += f" (no value: {textwrap.shorten(r['reason'], 90, placeholder=' ...')})"
                 cells = [name, _cell(r), str(int(r["n"])), verdict]
                 if e.joint:
                     cells.append("-" if r["method"] == SUBJECT else e.joint.get(r["method"], NO_VERDICT))

@@ -134,3 +134,16 @@ def test_no_runs_gives_none(tmp_path):
     _write(tmp_path / "results", "probe", _tidy("pruning", CENTRES))  # a run of another prediction only
     assert build_summary(tmp_path / "results", tmp_path / "reports") is None
     assert not (tmp_path / "reports").exists() and not (tmp_path / "results" / "SUMMARY.md").exists()
+
+
+def test_runs_without_baselines_or_primary_rows(tmp_path):
+    """A subject-only run reads 'no baselines compared'; a run without the primary metric says so."""
+    out = tmp_path / "results"
+    _write(out, "transfer", _tidy("transfer", {SUBJECT: 0.5}))
+    other = _tidy("pruning", CENTRES).assign(metric="probe_acc")
+    _write(out, "pruning", other)
+    pdf, md_path = build_summary(out, tmp_path / "reports")
+    md = md_path.read_text()
+    assert _pages(pdf.read_bytes()) == 1
+    assert "**Overall:** no baselines compared." in md
+    assert "Run `run-pruning`: no rows of the primary metric aurc_best." in md
