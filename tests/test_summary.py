@@ -110,9 +110,10 @@ def test_every_primary_group_is_shown(three_runs, tmp_path):
 
 
 @pytest.mark.parametrize(("planted", "expected"), [(0.9, "supported"), (0.1, "contradicted")])
-@pytest.mark.parametrize("prediction", ["pruning", "transfer", "efficiency"])
+@pytest.mark.parametrize("prediction", ["pruning", "transfer", "efficiency", "interpretability"])
 def test_planted_verdict(tmp_path, prediction, planted, expected):
-    """The subject clearly better (worse) than ae in every one of 6 seeds in the predicted direction."""
+    """The subject clearly better (worse) than ae in every one of 6 seeds in the predicted direction (P4: on
+    both primaries): ae reads supported (contradicted), the baselines level with the subject inconclusive."""
     view = VIEWS.get(prediction)()
     higher = view.primary.direction == "higher"
     if prediction == "efficiency":  # rows hold d = Delta_B + delta per baseline: > 0 favours the subject
@@ -126,6 +127,8 @@ def test_planted_verdict(tmp_path, prediction, planted, expected):
     rows = {r[0]: r for r in _table(md, view.title)}
     assert rows["ae"][3] == expected and rows["ae"][2] == "6"
     assert rows["pca"][3] == rows["sae"][3] == "inconclusive"
+    if prediction == "interpretability":  # planted on both primaries: the joint verdict agrees
+        assert rows["ae"][4] == expected and rows["pca"][4] == "inconclusive"
     assert "Quick profile" not in md
 
 
