@@ -71,8 +71,7 @@ class Entry:
     seeds: list[int] = field(default_factory=list)
     overall: str = ""
     groups: list[Group] = field(default_factory=list)
-    joint: dict[str, str] | None = None  # baseline -> verdict of a headline table that is no group's (P4)
-    joint_title: str = ""
+    joint: dict[str, str] | None = None  # baseline -> verdict of a headline table over both primaries (P4)
     error: str = ""
 
 
@@ -169,9 +168,8 @@ def _entry(name: str, out: Path) -> Entry:
     e.groups = [g for t in panels for g in _groups(view, t, df) if len(g.rows)]
     if not e.groups:
         e.error = f"no rows of the primary metric {view.primary.metric}"
-    if tables[0] not in panels and "baseline" in tables[0].frame.columns:
+    if not any(t is tables[0] for t in panels) and "baseline" in tables[0].frame.columns:
         e.joint = dict(zip(tables[0].frame["baseline"], tables[0].frame["verdict"], strict=True))
-        e.joint_title = tables[0].title
     return e
 
 
