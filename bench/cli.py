@@ -11,11 +11,17 @@ from pathlib import Path
 
 USAGE = """usage:
   bench run prediction=NAME [key=value ...]   run a prediction (e.g. bench run prediction=pruning)
+  bench run prediction=all [key=value ...]    the four predictions, encoders shared, + reports/summary.pdf
   bench list [methods|datasets|predictions] [PATTERN] [format=plain|markdown]
   bench report [RUN_DIR ...] [out=results] [reports=reports]
+  bench rerun RUN_DIR [key=value ...]         rerun a run's recorded command and compare the tables
+  bench perf [device=auto|cpu|cuda] [e2e=true]   trainer throughput, roofline fraction, probe time
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
-      profile=quick|full out= reports= cache= data.root= data.download= data.split_seed=
-      <method>.<field>= (e.g. infomax.lambda_tc=0.5)  <prediction>.<field>="""
+      profile=quick|full out= reports= cache= threads= workers=auto|N
+      executor=local|dask|slurm executor.address=tcp://HOST:PORT executor.partition= executor.gpus_per_job=
+      executor.cpus_per_job= executor.time_min= executor.cluster=slurm|local executor.folder=
+      data.root= data.download= data.split_seed=
+      <method>.<field>= (e.g. infomax.lambda_tc=0.5)  <prediction>.<field>= (e.g. pruning.fractions=[0.1,0.5])"""
 
 
 class UsageError(Exception):
@@ -88,32 +94,137 @@ def cmd_list(args: list[str]) -> int:
     return 0
 
 
-def cmd_run(args: list[str]) -> int:
+def _print_verdicts(pname: str, run_dir: Path, pdf: Path, primary_only: bool = False) -> None:
     from bench import report, results
+    from bench.protocol import VIEWS
+
+    df, _, _ = results.read_run(run_dir)
+    for t in VIEWS.get(pname)().verdict_tables(df):
+        if t.verdict:
+            print(f"\n{t.title}\nOverall: {report.overall(t.frame)}")
+            if not primary_only:
+                print(report.format_table(report.verdict_display(t.frame)))
+        if primary_only:
+            break
+    print(f"\nresults: {run_dir}\nreport:  {pdf}")
+
+
+def _time_line(run_dir: Path) -> None:
+    from bench import results
+    from bench.runner import timing_line
+
+    _, _, man = results.read_run(run_dir)
+    if "timing" in man:
+        print(f"time:    {timing_line(man['timing'])}")
+
+
+def all_configs(args: list[str]) -> dict:
+    """``prediction=all``: one RunConfig per prediction; ``NAME.field=`` tokens go to NAME only."""
     from bench.config import parse_overrides
-    from bench.protocol import PREDICTIONS, VIEWS
-    from bench.runner import build_prediction, execute
+    from bench.protocol import PREDICTIONS
+    from bench.runner import ALL
+
+    rest = [a for a in args if not a.startswith("prediction=")]
+    for a in rest:
+        if a.split("=", 1)[0] in ("dataset", "width"):
+            raise UsageError(f"prediction=all: '{a.split('=', 1)[0]}=' differs per prediction; "
+                             f"set it for one (e.g. pruning.{a})")
+    cfgs = {}
+    for name in ALL:
+        mine = [a for a in rest if a.partition("=")[0].partition(".")[0] not in ALL or a.startswith(f"{name}.")]
+        cfgs[name] = parse_overrides([*mine, f"prediction={name}"], PREDICTIONS.get(name).Config, name)
+    return cfgs
+
+
+def cmd_run(args: list[str]) -> int:
+    from bench import report
+    from bench.config import parse_overrides
+    from bench.protocol import PREDICTIONS
+    from bench.runner import build_prediction, execute, execute_all
 
     pred_tokens = [a for a in args if a.startswith("prediction=")]
     if not pred_tokens:
-        raise UsageError(f"missing prediction=NAME (choices: {', '.join(PREDICTIONS.names())})")
+        raise UsageError(f"missing prediction=NAME (choices: all, {', '.join(PREDICTIONS.names())})")
     pname = pred_tokens[0].partition("=")[2]
+    if pname == "all":
+        cfgs = all_configs(args)
+        for cfg in cfgs.values():
+            build_prediction(cfg)  # every prediction's options are checked before anything runs
+        run_dirs = execute_all(cfgs, ["bench", "run", *args])
+        for name, run_dir in zip(cfgs, run_dirs, strict=True):
+            print(f"\n=== {name} ===")
+            _print_verdicts(name, run_dir, report.build_report(run_dir, cfgs[name].reports), primary_only=True)
+            _time_line(run_dir)
+        _summary(next(iter(cfgs.values())).out, next(iter(cfgs.values())).reports)
+        return 0
     pcls = PREDICTIONS.get(pname)
     cfg = parse_overrides(args, pcls.Config, pname)
     build_prediction(cfg)  # validates the prediction's own options before anything runs
     run_dir = execute(cfg, ["bench", "run", *args])
-    pdf = report.build_report(run_dir, cfg.reports)
-    df, _, man = results.read_run(run_dir)
-    for t in VIEWS.get(pname)().verdict_tables(df):
-        if t.verdict:
-            print(f"\n{t.title}\nOverall: {report.overall(t.frame)}")
-            print(report.format_table(report.verdict_display(t.frame)))
-    print(f"\nresults: {run_dir}\nreport:  {pdf}")
-    if "timing" in man:
-        from bench.runner import timing_line
-
-        print(f"time:    {timing_line(man['timing'])}")
+    _print_verdicts(pname, run_dir, report.build_report(run_dir, cfg.reports))
+    _time_line(run_dir)
     return 0
+
+
+def cmd_perf(args: list[str]) -> int:
+    from bench.perf import cmd_perf as perf
+
+    return perf(args)
+
+
+def _summary(out, reports_dir) -> None:
+    from bench.summary import build_summary
+
+    made = build_summary(out, reports_dir)
+    if made is not None:
+        pdf, md = made
+        print(f"\nsummary: {pdf}\n         {md}")
+
+
+def cmd_rerun(args: list[str]) -> int:
+    """Rerun a run directory's recorded command; compare its table with the original's."""
+    from bench import results
+    from bench.runner import ALL
+
+    dirs = [a for a in args if "=" not in a]
+    if len(dirs) != 1:
+        raise UsageError("usage: bench rerun RUN_DIR [key=value ...]")
+    run_dir = Path(dirs[0])
+    if not (run_dir / "manifest.json").exists():
+        raise UsageError(f"'{run_dir}' is not a run directory (no manifest.json)")
+    df0, config, man = results.read_run(run_dir)
+    argv = (man.get("rerun") or {}).get("argv") or man.get("command", "").split()
+    if argv[:2] != ["bench", "run"]:
+        raise UsageError(f"'{run_dir}' records no bench run command")
+    tokens = argv[2:]
+    pred = config.get("prediction")
+    if any(t == "prediction=all" for t in tokens):  # rerun only this run's prediction
+        tokens = [t for t in tokens if t != "prediction=all"
+                  and not (t.partition("=")[0].partition(".")[0] in ALL and not t.startswith(f"{pred}."))]
+        tokens.insert(0, f"prediction={pred}")
+    extra = [a for a in args if "=" in a]
+    keys = {a.partition("=")[0] for a in extra}
+    tokens = [t for t in tokens if t.partition("=")[0] not in keys] + extra
+    now = results.git_commit()
+    if man.get("git_commit") not in (None, now):
+        print(f"bench: note: the run was made at commit {man.get('git_commit')}, the code here is {now}",
+              file=sys.stderr)
+    libs = results.library_versions()
+    changed = {k: (v, libs.get(k)) for k, v in man.get("libraries", {}).items() if libs.get(k) != v}
+    if changed:
+        print(f"bench: note: library versions differ from the run's: {changed}", file=sys.stderr)
+    print("rerun: bench run " + " ".join(tokens), flush=True)
+    code = cmd_run(tokens)
+    if code:
+        return code
+    out = Path(config.get("out", "results"))
+    for t in tokens:
+        if t.startswith("out="):
+            out = Path(t.partition("=")[2])
+    new_dir = results.latest_run(out, pred)
+    same, what = results.same_values(df0, results.read_run(new_dir)[0])
+    print(f"\nrerun of {run_dir}: {new_dir}\n{'identical values' if same else 'DIFFERENT: ' + what}")
+    return 0 if same else 1
 
 
 def cmd_report(args: list[str]) -> int:
@@ -135,6 +246,7 @@ def cmd_report(args: list[str]) -> int:
             raise UsageError(f"no runs under '{out}' (run one with: bench run prediction=NAME)")
     for r in runs:
         print(f"{r} -> {report.build_report(r, reports_dir)}")
+    _summary(out, reports_dir)
     return 0
 
 
@@ -150,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     load_all()
     cmd, rest = argv[0], argv[1:]
-    commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report}
+    commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "rerun": cmd_rerun, "perf": cmd_perf}
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")
     try:

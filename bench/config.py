@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.data import DATASETS, DataConfig, base_name
 from bench.data_views import parse_view
+from bench.executors import ExecutorConfig
 from bench.methods import METHODS
 
 PROFILES = ("quick", "full")
@@ -57,7 +58,9 @@ class RunConfig:
     out: str = "results"
     reports: str = "reports"
     cache: str | None = None  # None: <out>/cache
-    threads: int = 1  # CPU threads for torch (see README: one is fastest for these small models)
+    threads: int = 1  # CPU threads for torch, per process (see README: one is fastest for these small models)
+    workers: int | str = "auto"  # processes training jobs at once: "auto" = the CPU cores (several per GPU)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # local | dask | slurm (bench.executors)
     data: DataConfig = field(default_factory=DataConfig)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     prediction_overrides: dict[str, Any] = field(default_factory=dict)
@@ -152,7 +155,7 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 RUN_KEYS = ("dataset", "methods", "width", "seeds", "epochs", "batch_size", "device", "profile",
-            "out", "reports", "cache", "threads")
+            "out", "reports", "cache", "threads", "workers", "executor")
 
 
 def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
@@ -160,6 +163,7 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
     """Build a validated :class:`RunConfig` from ``key=value`` tokens (``prediction`` included)."""
     cfg = RunConfig()
     data_kw: dict[str, Any] = {}
+    exec_kw: dict[str, Any] = {}
     run_types = _fields(RunConfig)
     seen: set[str] = set()
     for tok in args:
@@ -183,11 +187,21 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
             elif not v or len(set(v)) != len(v) or min(v) < 0:
                 raise ConfigError(f"seeds: need distinct non-negative seeds, got '{text}'")
             cfg.seeds = v
+        elif key == "executor":
+            exec_kw["kind"] = coerce(key, text, str)
+        elif key == "workers":
+            cfg.workers = "auto" if text.strip() == "auto" else coerce(key, text, int)
         elif key in RUN_KEYS:
             setattr(cfg, key, coerce(key, text, run_types[key]))
         elif "." in key:
             section, _, name = key.partition(".")
-            if section == "data":
+            if section == "executor":
+                etypes = _fields(ExecutorConfig)
+                etypes.pop("kind")
+                if name not in etypes:
+                    raise ConfigError(f"unknown key '{key}' (executor keys: executor, {', '.join('executor.' + k for k in etypes)})")
+                exec_kw[name] = coerce(key, text, etypes[name])
+            elif section == "data":
                 dtypes = _fields(DataConfig)
                 if name not in dtypes:
                     raise ConfigError(f"unknown key '{key}' (data keys: {', '.join('data.' + k for k in dtypes)})")
@@ -203,7 +217,7 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
                     raise ConfigError(f"unknown key '{key}' ({section} keys: {', '.join(ptypes) or 'none'})")
                 cfg.prediction_overrides[name] = coerce(key, text, ptypes[name])
             else:
-                choices = ["data", prediction_name or "<prediction>", *METHODS.names()]
+                choices = ["data", "executor", prediction_name or "<prediction>", *METHODS.names()]
                 raise ConfigError(f"unknown section '{section}' in '{key}' (sections: {', '.join(choices)})")
         else:
             raise ConfigError(f"unknown key '{key}' (keys: prediction, {', '.join(RUN_KEYS)}, data.*, <method>.*, <prediction>.*)")
@@ -211,6 +225,7 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
         cfg.data = DataConfig(**data_kw)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"data: {e}") from None
+    cfg.executor = ExecutorConfig(**exec_kw)
     validate(cfg)
     return cfg
 
@@ -236,6 +251,12 @@ def validate(cfg: RunConfig) -> None:
                 raise ConfigError(f"methods: unknown '{m}' (choices: {', '.join(METHODS.names())})")
         if len(set(cfg.methods)) != len(cfg.methods):
             raise ConfigError(f"methods: listed twice in {cfg.methods}")
+    if cfg.workers != "auto" and (not isinstance(cfg.workers, int) or cfg.workers < 1):
+        raise ConfigError(f"workers: must be auto or an integer >= 1, got {cfg.workers}")
+    try:
+        cfg.executor.check()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     for key, lo in (("width", 1), ("epochs", 1), ("batch_size", 2), ("threads", 1)):
         v = getattr(cfg, key)
         if v is not None and v < lo:

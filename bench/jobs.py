@@ -3,23 +3,35 @@
 A job is content-addressed: its key hashes everything that determines the trained
 encoder (package version included), so a rerun and every prediction reuse the same
 encoder. The cache holds ``state.pt`` (a state dict, loaded with ``weights_only=True``) and
-``meta.json`` (status, failure reason, timings, loss history, diagnostics). A diverged job
-is cached as failed with its reason: rerunning it would diverge again.
+``meta.json`` (status, failure reason, timings, loss history, diagnostics, the job's identity
+and the SHA-256 of ``state.pt``). A diverged job is cached as failed with its reason:
+rerunning it would diverge again.
+
+Many processes (``workers=N``, a Dask or Slurm cluster, two runs at once) share one cache
+directory. Each entry is written by one writer: it holds ``.locks/KEY.lock`` (an ``flock``,
+which the kernel releases when its process dies, so a SIGKILLed writer leaves no stale lock)
+while it trains, and renames a complete temporary directory into place. Readers never see a
+half-written entry; a waiting process polls for the entry and takes the lock over when its
+holder dies. An entry whose checksum or identity does not match (truncated, foreign, written
+by another version) is reported in one warning line and retrained.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import importlib
 import inspect
+import io
 import json
 import os
 import shutil
+import socket
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +40,10 @@ import torch
 
 import bench
 from bench.data import DataConfig, Dataset
-from bench.methods import METHODS, DataInfo, Method
-from bench.trainer import JobFailed, train
+from bench.methods import METHODS, Method
+from bench.trainer import build, data_info, fit_encoder
+
+__all__ = ["CODE_MODULES", "Encoder", "JobCache", "JobSpec", "build", "data_info"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +59,11 @@ class JobSpec:
 
     def code_version(self) -> str:
         """Hash of the source that trains this encoder: the method's module, the project
-        modules it uses (base classes, augmentations, losses), the trainer, the losses, the data
-        module (scaling, splits, generators: a changed split must not reuse an encoder that may
-        have trained on what is now test data) and this module (seeding, fitting).
-        Editing any of them invalidates the cached encoder instead of reusing a stale one."""
+        modules it uses (base classes, augmentations, losses), the trainer (seeding, fitting),
+        the losses and the data modules (scaling, splits, generators: a changed split must not
+        reuse an encoder that may have trained on what is now test data). Editing any of them
+        invalidates the cached encoder instead of reusing a stale one; this module (the cache's
+        bookkeeping: locks, checksums) is not part of it."""
         cls = METHODS.get(self.method)
         mods = {sys.modules[c.__module__] for c in cls.__mro__ if _in_project(c.__module__)}
         mods |= {sys.modules[m] for m in CODE_MODULES}
@@ -108,7 +123,7 @@ class Encoder:
 
 # project modules every encoder depends on, whatever its method
 CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.data_views", "bench.sprites",
-                "bench.torchvision_data", "bench.jobs")
+                "bench.torchvision_data")
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)
 KEY_LIBRARIES = ("torch", "numpy", "sklearn", "timm")
 
@@ -134,104 +149,255 @@ def library_versions() -> dict[str, str]:
 
 
 def _in_project(module: str) -> bool:
-    return module.split(".")[0] in ("bench", "baselines") and module not in ("bench.registry",)
+    return module.split(".")[0] in ("bench", "baselines") and module not in ("bench.registry", "bench.jobs")
 
 
-def data_info(ds: Dataset) -> DataInfo:
-    return DataInfo(ds.input_dim, ds.n_classes, ds.image_shape)
+
+HOST = socket.gethostname()
+POLL_SECONDS = 0.25  # how often a waiting process looks for the entry or the lock
 
 
-def build(spec: JobSpec, info: DataInfo) -> Method:
-    return METHODS.get(spec.method)(spec.method_cfg, info, spec.width)
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
-def _atomic_dir_write(final: Path, files: dict[str, bytes]) -> None:
-    """Write all files into a temporary sibling directory, then rename it into place."""
+def _tmp_name(final: Path) -> str:
+    """``.KEY.tmp-HOST-PID-RAND``: the owner is in the name, so a dead writer's leftovers can be swept."""
+    return f".{final.name}.tmp-{HOST}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def sweep_orphans(folder: Path, max_age_s: float = 24 * 3600) -> list[Path]:
+    """Remove temporary directories/files left in ``folder`` by a killed writer: ours on this
+    host whose process is dead, or another host's older than ``max_age_s``. Returns what went."""
+    gone = []
+    if not folder.is_dir():
+        return gone
+    for p in folder.iterdir():
+        if not p.name.startswith(".") or (".tmp-" not in p.name and ".trash-" not in p.name):
+            continue
+        try:
+            host, pid = p.name.rsplit(".tmp-" if ".tmp-" in p.name else ".trash-", 1)[1].rsplit("-", 2)[:2]
+            pid_i = int(pid)
+        except ValueError:
+            continue
+        try:
+            old = time.time() - p.stat().st_mtime > max_age_s
+        except FileNotFoundError:
+            continue
+        if (host == HOST and not pid_alive(pid_i)) or (host != HOST and old):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def atomic_dir_write(final: Path, files: dict[str, bytes]) -> None:
+    """Write all files into a temporary sibling directory, then rename it into place (an existing
+    entry, e.g. a corrupt one being replaced, is first renamed aside so the swap is atomic)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = final.parent / _tmp_name(final)
+    tmp.mkdir()
     try:
         for name, data in files.items():
-            (tmp / name).write_bytes(data)
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
         if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            trash = final.parent / _tmp_name(final).replace(".tmp-", ".trash-")
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class JobCache:
-    """Trains or loads encoders for one dataset on one device."""
+class EntryLock:
+    """One writer per cache entry: an exclusive ``flock`` on ``.locks/KEY.lock``.
 
-    def __init__(self, root: str | Path, device: torch.device):
+    The kernel drops the lock when its holder dies (SIGKILL included), so a crashed writer never
+    blocks the entry: that is the stale-lock recovery. The file records ``pid``, ``host`` and
+    ``since`` for people and for the waiting message. ``flock`` is reliable on local disks and
+    NFSv4; on a filesystem without working locks, give each cluster job its own cache entries
+    (the keys already differ per job) or a node-local ``cache=``.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Try once, without blocking; True when this process now holds the lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        try:  # the file we locked must still be the one at the path (a releaser may have unlinked it)
+            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": HOST, "since": time.time()}).encode())
+        self.fd = fd
+        return True
+
+    def holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
+class CacheCorrupt(Exception):
+    """A cache entry that cannot be trusted; the message says why."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _normal(obj: Any) -> Any:
+    """JSON round trip, so an identity compares equal to what was written (tuples -> lists)."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+class JobCache:
+    """Trains or loads encoders for one device; safe to share between processes and hosts."""
+
+    def __init__(self, root: str | Path, device: torch.device, warn: Callable[[str], None] | None = None):
         self.root = Path(root)
         self.device = device
+        self.warn = warn or (lambda msg: print(f"bench: warning: {msg}", file=sys.stderr, flush=True))
+        self.trained: list[str] = []  # keys this process trained (the concurrency test reads them)
+        sweep_orphans(self.root)
 
     def path(self, spec: JobSpec) -> Path:
         return self.root / spec.key
 
-    def load(self, spec: JobSpec, ds: Dataset) -> Encoder | None:
-        d = self.path(spec)
-        if not (d / "meta.json").exists():
-            return None
-        meta = json.loads((d / "meta.json").read_text())
-        if meta["status"] != "ok":
-            return Encoder(spec, None, meta["status"], meta.get("reason", ""), meta.get("train_seconds", 0.0), True, meta)
-        method = build(spec, data_info(ds)).to(self.device)
-        state = torch.load(d / "state.pt", map_location=self.device, weights_only=True)
-        method.load_state_dict(state)
-        method.eval()
-        return Encoder(spec, method, "ok", "", meta["train_seconds"], True, meta)
+    def has(self, spec: JobSpec) -> bool:
+        """Whether an entry is there (not yet checked: :meth:`load` does that)."""
+        return (self.path(spec) / "meta.json").exists()
 
-    def get(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
-        """The cached encoder for ``spec``, training (and caching) it on a miss."""
-        hit = self.load(spec, ds)
-        if hit is not None:
-            return hit
+    def lock(self, spec: JobSpec) -> EntryLock:
+        return EntryLock(self.root / ".locks" / f"{spec.key}.lock")
+
+    def read_meta(self, spec: JobSpec) -> dict[str, Any] | None:
+        """The entry's checked metadata; None when absent. Raises CacheCorrupt."""
+        d = self.path(spec)
+        try:
+            raw = (d / "meta.json").read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise CacheCorrupt("meta.json is not valid JSON (truncated?)") from None
+        if not isinstance(meta, dict) or meta.get("key") != spec.key:
+            raise CacheCorrupt(f"meta.json belongs to another job ({meta.get('key') if isinstance(meta, dict) else '?'})")
+        if _normal(meta.get("spec")) != _normal(spec.identity()):
+            raise CacheCorrupt("its recorded identity differs from the job's (another version?)")
+        if meta.get("status") not in ("ok", "failed"):
+            raise CacheCorrupt(f"unknown status {meta.get('status')!r}")
+        return meta
+
+    def load(self, spec: JobSpec, ds: Dataset) -> Encoder | None:
+        """The cached encoder, or None when absent or untrustworthy (one warning line; retrain)."""
+        try:
+            meta = self.read_meta(spec)
+            if meta is None:
+                return None
+            if meta["status"] != "ok":
+                return Encoder(spec, None, meta["status"], meta.get("reason", ""), meta.get("train_seconds", 0.0),
+                               True, meta)
+            try:
+                data = (self.path(spec) / "state.pt").read_bytes()
+            except FileNotFoundError:
+                raise CacheCorrupt("state.pt is missing") from None
+            if _sha256(data) != meta.get("state_sha256"):
+                raise CacheCorrupt("state.pt does not match its checksum (truncated or replaced)")
+            method = build(spec.method, spec.method_cfg, data_info(ds), spec.width).to(self.device)
+            try:
+                state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+                method.load_state_dict(state)
+            except Exception as e:  # a checksummed file that still does not fit: another architecture
+                raise CacheCorrupt(f"state.pt does not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+            method.eval()
+            return Encoder(spec, method, "ok", "", meta["train_seconds"], True, meta)
+        except CacheCorrupt as e:
+            self.warn(f"cache entry {self.path(spec)} is unusable: {e}; retraining it")
+            return None
+
+    def get(self, spec: JobSpec, ds: Dataset, on_epoch=None, on_wait: Callable[[dict], None] | None = None) -> Encoder:
+        """The cached encoder for ``spec``; on a miss, train it under the entry's lock and cache it.
+
+        When another process holds the lock, wait for its entry (polling) instead of training the
+        same job twice; take over when that process dies."""
+        waited = False
+        while True:
+            hit = self.load(spec, ds)
+            if hit is not None:
+                return hit
+            lock = self.lock(spec)
+            if lock.acquire():
+                try:
+                    if (self.path(spec) / "meta.json").exists():  # written while we looked
+                        hit = self.load(spec, ds)
+                        if hit is not None:
+                            return hit
+                    return self._train_and_store(spec, ds, on_epoch)
+                finally:
+                    lock.release()
+            if not waited and on_wait is not None:
+                on_wait(lock.holder())
+            waited = True
+            time.sleep(POLL_SECONDS)
+
+    def _train_and_store(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
         enc = self.train(spec, ds, on_epoch)
-        files = {"meta.json": json.dumps(enc.meta, indent=1, default=str).encode()}
+        files: dict[str, bytes] = {}
         if enc.ok:
-            buf = _to_bytes({k: v.detach().cpu() for k, v in enc.method.state_dict().items()})
-            files["state.pt"] = buf
-        _atomic_dir_write(self.path(spec), files)
+            files["state.pt"] = _to_bytes({k: v.detach().cpu() for k, v in enc.method.state_dict().items()})
+            enc.meta["state_sha256"] = _sha256(files["state.pt"])
+        enc.meta["written_by"] = {"pid": os.getpid(), "host": HOST}
+        files["meta.json"] = json.dumps(enc.meta, indent=1, default=str).encode()
+        atomic_dir_write(self.path(spec), files)
+        self.trained.append(spec.key)
         return enc
 
     def train(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
-        torch.manual_seed(spec.seed)
-        method = build(spec, data_info(ds)).to(self.device)
-        x, y = ds.train.x, ds.train.y
-        y = y if method.uses_labels else None
-        meta: dict[str, Any] = {"spec": spec.identity(), "key": spec.key, "device": str(self.device)}
-        t0 = time.perf_counter()
-        try:
-            if method.kind == "gradient":
-                log = train(method, x, y, epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed, on_epoch=on_epoch)
-                meta["history"] = log.history
-                meta["final_loss"] = log.final
-            elif method.kind == "fit":
-                method.fit(x, y, spec.seed)
-            a = method.encode_all(x)
-            if not torch.isfinite(a).all():
-                raise JobFailed("non-finite features on the training set")
-        except JobFailed as e:
-            meta.update(status="failed", reason=e.reason, train_seconds=time.perf_counter() - t0, history=e.history)
-            return Encoder(spec, None, "failed", e.reason, meta["train_seconds"], False, meta)
-        meta["train_seconds"] = time.perf_counter() - t0
-        meta["status"] = "ok"
-        w = method.encoder_weight()
-        meta["diagnostics"] = {
-            "act_scale": float(a.abs().max()),  # max |a| on train: InfoMax's -log Var is unbounded below
-            "act_mean": float(a.mean()),
-            "encoder_weight_norm": float(w.detach().norm()) if w is not None else float("nan"),
-            "n_params_encoder": method.n_params_encoder(),
-            "n_params_train": method.n_params_train(),
-        }
-        return Encoder(spec, method, "ok", "", meta["train_seconds"], False, meta)
+        method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
+                                   batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch)
+        meta = {"spec": spec.identity(), "key": spec.key, **meta}
+        return Encoder(spec, method, meta["status"], meta.get("reason", ""), meta["train_seconds"], False, meta)
 
 
 def _to_bytes(state: dict[str, torch.Tensor]) -> bytes:
-    import io
-
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()

@@ -14,12 +14,12 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import bench
@@ -48,10 +48,15 @@ def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    from bench.jobs import _tmp_name
+
+    tmp = path.parent / _tmp_name(path)  # owner in the name: a killed writer's leftover is swept
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def git_commit() -> str:
@@ -110,9 +115,13 @@ def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config:
 
     ``matrices`` (optional): matrix-valued results in long form (``matrix, i, j, value`` with the
     job's columns), kept out of the tidy table as ``matrices.parquet``."""
+    from bench.jobs import _tmp_name, sweep_orphans
+
     pred_dir = Path(out) / prediction
     pred_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=pred_dir))
+    sweep_orphans(pred_dir)  # a killed run's half-written directory (its writer is dead)
+    tmp = pred_dir / _tmp_name(pred_dir / run_id)
+    tmp.mkdir()
     try:
         df.to_parquet(tmp / "results.parquet", index=False)
         df.to_csv(tmp / "results.csv", index=False)
@@ -127,6 +136,31 @@ def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config:
             shutil.rmtree(tmp, ignore_errors=True)
     atomic_write(pred_dir / "latest", run_id + "\n")
     return final
+
+
+TIMING_COLUMNS = ("run_id", "train_seconds")  # differ between identical runs, as do *_seconds metrics
+
+
+def same_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, str]:
+    """Whether two tidy tables hold the same rows and bit-identical values, timings aside;
+    when not, a short description of the first difference."""
+    def values(df: pd.DataFrame) -> pd.DataFrame:
+        df = df[~df["metric"].astype(str).str.endswith("_seconds")]  # timing rows (protocol_seconds)
+        return df.drop(columns=[c for c in TIMING_COLUMNS if c in df.columns]).reset_index(drop=True)
+
+    a, b = values(a), values(b)
+    if list(a.columns) != list(b.columns):
+        return False, f"columns differ: {sorted(set(a.columns) ^ set(b.columns))}"
+    if len(a) != len(b):
+        return False, f"{len(a)} rows against {len(b)}"
+    try:
+        pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False)
+    except AssertionError as e:
+        va, vb = a["value"].to_numpy(float), b["value"].to_numpy(float)
+        diff = ~((va == vb) | (np.isnan(va) & np.isnan(vb)))
+        gap = float(np.nanmax(np.abs(va - vb)[diff])) if diff.any() else 0.0
+        return False, f"{int(diff.sum())} of {len(va)} values differ (max |diff| {gap:.3g}); {str(e).splitlines()[0]}"
+    return True, ""
 
 
 def latest_run(out: Path, prediction: str) -> Path | None:

@@ -2,15 +2,24 @@
 
 The :class:`RunContext` implements :class:`bench.protocol.EncoderSource`, all a protocol sees:
 the datasets on the run's device, the seeds, and :meth:`RunContext.encoders`, which trains or
-loads each job through the content-addressed cache (progress bars and threads stay here). Failed jobs are recorded as ``job_failed`` rows with their reason
-(never dropped) and are not handed to the prediction; methods that cannot run on the data
-become ``job_skipped`` rows with theirs, so every requested method is in the table.
+loads each job through the content-addressed cache (progress bars and threads stay here).
+Failed jobs are recorded as ``job_failed`` rows with their reason (never dropped) and are not
+handed to the prediction; methods that cannot run on the data become ``job_skipped`` rows with
+theirs, so every requested method is in the table.
+
+With ``workers > 1`` (or a cluster executor) the runner first *plans*: it runs each protocol
+against a recorder that notes every job it asks for and hands it no encoder, submits all of
+them to the pool at once, then runs the protocols for real, each ``encoders()`` call waiting for
+its own jobs in the protocol's order. Training overlaps with the evaluation of finished jobs,
+and the tables do not depend on the number of workers: every job seeds itself, and the main
+process's RNG is shielded from loading and training (``torch.random.fork_rng``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,9 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench import results
+from bench import executors, results
 from bench.config import ConfigError, RunConfig
 from bench.data import PROVIDES, DataConfig, Dataset, load_dataset
+from bench.executors import JobPool
 from bench.jobs import Encoder, JobCache, JobSpec, data_info
 from bench.methods import METHODS
 from bench.protocol import NEEDS, PREDICTIONS, Prediction, data_tag, row
@@ -37,16 +47,25 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Progress:
-    """tqdm bars on a terminal, plain log lines otherwise (CI, files)."""
+    """One overall bar on a terminal (plus per-epoch bars for jobs trained in this process) and a
+    line per finished job; plain log lines otherwise (CI, files). Safe to call from threads."""
 
-    def __init__(self, total: int, enabled: bool | None = None):
+    def __init__(self, total: int = 0, enabled: bool | None = None):
         self.tty = sys.stderr.isatty() if enabled is None else enabled
         self.total, self.done = total, 0
         self.bar = None
+        self.lock = threading.Lock()
         if self.tty:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc="jobs", unit="job", dynamic_ncols=True)
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.total += n
+            if self.bar is not None:
+                self.bar.total = self.total
+                self.bar.refresh()
 
     def epochs(self, desc: str, total: int):
         if not self.tty:
@@ -55,39 +74,86 @@ class Progress:
 
         return tqdm(total=total, desc=desc, unit="ep", leave=False, dynamic_ncols=True)
 
+    def line(self, spec: JobSpec, cached: bool, seconds: float, ok: bool, reason: str, where: str = "") -> None:
+        with self.lock:
+            self.done += 1
+            how = "cached" if cached else f"trained in {seconds:.1f}s{where}"
+            status = "" if ok else f"  FAILED: {reason}"
+            text = (f"[{self.done}/{max(self.total, self.done)}] {spec.method} {spec.dataset} K={spec.width} "
+                    f"seed={spec.seed}: {how}{status}")
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix_str(f"{spec.method} seed={spec.seed}")
+                if not cached or not ok:
+                    self.bar.write(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+
     def job_done(self, enc: Encoder) -> None:
-        self.done += 1
-        s = enc.spec
-        how = "cached" if enc.cached else f"trained in {enc.train_seconds:.1f}s"
-        status = "" if enc.ok else f"  FAILED: {enc.reason}"
-        line = f"[{self.done}/{self.total}] {s.method} {s.dataset} K={s.width} seed={s.seed}: {how}{status}"
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix_str(f"{s.method} seed={s.seed}")
-            if not enc.ok:
-                self.bar.write(line)
-        else:
-            print(line, file=sys.stderr, flush=True)
+        self.line(enc.spec, enc.cached, enc.train_seconds, enc.ok, enc.reason)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
+class Engine:
+    """The jobs side of one command: the cache, the progress display and (when ``workers > 1``
+    or a cluster executor is chosen) the pool; shared by the predictions of ``prediction=all``."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.cache = JobCache(cfg.cache_dir(), device)
+        self.workers = executors.resolve_workers(cfg.workers, device.type)
+        self.progress = Progress()
+        # a pool when jobs may run elsewhere; its processes (or cluster) start at the first cache miss
+        self.parallel = cfg.executor.kind != "local" or self.workers > 1
+        self._pool: JobPool | None = None
+        self.where = executors.describe(cfg.executor, self.workers)
+
+    @property
+    def pool(self) -> JobPool | None:
+        return self._pool
+
+    def submit(self, spec: JobSpec) -> None:
+        """Hand a job that is not in the cache to the pool (started now if need be)."""
+        if self._pool is None:
+            ex = executors.make_executor(self.cfg.executor, self.workers, self.cfg.threads, self.cfg.out)
+            self._pool = JobPool(ex, str(self.cache.root), str(self.device), self.cfg.threads, self._done)
+        self._pool.submit(spec)
+
+    def pooled(self, spec: JobSpec) -> bool:
+        return self._pool is not None and spec.key in self._pool.futures
+
+    def _done(self, summary: dict[str, Any], spec: JobSpec) -> None:
+        where = f" on {summary.get('host', '?')}" if self.cfg.executor.kind != "local" else ""
+        self.progress.line(spec, summary["cached"], summary["train_seconds"], summary["status"] == "ok",
+                           summary["reason"], where)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        self.progress.close()
+
+
 class RunContext:
     """The runner's :class:`bench.protocol.EncoderSource`: data, encoders, seeds, matrices."""
 
-    def __init__(self, cfg: RunConfig, prediction: Prediction, device: torch.device, methods: list[str]):
+    def __init__(self, cfg: RunConfig, prediction: Prediction, device: torch.device, methods: list[str],
+                 engine: Engine | None = None):
         self.cfg, self.prediction, self.device, self.methods = cfg, prediction, device, methods
         self.pcfg = prediction.cfg
         self.seeds: list[int] = cfg.resolved_seeds()
         self.profile: str = cfg.profile
-        self.cache = JobCache(cfg.cache_dir(), device)
+        self.engine = engine or Engine(cfg, device)
+        self.cache = self.engine.cache
         self.jobs: list[dict[str, Any]] = []
         self.failure_rows: list[dict[str, Any]] = []
         self.matrices: list[pd.DataFrame] = []
         self.skipped: list[dict[str, Any]] = []  # methods that cannot run on the data, with why
-        self.progress: Progress | None = None
+        self.wait_seconds = 0.0  # the main process blocked on the pool
+        self.planning = self.planned = False
+        self._datasets: dict[tuple, Dataset] = {}
 
     @property
     def dataset_name(self) -> str:
@@ -98,13 +164,18 @@ class RunContext:
         return dataclasses.replace(self.cfg.data, **data) if data else self.cfg.data
 
     def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
-        try:
-            return load_dataset(name or self.dataset_name, self.data_config(data), self.device)
-        except ValueError as e:  # a class subset the base does not have
-            raise ConfigError(str(e)) from None
+        key = (name or self.dataset_name, self.data_config(data))
+        if key not in self._datasets:  # one copy per device (a GPU copy per call would add up)
+            try:
+                self._datasets[key] = load_dataset(key[0], key[1], self.device)
+            except ValueError as e:  # a class subset the base does not have
+                raise ConfigError(str(e)) from None
+        return self._datasets[key]
 
     def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
         """Collect a matrix-valued result as long rows (integer indices) of the matrices table."""
+        if self.planning:
+            return
         v = np.asarray(values, dtype=float)
         i, j = np.indices(v.shape)
         s = enc.spec
@@ -118,6 +189,25 @@ class RunContext:
         width = METHODS.get(method).resolve_width(data_info(self.dataset(name, data)), width)
         return JobSpec(method, self.cfg.method_config(method), name, self.data_config(data), width, seed,
                        self.cfg.resolved_epochs(name), self.cfg.batch_size)
+
+    def plan(self) -> int:
+        """Run the protocol against a recorder: submit every job it asks for to the pool now.
+
+        Best effort: a protocol that stops early on the empty encoders has submitted what it
+        asked for so far; whatever it asks for later is submitted then. Returns the jobs planned."""
+        if not self.engine.parallel or self.planned:
+            return 0
+        self.planned = True
+        before = len(self.engine.pool.futures) if self.engine.pool else 0
+        self.planning = True
+        try:
+            for _ in self.prediction.run(self):
+                pass
+        except Exception:  # noqa: BLE001 - planning only; the real run reports errors
+            pass
+        finally:
+            self.planning = False
+        return (len(self.engine.pool.futures) if self.engine.pool else 0) - before
 
     def encoders(
         self,
@@ -139,58 +229,112 @@ class RunContext:
             why = METHODS.get(m).unsupported(data_info(ds))
             if why:
                 methods.remove(m)
+                if self.planning:
+                    continue
                 self.skipped.append({"method": m, "dataset": ds.name, "reason": why})
                 self.failure_rows += [{"dataset": ds.name, "method": m, "width": w, "seed": s, "metric": "job_skipped",
                                        "value": 1.0, "note": why, **tag} for w in widths for s in seeds]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
         specs = [self.spec(m, w, s, dataset, data) for m in methods for w in widths for s in seeds]
         specs = list(dict.fromkeys(specs))  # raw: one job whatever the width
-        self.progress = Progress(len(specs))
-        try:
-            for spec in specs:
-                bar = self.progress.epochs(f"{spec.method} s{spec.seed}", spec.epochs)
-                on_epoch = None
-                if bar is not None:
-                    def on_epoch(epoch, terms, bar=bar):
-                        bar.update(1)
-                        bar.set_postfix_str(f"loss {terms.get('loss', float('nan')):.4g}")
-                t0 = time.perf_counter()
-                enc = self.cache.get(spec, ds, on_epoch)
-                if bar is not None:
-                    bar.close()
-                self.jobs.append({"key": spec.key, "method": spec.method, "dataset": spec.dataset,
-                                  "width": spec.width, "seed": spec.seed, "status": enc.status,
-                                  "cached": enc.cached, "train_seconds": enc.train_seconds,
-                                  "wall_seconds": time.perf_counter() - t0, "reason": enc.reason})
-                self.progress.job_done(enc)
-                if enc.ok:
-                    yield enc
-                else:
-                    self.failure_rows.append(row(enc, "job_failed", 1.0, note=enc.reason, **tag))
-        finally:
-            self.progress.close()
+        engine = self.engine
+        if engine.parallel:  # misses go to the pool now; hits load here
+            misses = [s for s in specs if not engine.pooled(s) and not self.cache.has(s)]
+            engine.progress.add(len(misses))
+            for s in misses:
+                engine.submit(s)
+        if self.planning:
+            return
+        engine.progress.add(sum(not engine.pooled(s) for s in specs))
+        for spec in specs:
+            enc, record = self._pooled(spec, ds) if engine.pooled(spec) else self._inline(spec, ds)
+            self.jobs.append({"key": spec.key, "method": spec.method, "dataset": spec.dataset,
+                              "width": spec.width, "seed": spec.seed, **record})
+            if enc.ok:
+                yield enc
+            else:
+                self.failure_rows.append(row(enc, "job_failed", 1.0, note=enc.reason, **tag))
+
+    def _inline(self, spec: JobSpec, ds: Dataset) -> tuple[Encoder, dict[str, Any]]:
+        """Train or load in this process, with a per-epoch bar; the main RNG is left untouched."""
+        bar = self.engine.progress.epochs(f"{spec.method} s{spec.seed}", spec.epochs)
+        on_epoch = None
+        if bar is not None:
+            def on_epoch(epoch, terms, bar=bar):
+                bar.update(1)
+                bar.set_postfix_str(f"loss {terms.get('loss', float('nan')):.4g}")
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            enc = self.cache.get(spec, ds, on_epoch, on_wait=self._waiting(spec))
+        if bar is not None:
+            bar.close()
+        wall = time.perf_counter() - t0
+        self.engine.progress.job_done(enc)
+        return enc, {"status": enc.status, "cached": enc.cached, "train_seconds": enc.train_seconds,
+                     "wall_seconds": wall, "load_seconds": wall if enc.cached else 0.0, "reason": enc.reason}
+
+    def _pooled(self, spec: JobSpec, ds: Dataset) -> tuple[Encoder, dict[str, Any]]:
+        """Wait for the job's worker, then load its encoder from the cache."""
+        t0 = time.perf_counter()
+        summary = self.engine.pool.result(spec)
+        waited = time.perf_counter() - t0
+        self.wait_seconds += waited
+        t1 = time.perf_counter()
+        if summary.get("worker_error"):
+            enc = Encoder(spec, None, "failed", summary["reason"], 0.0, False, {})
+        else:
+            with torch.random.fork_rng(devices=self._rng_devices()):
+                enc = self.cache.load(spec, ds)
+                if enc is None:  # the worker's entry vanished or is corrupt: train it here
+                    enc = self.cache.get(spec, ds)
+        load = time.perf_counter() - t1
+        return enc, {"status": enc.status, "cached": bool(summary["cached"]),
+                     "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
+                     "load_seconds": load, "waited_seconds": waited, "reason": enc.reason,
+                     "worker": f"{summary.get('host', '?')}:{summary.get('pid', '?')}"}
+
+    def _rng_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    @staticmethod
+    def _waiting(spec: JobSpec):
+        def note(holder: dict) -> None:
+            print(f"waiting for {spec.method} seed={spec.seed} ({spec.key}): being trained by pid "
+                  f"{holder.get('pid', '?')} on {holder.get('host', '?')}", file=sys.stderr, flush=True)
+        return note
 
 
-def timing(jobs: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    """Where a run's wall time went: training (jobs trained now), loading (cache hits), the protocol."""
+def timing(jobs: list[dict[str, Any]], wall: float, waited: float = 0.0, workers: int = 1,
+           where: str = "the main process") -> dict[str, Any]:
+    """Where a run's wall time went. The main process's wall = waiting for training (training
+    in-process with one worker; blocked on the pool otherwise) + cache loads + the protocol.
+    ``train_seconds`` is the jobs' own training time summed over workers (worker-seconds)."""
     trained = [j for j in jobs if not j["cached"]]
     train = sum(j["wall_seconds"] for j in trained)
-    load = sum(j["wall_seconds"] for j in jobs if j["cached"])
+    load = sum(j.get("load_seconds", j["wall_seconds"] if j["cached"] else 0.0) for j in jobs)
+    if workers <= 1 and not waited:
+        waited = train
     per_method: dict[str, float] = {}
     for j in trained:
         per_method[j["method"]] = per_method.get(j["method"], 0.0) + j["wall_seconds"]
     top = dict(sorted(per_method.items(), key=lambda kv: -kv[1])[:5])
     return {"wall_seconds": wall, "jobs_trained": len(trained), "jobs_cached": len(jobs) - len(trained),
-            "train_seconds": train, "load_seconds": load, "protocol_seconds": max(wall - train - load, 0.0),
-            "slowest_methods_seconds": top, "threads": torch.get_num_threads()}
+            "train_seconds": train, "waiting_seconds": waited, "load_seconds": load,
+            "protocol_seconds": max(wall - waited - load, 0.0), "slowest_methods_seconds": top,
+            "threads": torch.get_num_threads(), "workers": workers, "where": where}
 
 
 def timing_line(t: dict[str, Any]) -> str:
     """One line for the terminal: ``wall 812 s = training 640 s (40 jobs) + ...``."""
     top = ", ".join(f"{m} {s:.0f} s" for m, s in t["slowest_methods_seconds"].items())
-    return (f"wall {t['wall_seconds']:.0f} s = training {t['train_seconds']:.0f} s ({t['jobs_trained']} jobs"
-            f"{'; slowest: ' + top if top else ''}) + cache loads {t['load_seconds']:.0f} s ({t['jobs_cached']} jobs)"
-            f" + protocol {t['protocol_seconds']:.0f} s, on {t['threads']} CPU thread(s) or the GPU")
+    workers = t.get("workers", 1)
+    head = (f"wall {t['wall_seconds']:.0f} s = waiting for training {t.get('waiting_seconds', t['train_seconds']):.0f} s"
+            f" + cache loads {t['load_seconds']:.0f} s + protocol {t['protocol_seconds']:.0f} s")
+    jobs = (f"{t['jobs_trained']} jobs trained in {t['train_seconds']:.0f} s of worker time on "
+            f"{t.get('where', 'the main process')}{' (slowest: ' + top + ')' if top else ''}, "
+            f"{t['jobs_cached']} cache hits")
+    dev = f"{t['threads']} torch thread(s) per process" + ("" if workers <= 1 else f", {workers} workers")
+    return f"{head}; {jobs}; {dev}"
 
 
 def build_prediction(cfg: RunConfig) -> Prediction:
@@ -225,23 +369,41 @@ def check_needs(prediction: Prediction, ds: Dataset) -> None:
             raise ConfigError(f"{prediction.name}: dataset '{ds.name}' has no {need} (choices: {', '.join(ok)})")
 
 
-def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
-    """Run ``cfg.prediction`` end to end; returns the written run directory."""
-    started, t_start, commit = results.now(), time.perf_counter(), results.git_commit()
-    prediction = build_prediction(cfg)
-    device = resolve_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads)
+def resolve_methods(cfg: RunConfig, prediction: Prediction) -> list[str]:
     if cfg.methods is not None:
-        methods = list(cfg.methods)
-    elif prediction.cfg.methods:
-        methods = list(prediction.cfg.methods)
-    else:
-        methods = prediction.default_methods(METHODS.names())
-    ctx = RunContext(cfg, prediction, device, methods)
-    check_needs(prediction, ctx.dataset())
-    run_id = results.new_run_id()
-    rows = list(prediction.run(ctx)) + ctx.failure_rows
+        return list(cfg.methods)
+    if prediction.cfg.methods:
+        return list(prediction.cfg.methods)
+    return prediction.default_methods(METHODS.names())
+
+
+def setup_device(cfg: RunConfig) -> torch.device:
+    device = resolve_device(cfg.device)
+    torch.set_num_threads(cfg.threads)
+    return device
+
+
+def execute(cfg: RunConfig, argv: list[str] | None = None, engine: Engine | None = None,
+            ctx: RunContext | None = None) -> Path:
+    """Run ``cfg.prediction`` end to end; returns the written run directory.
+
+    ``engine``: a shared jobs engine (``prediction=all``); ``ctx``: a planned context."""
+    started, t_start, commit = results.now(), time.perf_counter(), results.git_commit()
+    own = engine is None and ctx is None
+    if ctx is None:
+        prediction = build_prediction(cfg)
+        device = setup_device(cfg)
+        engine = engine or Engine(cfg, device)
+        ctx = RunContext(cfg, prediction, device, resolve_methods(cfg, prediction), engine)
+        check_needs(prediction, ctx.dataset())
+    prediction, device, engine, methods = ctx.prediction, ctx.device, ctx.engine, ctx.methods
+    try:
+        ctx.plan()
+        run_id = results.new_run_id()
+        rows = list(prediction.run(ctx)) + ctx.failure_rows
+    finally:
+        if own:
+            engine.close()
     for r in rows:
         r.setdefault("run_id", run_id)
         r.setdefault("prediction", cfg.prediction)
@@ -249,11 +411,36 @@ def execute(cfg: RunConfig, argv: list[str] | None = None) -> Path:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     man = results.manifest(dev_name, started, ctx.jobs, argv, commit)
     man["skipped"] = ctx.skipped
-    man["timing"] = timing(ctx.jobs, time.perf_counter() - t_start)
+    man["timing"] = timing(ctx.jobs, time.perf_counter() - t_start, ctx.wait_seconds, engine.workers, engine.where)
+    man["rerun"] = {"argv": list(argv) if argv is not None else None, "cwd": str(Path.cwd())}
     resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,
                                              "seeds": cfg.resolved_seeds(), "device": str(device),
+                                             "workers": engine.workers,
                                              "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods}}}
     matrices = pd.concat(ctx.matrices, ignore_index=True) if ctx.matrices else None
     if matrices is not None:
         matrices.insert(0, "run_id", run_id)
     return results.write_run(Path(cfg.out), cfg.prediction, run_id, df, resolved, man, matrices)
+
+
+ALL = ("pruning", "transfer", "efficiency", "interpretability")  # prediction=all, in this order
+
+
+def execute_all(cfgs: dict[str, RunConfig], argv: list[str] | None = None) -> list[Path]:
+    """The four predictions in one command, sharing one cache and one pool: every job of every
+    prediction is planned and submitted first, so training runs while earlier ones evaluate."""
+    first = next(iter(cfgs.values()))
+    device = setup_device(first)
+    engine = Engine(first, device)
+    try:
+        ctxs = {}
+        for name, cfg in cfgs.items():  # validate everything before anything trains
+            prediction = build_prediction(cfg)
+            ctx = RunContext(cfg, prediction, device, resolve_methods(cfg, prediction), engine)
+            check_needs(prediction, ctx.dataset())
+            ctxs[name] = ctx
+        for ctx in ctxs.values():
+            ctx.plan()
+        return [execute(cfgs[name], argv, engine, ctx) for name, ctx in ctxs.items()]
+    finally:
+        engine.close()

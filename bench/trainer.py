@@ -1,20 +1,28 @@
-"""The one training loop every gradient method shares.
+"""The one training loop every gradient method shares, and the one way a job is fitted.
 
 In-memory minibatches on the run's device (an index permutation per epoch, no DataLoader,
 no per-sample Python), Adam by default, a per-epoch log of every loss term, and a guard that
 stops a job whose loss or parameters stop being finite, recording it as failed with its
-reason.
+reason. :func:`fit_encoder` seeds, builds and fits one job (gradient or closed-form) and
+returns its state and metadata: everything that determines a trained encoder lives here (and
+in the method, loss and data modules), so their source is what the cache key hashes, not the
+cache's bookkeeping.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bench.methods import Method
+from bench.methods import METHODS, DataInfo, Method
+
+if TYPE_CHECKING:
+    from bench.data import Dataset
 
 
 class JobFailed(RuntimeError):
@@ -67,7 +75,9 @@ def train(
         JobFailed: when a loss or a parameter is NaN/inf; the history so far is attached.
     """
     params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=method.cfg.lr, weight_decay=method.cfg.weight_decay)
+    # fused Adam on CUDA: one kernel per step instead of a chain of small ones (CPU keeps the default)
+    opt = torch.optim.Adam(params, lr=method.cfg.lr, weight_decay=method.cfg.weight_decay,
+                           fused=True if x.device.type == "cuda" else None)
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     bounds = batch_slices(n, batch_size)
@@ -88,15 +98,64 @@ def train(
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
             sums["loss"] = sums.get("loss", 0.0) + loss.detach()
-        means = {k: float(v) / len(bounds) for k, v in sums.items()}  # one sync per epoch
+        totals = torch.stack([torch.as_tensor(v, device=x.device) for v in sums.values()]).tolist()  # one sync
+        means = {k: v / len(bounds) for k, v in zip(sums, totals, strict=True)}
         log.history.append(means)
-        bad = [k for k, v in means.items() if not torch.isfinite(torch.tensor(v))]
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
         if bad:
             raise JobFailed(f"non-finite loss term(s) {bad} at epoch {epoch + 1}", log.history)
-        if not all(torch.isfinite(p).all() for p in params):
+        if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):  # one sync
             raise JobFailed(f"non-finite parameters at epoch {epoch + 1}", log.history)
         if on_epoch is not None:
             on_epoch(epoch, means)
     method.eval()
     log.seconds = time.perf_counter() - t0
     return log
+
+
+def data_info(ds: Dataset) -> DataInfo:
+    return DataInfo(ds.input_dim, ds.n_classes, ds.image_shape)
+
+
+def build(method: str, cfg: Any, info: DataInfo, width: int) -> Method:
+    return METHODS.get(method)(cfg, info, width)
+
+
+def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int, *, epochs: int,
+                batch_size: int, device: torch.device, on_epoch=None) -> tuple[Method | None, dict[str, Any]]:
+    """Seed, build and fit one job on ``ds.train``; return ``(method or None, meta)``.
+
+    ``meta`` holds ``status`` ("ok" | "failed"), ``reason``, ``train_seconds``, the loss
+    ``history`` and, when ok, ``diagnostics``. A diverged job is returned as failed with its
+    reason (never raised): the sweep records it and goes on.
+    """
+    torch.manual_seed(seed)
+    method = build(method_name, method_cfg, data_info(ds), width).to(device)
+    x, y = ds.train.x, ds.train.y
+    y = y if method.uses_labels else None
+    meta: dict[str, Any] = {"device": str(device)}
+    t0 = time.perf_counter()
+    try:
+        if method.kind == "gradient":
+            log = train(method, x, y, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=on_epoch)
+            meta["history"] = log.history
+            meta["final_loss"] = log.final
+        elif method.kind == "fit":
+            method.fit(x, y, seed)
+        a = method.encode_all(x)
+        if not torch.isfinite(a).all():
+            raise JobFailed("non-finite features on the training set")
+    except JobFailed as e:
+        meta.update(status="failed", reason=e.reason, train_seconds=time.perf_counter() - t0, history=e.history)
+        return None, meta
+    meta["train_seconds"] = time.perf_counter() - t0
+    meta["status"] = "ok"
+    w = method.encoder_weight()
+    meta["diagnostics"] = {
+        "act_scale": float(a.abs().max()),  # max |a| on train: InfoMax's -log Var is unbounded below
+        "act_mean": float(a.mean()),
+        "encoder_weight_norm": float(w.detach().norm()) if w is not None else float("nan"),
+        "n_params_encoder": method.n_params_encoder(),
+        "n_params_train": method.n_params_train(),
+    }
+    return method, meta

@@ -197,7 +197,7 @@ def test_raw_fraction_table_reads_the_running_maximum():
 
 
 def test_the_run_on_digits_sweeps_caps_and_keys_its_rows(tmp_path):
-    cfg = RunConfig(prediction="efficiency", dataset="digits", methods=["infomax", "pca", "supervised_mlp2", "raw"],
+    cfg = RunConfig(workers=1, prediction="efficiency", dataset="digits", methods=["infomax", "pca", "supervised_mlp2", "raw"],
                     seeds=[0, 1], epochs=1, out=str(tmp_path / "r"), cache=str(tmp_path / "c"),
                     prediction_overrides={"widths": (16, 32, 128), "primary_widths": (16,)})
     df, _, _ = read_run(execute(cfg))

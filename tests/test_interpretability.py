@@ -21,7 +21,7 @@ from predictions.interpretability.view import InterpretabilityView
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("p4")
-    cfg = RunConfig(prediction="interpretability", methods=["infomax", "pca", "fastica", "raw"], seeds=[0, 1], epochs=2,
+    cfg = RunConfig(workers=1, prediction="interpretability", methods=["infomax", "pca", "fastica", "raw"], seeds=[0, 1], epochs=2,
                     width=8, out=str(tmp / "results"), cache=str(tmp / "cache"), data=DataConfig(n=3000),
                     prediction_overrides={"settings": ("ica_linear", "dsprites_narrow", "real"),
                                           "real_datasets": ("digits",), "n_perm": 3, "trees": 5})

@@ -33,7 +33,7 @@ SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (
 def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
     pcls = PREDICTIONS.get(name)
     assert name in VIEWS, f"prediction '{name}' has no registered view"
-    cfg = RunConfig(prediction=name, dataset="digits", methods=[SUBJECT, "pca"], seeds=[0, 1], epochs=2,
+    cfg = RunConfig(workers=1, prediction=name, dataset="digits", methods=[SUBJECT, "pca"], seeds=[0, 1], epochs=2,
                     width=8, out=str(tmp_path / "results"), cache=str(tmp_path / "cache"),
                     prediction_overrides=SMALL.get(name, {}))
     run_dir = execute(cfg)
@@ -69,7 +69,7 @@ def test_prediction_declares_its_contract(name):
 def test_a_dataset_without_what_the_prediction_needs_is_one_clear_error(tmp_path):
     from bench.config import ConfigError
 
-    cfg = RunConfig(prediction="probe", dataset="ica", methods=[SUBJECT], seeds=[0], epochs=1,
+    cfg = RunConfig(workers=1, prediction="probe", dataset="ica", methods=[SUBJECT], seeds=[0], epochs=1,
                     out=str(tmp_path / "r"), cache=str(tmp_path / "c"))
     with pytest.raises(ConfigError, match="no labels.*choices: .*digits"):
         execute(cfg)
@@ -120,7 +120,7 @@ def test_the_manifest_records_the_commit_the_run_started_with(tmp_path, monkeypa
     real_run = probe.run
     monkeypatch.setattr(probe, "run", lambda self, src: ran.append(1) or real_run(self, src))
     monkeypatch.setattr(results, "git_commit", lambda: "later-commit" if ran else "start-commit")
-    cfg = RunConfig(prediction="probe", dataset="digits", methods=["pca"], seeds=[0], epochs=1, width=4,
+    cfg = RunConfig(workers=1, prediction="probe", dataset="digits", methods=["pca"], seeds=[0], epochs=1, width=4,
                     out=str(tmp_path / "results"), cache=str(tmp_path / "cache"))
     _, _, manifest = read_run(execute(cfg))
     assert manifest["git_commit"] == "start-commit"

@@ -75,7 +75,7 @@ def test_add_a_prediction_example_works_verbatim(tmp_path):
             mods.append(mod.__name__)
             exec(compile(code, f"{path}.py", "exec"), mod.__dict__)
         assert "dead_units" in PREDICTIONS and "dead_units" in VIEWS
-        cfg = RunConfig(prediction="dead_units", dataset="digits", methods=["infomax", "pca"], seeds=[0, 1],
+        cfg = RunConfig(workers=1, prediction="dead_units", dataset="digits", methods=["infomax", "pca"], seeds=[0, 1],
                         epochs=2, width=8, out=str(tmp_path / "r"), cache=str(tmp_path / "c"))
         df, _, _ = read_run(execute(cfg))
         assert set(df["metric"]) == {"dead_fraction"} and len(df) == 4

@@ -21,7 +21,7 @@ SMALL = {"budgets": ("1", "5", "10", "200", "all"), "draws": (3, 2, 1, 1, 1)}
 
 
 def _run(tmp_path, methods, name="r", data=None, **over):
-    cfg = RunConfig(prediction="transfer", methods=methods, seeds=[0, 1], epochs=2, width=8,
+    cfg = RunConfig(workers=1, prediction="transfer", methods=methods, seeds=[0, 1], epochs=2, width=8,
                     out=str(tmp_path / name), cache=str(tmp_path / "cache"),
                     prediction_overrides={"pairs": ("digits_lo_hi",), **SMALL, **over},
                     **({"data": data} if data else {}))
