@@ -94,7 +94,14 @@ def metric_points(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool 
     """Dot-and-whisker: per method the mean (large dot) with its 95% CI and every seed (small
     dots), sorted by mean, subject in red. The axis is zoomed to the data, so differences of
     a point or two stay visible (chance is marked when it is in range)."""
-    sub = df[df["metric"] == metric]
+    sub = df[(df["metric"] == metric) & df["value"].notna()]
+    if sub.empty:  # every job failed or was skipped: say so instead of drawing nothing (or crashing)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.5, 1.6))
+        ax.text(0.5, 0.5, f"no {metric} values (every job failed or was skipped)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return ax
     t = mean_ci_table(sub, ["method"]).sort_values("mean", ascending=True)
     if order is not None:
         t = t.set_index("method").loc[[m for m in order if m in set(t["method"])]].reset_index()
@@ -103,7 +110,7 @@ def metric_points(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool 
     pal = method_palette(t["method"])
     pos = {m: i for i, m in enumerate(t["method"])}
     seeds = sub[sub["method"].isin(pos)]
-    ax.scatter(seeds["value"], seeds["method"].map(pos) + 0.18, s=9, color="#999999", zorder=2, lw=0)
+    ax.scatter(seeds["value"], seeds["method"].astype(object).map(pos).astype(float) + 0.18, s=9, color="#999999", zorder=2, lw=0)
     ax.errorbar(t["mean"], list(pos.values()), xerr=t["half"].fillna(0), fmt="none", ecolor="#333333",
                 elinewidth=1.2, capsize=3, zorder=3)
     ax.scatter(t["mean"], list(pos.values()), s=46, color=[pal[m] for m in t["method"]], zorder=4,

@@ -12,6 +12,7 @@ tables, they are also exported beside the figures for pasting into a paper:
 from __future__ import annotations
 
 import io
+import sys
 import textwrap
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -191,7 +192,14 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     fig_dir = reports_dir / name
     fig_dir.mkdir(parents=True, exist_ok=True)
     tables = pred.tables(df)
-    figures = pred.figures(df, read_matrices(Path(run_dir)))
+    try:
+        figures = pred.figures(df, read_matrices(Path(run_dir)))
+    except Exception as e:  # noqa: BLE001 - the tables still make a report; the failure is shown, not hidden
+        msg = f"{name} figures could not be drawn ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]})"
+        print(f"bench: warning: {msg}", file=sys.stderr)
+        fig = plt.figure(figsize=(8, 2))
+        fig.text(0.05, 0.5, textwrap.fill(msg + "; the tables above are complete.", 110), fontsize=9, color="#b00000")
+        figures = [("figures_failed", fig)]
     run_id = str(df["run_id"].iloc[0]) if len(df) else Path(run_dir).name
     buf = io.BytesIO()  # the PDF is built in memory, then written atomically: no shared temporary file
     with PdfPages(buf) as pdf:

@@ -25,6 +25,58 @@ from bench.data import (
 )
 
 
+class DataCorruptError(DataNotFoundError):
+    """A dataset file is present but unreadable (truncated, partial, replaced); the message names it."""
+
+
+IDX_FILES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
+
+
+def _idx_problem(path: Path) -> str | None:
+    """What is wrong with an IDX file (MNIST's format: 2 zero bytes, a type code, ndim, ndim
+    big-endian int32 sizes, then the values), or None when its size matches its header."""
+    sizes = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in sizes or not 1 <= head[3] <= 4:
+            return "not an IDX file (bad header)"
+        dims = f.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        return "truncated header"
+    n = int(np.prod([int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4)]))
+    want, got = 4 + len(dims) + n * sizes[head[2]], path.stat().st_size
+    return None if got == want else f"{got} bytes where its header says {want} (truncated or partial)"
+
+
+def check_files(name: str, root: str) -> str | None:
+    """One line naming the first present-but-corrupt file of dataset ``name`` under ``root``
+    (missing files are the loader's 'not found' error); None when every present file is sound.
+    IDX files are checked against their header; CIFAR-10 and SVHN files against their MD5."""
+    from torchvision.datasets.utils import check_integrity
+
+    files: list[tuple[Path, str | None]] = []
+    if name in IDX_FILES:
+        raw = Path(root) / IDX_FILES[name] / "raw"
+        files = [(raw / f"{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte", None)
+                 for part in ("train", "t10k") for kind in ("images", "labels")]
+    elif name == "cifar10":
+        from torchvision.datasets import CIFAR10
+
+        files = [(Path(root) / CIFAR10.base_folder / f, md5) for f, md5 in CIFAR10.train_list + CIFAR10.test_list]
+    elif name == "svhn":
+        from torchvision.datasets import SVHN
+
+        files = [(Path(root) / f, md5) for _, f, md5 in (SVHN.split_list[k] for k in ("train", "test"))]
+    for path, md5 in files:
+        if not path.is_file():
+            continue
+        problem = _idx_problem(path) if md5 is None else (None if check_integrity(str(path), md5) else "MD5 mismatch")
+        if problem:
+            return (f"{name}: corrupt dataset file {path}: {problem}. Delete it and fetch it again "
+                    f"(data.download=true), or point data.root= at a good copy.")
+    return None
+
+
 def _torchvision_dataset(
     name: str,
     cfg: DataConfig,
@@ -38,10 +90,16 @@ def _torchvision_dataset(
     ``make(train)`` builds the torchvision dataset; its ``.data`` and ``.targets`` / ``.labels``
     arrays are converted at once (no per-sample iteration), pixels /255, flattened CHW.
     """
+    bad = check_files(name, cfg.root)
+    if bad:
+        raise DataCorruptError(bad)
     try:
         parts = [make(True), make(False)]
-    except RuntimeError as err:
-        if cfg.download:
+    except Exception as err:
+        bad = check_files(name, cfg.root)
+        if bad:
+            raise DataCorruptError(bad) from err
+        if cfg.download or not isinstance(err, RuntimeError):
             raise
         raise DataNotFoundError(
             f"{name}: dataset files not found under data.root='{cfg.root}' "
