@@ -385,7 +385,7 @@ def nonlinear_predictability(
         f_train: (N_train, K) train features. f_test: (N_test, K) test features (disjoint inputs).
         k: neighbours. tol: dead-feature tolerance. chunk: test rows per block (memory only).
     Returns:
-        NP in [0, 1]; nan when fewer than 2 features are live.
+        NP in [0, 1]; nan when fewer than 2 features are live or an input has a non-finite entry.
     """
     r2 = knn_predictability_r2(f_train, f_test, k=k, tol=tol, chunk=chunk)
     live = ~torch.isnan(r2)
