@@ -14,6 +14,7 @@ choices; the command line turns it into exit code 2 before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,8 +39,19 @@ EPOCHS = {
 EPOCHS_DEFAULT = {"quick": 5, "full": 30}  # full-size torchvision datasets
 
 
+# every character str.splitlines() breaks on, escaped so that a message stays one line
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+MAX_SEEDS = 1000  # seeds=n builds the list 0..n-1: a typo such as seeds=1000000000 must not exhaust memory
+SEED_LIMIT = 2**32  # torch.manual_seed and numpy take seeds below 2^64 / 2^32
+
+
 class ConfigError(ValueError):
-    """Bad command-line input; the message is one line naming the bad part and the choices."""
+    """Bad command-line input; the message is one line naming the bad part and the choices.
+
+    Line breaks inside the message (a token may hold any character) are escaped."""
+
+    def __init__(self, msg: object = "") -> None:
+        super().__init__(str(msg).translate(_LINE_BREAKS))
 
 
 @dataclass
@@ -123,7 +135,11 @@ def coerce(key: str, text: str, tp: Any) -> Any:
         raise ConfigError(f"{key}: cannot read '{text}' as {tp}")
     if _is_list_type(tp):
         (inner, *_) = typing.get_args(tp) or (str,)
-        vals = [coerce(key, s, inner) for s in split_list(text)]
+        try:
+            items = split_list(text)
+        except ConfigError as e:  # name the key: "seeds: malformed list '[0,,1]' (empty item)"
+            raise ConfigError(f"{key}: {e}") from None
+        vals = [coerce(key, s, inner) for s in items]
         return tuple(vals) if origin is tuple else vals
     if tp is bool:
         low = text.lower()
@@ -139,9 +155,12 @@ def coerce(key: str, text: str, tp: Any) -> Any:
             raise ConfigError(f"{key}: expected an integer, got '{text}'") from None
     if tp is float:
         try:
-            return float(text)
+            v = float(text)
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got '{text}'") from None
+        if not math.isfinite(v):  # nan / inf pass every range check (nan < lo is False)
+            raise ConfigError(f"{key}: expected a finite number, got '{text}'")
+        return v
     if tp is str:
         if text.startswith("["):  # a name may end in a bracket: mnist5k[0-4]
             raise ConfigError(f"{key}: expected one value, got the list '{text}'")
@@ -181,11 +200,13 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
         elif key == "seeds":
             v = coerce(key, text, int | list[int])
             if isinstance(v, int):
-                if v < 1:
-                    raise ConfigError(f"seeds: need at least 1, got {v}")
+                if not 1 <= v <= MAX_SEEDS:
+                    raise ConfigError(f"seeds: need 1 to {MAX_SEEDS} seeds, got {v}")
                 v = list(range(v))
-            elif not v or len(set(v)) != len(v) or min(v) < 0:
-                raise ConfigError(f"seeds: need distinct non-negative seeds, got '{text}'")
+            elif not v or len(set(v)) != len(v) or min(v) < 0 or max(v) >= SEED_LIMIT:
+                raise ConfigError(f"seeds: need distinct seeds in 0..{SEED_LIMIT - 1}, got '{text}'")
+            elif len(v) > MAX_SEEDS:
+                raise ConfigError(f"seeds: need at most {MAX_SEEDS} seeds, got {len(v)}")
             cfg.seeds = v
         elif key == "executor":
             exec_kw["kind"] = coerce(key, text, str)

@@ -20,6 +20,10 @@ Pruning summaries take numpy arrays over the pruned fractions ``p``:
 
 A feature is *dead* (constant) when its standard deviation is below ``tol * (1 + max_k sd_k)``
 (``tol`` = 1e-6); dead features have zero correlation with everything.
+
+Degenerate input: features that are not (N, K) with N >= 1 and K >= 1 raise ValueError; features
+with a NaN or +-inf entry give nan (an all-nan matrix for :func:`correlation`), since no
+diagnostic is defined on them (before, one NaN made every feature "dead": 0 redundancy).
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ import torch
 DEAD_TOL = 1e-6
 
 
+def _check_features(name: str, f: torch.Tensor) -> None:
+    """ValueError unless ``f`` is (N, K) with at least one row and one column."""
+    if f.ndim != 2 or f.shape[0] < 1 or f.shape[1] < 1:
+        raise ValueError(f"{name}: need an (N, K) array with N >= 1 and K >= 1, got shape {tuple(f.shape)}")
+
+
+def _finite(f: torch.Tensor) -> bool:
+    return bool(torch.isfinite(f).all())
+
+
 def _live(sd: torch.Tensor, tol: float = DEAD_TOL) -> torch.Tensor:
     return sd > tol * (1.0 + sd.max())
 
@@ -39,8 +53,12 @@ def _live(sd: torch.Tensor, tol: float = DEAD_TOL) -> torch.Tensor:
 def correlation(f: torch.Tensor, tol: float = DEAD_TOL) -> torch.Tensor:
     """(K, K) Pearson correlation of the columns of ``f`` (N, K), float64.
 
-    Dead (constant) columns get an all-zero row and column, diagonal included.
+    Dead (constant) columns get an all-zero row and column, diagonal included; all nan when
+    ``f`` has a non-finite entry.
     """
+    _check_features("f", f)
+    if not _finite(f):
+        return torch.full((f.shape[1], f.shape[1]), math.nan, dtype=torch.float64, device=f.device)
     x = f.double()
     x = x - x.mean(0, keepdim=True)
     sd = x.pow(2).mean(0).sqrt()
@@ -50,7 +68,11 @@ def correlation(f: torch.Tensor, tol: float = DEAD_TOL) -> torch.Tensor:
 
 
 def dead_fraction(f: torch.Tensor, tol: float = DEAD_TOL) -> float:
-    """Share of the K features that are constant on ``f`` (N, K): sd < tol (1 + max sd)."""
+    """Share of the K features that are constant on ``f`` (N, K): sd < tol (1 + max sd); nan when
+    ``f`` has a non-finite entry."""
+    _check_features("f", f)
+    if not _finite(f):
+        return math.nan
     sd = f.double().std(0, unbiased=False)
     return float((~_live(sd, tol)).double().mean())
 
@@ -70,10 +92,12 @@ def gaussian_tc(f: torch.Tensor, ridge: float = 1e-3) -> float:
     Args:
         f: (N, K) features. ridge: relative ridge on the correlation matrix.
     Returns:
-        TC >= 0 (0 iff the features are uncorrelated).
+        TC >= 0 (0 iff the features are uncorrelated); nan for non-finite features.
     """
     r = correlation(f)
     k = r.shape[0]
+    if torch.isnan(r).any():
+        return math.nan
     eye = torch.eye(k, dtype=r.dtype, device=r.device)
     r = r + torch.diag((torch.diagonal(r) < 0.5).double())  # dead features: unit variance, independent
     r_ridge = (r + ridge * eye) / (1.0 + ridge)
@@ -81,7 +105,8 @@ def gaussian_tc(f: torch.Tensor, ridge: float = 1e-3) -> float:
 
 
 def mean_abs_offdiag_corr(f: torch.Tensor) -> float:
-    """Mean ``|R_jk|`` over the ``K (K - 1)`` ordered pairs ``j != k`` of the features (N, K)."""
+    """Mean ``|R_jk|`` over the ``K (K - 1)`` ordered pairs ``j != k`` of the features (N, K); nan when
+    K < 2 or a feature has a non-finite entry."""
     r = correlation(f).abs()
     k = r.shape[0]
     if k < 2:
@@ -96,11 +121,17 @@ def effective_rank(f: torch.Tensor, on: str = "corr") -> float:
     invariant, so it measures redundancy - K independent features give 1, K/4 features each
     copied 4 times give 1/4, dead features count as zero eigenvalues) or covariance matrix
     (``on="cov"``: it also falls when variance is spread unevenly, as for PCA components).
-    ``H(p) = -sum_i p_i log p_i``. Range [1/K, 1]; 0 when every feature is dead.
+    ``H(p) = -sum_i p_i log p_i``. Range [1/K, 1]; 0 when every feature is dead; nan when a
+    feature has a non-finite entry.
 
     Args:
         f: (N, K) features.
     """
+    if on not in ("corr", "cov"):
+        raise ValueError(f"on: unknown '{on}' (choices: corr, cov)")
+    _check_features("f", f)
+    if not _finite(f):
+        return math.nan
     if on == "corr":
         m = correlation(f)
     elif on == "cov":
@@ -124,10 +155,12 @@ def max_weight_cosine(w: torch.Tensor) -> float:
         w: (K, D) incoming weight vectors of the K units (rows of a ``Linear`` weight).
     Returns:
         Signed maximum in [-1, 1] (1: two units compute the same projection, up to scale);
-        zero rows have cosine 0 with everything; nan when K < 2.
+        zero rows have cosine 0 with everything; nan when K < 2 or ``w`` has a non-finite entry.
     """
+    if w.ndim != 2:
+        raise ValueError(f"w: need a (K, D) array, got shape {tuple(w.shape)}")
     k = w.shape[0]
-    if k < 2:
+    if k < 2 or not _finite(w.detach()):
         return math.nan
     x = w.detach().double()
     n = x.norm(dim=1, keepdim=True)
@@ -152,10 +185,14 @@ def pairwise_mi_binned(f: torch.Tensor, bins: int = 20, miller_madow: bool = Tru
     Args:
         f: (N, K) features. bins: bins per feature.
     Returns:
-        Mean of ``MI_jk`` over the ``K (K - 1) / 2`` pairs; nan when K < 2.
+        Mean of ``MI_jk`` over the ``K (K - 1) / 2`` pairs; nan when K < 2 or a feature has a
+        non-finite entry.
     """
+    _check_features("f", f)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins: need an integer >= 1, got {bins!r}")
     n, k = f.shape
-    if k < 2:
+    if k < 2 or not _finite(f):
         return math.nan
     x = f.double()
     lo, hi = x.min(0).values, x.max(0).values
@@ -200,6 +237,11 @@ def retained_accuracy(acc: np.ndarray, acc0: float, chance: float, min_gap: floa
     return (acc - chance) / (acc0 - chance)
 
 
+def _check_pair(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    if a.ndim != 1 or b.shape != a.shape:
+        raise ValueError(f"{name_a}, {name_b}: need 1-D arrays of one length, got shapes {a.shape}, {b.shape}")
+
+
 def aurc(fractions: np.ndarray, r: np.ndarray, lo: float = 0.1, hi: float = 0.9) -> float:
     """Area under the retained-accuracy curve, as a mean: ``int_lo^hi r(p) dp / (hi - lo)``.
 
@@ -208,14 +250,20 @@ def aurc(fractions: np.ndarray, r: np.ndarray, lo: float = 0.1, hi: float = 0.9)
 
     Args:
         fractions: (F,) pruned fractions p. r: (F,) retained accuracy at each p.
+    Returns:
+        The mean; nan when fewer than 2 distinct fractions lie in [lo, hi], or when r is nan at one
+        of them (as :func:`retained_accuracy` gives for an encoder at chance).
+    Raises:
+        ValueError: When ``fractions`` and ``r`` are not 1-D arrays of one length.
     """
     p = np.asarray(fractions, dtype=float)
     r = np.asarray(r, dtype=float)
+    _check_pair("fractions", p, "r", r)
     keep = (p >= lo - 1e-9) & (p <= hi + 1e-9)
     p, r = p[keep], r[keep]
     order = np.argsort(p)
     p, r = p[order], r[order]
-    if len(p) < 2:
+    if len(p) < 2 or p[-1] == p[0]:
         return math.nan
     return float(np.trapezoid(r, p) / (p[-1] - p[0]))
 
@@ -226,13 +274,19 @@ def prunable_fraction(fractions: np.ndarray, acc: np.ndarray, tol: float = 0.01)
     Args:
         fractions: (F,) pruned fractions, one of them 0. acc: (F,) accuracies in [0, 1].
     Returns:
-        The largest such p (0 when every pruned level loses more than ``tol``).
+        The largest such p (0 when every pruned level loses more than ``tol``); nan when acc(0)
+        is nan.
+    Raises:
+        ValueError: When the arrays are not 1-D of one length or ``fractions`` lacks 0.
     """
     p = np.asarray(fractions, dtype=float)
     acc = np.asarray(acc, dtype=float)
+    _check_pair("fractions", p, "acc", acc)
     zero = np.flatnonzero(p == 0)
     if not len(zero):
         raise ValueError("fractions: must include 0 (the unpruned reference)")
+    if np.isnan(acc[zero[0]]):
+        return math.nan
     ok = acc >= acc[zero[0]] - tol - 1e-12
     return float(p[ok].max())
 
@@ -266,13 +320,17 @@ def knn_predictability_r2(
         chunk: test rows per block (memory ~ a few ``chunk x N_train`` float64 matrices).
     Returns:
         (K,) float64 tensor on the inputs' device: ``R^2_j`` for live features, nan for dead ones
-        (all nan when fewer than 2 features are live).
+        (all nan when fewer than 2 features are live or an entry of either input is non-finite).
+    Raises:
+        ValueError: For inputs that are not (N, K) with one K, an empty test set, or a bad k / chunk.
     """
-    if f_train.ndim != 2 or f_test.ndim != 2 or f_train.shape[1] != f_test.shape[1]:
+    if f_train.ndim != 2 or f_test.ndim != 2 or f_train.shape[1] != f_test.shape[1] or f_train.shape[1] < 1:
         raise ValueError(
-            f"f_train, f_test: need (N, K) with equal K, got {tuple(f_train.shape)}, {tuple(f_test.shape)}"
+            f"f_train, f_test: need (N, K) with equal K >= 1, got {tuple(f_train.shape)}, {tuple(f_test.shape)}"
         )
     n_train, kk = f_train.shape
+    if f_test.shape[0] < 1:
+        raise ValueError("f_test: need at least one row (R^2 on no test point is undefined)")
     if not 1 <= k <= n_train:
         raise ValueError(f"k: need 1 <= k <= N_train = {n_train}, got {k}")
     if chunk < 1:
@@ -283,6 +341,8 @@ def knn_predictability_r2(
     sd = xtr.std(0, unbiased=False)
     live = _live(sd, tol)
     r2 = torch.full((kk,), math.nan, dtype=torch.float64, device=xtr.device)
+    if not (_finite(xtr) and _finite(xte)):
+        return r2
     idx = torch.nonzero(live).flatten()
     if len(idx) < 2:
         return r2
@@ -325,7 +385,7 @@ def nonlinear_predictability(
         f_train: (N_train, K) train features. f_test: (N_test, K) test features (disjoint inputs).
         k: neighbours. tol: dead-feature tolerance. chunk: test rows per block (memory only).
     Returns:
-        NP in [0, 1]; nan when fewer than 2 features are live.
+        NP in [0, 1]; nan when fewer than 2 features are live or an input has a non-finite entry.
     """
     r2 = knn_predictability_r2(f_train, f_test, k=k, tol=tol, chunk=chunk)
     live = ~torch.isnan(r2)

@@ -165,6 +165,26 @@ class ProbeResult:
     bias: torch.Tensor  # (G, C)
 
 
+def _check_probe_inputs(n_classes: int, splits) -> None:
+    """One-line ValueError for input the probe cannot score (before, an empty train set gave a
+    silent chance accuracy, NaN features an L-BFGS RuntimeError or an accuracy of NaN logits, and
+    mismatched lengths an IndexError)."""
+    if n_classes < 1:
+        raise ValueError(f"n_classes: need >= 1, got {n_classes}")
+    ks = set()
+    for name, f, y in splits:
+        if f.dim() not in (2, 3) or y.dim() != 1 or f.shape[-2] != len(y) or len(y) < 1:
+            raise ValueError(f"f_{name}, y_{name}: need (N, K) or (G, N, K) features and (N,) labels with "
+                             f"N >= 1, got {tuple(f.shape)} and {tuple(y.shape)}")
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError(f"f_{name}: features contain NaN or inf")
+        if int(y.min()) < 0 or int(y.max()) >= n_classes:
+            raise ValueError(f"y_{name}: labels must lie in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}")
+        ks.add(f.shape[-1])
+    if len(ks) != 1:
+        raise ValueError(f"f_train, f_val, f_test: need one number of features, got {sorted(ks)}")
+
+
 def linear_probe(
     f_train: torch.Tensor,
     y_train: torch.Tensor,
@@ -184,7 +204,11 @@ def linear_probe(
         f_*: (N, K) frozen features of each split, or (G, N, K) stacks; standardised here with
             train statistics unless ``standardized``. masks: (G, K) 0/1 masks (refit on the kept
             features) or None. init: warm start (W (G, K, C), b (G, C)).
+    Raises:
+        ValueError: For an empty split, labels that do not match the features or lie outside
+            ``0..n_classes - 1``, non-finite features, or splits with different K.
     """
+    _check_probe_inputs(n_classes, (("train", f_train, y_train), ("val", f_val, y_val), ("test", f_test, y_test)))
     if not standardized:
         f_train, f_val, f_test = standardize(f_train.float(), f_val.float(), f_test.float())
     w, b, l2 = probe_path(f_train, y_train, f_val, y_val, n_classes, l2_grid, masks, init)
@@ -196,7 +220,21 @@ def knn_accuracy(
     f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
     n_classes: int, k: int = 20, chunk: int = 2048,
 ) -> float:
-    """k-nearest-neighbour accuracy, cosine similarity, majority vote (ties -> lowest label)."""
+    """k-nearest-neighbour accuracy, cosine similarity, majority vote (ties -> lowest label).
+
+    Raises:
+        ValueError: For an empty train or test set, labels that do not match the features or lie
+            outside ``0..n_classes - 1``, or non-finite features.
+    """
+    if len(f_train) < 1 or len(f_test) < 1:
+        raise ValueError(f"knn_accuracy: need train and test rows, got {len(f_train)} and {len(f_test)}")
+    if len(y_train) != len(f_train) or len(y_test) != len(f_test):
+        raise ValueError(f"knn_accuracy: labels ({len(y_train)}, {len(y_test)}) do not match "
+                         f"features ({len(f_train)}, {len(f_test)})")
+    if int(y_train.min()) < 0 or int(y_train.max()) >= n_classes:
+        raise ValueError(f"y_train: labels must lie in 0..{n_classes - 1}, got {int(y_train.min())}..{int(y_train.max())}")
+    if not (bool(torch.isfinite(f_train).all()) and bool(torch.isfinite(f_test).all())):
+        raise ValueError("knn_accuracy: features contain NaN or inf")
     tr = F.normalize(f_train.float(), dim=1, eps=1e-12)
     te = F.normalize(f_test.float(), dim=1, eps=1e-12)
     k = min(k, tr.shape[0])

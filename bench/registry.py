@@ -18,7 +18,8 @@ class UnknownNameError(KeyError):
 
     def __init__(self, kind: str, name: str, choices: list[str]):
         self.kind, self.name, self.choices = kind, name, choices
-        super().__init__(f"unknown {kind} '{name}' (choices: {', '.join(choices)})")
+        shown = "".join(c if len(f"a{c}b".splitlines()) == 1 else repr(c)[1:-1] for c in str(name))  # one line
+        super().__init__(f"unknown {kind} '{shown}' (choices: {', '.join(choices)})")
 
     def __str__(self) -> str:
         return self.args[0]

@@ -117,6 +117,9 @@ def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config:
     job's columns), kept out of the tidy table as ``matrices.parquet``."""
     from bench.jobs import _tmp_name, sweep_orphans
 
+    for what, name in (("prediction", prediction), ("run_id", run_id)):
+        if not _is_name(str(name)):
+            raise ValueError(f"{what}: need one plain directory name, got {name!r}")
     pred_dir = Path(out) / prediction
     pred_dir.mkdir(parents=True, exist_ok=True)
     sweep_orphans(pred_dir)  # a killed run's half-written directory (its writer is dead)
@@ -163,12 +166,29 @@ def same_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, str]:
     return True, ""
 
 
+def _is_name(name: str) -> bool:
+    """A single path component: no separator, not empty, not ``.`` / ``..``, no NUL."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and not Path(name).is_absolute()
+
+
 def latest_run(out: Path, prediction: str) -> Path | None:
-    p = Path(out) / prediction / "latest"
-    if not p.exists():
+    """The run directory ``out/prediction/latest`` names, or None: no ``latest``, a run that is not
+    there, or a ``latest`` whose content is not one plain directory name (``../..``, an absolute
+    path, a symlink leading out of ``out/prediction``: never followed outside it)."""
+    pred_dir = Path(out) / prediction
+    p = pred_dir / "latest"
+    if not p.is_file():
         return None
-    run = Path(out) / prediction / p.read_text().strip()
-    return run if run.is_dir() else None
+    try:
+        name = p.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not _is_name(name):
+        return None
+    run = pred_dir / name
+    if not run.is_dir() or run.resolve().parent != pred_dir.resolve():
+        return None
+    return run
 
 
 def read_matrices(run_dir: Path) -> pd.DataFrame:

@@ -97,6 +97,8 @@ def _check_unit(name: str, value: float) -> None:
 
 
 def _is_missing(value) -> bool:
+    if np.ndim(value) != 0:  # pd.isna of a list is an array: "truth value ... is ambiguous"
+        raise ValueError(f"non-numeric metric value {value!r}")
     if value is None or pd.isna(value):
         return True
     try:
@@ -122,8 +124,12 @@ def paired_differences(subject: Mapping[int, float], baseline: Mapping[int, floa
         either side, NaN on both included).
     """
     seeds = set(subject) | set(baseline)
+    try:
+        order = sorted(seeds)
+    except TypeError:
+        raise ValueError(f"seeds: cannot order seeds of mixed types {sorted(map(repr, seeds))}") from None
     used: list = []
-    for s in sorted(seeds):
+    for s in order:
         both = s in subject and s in baseline
         if both and not (_is_missing(subject[s]) or _is_missing(baseline[s])):
             used.append(s)
@@ -177,8 +183,14 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
     Returns:
         Adjusted p-values, same length and order as the input.
+
+    Raises:
+        ValueError: For a p-value outside [0, 1] (before, -0.5 came back as an adjusted -1.0).
     """
     p = np.asarray(pvalues, dtype=float).ravel()
+    bad = p[~np.isnan(p) & ~((p >= 0) & (p <= 1))]
+    if bad.size:
+        raise ValueError(f"pvalues: need p in [0, 1] or nan, got {float(bad[0])!r}")
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
     m = ok.size
@@ -196,7 +208,8 @@ def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: floa
     ``"supported"`` if ``p_holm < alpha`` and ``mean_diff`` lies in the predicted direction
     (``> 0`` for ``"higher"``, ``< 0`` for ``"lower"``); ``"contradicted"`` if
     ``p_holm < alpha`` and ``mean_diff`` lies on the other side; ``"inconclusive"``
-    otherwise: ``p_holm >= alpha``, ``mean_diff == 0``, a NaN input, or ``n < 2``.
+    otherwise: ``p_holm >= alpha``, ``mean_diff == 0``, a NaN input, or ``n < 2`` (a NaN ``n``
+    included).
 
     Args:
         mean_diff: ``mean(subject - baseline)`` over the paired seeds.
@@ -211,7 +224,7 @@ def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: floa
     _check_direction(direction)
     _check_unit("alpha", alpha)
     m, p = float(mean_diff), float(p_holm)
-    if int(n) < 2 or math.isnan(m) or math.isnan(p) or m == 0 or not p < alpha:
+    if not float(n) >= 2 or math.isnan(m) or math.isnan(p) or m == 0 or not p < alpha:
         return "inconclusive"
     return "supported" if (m > 0) == (direction == "higher") else "contradicted"
 
