@@ -94,3 +94,20 @@ def test_supervised_cnn_channels_last_same_function():
     F.cross_entropy(ref.head(ref.encoder(x.reshape(-1, 1, 28, 28))), y).backward()
     for (name, p), q in zip(m.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_supervised_cnn_channels_last_state_round_trip(tmp_path):
+    """The job cache's save / load (weights_only) keeps the encoder's function."""
+    from baselines.supervised_cnn import SupervisedCNN, SupervisedCNNConfig
+    from bench.methods import DataInfo
+
+    info = DataInfo(784, 10, (1, 28, 28))
+    torch.manual_seed(0)
+    m = SupervisedCNN(SupervisedCNNConfig(), info, 16).eval()
+    torch.save({k: v.detach().cpu() for k, v in m.state_dict().items()}, tmp_path / "state.pt")
+    torch.manual_seed(1)
+    m2 = SupervisedCNN(SupervisedCNNConfig(), info, 16)
+    m2.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    m2.eval()
+    x = torch.rand(8, 784)
+    assert torch.equal(m.encode_all(x), m2.encode_all(x))
