@@ -48,7 +48,7 @@ DATASET = "mnist5k"
 WIDTH = 64
 METHODS_TIMED = ("infomax", "simclr")
 BATCHES = (128, 1024)
-EPOCHS = 3  # timed epochs after the warm-up epoch (1 when steps= is given)
+EPOCHS = 5  # timed epochs after the warm-up epoch (1 when steps= is given)
 PEAK_N = 2048
 PEAK_REPS = 5
 PROFILE_BELOW = 0.30
