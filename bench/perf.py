@@ -6,7 +6,8 @@ Prints one aligned table:
   ``mnist5k`` (K = 64): the real :func:`bench.trainer.train` for ``EPOCHS`` epochs after one
   warm-up epoch, beside the same model trained by a plain research-code loop (a
   ``DataLoader(TensorDataset(x), shuffle=True)``, ``loss.item()`` every step, the same Adam),
-  and the ratio trainer / plain;
+  and the ratio trainer / plain. Each rate is that of the loop's fastest epoch (timed by an
+  epoch-end callback), so a burst of other work on a shared machine does not decide a ratio;
 * **InfoMax FLOP/s** at batch 128 and 1024 against a **large-matmul peak** measured here (a
   2048 x 2048 fp32 matmul, best of ``PEAK_REPS``), i.e. the roofline fraction. FLOPs per step are
   counted by ``torch.utils.flop_counter.FlopCounterMode`` on one training step (matmul-type ops,
@@ -120,11 +121,12 @@ def _build(name: str, info, seed: int = 0):
     return cls(cls.Config(), info, WIDTH)
 
 
-def plain_loop(method, x: torch.Tensor, batch_size: int, epochs: int) -> int:
+def plain_loop(method, x: torch.Tensor, batch_size: int, epochs: int,
+               on_epoch: Callable[[int], None] | None = None) -> int:
     """The research-code baseline: DataLoader over a TensorDataset, ``loss.item()`` every step.
 
     Same model, loss and optimiser (Adam with the method's lr / weight decay) as the trainer;
-    returns the number of samples processed."""
+    calls ``on_epoch(samples)`` after each epoch and returns the number of samples processed."""
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=method.cfg.lr, weight_decay=method.cfg.weight_decay)
     loader = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True)
@@ -139,6 +141,8 @@ def plain_loop(method, x: torch.Tensor, batch_size: int, epochs: int) -> int:
             method.after_step()
             running += loss.item()
             seen += xb.shape[0]
+        if on_epoch is not None:
+            on_epoch(seen)
     method.eval()
     return seen
 
@@ -151,21 +155,39 @@ def epoch_size(n: int, batch_size: int) -> tuple[int, int]:
     return sum(hi - lo for lo, hi in bounds), len(bounds)
 
 
+class _EpochClock:
+    """Per-epoch wall times (CUDA synchronised) from an epoch-end callback."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        _sync(device)
+        self.marks = [time.perf_counter()]
+
+    def __call__(self, *_) -> None:
+        _sync(self.device)
+        self.marks.append(time.perf_counter())
+
+    def best(self) -> float:
+        return min(b - a for a, b in zip(self.marks, self.marks[1:], strict=False))
+
+
 def throughput(name: str, info, x: torch.Tensor, batch_size: int, epochs: int, device: torch.device):
-    """(trainer samples/s, plain-loop samples/s, trainer seconds per step) after a warm-up epoch each."""
+    """(trainer samples/s, plain-loop samples/s, trainer seconds per step), each from its fastest
+    of ``epochs`` epochs after a warm-up epoch (the fastest epoch: robust to a shared machine)."""
     from bench.trainer import train
 
     m = _build(name, info).to(device)
     train(m, x, None, epochs=1, batch_size=batch_size, seed=0)  # warm-up
-    t = _timed(lambda: train(m, x, None, epochs=epochs, batch_size=batch_size, seed=1), device)
+    clock = _EpochClock(device)
+    train(m, x, None, epochs=epochs, batch_size=batch_size, seed=1, on_epoch=clock)
+    t = clock.best()
     n_ep, steps_ep = epoch_size(x.shape[0], batch_size)
-    n_tr, steps = n_ep * epochs, steps_ep * epochs
 
     m = _build(name, info).to(device)
     plain_loop(m, x, batch_size, 1)  # warm-up
-    seen: list[int] = []
-    tp = _timed(lambda: seen.append(plain_loop(m, x, batch_size, epochs)), device)
-    return n_tr / t, seen[0] / tp, t / steps
+    pclock = _EpochClock(device)
+    plain_loop(m, x, batch_size, epochs, on_epoch=pclock)
+    return n_ep / t, x.shape[0] / pclock.best(), t / steps_ep
 
 
 def step_flops(info, x: torch.Tensor, batch_size: int) -> int:
@@ -259,7 +281,7 @@ def cmd_perf(args: list[str]) -> int:
     info = data_info(ds)
     steps, epochs = opts["steps"], EPOCHS if opts["steps"] is None else 1
     out = [f"bench perf: device {device.type} ({device_name(device)}), torch {torch.__version__}, "
-           f"threads {torch.get_num_threads()}, {DATASET} K={WIDTH}, {epochs} timed epoch(s) after 1 warm-up"
+           f"threads {torch.get_num_threads()}, {DATASET} K={WIDTH}, best of {epochs} timed epoch(s) after 1 warm-up"
            + (f", {steps} steps per epoch" if steps else "")]
 
     rows, step_s = [], {}
