@@ -42,3 +42,30 @@ def test_bad_args_raise_one_line_config_error(arg):
 def test_unknown_key_in_cmd_perf():
     with pytest.raises(ConfigError, match="unknown key 'bogus'"):
         perf.cmd_perf(["bogus=1"])
+
+
+def test_e2e_runs_bench_run_into_a_temporary_out_and_cache(monkeypatch):
+    seen = {}
+
+    class Done:
+        returncode = 0
+
+    def fake_run(cmd, **kw):
+        seen["cmd"] = cmd
+        return Done()
+
+    monkeypatch.setattr(perf.subprocess, "run", fake_run)
+    seconds, rc = perf.e2e_seconds(list(perf.E2E_ARGS), "cpu")
+    cmd = seen["cmd"]
+    assert rc == 0 and seconds >= 0
+    assert cmd[1:4] == ["-m", "bench", "run"] and "prediction=all" in cmd and "device=cpu" in cmd
+    for key in ("out=", "reports=", "cache="):
+        assert any(a.startswith(key) and "bench-perf-" in a for a in cmd), key
+
+
+def test_e2e_line(capsys, monkeypatch):
+    monkeypatch.setattr(perf, "PEAK_N", 256)
+    monkeypatch.setattr(perf, "METHODS_TIMED", ("infomax",))
+    monkeypatch.setattr(perf, "e2e_seconds", lambda args, device: (12.5, 0))
+    assert perf.cmd_perf(["steps=1", "e2e=true"]) == 0
+    assert "end to end: 12.5 s (bench run prediction=all profile=quick, fresh cache, exit code 0)" in capsys.readouterr().out
