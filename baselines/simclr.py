@@ -46,7 +46,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     u = F.normalize(torch.cat([z1, z2]), dim=1)
     s = (u @ u.T) / temperature
     s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=s.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(s.device)
+    target = torch.arange(2 * n, device=s.device).roll(n)  # [n..2n-1, 0..n-1], built on s's device (no H2D copy)
     return F.cross_entropy(s, target)
 
 

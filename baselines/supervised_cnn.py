@@ -89,6 +89,10 @@ class SupervisedCNN(Method):
         backbone = small_image_resnet(cfg.model, c, tuple(cfg.channels), keep_pool)
         self.encoder = nn.Sequential(backbone, nn.Linear(backbone.num_features, width))
         self.head = nn.Linear(width, info.n_classes)
+        # channels_last (NHWC) conv weights and activations: the same network and arithmetic up to
+        # float rounding, ~20% less time per step on one CPU core (oneDNN's native layout; avoids
+        # reorders around every conv, batch norm and pool); cuDNN handles it as well
+        self.to(memory_format=torch.channels_last)
 
     @classmethod
     def unsupported(cls, info: DataInfo) -> str | None:
@@ -102,7 +106,7 @@ class SupervisedCNN(Method):
         return self.head
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x.reshape(-1, *self.info.image_shape))
+        return self.encoder(x.reshape(-1, *self.info.image_shape).contiguous(memory_format=torch.channels_last))
 
     def loss_terms(self, x, y=None):
         if y is None:

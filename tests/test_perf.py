@@ -1,0 +1,71 @@
+"""bench perf: every required line from a tiny run, and one-line errors for bad keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import perf
+from bench.config import ConfigError
+
+
+def test_perf_prints_every_line(capsys, monkeypatch):
+    monkeypatch.setattr(perf, "PEAK_N", 256)  # the peak's matmul size does not matter here
+    monkeypatch.setattr(perf, "PROFILE_BELOW", 2.0)  # always print the profile
+    assert perf.cmd_perf(["steps=2", "device=cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "device cpu (" in out and "threads 1" in out
+    assert "trainer throughput (samples/s)" in out and "trainer/plain" in out
+    for name in perf.METHODS_TIMED:
+        for bs in perf.BATCHES:
+            assert any(line.split()[:2] == [name, str(bs)] and line.endswith("x") for line in out.splitlines()), (name, bs)
+    assert "infomax step FLOP/s" in out and "peak" in out and "roofline" in out
+    assert "profile: infomax batch 1024" in out and "ms/step" in out
+    assert "probe fit:" in out and "end to end: skipped" in out
+
+
+def test_step_flops_is_the_analytic_count():
+    import torch
+
+    from bench.methods import DataInfo
+
+    b, d, k = 128, 784, perf.WIDTH
+    assert perf.step_flops(DataInfo(d, 10, (1, 28, 28)), torch.rand(b, d), b) == 4 * b * d * k + 6 * b * k * k
+
+
+@pytest.mark.parametrize("arg", ["bogus=1", "steps=0", "steps=x", "device=tpu", "e2e=maybe", "steps"])
+def test_bad_args_raise_one_line_config_error(arg):
+    with pytest.raises(ConfigError) as e:
+        perf.parse_args([arg])
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_key_in_cmd_perf():
+    with pytest.raises(ConfigError, match="unknown key 'bogus'"):
+        perf.cmd_perf(["bogus=1"])
+
+
+def test_e2e_runs_bench_run_into_a_temporary_out_and_cache(monkeypatch):
+    seen = {}
+
+    class Done:
+        returncode = 0
+
+    def fake_run(cmd, **kw):
+        seen["cmd"] = cmd
+        return Done()
+
+    monkeypatch.setattr(perf.subprocess, "run", fake_run)
+    seconds, rc = perf.e2e_seconds(list(perf.E2E_ARGS), "cpu")
+    cmd = seen["cmd"]
+    assert rc == 0 and seconds >= 0
+    assert cmd[1:4] == ["-m", "bench", "run"] and "prediction=all" in cmd and "device=cpu" in cmd
+    for key in ("out=", "reports=", "cache="):
+        assert any(a.startswith(key) and "bench-perf-" in a for a in cmd), key
+
+
+def test_e2e_line(capsys, monkeypatch):
+    monkeypatch.setattr(perf, "PEAK_N", 256)
+    monkeypatch.setattr(perf, "METHODS_TIMED", ("infomax",))
+    monkeypatch.setattr(perf, "e2e_seconds", lambda args, device: (12.5, 0))
+    assert perf.cmd_perf(["steps=1", "e2e=true"]) == 0
+    assert "end to end: 12.5 s (bench run prediction=all profile=quick, fresh cache, exit code 0)" in capsys.readouterr().out
