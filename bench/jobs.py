@@ -326,7 +326,7 @@ class JobCache:
             raise CacheCorrupt(f"unknown status {meta.get('status')!r}")
         return meta
 
-    def load(self, spec: JobSpec, ds: Dataset) -> Encoder | None:
+    def load(self, spec: JobSpec, ds: Dataset, quiet: bool = False) -> Encoder | None:
         """The cached encoder, or None when absent or untrustworthy (one warning line; retrain)."""
         try:
             meta = self.read_meta(spec)
@@ -350,7 +350,8 @@ class JobCache:
             method.eval()
             return Encoder(spec, method, "ok", "", meta["train_seconds"], True, meta)
         except CacheCorrupt as e:
-            self.warn(f"cache entry {self.path(spec)} is unusable: {e}; retraining it")
+            if not quiet:
+                self.warn(f"cache entry {self.path(spec)} is unusable: {e}; retraining it")
             return None
 
     def get(self, spec: JobSpec, ds: Dataset, on_epoch=None, on_wait: Callable[[dict], None] | None = None) -> Encoder:
@@ -366,8 +367,8 @@ class JobCache:
             lock = self.lock(spec)
             if lock.acquire():
                 try:
-                    if (self.path(spec) / "meta.json").exists():  # written while we looked
-                        hit = self.load(spec, ds)
+                    if (self.path(spec) / "meta.json").exists():  # written while we looked (or the bad one)
+                        hit = self.load(spec, ds, quiet=True)
                         if hit is not None:
                             return hit
                     return self._train_and_store(spec, ds, on_epoch)

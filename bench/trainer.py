@@ -89,7 +89,8 @@ def train(
         sums: dict[str, torch.Tensor] = {}
         for lo, hi in bounds:
             idx = perm[lo:hi]
-            terms = method.loss_terms(x[idx], None if y is None else y[idx])
+            # index_select: the same rows as x[idx], about twice as fast a gather on CPU
+            terms = method.loss_terms(x.index_select(0, idx), None if y is None else y.index_select(0, idx))
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()
