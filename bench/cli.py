@@ -111,7 +111,7 @@ def _print_verdicts(pname: str, run_dir: Path, pdf: Path, primary_only: bool = F
 
 def _time_line(run_dir: Path) -> None:
     from bench import results
-    from bench.runner import timing_line
+    from bench.engine import timing_line
 
     _, _, man = results.read_run(run_dir)
     if "timing" in man:

@@ -19,7 +19,6 @@ by another version) is reported in one warning line and retrained.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import functools
 import hashlib
 import importlib
@@ -27,8 +26,6 @@ import inspect
 import io
 import json
 import os
-import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -41,9 +38,11 @@ import torch
 import bench
 from bench.data import DataConfig, Dataset
 from bench.methods import METHODS, Method
+from bench.storage import HOST, POLL_SECONDS, EntryLock, _tmp_name, atomic_dir_write, pid_alive, sweep_orphans
 from bench.trainer import build, data_info, fit_encoder
 
-__all__ = ["CODE_MODULES", "Encoder", "JobCache", "JobSpec", "build", "data_info"]
+__all__ = ["CODE_MODULES", "HOST", "EntryLock", "Encoder", "JobCache", "JobSpec", "_tmp_name", "build", "data_info",
+           "pid_alive", "sweep_orphans"]
 
 
 @dataclass(frozen=True)
@@ -151,127 +150,6 @@ def library_versions() -> dict[str, str]:
 def _in_project(module: str) -> bool:
     return module.split(".")[0] in ("bench", "baselines") and module not in ("bench.registry", "bench.jobs")
 
-
-
-HOST = socket.gethostname()
-POLL_SECONDS = 0.25  # how often a waiting process looks for the entry or the lock
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def _tmp_name(final: Path) -> str:
-    """``.KEY.tmp-HOST-PID-RAND``: the owner is in the name, so a dead writer's leftovers can be swept."""
-    return f".{final.name}.tmp-{HOST}-{os.getpid()}-{os.urandom(3).hex()}"
-
-
-def sweep_orphans(folder: Path, max_age_s: float = 24 * 3600) -> list[Path]:
-    """Remove temporary directories/files left in ``folder`` by a killed writer: ours on this
-    host whose process is dead, or another host's older than ``max_age_s``. Returns what went."""
-    gone = []
-    if not folder.is_dir():
-        return gone
-    for p in folder.iterdir():
-        if not p.name.startswith(".") or (".tmp-" not in p.name and ".trash-" not in p.name):
-            continue
-        try:
-            host, pid = p.name.rsplit(".tmp-" if ".tmp-" in p.name else ".trash-", 1)[1].rsplit("-", 2)[:2]
-            pid_i = int(pid)
-        except ValueError:
-            continue
-        try:
-            old = time.time() - p.stat().st_mtime > max_age_s
-        except FileNotFoundError:
-            continue
-        if (host == HOST and not pid_alive(pid_i)) or (host != HOST and old):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            gone.append(p)
-    return gone
-
-
-def atomic_dir_write(final: Path, files: dict[str, bytes]) -> None:
-    """Write all files into a temporary sibling directory, then rename it into place (an existing
-    entry, e.g. a corrupt one being replaced, is first renamed aside so the swap is atomic)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / _tmp_name(final)
-    tmp.mkdir()
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        if final.exists():
-            trash = final.parent / _tmp_name(final).replace(".tmp-", ".trash-")
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-class EntryLock:
-    """One writer per cache entry: an exclusive ``flock`` on ``.locks/KEY.lock``.
-
-    The kernel drops the lock when its holder dies (SIGKILL included), so a crashed writer never
-    blocks the entry: that is the stale-lock recovery. The file records ``pid``, ``host`` and
-    ``since`` for people and for the waiting message. ``flock`` is reliable on local disks and
-    NFSv4; on a filesystem without working locks, give each cluster job its own cache entries
-    (the keys already differ per job) or a node-local ``cache=``.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        """Try once, without blocking; True when this process now holds the lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        try:  # the file we locked must still be the one at the path (a releaser may have unlinked it)
-            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": HOST, "since": time.time()}).encode())
-        self.fd = fd
-        return True
-
-    def holder(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            return {}
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            os.close(self.fd)  # closing drops the flock
-            self.fd = None
 
 
 class CacheCorrupt(Exception):

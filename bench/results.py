@@ -48,7 +48,7 @@ def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from bench.jobs import _tmp_name
+    from bench.storage import _tmp_name
 
     tmp = path.parent / _tmp_name(path)  # owner in the name: a killed writer's leftover is swept
     try:
@@ -115,7 +115,7 @@ def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config:
 
     ``matrices`` (optional): matrix-valued results in long form (``matrix, i, j, value`` with the
     job's columns), kept out of the tidy table as ``matrices.parquet``."""
-    from bench.jobs import _tmp_name, sweep_orphans
+    from bench.storage import _tmp_name, sweep_orphans
 
     for what, name in (("prediction", prediction), ("run_id", run_id)):
         if not _is_name(str(name)):

@@ -232,3 +232,17 @@ def test_cli_smoke(tmp_path):
     assert df.loc[df["metric"] == "nonlinear_predictability", "value"].notna().all()
     for name in ("retained_accuracy", "aurc", "basis", "unstructured", "diagnostics", "correlation_heatmaps"):
         assert (rep / "pruning" / f"{name}.png").exists()
+
+
+def test_magnitude_pruning_handles_channels_last_conv_weights(digits):
+    """supervised_cnn keeps its conv weights channels_last (faster on CPU); global_unstructured
+    flattens with view(-1), which crashed the cold pruning run at that method."""
+    from bench.config import RunConfig
+    from bench.jobs import build, data_info
+    from predictions.pruning.curves import magnitude_pruned
+
+    cfg = RunConfig()
+    m = build("supervised_cnn", cfg.method_config("supervised_cnn"), data_info(digits), 16)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in m.parameters())  # the case that broke
+    dup, ratio = magnitude_pruned(m, 0.5)
+    assert ratio == pytest.approx(2.0, rel=0.01) and dup.encode_all(digits.val.x).shape == (len(digits.val.x), 16)

@@ -270,6 +270,8 @@ def magnitude_pruned(method: nn.Module, sparsity: float) -> tuple[nn.Module, flo
     params = prunable_weights(dup.deployed_modules())
     if not params:
         raise ValueError("no Linear/Conv weights in the deployed modules")
+    for m, name in params:  # global_unstructured flattens with view(-1): a channels_last conv weight
+        getattr(m, name).data = getattr(m, name).data.contiguous()  # (supervised_cnn) needs the dense layout
     if sparsity > 0:
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(sparsity))
     total = sum(m.weight.numel() for m, _ in params)
