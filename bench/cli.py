@@ -118,6 +118,15 @@ def _time_line(run_dir: Path) -> None:
         print(f"time:    {timing_line(man['timing'])}")
 
 
+def own_tokens(tokens: list[str], name: str) -> list[str]:
+    """The tokens of a ``prediction=all`` command that concern prediction ``name``: the shared
+    ones and its own ``name.field=`` (other predictions' sections and ``prediction=`` dropped)."""
+    from bench.runner import ALL
+
+    return [t for t in tokens if not t.startswith("prediction=")
+            and (t.partition("=")[0].partition(".")[0] not in ALL or t.startswith(f"{name}."))]
+
+
 def all_configs(args: list[str]) -> dict:
     """``prediction=all``: one RunConfig per prediction; ``NAME.field=`` tokens go to NAME only."""
     from bench.config import parse_overrides
@@ -131,8 +140,7 @@ def all_configs(args: list[str]) -> dict:
                              f"set it for one (e.g. pruning.{a})")
     cfgs = {}
     for name in ALL:
-        mine = [a for a in rest if a.partition("=")[0].partition(".")[0] not in ALL or a.startswith(f"{name}.")]
-        cfgs[name] = parse_overrides([*mine, f"prediction={name}"], PREDICTIONS.get(name).Config, name)
+        cfgs[name] = parse_overrides([*own_tokens(rest, name), f"prediction={name}"], PREDICTIONS.get(name).Config, name)
     return cfgs
 
 
@@ -184,7 +192,6 @@ def _summary(out, reports_dir) -> None:
 def cmd_rerun(args: list[str]) -> int:
     """Rerun a run directory's recorded command; compare its table with the original's."""
     from bench import results
-    from bench.runner import ALL
 
     dirs = [a for a in args if "=" not in a]
     if len(dirs) != 1:
@@ -199,9 +206,7 @@ def cmd_rerun(args: list[str]) -> int:
     tokens = argv[2:]
     pred = config.get("prediction")
     if any(t == "prediction=all" for t in tokens):  # rerun only this run's prediction
-        tokens = [t for t in tokens if t != "prediction=all"
-                  and not (t.partition("=")[0].partition(".")[0] in ALL and not t.startswith(f"{pred}."))]
-        tokens.insert(0, f"prediction={pred}")
+        tokens = [f"prediction={pred}", *own_tokens(tokens, pred)]
     extra = [a for a in args if "=" in a]
     keys = {a.partition("=")[0] for a in extra}
     tokens = [t for t in tokens if t.partition("=")[0] not in keys] + extra
