@@ -205,12 +205,19 @@ class JobPool:
         self.on_done = on_done
         self.lock = threading.Lock()
 
-    def submit(self, spec: JobSpec) -> cf.Future:
-        key = spec.key
+    def submit(self, spec: JobSpec, task=None) -> cf.Future:
+        """Train ``spec`` (or, given a :class:`bench.measure.MeasureTask`, train it and measure it
+        in the same worker); a key already submitted returns its future."""
+        key = spec.key if task is None else task.key
         with self.lock:
             if key in self.futures:
                 return self.futures[key]
-            fut = self.executor.submit(run_job, spec, self.cache_root, self.device, self.threads)
+            if task is None:
+                fut = self.executor.submit(run_job, spec, self.cache_root, self.device, self.threads)
+            else:
+                from bench.measure import run_measure
+
+                fut = self.executor.submit(run_measure, task, self.cache_root, self.device, self.threads)
             self.futures[key], self.specs[key] = fut, spec
         if self.on_done is not None:
             fut.add_done_callback(lambda f, spec=spec: self.on_done(self._summary(f, spec), spec))
@@ -229,8 +236,8 @@ class JobPool:
                     "reason": f"worker computed job key {out['key']}, expected {spec.key}: it runs other code"}
         return out
 
-    def result(self, spec: JobSpec) -> dict[str, Any]:
-        return self._summary(self.submit(spec), spec)
+    def result(self, spec: JobSpec, task=None) -> dict[str, Any]:
+        return self._summary(self.submit(spec, task), spec)
 
     @property
     def pending(self) -> int:

@@ -8,6 +8,12 @@ A prediction is two registered classes, each in its own file under ``predictions
   ``run(src) -> rows``. ``src`` is an :class:`EncoderSource`: datasets, encoders, seeds, the
   device, and a sink for matrix-valued results. A protocol never sees the command line, the
   cache, threads or progress bars, never trains by hand and never writes a file.
+  Its per-encoder work is a *measurement*: a method ``measure_x(enc, src, *args) -> rows`` that
+  reads one encoder (and datasets through ``src.dataset``), asked for with
+  ``src.measure(self.measure_x, *args, methods=..., dataset=...)``. The runner runs it where the
+  encoder is (in the pool worker that trained it) and caches its rows (:mod:`bench.measure`);
+  ``run`` keeps what needs several encoders (summaries over seeds or pairs). A measurement must
+  depend only on the encoder, its arguments, the config and the datasets.
 * :class:`View` (``view.py``, registered in :data:`VIEWS` under the same name): the essay's
   statement and the protocol in brief, each in one place; its verdicts declared as data
   (:class:`Verdict`; the first is the primary); tables and figures. It reads only the tidy table
@@ -19,7 +25,7 @@ the prediction's condition columns, and the encoder's parameter counts and train
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -72,6 +78,13 @@ class EncoderSource(Protocol):
         """Train or load every (method, width, seed) job on ``dataset`` (default: the run's);
         yield the ones that succeeded (failed and skipped jobs become status rows without the
         protocol's help). Encoders come from the shared cache: the same job is trained once."""
+
+    def measure(self, fn: Callable[..., list[dict[str, Any]]], *args: Any, methods: Iterable[str] | None = None,
+                widths: Iterable[int] | None = None, seeds: Iterable[int] | None = None,
+                dataset: str | None = None, data: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Like :meth:`encoders`, but yields, per successful job, the rows of the measurement
+        ``fn(enc, src, *args)`` (a method of the prediction; ``src`` there offers ``device``,
+        ``dataset(name, data)`` and ``matrix``). Run in the pool when there is one; cached."""
 
     def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
         """Record a matrix-valued result (e.g. a K x K correlation matrix) in the matrices table."""

@@ -102,9 +102,6 @@ class Efficiency(Prediction):
         ds = src.dataset(target)
         d = ds.train.x.shape[1]
         source = f"{cfg.dataset}{cfg.source_classes}" if target is not None else None
-        n_train = {ds.name: int(ds.train.x.shape[0])}
-        if source is not None:
-            n_train[source] = int(src.dataset(source).train.x.shape[0])
         rows: list[dict[str, Any]] = []
         for m in methods:
             if m in CAPPED_AT_D:
@@ -116,8 +113,8 @@ class Efficiency(Prediction):
         for ms, ks in groups:
             if not ms or not ks:
                 continue
-            for enc in self._encoders(src, ms, ks, target, source):
-                rows += self._measure(enc, ds, n_train[enc.spec.dataset])
+            for measured in self._measured(src, ms, ks, target, source, ds.name):
+                rows += measured
         for r in rows:
             r["study"] = study
             if target is not None:
@@ -127,25 +124,25 @@ class Efficiency(Prediction):
             rows += self._derived(probe, ds.name, study)
         return rows
 
-    @staticmethod
-    def _encoders(src: EncoderSource, methods: list[str], widths: list[int], target: str | None,
-                  source: str | None):
-        """Encoders for the study; in the secondary, label-trained methods train on ``source``."""
+    def _measured(self, src: EncoderSource, methods: list[str], widths: list[int], target: str | None,
+                  source: str | None, probed_on: str):
+        """The study's measurements; in the secondary, label-trained methods train on ``source``."""
         if target is None:
-            yield from src.encoders(methods, widths)
+            yield from src.measure(self.measure_encoder, probed_on, methods=methods, widths=widths)
             return
         from bench.methods import METHODS
 
         labelled = [m for m in methods if METHODS.get(m).uses_labels]
         unlabelled = [m for m in methods if m not in labelled]
         if unlabelled:
-            yield from src.encoders(unlabelled, widths, dataset=target)
+            yield from src.measure(self.measure_encoder, probed_on, methods=unlabelled, widths=widths, dataset=target)
         if labelled:
-            yield from src.encoders(labelled, widths, dataset=source)
+            yield from src.measure(self.measure_encoder, probed_on, methods=labelled, widths=widths, dataset=source)
 
-    @staticmethod
-    def _measure(enc, ds, n_train: int) -> list[dict[str, Any]]:
-        """Probe accuracy on ``ds``, P, training-only parameters and training steps of one encoder."""
+    def measure_encoder(self, enc, src, probed_on: str) -> list[dict[str, Any]]:
+        """Probe accuracy on ``probed_on``, P, training-only parameters and training steps of one encoder."""
+        ds = src.dataset(probed_on)
+        n_train = int(src.dataset(enc.spec.dataset).train.x.shape[0])
         f = [enc.features(s.x) for s in (ds.train, ds.val, ds.test)]
         pr = linear_probe(f[0], ds.train.y, f[1], ds.val.y, f[2], ds.test.y, ds.n_classes)
         m = enc.method

@@ -116,94 +116,115 @@ class Interpretability(Prediction):
     def _ica(self, src: EncoderSource, setting: str) -> list[dict]:
         data = {"mixing": setting.removeprefix("ica_")}
         ds = src.dataset("ica", data)
-        s_tr, s_te = _np(ds.train.factors), _np(ds.test.factors)
-        first, rows = min(src.seeds), []
-        for enc in src.encoders(widths=[s_tr.shape[1]], dataset="ica", data=data):
-            t0 = time.perf_counter()
-            a_tr, a_te = (enc.features(s.x) for s in (ds.train, ds.test))
-            z_tr, is_pre = pre_activations(enc.method, ds.train.x, a_tr)
-            z_te, _ = pre_activations(enc.method, ds.test.x, a_te)
-            codes = {"pre": fx.clip_to_train(_np(z_tr), _np(z_te)), "act": fx.clip_to_train(_np(a_tr), _np(a_te))}
-            note = {} if is_pre else {"note": "no Linear+activation encoder: pre = features"}
-            for feature, (c_tr, c_te) in codes.items():
-                for kind in ("pearson", "spearman"):
-                    value, corr = fx.mcc(c_tr, s_tr, c_te, s_te, kind)
-                    rows.append(row(enc, "mcc", value, setting=setting, feature=feature, corr=kind,
-                                    **(note if feature == "pre" else {})))
-                    if kind == "pearson" and feature == "pre" and enc.spec.seed == first \
-                            and enc.spec.method in self.cfg.figure_methods:
-                        src.matrix(enc, f"corr_{setting}", corr)
-            rows += self._common(enc, codes["act"][1], setting, t0)
+        rows = []
+        for measured in src.measure(self.measure_ica, setting, min(src.seeds), widths=[ds.train.factors.shape[1]],
+                                    dataset="ica", data=data):
+            rows += measured
         for r in rows:  # the same tag the runner gives this setting's failed / skipped jobs
             r["data"] = data_tag(data)
+        return rows
+
+    def measure_ica(self, enc, src, setting: str, first: int) -> list[dict]:
+        """MCC (Pearson, Spearman; pre-activations and activations) of one encoder on ``ica``."""
+        t0 = time.perf_counter()
+        ds = src.dataset("ica", {"mixing": setting.removeprefix("ica_")})
+        s_tr, s_te = _np(ds.train.factors), _np(ds.test.factors)
+        rows = []
+        a_tr, a_te = (enc.features(s.x) for s in (ds.train, ds.test))
+        z_tr, is_pre = pre_activations(enc.method, ds.train.x, a_tr)
+        z_te, _ = pre_activations(enc.method, ds.test.x, a_te)
+        codes = {"pre": fx.clip_to_train(_np(z_tr), _np(z_te)), "act": fx.clip_to_train(_np(a_tr), _np(a_te))}
+        note = {} if is_pre else {"note": "no Linear+activation encoder: pre = features"}
+        for feature, (c_tr, c_te) in codes.items():
+            for kind in ("pearson", "spearman"):
+                value, corr = fx.mcc(c_tr, s_tr, c_te, s_te, kind)
+                rows.append(row(enc, "mcc", value, setting=setting, feature=feature, corr=kind,
+                                **(note if feature == "pre" else {})))
+                if kind == "pearson" and feature == "pre" and enc.spec.seed == first \
+                        and enc.spec.method in self.cfg.figure_methods:
+                    src.matrix(enc, f"corr_{setting}", corr)
+        rows += self._common(enc, codes["act"][1], setting, t0)
         return rows
 
     # --------------------------------------------------------------------------- dsprites
     def _dsprites(self, src: EncoderSource, setting: str) -> list[dict]:
         c = self.cfg
+        width = c.width if setting == "dsprites_wide" else c.narrow_width
+        rows = []
+        for measured in src.measure(self.measure_dsprites, setting, width, min(src.seeds), widths=[width],
+                                    dataset="dsprites"):
+            rows += measured
+        return rows
+
+    def measure_dsprites(self, enc, src, setting: str, width: int, first: int) -> list[dict]:
+        """DCI, MIG, SAP and modularity of one encoder on ``dsprites``."""
+        c = self.cfg
         ds = src.dataset("dsprites")
         names = list(ds.factor_names)
         v_tr, v_te = (fx.reduce_orientation(_np(s.factors)).astype(np.int64) for s in (ds.train, ds.test))
         avg = [names.index(n) for n in AVERAGED]
-        width = c.width if setting == "dsprites_wide" else c.narrow_width
-        first, rows = min(src.seeds), []
-        for enc in src.encoders(widths=[width], dataset="dsprites"):
-            t0 = time.perf_counter()
-            if enc.spec.width != width:  # raw: K = D whatever was asked; a row with its reason, not a K = D score
-                why = f"width {enc.spec.width} (K = D), not K = {width}"
-                rows.extend(row(enc, m, float("nan"), setting=setting, note=why, **({"bins": c.mig_bins[0]} if m == "mig" else {}))
-                            for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity"))
-                continue
-            f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
+        rows = []
+        t0 = time.perf_counter()
+        if enc.spec.width != width:  # raw: K = D whatever was asked; a row with its reason, not a K = D score
+            why = f"width {enc.spec.width} (K = D), not K = {width}"
+            return [row(enc, m, float("nan"), setting=setting, note=why, **({"bins": c.mig_bins[0]} if m == "mig" else {}))
+                    for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity")]
+        f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
 
-            def add(metric, value, enc=enc, **cond):  # noqa: B023 (rows is the one list of this call)
-                rows.append(row(enc, metric, value, setting=setting, **cond))
+        def add(metric, value, **cond):
+            rows.append(row(enc, metric, value, setting=setting, **cond))
 
-            r, acc = fx.importance_matrix(f_tr, v_tr, f_te, v_te, seed=enc.spec.seed, max_train=c.tree_train,
-                                          n_estimators=c.trees, max_depth=c.tree_depth)
-            d, comp = fx.dci(r[:, avg])
-            why = {} if np.isfinite(d) else {"note": "no unit carries importance (every unit constant on train)"}
-            add("dci_d", d, **why)
-            add("dci_c", comp, **why)
-            add("dci_i", float(acc[avg].mean()))
-            for j, n in enumerate(names):
-                add("dci_i_factor", acc[j], factor=n)
-            for b in c.mig_bins:
-                mi, h = fx.mutual_info_matrix(fx.discretize(f_tr, f_te, b), v_te)
-                gaps = fx.mig_per_factor(mi, h)
-                add("mig", float(gaps[avg].mean()), bins=b)
-                if b == c.mig_bins[0]:
-                    add("modularity", fx.modularity(mi[:, avg]), bins=b)
-                    for j, n in enumerate(names):
-                        add("mig_factor", gaps[j], factor=n, bins=b)
-            sap = fx.sap_per_factor(f_tr, v_tr, f_te, v_te)
-            add("sap", float(sap[avg].mean()))
-            for j, n in enumerate(names):
-                add("sap_factor", sap[j], factor=n)
-            if enc.spec.seed == first and enc.spec.method in c.figure_methods:
-                src.matrix(enc, f"importance_{setting}", r)
-            rows.extend(self._common(enc, f_te, setting, t0))
+        r, acc = fx.importance_matrix(f_tr, v_tr, f_te, v_te, seed=enc.spec.seed, max_train=c.tree_train,
+                                      n_estimators=c.trees, max_depth=c.tree_depth)
+        d, comp = fx.dci(r[:, avg])
+        why = {} if np.isfinite(d) else {"note": "no unit carries importance (every unit constant on train)"}
+        add("dci_d", d, **why)
+        add("dci_c", comp, **why)
+        add("dci_i", float(acc[avg].mean()))
+        for j, n in enumerate(names):
+            add("dci_i_factor", acc[j], factor=n)
+        for b in c.mig_bins:
+            mi, h = fx.mutual_info_matrix(fx.discretize(f_tr, f_te, b), v_te)
+            gaps = fx.mig_per_factor(mi, h)
+            add("mig", float(gaps[avg].mean()), bins=b)
+            if b == c.mig_bins[0]:
+                add("modularity", fx.modularity(mi[:, avg]), bins=b)
+                for j, n in enumerate(names):
+                    add("mig_factor", gaps[j], factor=n, bins=b)
+        sap = fx.sap_per_factor(f_tr, v_tr, f_te, v_te)
+        add("sap", float(sap[avg].mean()))
+        for j, n in enumerate(names):
+            add("sap_factor", sap[j], factor=n)
+        if enc.spec.seed == first and enc.spec.method in c.figure_methods:
+            src.matrix(enc, f"importance_{setting}", r)
+        rows.extend(self._common(enc, f_te, setting, t0))
         return rows
 
     # --------------------------------------------------------------------------- real data
     def _real(self, src: EncoderSource, name: str) -> list[dict]:
+        rows = []
+        for measured in src.measure(self.measure_real, name, min(src.seeds), widths=[self.cfg.width], dataset=name):
+            rows += measured
+        return rows
+
+    def measure_real(self, enc, src, name: str, first: int) -> list[dict]:
+        """Label purity, sparse probing and (first seed) the atlas of one encoder on real images."""
         c = self.cfg
+        t0 = time.perf_counter()
         ds = src.dataset(name)
         y_tr, y_te = (s.y.cpu().numpy() for s in (ds.train, ds.test))
         m = c.purity_m if len(y_te) >= 500 else c.purity_m_small
-        first, rows = min(src.seeds), []
-        for enc in src.encoders(widths=[c.width], dataset=name):
-            t0 = time.perf_counter()
-            f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
-            p = fx.purity(f_tr, y_tr, f_te, y_te, ds.n_classes, m=m, n_perm=c.n_perm, seed=enc.spec.seed)
-            for metric, value in (("purity", p.mean), ("purity_permuted", float(p.permuted.mean())),
-                                  ("purity_excess", p.excess)):
-                rows.append(row(enc, metric, value, setting="real", m=m))
-            for k, value in fx.sparse_probe(f_tr, y_tr, f_te, y_te, ds.n_classes, c.probe_ks).items():
-                rows.append(row(enc, "sparse_auroc", value, setting="real", k=k))
-            if enc.spec.seed == first and enc.spec.method in c.atlas_methods:
-                self._atlas(src, enc, ds, p)
-            rows += self._common(enc, f_te, "real", t0)
+        rows = []
+        f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
+        p = fx.purity(f_tr, y_tr, f_te, y_te, ds.n_classes, m=m, n_perm=c.n_perm, seed=enc.spec.seed)
+        for metric, value in (("purity", p.mean), ("purity_permuted", float(p.permuted.mean())),
+                              ("purity_excess", p.excess)):
+            rows.append(row(enc, metric, value, setting="real", m=m))
+        for k, value in fx.sparse_probe(f_tr, y_tr, f_te, y_te, ds.n_classes, c.probe_ks).items():
+            rows.append(row(enc, "sparse_auroc", value, setting="real", k=k))
+        if enc.spec.seed == first and enc.spec.method in c.atlas_methods:
+            self._atlas(src, enc, ds, p)
+        rows += self._common(enc, f_te, "real", t0)
         return rows
 
     def _atlas(self, src: EncoderSource, enc, ds, p: fx.Purity) -> None:

@@ -93,16 +93,19 @@ class Pruning(Prediction):
 
     # ------------------------------------------------------------------------------ run
     def run(self, src: EncoderSource) -> list[dict]:
-        ds = src.dataset()
-        first_seed = min(src.seeds)
         rows = []
-        for enc in src.encoders():
-            t0 = time.perf_counter()
-            rows += self._encoder_rows(src, enc, ds, enc.spec.seed == first_seed)
-            rows.append(row(enc, "protocol_seconds", time.perf_counter() - t0))
+        for measured in src.measure(self.measure_encoder, min(src.seeds)):
+            rows += measured
         return rows
 
-    def _encoder_rows(self, src: EncoderSource, enc, ds, first_seed: bool) -> list[dict]:
+    def measure_encoder(self, enc, src, first_seed: int) -> list[dict]:
+        """Every row of one encoder (run where the encoder is; cached by the runner)."""
+        t0 = time.perf_counter()
+        rows = self._encoder_rows(src, enc, src.dataset(enc.spec.dataset), enc.spec.seed == first_seed)
+        rows.append(row(enc, "protocol_seconds", time.perf_counter() - t0))
+        return rows
+
+    def _encoder_rows(self, src, enc, ds, first_seed: bool) -> list[dict]:
         c = self.cfg
         chance = 1.0 / ds.n_classes
         method, seed = enc.method, enc.spec.seed

@@ -108,42 +108,53 @@ class Transfer(Prediction):
         for b in c.budgets:
             why = P.infeasible(target.train.y, n_classes, b)
             (skipped.append((b, why)) if why else feasible[pid].append(b))
-        draws = dict(zip(c.budgets, c.draws, strict=True))
-        plans: dict[int, list[tuple[str, np.ndarray]]] = {}
         for reference, dataset in (("transfer", pair.source), ("in_domain", pair.target)):
-            for enc in src.encoders(dataset=dataset):
-                t0 = time.perf_counter()
-                seed, method = enc.spec.seed, enc.spec.method
-                if seed not in plans:
-                    plans[seed] = [(b, s) for b in feasible[pid]
-                                   for s in P.draw_subsets(target.train.y, b, draws[b], seed, pid)]
-                plan = plans[seed]
-                f = [enc.features(s.x) for s in (target.train, target.val, target.test)]
-                res = budget_probe(f[0], target.train.y, f[1], target.val.y, f[2], target.test.y, n_classes,
-                                   [s for _, s in plan], fixed_l2=c.fixed_l2)
-                oracle = reference == "in_domain" and getattr(enc.method, "uses_labels", False)
-                extra = {**cond, "reference": reference, **({"note": ORACLE} if oracle else {})}
-                budgets = np.array([b for b, _ in plan])
-                for b in feasible[pid]:
-                    at = np.flatnonzero(budgets == b)
-                    rows.append(row(enc, "subset_checksum", P.checksum([plan[i][1] for i in at]), budget=b, **extra))
-                    for mode, acc in (("val", res.test_acc[at]), ("fixed", res.fixed_acc[at])):
-                        kap = P.kappa(acc, n_classes)
-                        kappas[(pid, reference, method, seed, b, mode)] = float(kap.mean())
-                        rows.append(row(enc, "acc", float(acc.mean()), budget=b, l2_mode=mode, **extra))
-                        rows.append(row(enc, "kappa", float(kap.mean()), budget=b, l2_mode=mode, **extra))
-                        sd = float(kap.std()) if len(at) > 1 else math.nan
-                        rows.append(row(enc, "kappa_sd", sd, budget=b, l2_mode=mode,
-                                        **(extra if len(at) > 1 else {**extra, "note": "one draw"})))
-                    rows.append(row(enc, "probe_l2", float(res.l2[at].log().mean().exp()), budget=b, l2_mode="val",
-                                    **extra))
-                for b, why in skipped:
-                    rows.append(row(enc, "skipped", 1.0, budget=b, **{**extra, "note": why}))
-                rows.append(row(enc, "probe_seconds", time.perf_counter() - t0, **extra))
-                if reference == "transfer":
-                    ids.setdefault((method, seed), _identity(enc))
-                elif oracle:
-                    ids.setdefault((method, seed), _identity(enc))["oracle"] = True
+            for measured in src.measure(self.measure_pair, pid, reference, tuple(feasible[pid]), tuple(skipped),
+                                        dataset=dataset):
+                rows += measured
+                for r in measured:
+                    key = (r["method"], r["seed"])
+                    if r["metric"] == "kappa":
+                        kappas[(pid, reference, r["method"], r["seed"], r["budget"], r["l2_mode"])] = r["value"]
+                    if reference == "transfer":
+                        ids.setdefault(key, {"width": r["width"]})
+                    elif r.get("note") == ORACLE:
+                        ids.setdefault(key, {"width": r["width"]})["oracle"] = True
+        return rows
+
+    def measure_pair(self, enc, src, pid: str, reference: str, feasible: tuple[str, ...],
+                     skipped: tuple[tuple[str, str], ...]) -> list[dict]:
+        """One encoder (pretrained on the pair's source, or on its target for ``in_domain``) probed
+        on the target at every feasible budget and draw: the subsets depend on (seed, pair,
+        budget, draw) only, never on the method."""
+        t0 = time.perf_counter()
+        pair, c = P.PAIRS[pid], self.cfg
+        target = src.dataset(pair.target)
+        n_classes, seed = target.n_classes, enc.spec.seed
+        draws = dict(zip(c.budgets, c.draws, strict=True))
+        plan = [(b, s) for b in feasible for s in P.draw_subsets(target.train.y, b, draws[b], seed, pid)]
+        f = [enc.features(s.x) for s in (target.train, target.val, target.test)]
+        res = budget_probe(f[0], target.train.y, f[1], target.val.y, f[2], target.test.y, n_classes,
+                           [s for _, s in plan], fixed_l2=c.fixed_l2)
+        oracle = reference == "in_domain" and getattr(enc.method, "uses_labels", False)
+        extra = {"pair": pid, "source": pair.source, "target": pair.target, "reference": reference,
+                 **({"note": ORACLE} if oracle else {})}
+        budgets = np.array([b for b, _ in plan])
+        rows = []
+        for b in feasible:
+            at = np.flatnonzero(budgets == b)
+            rows.append(row(enc, "subset_checksum", P.checksum([plan[i][1] for i in at]), budget=b, **extra))
+            for mode, acc in (("val", res.test_acc[at]), ("fixed", res.fixed_acc[at])):
+                kap = P.kappa(acc, n_classes)
+                rows.append(row(enc, "acc", float(acc.mean()), budget=b, l2_mode=mode, **extra))
+                rows.append(row(enc, "kappa", float(kap.mean()), budget=b, l2_mode=mode, **extra))
+                sd = float(kap.std()) if len(at) > 1 else math.nan
+                rows.append(row(enc, "kappa_sd", sd, budget=b, l2_mode=mode,
+                                **(extra if len(at) > 1 else {**extra, "note": "one draw"})))
+            rows.append(row(enc, "probe_l2", float(res.l2[at].log().mean().exp()), budget=b, l2_mode="val", **extra))
+        for b, why in skipped:
+            rows.append(row(enc, "skipped", 1.0, budget=b, **{**extra, "note": why}))
+        rows.append(row(enc, "probe_seconds", time.perf_counter() - t0, **extra))
         return rows
 
     # ------------------------------------------------------------------------------ summaries
@@ -208,27 +219,32 @@ class Transfer(Prediction):
         cols = [names.index(f) for f in c.factors if f in names]
         if len(cols) != len(c.factors):
             raise ValueError(f"factors: dsprites has {names}, not all of {list(c.factors)}")
-        t = [s.factors[:, cols] for s in (ds.train, ds.val, ds.test)]
-        n_train = len(ds.train.x)
         rows = []
-        for enc in src.encoders(dataset="dsprites"):
-            t0 = time.perf_counter()
-            f = [enc.features(s.x) for s in (ds.train, ds.val, ds.test)]
-            means = []
-            for b, draws in zip(c.factor_budgets, c.factor_draws, strict=True):
-                subsets = P.random_subsets(n_train, b, draws, enc.spec.seed, "dsprites")
-                r2 = ridge_r2(f[0], t[0], f[1], t[1], f[2], t[2], subsets).mean(0)  # (F,), mean over draws
-                means.append(r2)
-                for name, v in zip(c.factors, r2.tolist(), strict=True):
-                    rows.append(row(enc, "r2", v, factor=name, budget=b, **cond))
-            rows.append(row(enc, "r2_mean", float(np.mean([m.mean() for m in means])), budget=",".join(c.factor_budgets),
-                            **cond))
-            rows.append(row(enc, "probe_seconds", time.perf_counter() - t0, **cond))
+        for measured in src.measure(self.measure_dsprites, tuple(cols), dataset="dsprites"):
+            rows += measured
         return rows
 
-
-def _identity(enc) -> dict[str, Any]:
-    return {"width": enc.spec.width}
+    def measure_dsprites(self, enc, src, cols: tuple[int, ...]) -> list[dict]:
+        """Ridge R^2 of the dSprites factors from one encoder's features, per total budget."""
+        t0 = time.perf_counter()
+        c = self.cfg
+        cond = {"pair": "dsprites", "source": "dsprites", "target": "dsprites"}
+        ds = src.dataset("dsprites")
+        t = [s.factors[:, list(cols)] for s in (ds.train, ds.val, ds.test)]
+        n_train = len(ds.train.x)
+        rows = []
+        f = [enc.features(s.x) for s in (ds.train, ds.val, ds.test)]
+        means = []
+        for b, draws in zip(c.factor_budgets, c.factor_draws, strict=True):
+            subsets = P.random_subsets(n_train, b, draws, enc.spec.seed, "dsprites")
+            r2 = ridge_r2(f[0], t[0], f[1], t[1], f[2], t[2], subsets).mean(0)  # (F,), mean over draws
+            means.append(r2)
+            for name, v in zip(c.factors, r2.tolist(), strict=True):
+                rows.append(row(enc, "r2", v, factor=name, budget=b, **cond))
+        rows.append(row(enc, "r2_mean", float(np.mean([m.mean() for m in means])), budget=",".join(c.factor_budgets),
+                        **cond))
+        rows.append(row(enc, "probe_seconds", time.perf_counter() - t0, **cond))
+        return rows
 
 
 def _bare(method: str, width: int, seed: int, metric: str, value: float, dataset: str, **conditions) -> dict:

@@ -1,0 +1,265 @@
+"""Measurements: one encoder's evaluation, run where the encoder is and cached like it.
+
+A protocol's per-encoder work (its probes, curves and metrics) is a *measurement*: a method of
+the prediction, ``fn(enc, src, *args) -> rows``, that reads one encoder and datasets and returns
+tidy rows (and matrices through ``src.matrix``). The protocol asks for them with
+:meth:`bench.runner.RunContext.measure` instead of looping over ``encoders()`` itself, so that
+
+* with a pool (``workers > 1``, Dask, Slurm) each measurement runs in the worker that trains or
+  loads its encoder, right after training: evaluation is parallel like training, and the main
+  process never loads the encoder;
+* its result is cached next to the encoders (``cache/measures/KEY.npz``), keyed by the encoder's
+  job key, the prediction's config, the measurement's name and arguments, the run's data options,
+  the device type and the source of every project module the protocol reaches: an unchanged
+  rerun, a ``bench rerun`` or another prediction's ``prediction=all`` reads it back instead of
+  measuring again; any change to those re-measures;
+* a measurement that raises is recorded as a ``measure_failed`` row with its reason (and one
+  stderr line), and the run goes on, like a diverged job.
+
+A measurement runs with the global RNGs seeded from the job's seed (inside
+``torch.random.fork_rng``), so its rows do not depend on which process ran it or what ran
+before it there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import io
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.data import DataConfig, Dataset, load_dataset
+from bench.jobs import Encoder, JobCache, JobSpec, library_versions, module_source
+from bench.storage import _tmp_name
+
+MEASURES = "measures"  # the cache's subfolder of measurements
+
+
+def _project(module_name: str) -> bool:
+    return module_name.split(".")[0] in ("bench", "predictions", "baselines")
+
+
+@functools.cache
+def code_hash(module_name: str) -> str:
+    """Hash of the source of ``module_name`` and of every project module it reaches through its
+    module-level names, transitively (the protocol, its curves and metrics, the probe, ...)."""
+    seen: dict[str, Any] = {}
+    todo = [sys.modules[module_name]]
+    while todo:
+        mod = todo.pop()
+        if mod.__name__ in seen:
+            continue
+        seen[mod.__name__] = mod
+        for obj in vars(mod).values():
+            used = obj if inspect.ismodule(obj) else inspect.getmodule(obj)
+            # a package's names are whatever submodules this process imported so far: skip them,
+            # or two processes running the same code would disagree on the hash
+            if used is not None and _project(used.__name__) and used.__name__ not in seen \
+                    and not hasattr(used, "__path__"):
+                todo.append(used)
+    srcs = [module_source(seen[n]) for n in sorted(seen)]
+    return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class MeasureTask:
+    """One measurement: ``fn`` (a method of a prediction) applied to the encoder of ``spec``."""
+
+    spec: JobSpec
+    fn: Callable[..., list[dict[str, Any]]]  # bound method of a Prediction: pickles by reference
+    args: tuple
+    data_cfg: DataConfig  # the run's data options: what ``src.dataset(name)`` resolves against
+    device_type: str
+    key: str = ""  # computed by :meth:`make` in the main process; a worker checks it against its own
+
+    @classmethod
+    def make(cls, spec: JobSpec, fn: Callable[..., list[dict[str, Any]]], args: tuple, data_cfg: DataConfig,
+             device_type: str) -> MeasureTask:
+        task = cls(spec, fn, tuple(args), data_cfg, device_type)
+        return dataclasses.replace(task, key=task.computed_key())
+
+    @property
+    def name(self) -> str:
+        owner = self.fn.__self__
+        return f"{owner.name}.{self.fn.__name__}"
+
+    def identity(self) -> dict[str, Any]:
+        owner = self.fn.__self__
+        data_cfg = dataclasses.asdict(self.data_cfg)
+        data_cfg.pop("root", None)
+        data_cfg.pop("download", None)
+        return {"job": self.spec.key, "measure": self.name, "args": repr(self.args),
+                "config": dataclasses.asdict(owner.cfg), "data": data_cfg, "device": self.device_type,
+                "code": code_hash(type(owner).__module__),
+                "measure_code": code_hash(__name__), "libraries": library_versions()}
+
+    def computed_key(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return f"{self.spec.method}-{self.fn.__name__.strip('_')}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+class MeasureSource:
+    """What a measurement sees (a slice of :class:`bench.protocol.EncoderSource`): the device,
+    datasets resolved against the run's data options, and a sink for matrices."""
+
+    def __init__(self, device: torch.device, data_cfg: DataConfig, datasets: Callable[[str, DataConfig], Dataset]):
+        self.device = device
+        self._data_cfg = data_cfg
+        self._datasets = datasets
+        self.matrices: list[tuple[str, np.ndarray]] = []
+
+    def dataset(self, name: str, data: dict[str, Any] | None = None) -> Dataset:
+        return self._datasets(name, dataclasses.replace(self._data_cfg, **data) if data else self._data_cfg)
+
+    def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
+        self.matrices.append((name, np.asarray(values, dtype=float)))
+
+
+@dataclass
+class Measured:
+    """A measurement's outcome: rows and matrices, or the reason it failed."""
+
+    rows: list[dict[str, Any]]
+    matrices: list[tuple[str, np.ndarray]]
+    seconds: float
+    cached: bool = False
+    error: str = ""
+
+
+def compute(task: MeasureTask, enc: Encoder, datasets: Callable[[str, DataConfig], Dataset],
+            device: torch.device) -> Measured:
+    """Run the measurement on ``enc`` with the RNGs seeded from the job's seed."""
+    src = MeasureSource(device, task.data_cfg, datasets)
+    t0 = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(task.spec.seed)
+            rows = list(task.fn(enc, src, *task.args))
+    except Exception as e:  # noqa: BLE001 - recorded as a failed measurement, the sweep goes on
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        why = f"{type(e).__name__}: {first} ({Path(where.filename).name}:{where.lineno})"
+        return Measured([], [], time.perf_counter() - t0, error=why)
+    return Measured(rows, src.matrices, time.perf_counter() - t0)
+
+
+class MeasureCache:
+    """``ROOT/measures/KEY.npz``: the rows (JSON) and matrices of one measurement, one file
+    written atomically (``allow_pickle=False`` on reading). Failed measurements are not cached."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root) / MEASURES
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.npz"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def load(self, key: str) -> Measured | None:
+        try:
+            with np.load(self.path(key), allow_pickle=False) as z:
+                meta = json.loads(z["meta"].tobytes().decode())
+                if meta.get("key") != key:
+                    raise ValueError(f"it belongs to {meta.get('key')}")
+                mats = [(name, z[f"m{i}"]) for i, name in enumerate(meta["matrices"])]
+                return Measured(meta["rows"], mats, meta["seconds"], cached=True)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            print(f"bench: warning: measurement {self.path(key)} is unusable ({type(e).__name__}: {e}); "
+                  "measuring again", file=sys.stderr, flush=True)
+            return None
+
+    def store(self, key: str, m: Measured) -> None:
+        if m.error:
+            return
+        meta = {"key": key, "rows": m.rows, "seconds": m.seconds, "matrices": [n for n, _ in m.matrices]}
+        arrays = {"meta": np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)}
+        arrays |= {f"m{i}": v for i, (_, v) in enumerate(m.matrices)}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / _tmp_name(final)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(buf.getvalue())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def cached_job(cache: JobCache, spec: JobSpec) -> dict[str, Any] | None:
+    """The job's checked metadata when its entry is usable without loading the encoder (None:
+    absent or corrupt, so the encoder must be loaded or trained)."""
+    try:
+        return cache.read_meta(spec)
+    except Exception:  # noqa: BLE001 - CacheCorrupt and friends: the slow path reports it
+        return None
+
+
+# ----------------------------------------------------------------------------- in a worker
+_DATASETS: dict[tuple, Dataset] = {}
+
+
+def _worker_dataset(device: torch.device):
+    def get(name: str, data_cfg: DataConfig) -> Dataset:
+        key = (name, data_cfg, str(device))
+        if key not in _DATASETS:
+            if len(_DATASETS) > 8:  # a worker serves many runs: keep memory bounded
+                _DATASETS.clear()
+            _DATASETS[key] = load_dataset(name, data_cfg, device)
+        return _DATASETS[key]
+    return get
+
+
+def run_measure(task: MeasureTask, cache_root: str, device: str, threads: int = 1) -> dict[str, Any]:
+    """Train or load ``task.spec``'s encoder in this worker and measure it (or read the cached
+    measurement). Returns the job summary of :func:`bench.executors.run_job` plus
+    ``measured`` (rows, matrices, seconds, cached, error)."""
+    from bench import executors
+
+    if executors._WORKER.get("threads") != threads:
+        executors._worker_init(threads)
+    t0 = time.perf_counter()
+    dev = executors._device(device)
+    datasets = _worker_dataset(dev)
+    cache, mcache = JobCache(cache_root, dev), MeasureCache(cache_root)
+    spec = task.spec
+    if task.computed_key() != task.key:
+        return {"key": spec.key, "status": "failed", "worker_error": True, "cached": False, "train_seconds": 0.0,
+                "wall_seconds": 0.0, "measured": None,
+                "reason": f"worker computed measurement key {task.computed_key()}, expected {task.key}: it runs other code"}
+    meta = cached_job(cache, spec) if mcache.has(task.key) else None
+    hit = mcache.load(task.key) if meta is not None and meta["status"] == "ok" else None
+    waited: list[dict] = []
+    if hit is not None:
+        status, reason, cached, train_s = "ok", "", True, meta["train_seconds"]
+        measured = hit
+    else:
+        enc = cache.get(spec, datasets(spec.dataset, spec.data_cfg), on_wait=waited.append)
+        status, reason, cached, train_s = enc.status, enc.reason, enc.cached, enc.train_seconds
+        measured = None
+        if enc.ok:
+            measured = compute(task, enc, datasets, dev)
+            mcache.store(task.key, measured)
+    return {"key": spec.key, "status": status, "reason": reason, "cached": cached, "train_seconds": train_s,
+            "wall_seconds": time.perf_counter() - t0, "waited_for": waited[0] if waited else None,
+            "pid": os.getpid(), "host": socket.gethostname(), "device": str(dev),
+            "measured": measured}
