@@ -9,12 +9,12 @@ import torch
 
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.probe import accuracy, fit_logreg, standardize
+from bench.probe import L2_GRID, accuracy, fit_logreg, standardize
 from bench.protocol import VIEWS
 from bench.results import read_run
 from bench.runner import execute
 from predictions.transfer import pairs as P
-from predictions.transfer.probing import budget_probe, ridge_r2, subset_weights
+from predictions.transfer.probing import budget_probe, fit_subsets, ridge_r2
 from predictions.transfer.protocol import TransferConfig
 
 SMALL = {"budgets": ("1", "5", "10", "200", "all"), "draws": (3, 2, 1, 1, 1)}
@@ -53,18 +53,77 @@ def test_one_hot_labels_give_kappa_1_and_a_constant_code_gives_0():
     assert P.kappa(0.2, 5) == 0.0 and P.kappa(1.0, 5) == 1.0 and P.kappa(0.6, 5) == pytest.approx(0.5)
 
 
-def test_the_weighted_batch_is_the_same_problem_as_each_subset_alone():
+def test_each_gathered_subset_is_the_same_problem_as_fitting_it_alone():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(300, 6, generator=g)
     y = (x[:, :3] @ torch.randn(3, 4, generator=g)).argmax(1)
-    subsets = [np.arange(0, 300, 7), np.arange(5, 200, 3)]
-    xs = standardize(x)[0]
-    w, b = fit_logreg(xs, y, 4, 1e-2, torch.ones(2, 6), weight=subset_weights(subsets, 300), max_iter=300)
-    for i, s in enumerate(subsets):
-        w1, b1 = fit_logreg(xs[s], y[s], 4, 1e-2, max_iter=300)
-        assert torch.allclose(w[i], w1[0], atol=2e-3) and torch.allclose(b[i] - b[i].mean(), b1[0] - b1[0].mean(),
-                                                                        atol=2e-3)
-        assert accuracy(xs, y, w[i : i + 1], b[i : i + 1]) == accuracy(xs, y, w1, b1)
+    subsets = [np.arange(0, 300, 7), np.arange(5, 200, 3), np.arange(1, 300, 7)]
+    xs = standardize(x)[0].double()
+    for l2 in (1e-2, 1e-4):
+        w, b = fit_subsets(xs, y, 4, l2, subsets, max_iter=300)
+        for i, s in enumerate(subsets):
+            w1, b1 = fit_logreg(xs[s], y[s], 4, l2, max_iter=1000)
+            assert torch.allclose(w[i], w1[0], atol=2e-3)
+            assert torch.allclose(b[i] - b[i].mean(), b1[0] - b1[0].mean(), atol=2e-3)
+            assert accuracy(xs, y, w[i : i + 1], b[i : i + 1]) == accuracy(xs, y, w1, b1)
+
+
+def _digits_code(k: int = 24):
+    """Features of the digits splits through a seeded random projection and a ReLU (a stand-in encoder)."""
+    d = load_dataset("digits")
+    proj = torch.randn(d.train.x[0].numel(), k, generator=torch.Generator().manual_seed(0))
+    return d, [torch.relu(s.x.flatten(1).float() @ proj) for s in (d.train, d.val, d.test)]
+
+
+def _weighted_budget_probe(f_train, y_train, f_val, y_val, f_test, y_test, n_classes, subsets, fixed_l2=1e-2):
+    """The former formulation, kept as a reference: the G probes as ONE L-BFGS problem on all N shared
+    train rows, probe g weighting its rows 1 / |S_g| and every other row 0 (``fit_logreg``'s weight)."""
+    x_tr, x_va, x_te = standardize(f_train.float(), f_val.float(), f_test.float())
+    weight = torch.zeros(len(subsets), len(x_tr), dtype=torch.float64)
+    for g, idx in enumerate(subsets):
+        weight[g, torch.as_tensor(idx, dtype=torch.int64)] = 1.0 / len(idx)
+    masks = torch.ones(len(subsets), x_tr.shape[1])
+    grid = {float(v) for v in L2_GRID}
+    best_val = best_test = best_l2 = fixed = init = None
+    for l2 in sorted(grid | {fixed_l2}, reverse=True):
+        init = fit_logreg(x_tr, y_train, n_classes, l2, masks, init=init, weight=weight)
+        test, val = accuracy(x_te, y_test, *init), accuracy(x_va, y_val, *init)
+        fixed = test if l2 == fixed_l2 else fixed
+        if best_val is None:
+            best_val, best_test, best_l2 = val, test, torch.full_like(val, l2)
+            continue
+        better = val > best_val
+        best_val, best_test = torch.where(better, val, best_val), torch.where(better, test, best_test)
+        best_l2 = torch.where(better, torch.full_like(best_l2, l2), best_l2)
+    return best_test, best_l2, fixed
+
+
+def test_budget_probe_agrees_with_the_weighted_formulation_on_a_real_code():
+    d, f = _digits_code()
+    budgets, draws = ("1", "5", "10", "all"), (6, 4, 3, 1)
+    plan = [(b, s) for b, k in zip(budgets, draws, strict=True) for s in P.draw_subsets(d.train.y, b, k, 0, "ref")]
+    subsets = [s for _, s in plan]
+    new = budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, subsets)
+    old_test, old_l2, old_fixed = _weighted_budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y,
+                                                         d.n_classes, subsets)
+    at = np.array([b for b, _ in plan])
+    for b in budgets:  # per budget, the mean over draws (what the protocol reports)
+        i = torch.as_tensor(np.flatnonzero(at == b))
+        assert abs(float(new.test_acc[i].mean() - old_test[i].mean())) <= 0.02, b
+        assert abs(float(new.fixed_acc[i].mean() - old_fixed[i].mean())) <= 0.02, b
+    assert float((new.l2 == old_l2).double().mean()) >= 0.75  # the same val-chosen L2 for most probes
+    assert float((new.test_acc - old_test).abs().max()) <= 0.05
+
+
+def test_a_probe_does_not_depend_on_the_other_subsets_in_the_batch():
+    d, f = _digits_code()
+    ones, fives = P.draw_subsets(d.train.y, "1", 2, 0, "alone"), P.draw_subsets(d.train.y, "5", 1, 0, "alone")
+    a = ones[0]
+    alone = budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, [a])
+    crowd = budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, [fives[0], ones[1], a])
+    assert abs(float(alone.test_acc[0] - crowd.test_acc[2])) <= 1e-3
+    assert abs(float(alone.fixed_acc[0] - crowd.fixed_acc[2])) <= 1e-3
+    assert float(alone.l2[0]) == float(crowd.l2[2])
 
 
 # ------------------------------------------------------------------------------ the labelled draws

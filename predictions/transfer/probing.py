@@ -1,15 +1,19 @@
-"""P2 transfer, the probes: every budget and draw of one encoder on one target as ONE problem.
+"""P2 transfer, the probes: every budget and draw of one encoder on one target, batched.
 
 Classification (:func:`budget_probe`): the target's train features are standardised once with
-all target train inputs (no labels; the same for every method), and the G labelled subsets
-(budgets x draws) become G logistic regressions on that shared matrix, probe g weighting its
-own rows ``1 / n_g`` and every other row 0 (``bench.probe.fit_logreg``'s ``weight``):
+all target train inputs (no labels; the same for every method), and each of the G labelled
+subsets (budgets x draws) gets its own multinomial logistic regression on its own rows,
 
     loss_g(W_g, b_g) = sum_{i in S_g} CE(x_i W_g + b_g, y_i) / |S_g| + l2 / 2 ||W_g||^2.
 
-The L2 path runs once for all G (strongest penalty first, warm starts), the L2 is chosen per
-probe on the full target val split (ties -> the stronger penalty), and the fit at the fixed
-sensitivity L2 is kept from the same path. Accuracy on the target test split.
+The subsets are gathered, grouped by size (all draws of one budget have one size), into
+(G_b, n_b, K) stacks, so a closure touches sum_g |S_g| rows rather than G times all N train rows.
+The G problems are independent, and so is their optimisation (:func:`fit_subsets`): a batched
+L-BFGS with each probe's own curvature history, line search and stopping rule, so a probe's fit
+does not depend on which other subsets share the batch. The L2 path runs strongest penalty first
+(warm starts), the L2 is chosen per probe on the full target val split (ties -> the stronger
+penalty), and the fit at the fixed sensitivity L2 is kept from the same path. Accuracy on the
+target test split.
 
 Regression (:func:`ridge_r2`, dSprites factors): ridge on centred subsets, the penalty chosen
 per (subset, factor) on val, R^2 on test.
@@ -17,13 +21,13 @@ per (subset, factor) on val, R^2 on test.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from bench.probe import L2_GRID, accuracy, fit_logreg, standardize
+from bench.probe import FIRST_ITER, L2_GRID, accuracy, standardize
 
 RIDGE_GRID = tuple(float(v) for v in torch.logspace(-4, 3, 8, dtype=torch.float64))
 
@@ -37,12 +41,126 @@ class BudgetProbes:
     fixed_acc: torch.Tensor  # (G,)
 
 
-def subset_weights(subsets: Sequence[np.ndarray], n_train: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(G, N) row weights: ``1 / |S_g|`` on the rows of subset g, 0 elsewhere."""
-    w = torch.zeros(len(subsets), n_train, dtype=torch.float64)
-    for g, idx in enumerate(subsets):
-        w[g, torch.as_tensor(idx, dtype=torch.int64)] = 1.0 / len(idx)
-    return w.to(device)
+# (G, P) parameters, (G,) bool: which to evaluate -> (G,) losses, (G, P) gradients (rows not asked: any)
+LossGrad = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
+
+
+def batched_lbfgs(
+    fg: LossGrad, theta: torch.Tensor, max_iter: int = FIRST_ITER, history: int = 20,
+    tolerance_grad: float = 1e-6, tolerance_change: float = 1e-10, max_ls: int = 25,
+) -> torch.Tensor:
+    """Minimise G independent smooth functions of (G, P) parameters, each by its own L-BFGS.
+
+    Problem g keeps its own (s, y) pairs, H0 scaling ``s'y / y'y``, backtracking Armijo line
+    search (sufficient decrease 1e-4, quadratic interpolation, step first ``min(1, 1 / |grad|_1)``
+    then 1) and ``torch.optim.LBFGS``'s stopping rules (max |grad| <= tolerance_grad; step,
+    loss change or directional derivative below tolerance_change; ``max_iter`` iterations). All
+    G iterate in lockstep, so problem g's iterates depend on its own function only. A pair with
+    ``s'y <= 1e-10`` is not stored (its slot of the ring of ``history`` stays empty for g).
+    """
+    g_count = theta.shape[0]
+    f, g = fg(theta, None)
+    active = g.abs().amax(1) > tolerance_grad
+    s_hist = theta.new_zeros(history, *theta.shape)
+    y_hist = theta.new_zeros(history, *theta.shape)
+    rho = theta.new_zeros(history, g_count)
+    gamma = theta.new_ones(g_count)
+    for it in range(max_iter):
+        if not bool(active.any()):
+            break
+        if it == 0:
+            d = -g
+            t = (1.0 / g.abs().sum(1).clamp_min(1e-30)).clamp(max=1.0)
+        else:  # two-loop recursion, newest pair first
+            slots = [(it - 1 - j) % history for j in range(min(it, history))]
+            q, alphas = -g, []
+            for j in slots:
+                a = rho[j] * (s_hist[j] * q).sum(1)
+                q = q - a[:, None] * y_hist[j]
+                alphas.append(a)
+            d = q * gamma[:, None]
+            for j, a in zip(reversed(slots), reversed(alphas), strict=True):
+                d = d + s_hist[j] * (a - rho[j] * (y_hist[j] * d).sum(1))[:, None]
+            t = torch.ones_like(f)
+        gtd = (g * d).sum(1)
+        active = active & (gtd < -tolerance_change)
+        searching, step = active.clone(), torch.zeros_like(f)
+        f_new, g_new = f.clone(), g.clone()
+        for _ in range(max_ls):
+            if not bool(searching.any()):
+                break
+            ft, gt = fg(theta + t[:, None] * d, searching)
+            ok = searching & (ft <= f + 1e-4 * t * gtd) & torch.isfinite(ft)
+            f_new, g_new = torch.where(ok, ft, f_new), torch.where(ok[:, None], gt, g_new)
+            step = torch.where(ok, t, step)
+            searching = searching & ~ok
+            quad = -gtd * t * t / (2 * (ft - f - gtd * t))  # minimiser of the interpolating parabola
+            quad = torch.where(torch.isfinite(quad), quad, 0.5 * t)
+            t = torch.where(searching, torch.minimum(torch.maximum(quad, 0.1 * t), 0.5 * t), t)
+        active = active & (step > 0)  # a failed line search ends that problem where it stands
+        s = (step * active)[:, None] * d
+        y = g_new - g
+        ys = (y * s).sum(1)
+        keep = active & (ys > 1e-10)
+        slot = it % history
+        s_hist[slot], y_hist[slot] = s * keep[:, None], y * keep[:, None]
+        rho[slot] = torch.where(keep, 1.0 / torch.where(keep, ys, 1.0), 0.0)
+        gamma = torch.where(keep, ys / (y * y).sum(1).clamp_min(1e-30), gamma)
+        theta = theta + s
+        change = (f_new - f).abs()
+        f, g = torch.where(active, f_new, f), torch.where(active[:, None], g_new, g)
+        active = (active & (g.abs().amax(1) > tolerance_grad) & (s.abs().amax(1) > tolerance_change)
+                  & (change >= tolerance_change))
+    return theta
+
+
+def fit_subsets(
+    x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float, subsets: Sequence[np.ndarray],
+    init: tuple[torch.Tensor, torch.Tensor] | None = None, max_iter: int = FIRST_ITER,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """G independent multinomial logistic regressions, probe g on the rows ``subsets[g]`` of x.
+
+    ``loss_g = mean_{i in S_g} CE(x_i W_g + b_g, y_i) + l2 / 2 ||W_g||^2``, minimised by
+    :func:`batched_lbfgs` from ``init`` (zeros if None). The subsets are gathered into one
+    (G_b, n_b, K) stack per size, so a loss evaluation costs ``sum_g |S_g|`` rows.
+
+    Args:
+        x: (N, K) standardised features; y: (N,) labels in [0, n_classes); subsets: G index arrays.
+        init: warm start (W (G, K, C), b (G, C)).
+    Returns:
+        W (G, K, C) and b (G, C), in x's dtype.
+    """
+    k, c, g_count = x.shape[1], n_classes, len(subsets)
+    kc = k * c
+    sizes = np.array([len(s) for s in subsets])
+    groups = []  # (ids (G_b,), x (G_b, n_b, K), one-hot y (G_b, n_b, C)) per subset size
+    for n in np.unique(sizes):
+        ids = np.flatnonzero(sizes == n)
+        idx = torch.as_tensor(np.stack([np.asarray(subsets[i]) for i in ids]), dtype=torch.int64,
+                              device=x.device)
+        onehot = torch.nn.functional.one_hot(y[idx], c).to(x.dtype)
+        groups.append((torch.as_tensor(ids, device=x.device), x[idx], onehot))
+
+    def loss_grad(theta: torch.Tensor, which: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        f, grad = theta.new_zeros(g_count), torch.zeros_like(theta)
+        for ids, xs, oh in groups:
+            if which is not None and not bool(which[ids].any()):
+                continue
+            th = theta[ids]
+            w, b = th[:, :kc].view(-1, k, c), th[:, kc:]
+            logp = torch.log_softmax(torch.baddbmm(b[:, None, :], xs, w), -1)  # (G_b, n_b, C)
+            n = xs.shape[1]
+            f[ids] = -(logp * oh).sum((1, 2)) / n + 0.5 * l2 * w.pow(2).sum((1, 2))
+            dz = (logp.exp() - oh) / n
+            grad[ids] = torch.cat([(xs.transpose(1, 2) @ dz + l2 * w).flatten(1), dz.sum(1)], 1)
+        return f, grad
+
+    if init is None:
+        theta = x.new_zeros(g_count, kc + c)
+    else:
+        theta = torch.cat([init[0].to(x.dtype).flatten(1), init[1].to(x.dtype)], 1)
+    theta = batched_lbfgs(loss_grad, theta, max_iter=max_iter)
+    return theta[:, :kc].reshape(g_count, k, c), theta[:, kc:].clone()
 
 
 def budget_probe(
@@ -50,7 +168,7 @@ def budget_probe(
     f_test: torch.Tensor, y_test: torch.Tensor, n_classes: int, subsets: Sequence[np.ndarray],
     l2_grid: Sequence[float] = L2_GRID, fixed_l2: float = 1e-2,
 ) -> BudgetProbes:
-    """G = len(subsets) probes of one encoder on one target, fitted as one batched L-BFGS problem.
+    """G = len(subsets) probes of one encoder on one target, G independent problems fitted batched.
 
     Args:
         f_*: (N, K) frozen features of the target's splits (standardised here with all of train).
@@ -58,15 +176,15 @@ def budget_probe(
         l2_grid: L2 strengths the val split chooses from; fixed_l2: the sensitivity row's L2
             (fitted on the same path; chosen by val only if it is in ``l2_grid``).
     """
-    x_tr, x_va, x_te = standardize(f_train.float(), f_val.float(), f_test.float())
-    g, k = len(subsets), x_tr.shape[1]
-    weight = subset_weights(subsets, len(x_tr), x_tr.device)
-    masks = torch.ones(g, k, device=x_tr.device)
+    x_tr, x_va, x_te = (a.double() for a in standardize(f_train.float(), f_val.float(), f_test.float()))
+    if len(subsets) == 0:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return BudgetProbes(empty, empty.clone(), empty.clone())
     grid = {float(v) for v in l2_grid}
     best_val = best_test = best_l2 = fixed = None
     init = None
     for l2 in sorted(grid | {float(fixed_l2)}, reverse=True):
-        init = fit_logreg(x_tr, y_train, n_classes, l2, masks, init=init, weight=weight)
+        init = fit_subsets(x_tr, y_train, n_classes, l2, subsets, init=init)
         test = accuracy(x_te, y_test, *init)
         if l2 == float(fixed_l2):
             fixed = test
