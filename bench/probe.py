@@ -17,6 +17,8 @@ The val-chosen model is the one fitted on train: nothing is selected on the test
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -119,19 +121,22 @@ def _problem(x, y, n_classes, l2, masks=None, init=None, weight=None):
     else:
         w = init[0].to(dt).transpose(1, 2).clone(memory_format=torch.contiguous_format)
         b = init[1].to(dt).clone()
+    # Rows grouped by class (a fixed permutation: the loss is a sum over rows), so that the
+    # entries z_{g, y_n, n} of the (G, C, N) logits are C strided slices, not a gather/scatter.
+    order = torch.argsort(y, stable=True).to(dev)
+    x = x.index_select(-2, order)
+    counts = torch.bincount(y, minlength=c).tolist()
+    ends = list(itertools.accumulate(counts))
+    slices = [(j, slice(ends[j] - counts[j], ends[j])) for j in range(c) if counts[j]]
     shared = x.dim() == 2
     xt = x.T if shared else x.transpose(1, 2)  # (K, N) or (G, K, N): BLAS reads the transpose
-    # flat index of (g, y_n, n) in the (G, C, N) logits, and each such entry's row weight
-    rows = torch.arange(n, device=dev)
-    idx = (torch.arange(g, device=dev)[:, None] * (c * n) + y.to(dev)[None, :] * n + rows[None, :]).reshape(-1)
-    if weight is None:
-        rw = None
-        onehot = torch.full((g * n,), -1.0 / n, device=dev, dtype=dt)
-    else:
-        rw = weight.to(device=dev, dtype=dt).reshape(g, 1, n)
-        onehot = -rw.reshape(-1)
+    rw = None if weight is None else weight.to(device=dev, dtype=dt).index_select(1, order)[:, None, :]  # (G, 1, N)
+    # exp(z - max) below exp(floor) ~ 1e-19 (float32) is clamped up to it: subnormal numbers from
+    # exp and the products after it make CPU arithmetic ~100x slower (a GEMM over the (G, C, N)
+    # probabilities with a fraction of them subnormal takes seconds). Changes nothing the loss can
+    # represent: it adds < C exp(floor) to a sum >= 1, and < exp(floor) |x| to a gradient entry.
+    floor = math.log(torch.finfo(dt).tiny) / 2
     z = torch.empty(g, c, n, device=dev, dtype=dt)
-    zf = z.view(-1)
     mx = torch.empty(g, 1, n, device=dev, dtype=dt)
     s = torch.empty(g, 1, n, device=dev, dtype=dt)
 
@@ -142,18 +147,24 @@ def _problem(x, y, n_classes, l2, masks=None, init=None, weight=None):
             torch.addmm(b.reshape(g * c, 1), wm.view(g * c, k), xt, out=z.view(g * c, n))
         else:
             torch.baddbmm(b[:, :, None], wm, xt, out=z)
-        picked = zf.index_select(0, idx)  # z_{g, y_n, n}
+        if rw is None:
+            picked = sum(z[:, j, r].sum() for j, r in slices)  # sum_gn z_{g, y_n, n}
+        else:
+            picked = sum((rw[:, 0, r] * z[:, j, r]).sum() for j, r in slices)
         torch.amax(z, 1, keepdim=True, out=mx)
-        z.sub_(mx).exp_()
+        z.sub_(mx).clamp_min_(floor).exp_()
         torch.sum(z, 1, keepdim=True, out=s)
         lse = torch.log(s).add_(mx)  # (G, 1, N)
         if rw is None:
-            ce = (lse.sum() - picked.sum()) / n
+            ce = (lse.sum() - picked) / n
             z.mul_(s.reciprocal_().mul_(1.0 / n))  # P / N
+            for j, r in slices:
+                z[:, j, r].sub_(1.0 / n)  # (P - Y) / N
         else:
-            ce = (rw.view(g, n) * (lse.view(g, n) - picked.view(g, n))).sum()
+            ce = (rw * lse).sum() - picked
             z.mul_(rw / s)  # P w
-        zf.index_add_(0, idx, onehot)  # (P - Y) w
+            for j, r in slices:
+                z[:, j, r].sub_(rw[:, 0, r])  # (P - Y) w
         dw = torch.mm(z.view(g * c, n), x).view(g, c, k) if shared else torch.bmm(z, x)
         dw.add_(wm, alpha=l2)
         if m is not None:
