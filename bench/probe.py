@@ -147,21 +147,21 @@ def _problem(x, y, n_classes, l2, masks=None, init=None, weight=None):
             torch.addmm(b.reshape(g * c, 1), wm.view(g * c, k), xt, out=z.view(g * c, n))
         else:
             torch.baddbmm(b[:, :, None], wm, xt, out=z)
-        if rw is None:
-            picked = sum(z[:, j, r].sum() for j, r in slices)  # sum_gn z_{g, y_n, n}
+        torch.amax(z, 1, keepdim=True, out=mx)
+        z.sub_(mx)  # z - max: CE_n = log sum_c exp(z_c - max) - (z_y - max), two terms >= 0
+        if rw is None:  # sum_gn (z_y - max): no cancellation against the logsumexp's sum
+            picked = sum(z[:, j, r].sum() for j, r in slices)
         else:
             picked = sum((rw[:, 0, r] * z[:, j, r]).sum() for j, r in slices)
-        torch.amax(z, 1, keepdim=True, out=mx)
-        z.sub_(mx).clamp_min_(floor).exp_()
+        z.clamp_min_(floor).exp_()
         torch.sum(z, 1, keepdim=True, out=s)
-        lse = torch.log(s).add_(mx)  # (G, 1, N)
         if rw is None:
-            ce = (lse.sum() - picked) / n
+            ce = (torch.log(s).sum() - picked) / n
             z.mul_(s.reciprocal_().mul_(1.0 / n))  # P / N
             for j, r in slices:
                 z[:, j, r].sub_(1.0 / n)  # (P - Y) / N
         else:
-            ce = (rw * lse).sum() - picked
+            ce = (rw * torch.log(s)).sum() - picked
             z.mul_(rw / s)  # P w
             for j, r in slices:
                 z[:, j, r].sub_(rw[:, 0, r])  # (P - Y) w
