@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -87,3 +88,64 @@ def test_batched_probe_matches_converged_sklearn_at_the_same_l2(digits):
         ref.fit(z[0][:, keep].double().numpy(), digits.train.y.numpy())
         acc = float(np.mean(ref.predict(z[2][:, keep].double().numpy()) == digits.test.y.numpy()))
         assert abs(float(r.test_acc[i]) - acc) <= 0.005, (i, float(r.l2[i]), float(r.test_acc[i]), acc)
+
+
+def _autograd_loss(x, y, n_classes, l2, masks, w, b, weight):
+    """The probe's objective as the autograd closure wrote it before the analytic gradient:
+    (N, G, C) logits, ``logsumexp - gather``, mean (or ``weight``-ed) CE + l2 / 2 ||m W||^2."""
+    g, k = w.shape[0], x.shape[-1]
+    m3 = (torch.ones(g, k, dtype=x.dtype) if masks is None else masks.to(x.dtype))[:, :, None]
+    wm = w * m3
+    if x.dim() == 2:
+        logits = (x @ wm.permute(1, 0, 2).reshape(k, -1)).view(len(y), g, n_classes) + b[None]
+        target = y[:, None, None].expand(len(y), g, 1)
+        rw = None if weight is None else weight.T
+    else:
+        logits = torch.baddbmm(b[:, None, :], x, wm)
+        target = y[None, :, None].expand(g, len(y), 1)
+        rw = weight
+    if rw is None:
+        ce = (torch.logsumexp(logits, -1).sum() - logits.gather(-1, target).sum()) / len(y)
+    else:
+        ce = (rw * (torch.logsumexp(logits, -1) - logits.gather(-1, target)[..., 0])).sum()
+    return ce + 0.5 * l2 * wm.pow(2).sum()
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_analytic_gradient_is_autograds(stacked, masked, weighted):
+    """fit_logreg's closure (loss and gradient in one pass, no autograd) against autograd's
+    gradient of the same loss, in float64, on random data: shared (N, K) or stacked (G, N, K)
+    features, with and without 0/1 masks and row weights, at a non-trivial point."""
+    from bench.probe import _problem
+
+    gen = torch.Generator().manual_seed(int(stacked) + 2 * int(masked) + 4 * int(weighted))
+    n, k, c, l2 = 50, 7, 4, 0.3
+    g = 3 if stacked or masked else 1  # shared x without masks: one probe
+    x = torch.randn(*((g,) if stacked else ()), n, k, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, c, (n,), generator=gen)
+    masks = (torch.rand(g, k, generator=gen) > 0.4).double() if masked else None
+    weight = torch.rand(g, n, generator=gen, dtype=torch.float64) if weighted else None
+    if weighted:
+        weight[:, ::3] = 0
+        weight /= weight.sum(1, keepdim=True)
+    w0 = 3 * torch.randn(g, k, c, generator=gen, dtype=torch.float64)
+    b0 = torch.randn(g, c, generator=gen, dtype=torch.float64)
+    loss_grad, w, b = _problem(x, y, c, l2, masks, (w0, b0), weight)
+    loss, dw, db = loss_grad()
+    ref_w, ref_b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    ref = _autograd_loss(x, y, c, l2, masks, ref_w, ref_b, weight)
+    ref.backward()
+    ref = ref.detach()
+    assert torch.allclose(loss, ref, rtol=1e-10, atol=0)
+    assert torch.allclose(dw.transpose(1, 2), ref_w.grad, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(db, ref_b.grad, rtol=1e-10, atol=1e-12)
+    # float32, as the suite runs it: within 1e-5 relative of the float64 autograd gradient
+    loss_grad, *_ = _problem(x.float(), y, c, l2, None if masks is None else masks.float(),
+                             (w0.float(), b0.float()), None if weight is None else weight.float())
+    loss32, dw32, db32 = loss_grad()
+    scale = ref_w.grad.abs().max()
+    assert abs(float(loss32) - float(ref)) <= 1e-5 * abs(float(ref))
+    assert float((dw32.transpose(1, 2).double() - ref_w.grad).abs().max()) <= 1e-5 * float(scale)
+    assert float((db32.double() - ref_b.grad).abs().max()) <= 1e-5 * float(ref_b.grad.abs().max())
