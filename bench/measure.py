@@ -48,6 +48,9 @@ from bench.jobs import Encoder, JobCache, JobSpec, library_versions, module_sour
 from bench.storage import _tmp_name
 
 MEASURES = "measures"  # the cache's subfolder of measurements
+# reached through bench.protocol's View only: they decide verdicts from the tidy table and never run
+# inside a measurement, so editing them must not invalidate every cached measurement
+PRESENTATION = frozenset({"bench.verdicts", "bench.stats", "bench.plots", "bench.report", "bench.summary"})
 
 
 def _project(module_name: str) -> bool:
@@ -70,7 +73,7 @@ def code_hash(module_name: str) -> str:
             # a package's names are whatever submodules this process imported so far: skip them,
             # or two processes running the same code would disagree on the hash
             if used is not None and _project(used.__name__) and used.__name__ not in seen \
-                    and not hasattr(used, "__path__"):
+                    and not hasattr(used, "__path__") and used.__name__ not in PRESENTATION:
                 todo.append(used)
     srcs = [module_source(seen[n]) for n in sorted(seen)]
     return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:16]
