@@ -23,7 +23,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.artist import Artist, allow_rasterization  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from matplotlib.transforms import IdentityTransform  # noqa: E402
 
 from bench import stats  # noqa: E402
 from bench.protocol import SUBJECT, VIEWS, Table  # noqa: E402
@@ -131,25 +135,90 @@ def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str) -> str:
     return "\n".join(parts)
 
 
+class _Grid(Artist):
+    """A table drawn as ``Axes.table(..., loc="upper center", cellLoc="center")`` draws it (auto column
+    widths, font size 6.5, row heights scaled by 1.25, 0.3-point black edges), at a fraction of the
+    cost: one collection for the cells' rectangles and one reused ``Text`` for their labels, instead of
+    a ``Rectangle`` and a ``Text`` per cell, each laid out again on every draw.
+
+    The geometry is matplotlib's (``Table._update_positions``, ``Cell._set_text_position``): a column is
+    as wide as its widest label measured by the drawing renderer, plus 2 x ``Cell.PAD`` of it; every
+    row is ``Table._approx_text_height() * 1.25`` high; the block is centred horizontally and sits
+    ``Table.AXESPAD`` below the top of the axes. Cells are drawn row by row, header first, as the
+    table draws them, so shared edges overlap in the same order.
+    """
+
+    PAD, AXESPAD, FONTSIZE, YSCALE, EDGE = 0.1, 0.02, 10, 1.25, 0.3
+
+    def __init__(self, ax, cells: list[list[str]], facecolors: list[list[str]], textcolors: list[list]):
+        super().__init__()
+        self._ax = ax
+        self._cells, self._facecolors, self._textcolors = cells, facecolors, textcolors
+        self._text = Text(clip_on=False, horizontalalignment="center", verticalalignment="center")  # rc of now
+        self._text.set_fontsize(6.5)
+        self._text.set_transform(IdentityTransform())  # placed in display coordinates, as a Cell places its text
+        self._default_color = self._text.get_color()
+        fig = ax.get_figure(root=True)
+        self._row_h = self.FONTSIZE / 72.0 * fig.dpi / ax.bbox.height * 1.2 * self.YSCALE  # axes fraction
+        self._rects = PolyCollection([], closed=True, edgecolors="k", linewidths=self.EDGE, joinstyle="miter",
+                                     capstyle="butt", transform=ax.transAxes, clip_on=False)
+        self.set_clip_on(False)
+        self.set_figure(ax.get_figure(root=False))
+        self._text.set_figure(self.get_figure(root=False))
+        self._rects.set_figure(self.get_figure(root=False))
+
+    def _width(self, renderer, s: str) -> float:
+        self._text.set_text(s)
+        return self._text.get_window_extent(renderer).width
+
+    @allow_rasterization
+    def draw(self, renderer):
+        if not self.get_visible():
+            return
+        renderer.open_group("table", gid=self.get_gid())
+        to_axes = self._ax.bbox.width  # display units per axes fraction (transAxes scale)
+        ncols = len(self._cells[0])
+        widths = [max(self._width(renderer, row[c]) for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
+                  for c in range(ncols)]
+        lefts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
+        nrows = len(self._cells)
+        w, h = float(sum(widths)), nrows * self._row_h
+        ox, oy = (0.5 - w / 2), 1 - (h + self.AXESPAD)
+        verts, faces = [], []
+        for r in range(nrows):
+            y0 = oy + (nrows - 1 - r) * self._row_h
+            for c in range(ncols):
+                x0 = ox + lefts[c]
+                verts.append([(x0, y0), (x0 + widths[c], y0), (x0 + widths[c], y0 + self._row_h), (x0, y0 + self._row_h)])
+                faces.append(self._facecolors[r][c])
+        self._rects.set_verts(verts)
+        self._rects.set_facecolors(faces)
+        self._rects.draw(renderer)
+        trans = self._ax.transAxes
+        for r in range(nrows):
+            yc = oy + (nrows - 1 - r + 0.5) * self._row_h
+            for c in range(ncols):
+                x, y = trans.transform((ox + lefts[c] + widths[c] / 2, yc))
+                self._text.set_text(self._cells[r][c])
+                self._text.set_color(self._textcolors[r][c] or self._default_color)
+                self._text.set_position((x, y))
+                self._text.draw(renderer)
+        renderer.close_group("table")
+        self.stale = False
+
+
 def _draw_table(ax, frame: pd.DataFrame, verdict_col: str | None) -> None:
     ax.axis("off")
     cells = frame.map(_fmt).to_numpy().tolist()
     if not cells:
         ax.text(0, 1, "(no rows)", va="top")
         return
-    tab = ax.table(cellText=cells, colLabels=list(frame.columns), loc="upper center", cellLoc="center")
-    tab.auto_set_font_size(False)
-    tab.set_fontsize(6.5)
-    tab.scale(1, 1.25)
-    for (r, c), cell in tab.get_celld().items():
-        cell.set_linewidth(0.3)
-        if r == 0:
-            cell.set_facecolor("#404040")
-            cell.get_text().set_color("white")
-            continue
-        if verdict_col is not None and frame.columns[c] == verdict_col:
-            cell.set_facecolor(VERDICT_COLORS.get(cells[r - 1][c], "white"))
-    tab.auto_set_column_width(list(range(len(frame.columns))))
+    ncols = len(frame.columns)
+    vcol = list(frame.columns).index(verdict_col) if verdict_col is not None and verdict_col in frame.columns else None
+    faces = [["#404040"] * ncols] + [
+        [VERDICT_COLORS.get(row[c], "white") if c == vcol else "w" for c in range(ncols)] for row in cells]
+    colors = [["white"] * ncols] + [[None] * ncols for _ in cells]
+    ax.add_artist(_Grid(ax, [[str(c) for c in frame.columns], *cells], faces, colors))
 
 
 def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int = 100, style="normal") -> float:
