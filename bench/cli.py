@@ -265,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
-    load_all()
     cmd, rest = argv[0], argv[1:]
+    if cmd != "report":  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
+        load_all()
     commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "rerun": cmd_rerun, "perf": cmd_perf}
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")

@@ -11,6 +11,7 @@ tables, they are also exported beside the figures for pasting into a paper:
 
 from __future__ import annotations
 
+import importlib
 import io
 import sys
 import textwrap
@@ -30,12 +31,24 @@ from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import IdentityTransform  # noqa: E402
 
 from bench import stats  # noqa: E402
-from bench.protocol import SUBJECT, VIEWS, Table  # noqa: E402
+from bench.protocol import SUBJECT, VIEWS, Table, View  # noqa: E402
 from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
 
 PAGE = (8.27, 11.69)  # A4 portrait, inches
 VERDICT_COLORS = {"supported": "#c7e9c0", "contradicted": "#fcbba1", "inconclusive": "#e0e0e0"}
 ROWS_PER_PAGE = 34
+
+
+def view(name: str) -> View:
+    """The registered view of prediction ``name``, importing ``predictions.<name>`` first if needed
+    (``bench report`` imports the views it reads, not every method and baseline)."""
+    if name not in VIEWS:
+        try:
+            importlib.import_module(f"predictions.{name}")  # registers the view
+        except ModuleNotFoundError as e:
+            if e.name != f"predictions.{name}":
+                raise
+    return VIEWS.get(name)()  # UnknownNameError (with the choices) for a prediction that has none
 
 
 def overall(frame: pd.DataFrame) -> str:
@@ -256,7 +269,7 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     """
     df, config, man = read_run(Path(run_dir))
     name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
-    pred = VIEWS.get(name)()
+    pred = view(name)
     reports_dir = Path(reports_dir)
     fig_dir = reports_dir / name
     fig_dir.mkdir(parents=True, exist_ok=True)
