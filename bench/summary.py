@@ -335,6 +335,7 @@ def _draw_groups(fig, e: Entry, left: float, top: float, width: float, bottom: f
 
 
 def draw(entries: list[Entry], reports_dir: Path) -> bytes:
+    plots.theme()  # the reports' style, whether or not a report was drawn before in this process
     fig = plt.figure(figsize=LANDSCAPE)
     fig.text(0.025, 0.975, "InfoMax prediction bench: the four predictions", fontsize=14, weight="bold", va="top")
     y = _wrap(fig, 0.025, 0.94, "The latest run of each prediction. Dots: the primary metric's mean per method over seeds, "
