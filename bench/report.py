@@ -21,6 +21,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -180,18 +181,27 @@ class _Grid(Artist):
         self._text.set_figure(self.get_figure(root=False))
         self._rects.set_figure(self.get_figure(root=False))
 
-    def _width(self, renderer, s: str) -> float:
-        self._text.set_text(s)
-        return self._text.get_window_extent(renderer).width
+    def _layout(self, renderer, s: str):
+        """``(width, lines)`` of label ``s`` centred on (0, 0): what ``Text.draw`` computes for it (each
+        line's offset from the text's position), once per distinct label instead of twice per cell."""
+        got = self._layouts.get(s)
+        if got is None:
+            self._text.set_text(s)
+            self._text.set_position((0.0, 0.0))
+            bbox, info, _ = self._text._get_layout(renderer)
+            lines = [(*self._text._preprocess_math(line), x, y) for line, _, (x, y) in info]
+            got = self._layouts[s] = (self._text.get_window_extent(renderer).width if s else 0.0, lines)
+        return got
 
     @allow_rasterization
     def draw(self, renderer):
         if not self.get_visible():
             return
         renderer.open_group("table", gid=self.get_gid())
+        self._layouts: dict = {}
         to_axes = self._ax.bbox.width  # display units per axes fraction (transAxes scale)
         ncols = len(self._cells[0])
-        widths = [max(self._width(renderer, row[c]) for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
+        widths = [max(self._layout(renderer, row[c])[0] for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
                   for c in range(ncols)]
         lefts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
         nrows = len(self._cells)
@@ -207,15 +217,37 @@ class _Grid(Artist):
         self._rects.set_verts(verts)
         self._rects.set_facecolors(faces)
         self._rects.draw(renderer)
+        # the labels: Text.draw's own calls, its layout cached per label (one gc per colour)
         trans = self._ax.transAxes
+        prop, gcs = self._text.get_fontproperties(), {}
+        canvas_h = renderer.get_canvas_width_height()[1]
         for r in range(nrows):
             yc = oy + (nrows - 1 - r + 0.5) * self._row_h
             for c in range(ncols):
-                x, y = trans.transform((ox + lefts[c] + widths[c] / 2, yc))
-                self._text.set_text(self._cells[r][c])
-                self._text.set_color(self._textcolors[r][c] or self._default_color)
-                self._text.set_position((x, y))
-                self._text.draw(renderer)
+                label = self._cells[r][c]
+                if not label:
+                    continue
+                color = self._textcolors[r][c] or self._default_color
+                gc = gcs.get(color)
+                if gc is None:
+                    gc = gcs[color] = renderer.new_gc()
+                    gc.set_foreground(mcolors.to_rgba(color), isRGBA=True)
+                    gc.set_alpha(self._text.get_alpha())
+                    gc.set_antialiased(self._text._antialiased)
+                    gc.set_snap(self._text.get_snap())
+                posx, posy = trans.transform((ox + lefts[c] + widths[c] / 2, yc))
+                lines = self._layout(renderer, label)[1]
+                self._text.set_text(label)  # the text object a backend may read (SVG, PGF)
+                self._text.set_position((posx, posy))
+                self._text.set_color(color)
+                renderer.open_group("text", None)
+                for line, ismath, dx, dy in lines:
+                    y = posy + dy
+                    renderer.draw_text(gc, posx + dx, canvas_h - y if renderer.flipy() else y, line, prop, 0.0,
+                                       ismath=ismath, mtext=self._text if len(lines) == 1 else None)
+                renderer.close_group("text")
+        for gc in gcs.values():
+            gc.restore()
         renderer.close_group("table")
         self.stale = False
 
