@@ -293,6 +293,21 @@ def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95) 
         plt.close(fig)
 
 
+def _save_png(fig, path: Path, dpi: float = 130) -> None:
+    """``fig.savefig(path, dpi=dpi, bbox_inches="tight")`` without the layout-only draw that savefig
+    runs first to find the tight box: the figure was just drawn into the PDF, so its layout is
+    current, and ``Figure.get_tightbbox`` at ``dpi`` (what savefig calls after that draw) gives the
+    same box. The PNGs are pixel for pixel those of ``bbox_inches="tight"``."""
+    old_dpi = fig.dpi
+    try:
+        fig.dpi = dpi
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+    finally:
+        fig.dpi = old_dpi
+    pad = matplotlib.rcParams["savefig.pad_inches"]
+    fig.savefig(path, dpi=dpi, bbox_inches=box.padded(pad, pad))
+
+
 def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Path:
     """Regenerate ``<reports_dir>/<prediction>.pdf`` (and figure PNGs) from one run directory.
 
@@ -350,7 +365,7 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
             _table_pages(pdf, t)
         for fname, f in figures:
             pdf.savefig(f)
-            f.savefig(fig_dir / f"{fname}.png", dpi=130, bbox_inches="tight")
+            _save_png(f, fig_dir / f"{fname}.png")
             plt.close(f)
         for t in rest:
             _table_pages(pdf, t)
