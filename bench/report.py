@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import pkgutil
 import sys
 import textwrap
 from dataclasses import MISSING, fields
@@ -49,7 +50,12 @@ def view(name: str) -> View:
         except ModuleNotFoundError as e:
             if e.name != f"predictions.{name}":
                 raise
-    return VIEWS.get(name)()  # UnknownNameError (with the choices) for a prediction that has none
+            import predictions  # no such prediction: every view registered, so the error lists them all
+
+            for info in pkgutil.iter_modules(predictions.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"predictions.{info.name}")
+    return VIEWS.get(name)()  # UnknownNameError, with the choices, for a prediction that has no view
 
 
 def overall(frame: pd.DataFrame) -> str:
