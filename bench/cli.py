@@ -6,6 +6,7 @@ nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ USAGE = """usage:
   bench run prediction=NAME [key=value ...]   run a prediction (e.g. bench run prediction=pruning)
   bench run prediction=all [key=value ...]    the four predictions, encoders shared, + reports/summary.pdf
   bench list [methods|datasets|predictions] [PATTERN] [format=plain|markdown]
-  bench report [RUN_DIR ...] [out=results] [reports=reports]
+  bench report [RUN_DIR ...] [out=results] [reports=reports] [workers=auto|N]
   bench rerun RUN_DIR [key=value ...]         rerun a run's recorded command and compare the tables
   bench perf [device=auto|cpu|cuda] [e2e=true]   trainer throughput, roofline fraction, probe time
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
@@ -183,7 +184,10 @@ def cmd_perf(args: list[str]) -> int:
 def _summary(out, reports_dir) -> None:
     from bench.summary import build_summary
 
-    made = build_summary(out, reports_dir)
+    _print_summary(build_summary(out, reports_dir))
+
+
+def _print_summary(made) -> None:
     if made is not None:
         pdf, md = made
         print(f"\nsummary: {pdf}\n         {md}")
@@ -232,13 +236,47 @@ def cmd_rerun(args: list[str]) -> int:
     return 0 if same else 1
 
 
+def _report_task(kind: str, target: str, reports_dir: str):
+    """One unit of ``bench report`` in a worker process: a run's report (its PDF's path) or the
+    summary (``build_summary``'s result). A bad-input error comes back as ``("error", message)``, so
+    the main process fails with the same one line as the serial path; anything else is raised."""
+    from bench.config import ConfigError
+    from bench.registry import UnknownNameError
+
+    try:
+        if kind == "report":
+            from bench import report
+
+            return report.build_report(Path(target), reports_dir)
+        from bench.summary import build_summary
+
+        return build_summary(target, reports_dir)
+    except (UsageError, ConfigError, UnknownNameError) as e:
+        return ("error", str(e).strip("'\""))
+
+
+def _workers(value: str, tasks: int) -> int:
+    if value == "auto":
+        return max(1, min(tasks, os.cpu_count() or 1))
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"workers must be auto or a positive integer, got '{value}'")
+    return n
+
+
 def cmd_report(args: list[str]) -> int:
-    from bench import report, results
+    """Rebuild the reports of the given run directories (default: every prediction's latest run under
+    ``out``), then the summary. With ``workers`` > 1 (default: one per CPU, at most one per task) each
+    report and the summary are built in their own spawned process; the output is the same."""
+    from bench import results
 
     kv = dict(a.split("=", 1) for a in args if "=" in a)
     for k in kv:
-        if k not in ("out", "reports"):
-            raise UsageError(f"unknown key '{k}' (keys: out, reports)")
+        if k not in ("out", "reports", "workers"):
+            raise UsageError(f"unknown key '{k}' (keys: out, reports, workers)")
     out, reports_dir = Path(kv.get("out", "results")), kv.get("reports", "reports")
     runs = [Path(a) for a in args if "=" not in a]
     for r in runs:
@@ -249,30 +287,67 @@ def cmd_report(args: list[str]) -> int:
             runs = [p for d in sorted(out.iterdir()) if d.is_dir() and (p := results.latest_run(out, d.name))]
         if not runs:
             raise UsageError(f"no runs under '{out}' (run one with: bench run prediction=NAME)")
-    for r in runs:
-        print(f"{r} -> {report.build_report(r, reports_dir)}")
-    _summary(out, reports_dir)
+    workers = _workers(kv.get("workers", "auto"), len(runs) + 1)
+    if workers == 1:
+        from bench import report
+
+        for r in runs:
+            print(f"{r} -> {report.build_report(r, reports_dir)}")
+        _summary(out, reports_dir)
+        return 0
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker (no forked matplotlib/torch state); results in the serial order
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            reports = [pool.submit(_report_task, "report", str(r), str(reports_dir)) for r in runs]
+            summary = pool.submit(_report_task, "summary", str(out), str(reports_dir))
+            for r, f in zip(runs, reports, strict=True):
+                print(f"{r} -> {_task_result(f)}", flush=True)
+            _print_summary(_task_result(summary))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return 0
+
+
+def _task_result(future):
+    got = future.result()
+    if isinstance(got, tuple) and len(got) == 2 and got[0] == "error":
+        raise UsageError(got[1])
+    return got
+
+
+def _bad_input_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input (one line, exit 2), from the modules that are loaded: a module
+    not imported has raised none of them, and ``bench report`` need not import torch for the check."""
+    found = [UsageError]
+    for module, name in (("bench.config", "ConfigError"), ("bench.data", "DataNotFoundError"),
+                         ("bench.registry", "UnknownNameError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.catalog import load_all
-    from bench.config import ConfigError
-    from bench.data import DataNotFoundError
-    from bench.registry import UnknownNameError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
-    load_all()
     cmd, rest = argv[0], argv[1:]
+    if cmd != "report":  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
+        load_all()
     commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "rerun": cmd_rerun, "perf": cmd_perf}
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")
     try:
         return commands[cmd](rest)
-    except (UsageError, ConfigError, UnknownNameError, DataNotFoundError) as e:
+    except Exception as e:
+        if not isinstance(e, _bad_input_errors()):
+            raise
         return _fail(str(e).strip("'\""))
     except KeyboardInterrupt:
         print("\nbench: interrupted; finished jobs are cached and a rerun resumes from them", file=sys.stderr)

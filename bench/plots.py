@@ -51,15 +51,26 @@ def mean_ci_cell(v: pd.Series, fmt: str = "g") -> str:
 
 
 def mean_ci_table(df: pd.DataFrame, by: list[str], level: float = 0.95) -> pd.DataFrame:
-    """Mean, t-interval half-width (``stats.t_interval``) and n of the finite ``value``s per group."""
-    def agg(v: pd.Series) -> pd.Series:
-        v = v.to_numpy(float)
-        mean, _, high = stats.t_interval(v, level=level)
-        return pd.Series({"mean": mean, "half": high - mean, "n": int(np.isfinite(v).sum())})
+    """Mean, t-interval half-width (``stats.t_interval``) and n of the finite ``value``s per group.
 
+    One row per group of ``df.groupby(by, dropna=False)``, in its order; the ``value``s of a group
+    reach ``t_interval`` in row order (as ``groupby(...).apply`` hands them over), so the numbers are
+    those of a per-group apply, without its per-group pandas overhead."""
     if df.empty:
         return pd.DataFrame(columns=[*by, "mean", "half", "n"])
-    return df.groupby(by, dropna=False)["value"].apply(agg).unstack().reset_index()
+    grouped = df.groupby(by, dropna=False)["value"]
+    keys = grouped.size().index  # the groups, in the order ngroup numbers them
+    codes = grouped.ngroup().to_numpy()
+    values = df["value"].to_numpy(float)
+    order = np.argsort(codes, kind="stable")  # stable: rows keep their order within a group
+    bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+    rows = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        v = values[order[lo:hi]]
+        mean, _, high = stats.t_interval(v, level=level)
+        rows.append((mean, high - mean, float(np.isfinite(v).sum())))
+    out = pd.DataFrame(rows, index=keys, columns=["mean", "half", "n"])
+    return out.reset_index()
 
 
 def metric_bars(df: pd.DataFrame, metric: str, label: str, ax=None, log: bool = False, chance: float | None = None):

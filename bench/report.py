@@ -11,7 +11,9 @@ tables, they are also exported beside the figures for pasting into a paper:
 
 from __future__ import annotations
 
+import importlib
 import io
+import pkgutil
 import sys
 import textwrap
 from dataclasses import MISSING, fields
@@ -26,12 +28,29 @@ import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from bench import stats  # noqa: E402
-from bench.protocol import SUBJECT, VIEWS, Table  # noqa: E402
+from bench.pdftable import draw_table  # noqa: E402
+from bench.protocol import SUBJECT, VIEWS, Table, View  # noqa: E402
 from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
 
 PAGE = (8.27, 11.69)  # A4 portrait, inches
 VERDICT_COLORS = {"supported": "#c7e9c0", "contradicted": "#fcbba1", "inconclusive": "#e0e0e0"}
 ROWS_PER_PAGE = 34
+
+
+def view(name: str) -> View:
+    """The registered view of prediction ``name``, importing ``predictions.<name>`` first if needed
+    (``bench report`` imports the views it reads, not every method and baseline)."""
+    if name not in VIEWS:
+        try:
+            importlib.import_module(f"predictions.{name}")  # registers the view
+        except ModuleNotFoundError as e:
+            if e.name != f"predictions.{name}":
+                raise
+            package = importlib.import_module("predictions")  # no such prediction: register every view,
+            for info in pkgutil.iter_modules(package.__path__):  # so that the error lists them all
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"predictions.{info.name}")
+    return VIEWS.get(name)()  # UnknownNameError, with the choices, for a prediction that has no view
 
 
 def overall(frame: pd.DataFrame) -> str:
@@ -131,27 +150,6 @@ def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str) -> str:
     return "\n".join(parts)
 
 
-def _draw_table(ax, frame: pd.DataFrame, verdict_col: str | None) -> None:
-    ax.axis("off")
-    cells = frame.map(_fmt).to_numpy().tolist()
-    if not cells:
-        ax.text(0, 1, "(no rows)", va="top")
-        return
-    tab = ax.table(cellText=cells, colLabels=list(frame.columns), loc="upper center", cellLoc="center")
-    tab.auto_set_font_size(False)
-    tab.set_fontsize(6.5)
-    tab.scale(1, 1.25)
-    for (r, c), cell in tab.get_celld().items():
-        cell.set_linewidth(0.3)
-        if r == 0:
-            cell.set_facecolor("#404040")
-            cell.get_text().set_color("white")
-            continue
-        if verdict_col is not None and frame.columns[c] == verdict_col:
-            cell.set_facecolor(VERDICT_COLORS.get(cells[r - 1][c], "white"))
-    tab.auto_set_column_width(list(range(len(frame.columns))))
-
-
 def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int = 100, style="normal") -> float:
     for para in text.split("\n"):
         lines = textwrap.wrap(para, width) or [""]
@@ -174,9 +172,24 @@ def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95) 
             y = _text(fig, y, table.note, 8)
         h = min(0.03 + 0.021 * (len(chunk) + 1), y - 0.04)
         ax = fig.add_axes((0.04, y - h, 0.92, h))
-        _draw_table(ax, chunk, "verdict" if table.verdict else None)
+        draw_table(ax, chunk.map(_fmt), "verdict" if table.verdict else None, VERDICT_COLORS)
         pdf.savefig(fig)
         plt.close(fig)
+
+
+def _save_png(fig, path: Path, dpi: float = 130) -> None:
+    """``fig.savefig(path, dpi=dpi, bbox_inches="tight")`` without the layout-only draw that savefig
+    runs first to find the tight box: the figure was just drawn into the PDF, so its layout is
+    current, and ``Figure.get_tightbbox`` at ``dpi`` (what savefig calls after that draw) gives the
+    same box. The PNGs are pixel for pixel those of ``bbox_inches="tight"``."""
+    old_dpi = fig.dpi
+    try:
+        fig.dpi = dpi
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+    finally:
+        fig.dpi = old_dpi
+    pad = matplotlib.rcParams["savefig.pad_inches"]
+    fig.savefig(path, dpi=dpi, bbox_inches=box.padded(pad, pad))
 
 
 def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Path:
@@ -187,7 +200,7 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     """
     df, config, man = read_run(Path(run_dir))
     name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
-    pred = VIEWS.get(name)()
+    pred = view(name)
     reports_dir = Path(reports_dir)
     fig_dir = reports_dir / name
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +249,7 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
             _table_pages(pdf, t)
         for fname, f in figures:
             pdf.savefig(f)
-            f.savefig(fig_dir / f"{fname}.png", dpi=130, bbox_inches="tight")
+            _save_png(f, fig_dir / f"{fname}.png")
             plt.close(f)
         for t in rest:
             _table_pages(pdf, t)

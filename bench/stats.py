@@ -29,6 +29,7 @@ The module is pure: no I/O, no global state.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -167,8 +168,17 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
         return mean, math.nan, math.nan
     if np.all(v == v[0]):
         return mean, mean, mean
-    low, high = _st.t.interval(level, n - 1, loc=mean, scale=_st.sem(v))
-    return mean, float(low), float(high)
+    q_low, q_high = _t_quantiles(level, n - 1)
+    scale = np.std(v, ddof=1) / n**0.5  # scipy.stats.sem(v)
+    # scipy.stats.t.interval(level, n - 1, loc=mean, scale=scale) is ppf(q) * scale + loc, the same
+    # operations on the same numbers; the quantiles are cached (the scipy call cost ~0.3 ms a group)
+    return mean, float(q_low * scale + mean), float(q_high * scale + mean)
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantiles(level: float, df: int) -> tuple[float, float]:
+    """The t quantiles ``(1 - level) / 2`` and ``(1 + level) / 2`` with ``df`` degrees of freedom."""
+    return float(_st.t.ppf((1.0 - level) / 2, df)), float(_st.t.ppf((1.0 + level) / 2, df))
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:

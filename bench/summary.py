@@ -18,7 +18,6 @@ primary table split by a column (``dataset``, ``setting``) gives one group per v
 
 from __future__ import annotations
 
-import importlib
 import io
 import math
 import textwrap
@@ -34,9 +33,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from bench import plots, stats  # noqa: E402
-from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View  # noqa: E402
-from bench.registry import UnknownNameError  # noqa: E402
+from bench.protocol import SUBJECT, Table, Verdict, View  # noqa: E402
 from bench.report import overall  # noqa: E402
+from bench.report import view as report_view  # noqa: E402
 from bench.results import atomic_write, latest_run, read_run  # noqa: E402
 
 NAMES = ("pruning", "transfer", "efficiency", "interpretability")
@@ -82,14 +81,6 @@ def _primaries(groups: list[Group]) -> list[Verdict]:
         if not any(g.verdict is v for v in out):
             out.append(g.verdict)
     return out
-
-
-def _view(name: str) -> View:
-    try:
-        return VIEWS.get(name)()
-    except UnknownNameError:
-        importlib.import_module(f"predictions.{name}")  # registers the view (the report only imports views)
-        return VIEWS.get(name)()
 
 
 def _primary_tables(view: View, df: pd.DataFrame) -> list[Table]:
@@ -148,7 +139,7 @@ def _groups(view: View, table: Table, df: pd.DataFrame) -> list[Group]:
 
 
 def _entry(name: str, out: Path) -> Entry:
-    view = _view(name)
+    view = report_view(name)
     run = latest_run(out, name)
     if run is None:
         return Entry(name, view)
@@ -344,6 +335,7 @@ def _draw_groups(fig, e: Entry, left: float, top: float, width: float, bottom: f
 
 
 def draw(entries: list[Entry], reports_dir: Path) -> bytes:
+    plots.theme()  # the reports' style, whether or not a report was drawn before in this process
     fig = plt.figure(figsize=LANDSCAPE)
     fig.text(0.025, 0.975, "InfoMax prediction bench: the four predictions", fontsize=14, weight="bold", va="top")
     y = _wrap(fig, 0.025, 0.94, "The latest run of each prediction. Dots: the primary metric's mean per method over seeds, "

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import matplotlib.pyplot as plt
@@ -79,7 +80,9 @@ def heatmaps(matrices: pd.DataFrame, prefix: str, title: str, xlabels):
     return fig
 
 
+@functools.lru_cache(maxsize=4)
 def _test_images(dataset: str):
+    """The test split's images, labels and image shape (read once per dataset: every atlas of it shares them)."""
     from bench.data import load_dataset
 
     ds = load_dataset(dataset)
@@ -120,6 +123,8 @@ def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64
     fig, axes = plt.subplots(rows, cols, figsize=(8.27, 1.25 * rows + 0.8), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
+        ax.set_xticks([])  # hidden anyway; without ticks, drawing and laying out 64 axes skips their tick labels
+        ax.set_yticks([])
         if i >= k:
             continue
         ax.imshow(_tile(None if weight is None else weight[i], x[top[i]], shape), cmap="gray", vmin=0, vmax=1)
