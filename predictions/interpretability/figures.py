@@ -120,17 +120,22 @@ def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64
     k = min(len(top), max_units)
     cols = 8
     rows = math.ceil(k / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(8.27, 1.25 * rows + 0.8), squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        ax.set_xticks([])  # hidden anyway; without ticks, drawing and laying out 64 axes skips their tick labels
-        ax.set_yticks([])
-        if i >= k:
-            continue
-        ax.imshow(_tile(None if weight is None else weight[i], x[top[i]], shape), cmap="gray", vmin=0, vmax=1)
-        dead = bool(unit[i, 3])
-        ax.set_title("dead" if dead else f"u{i}: {int(unit[i, 0])} ({unit[i, 1]:.2f})"
-                     + (" -" if unit[i, 2] < 0 else ""), fontsize=6)
+    # one image of k tiles and k text labels on one axes (64 axes per atlas made it the slowest
+    # figure of every report: their creation and layout, not the pixels, cost the time)
+    tiles = [_tile(None if weight is None else weight[i], x[top[i]], shape) for i in range(k)]
+    th, tw = tiles[0].shape
+    gap, head = max(2, tw // 16), max(4, th // 4)  # white space between tiles, room for each label
+    canvas = np.ones((rows * (th + head), cols * tw + (cols - 1) * gap))
+    fig, ax = plt.subplots(figsize=(8.27, 8.0 * canvas.shape[0] / canvas.shape[1] + 0.6))
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y0, x0 = r * (th + head) + head, c * (tw + gap)
+        canvas[y0:y0 + th, x0:x0 + tw] = tile
+        label = "dead" if bool(unit[i, 3]) else f"u{i}: {int(unit[i, 0])} ({unit[i, 1]:.2f})" + (
+            " -" if unit[i, 2] < 0 else "")
+        ax.text(x0 + tw / 2, y0 - 1, label, ha="center", va="bottom", fontsize=6)
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
     seed = int(sel["seed"].iloc[0])
     what = "weights (grey = 0) | top-9 test inputs" if weight is not None else "top-9 test inputs (no single-layer weight)"
     fig.suptitle(f"Feature atlas: {method} on {dataset}, K = {len(top)}, seed {seed}. Per unit: {what}; "
