@@ -64,7 +64,9 @@ def test_the_view_builds_verdicts_tables_and_the_atlas(small_run):
     assert tables[1].frame.set_index("baseline").loc["raw", "n"] == 2  # raw has K = D = 8 on ica: scored
     figs = dict(view.figures(df, mats))
     assert {"metrics", "importance", "ica_corr", "atlas_digits_infomax", "atlas_digits_fastica"} <= set(figs)
-    assert len(figs["atlas_digits_infomax"].axes) == 8  # K = 8 units
+    (ax,) = figs["atlas_digits_infomax"].axes  # one mosaic: a tile and a label per unit
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) == 8 and all(t == "dead" or t.startswith(f"u{i}: ") for i, t in enumerate(labels))  # K = 8
 
 
 def test_pre_activations_are_wx_plus_b_for_single_layer_encoders():
