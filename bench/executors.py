@@ -98,6 +98,20 @@ def _worker_init(threads: int) -> None:
     _WORKER["threads"] = threads
 
 
+def _pool_worker_init(threads: int) -> None:
+    """A local pool process: :func:`_worker_init`, and exit when the main process is gone (a
+    killed ``bench run`` left its spawned workers training orphaned jobs for over an hour)."""
+    _worker_init(threads)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _device(device: str):
     import torch
 
@@ -184,7 +198,7 @@ def make_executor(cfg: ExecutorConfig, workers: int, threads: int, out: str) -> 
         import multiprocessing as mp
 
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_worker_init, initargs=(threads,))
+                                      initializer=_pool_worker_init, initargs=(threads,))
     if cfg.kind == "dask":
         return DaskExecutor(cfg, max(workers, 1))
     return SubmititExecutor(cfg, cfg.folder or os.path.join(out, "slurm"))
