@@ -301,8 +301,11 @@ def cmd_report(args: list[str]) -> int:
     # spawn: a fresh interpreter per worker (no forked matplotlib/torch state); results in the serial order
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
-            reports = [pool.submit(_report_task, "report", str(r), str(reports_dir)) for r in runs]
+            # the largest tables first (a longest-first schedule: the biggest report does not start last)
+            order = sorted(runs, key=lambda r: -sum(f.stat().st_size for f in r.glob("*.parquet")))
+            futures = {r: pool.submit(_report_task, "report", str(r), str(reports_dir)) for r in order}
             summary = pool.submit(_report_task, "summary", str(out), str(reports_dir))
+            reports = [futures[r] for r in runs]
             for r, f in zip(runs, reports, strict=True):
                 print(f"{r} -> {_task_result(f)}", flush=True)
             _print_summary(_task_result(summary))

@@ -75,6 +75,38 @@ def test_sigkill_mid_sweep_then_rerun_completes_with_the_same_table(uninterrupte
     assert not list((cache / ".locks").iterdir())  # the killed writer's lock is gone too
 
 
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_pool_workers_exit_when_the_main_process_is_killed(tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = subprocess.Popen(bench_cmd(out, cache, "workers=2"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not cache.exists() or len(entries(cache)) < 1):
+        time.sleep(0.05)
+    workers = children(proc.pid)
+    assert len(workers) >= 2, "the pool should be running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and "Z" not in (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[:1])]
+    assert not alive, f"orphaned pool processes still running: {alive}"
+
+
 def test_two_runs_at_once_on_one_cache_train_each_job_once(uninterrupted, tmp_path):
     cache = tmp_path / "cache"
     procs = [subprocess.Popen(bench_cmd(tmp_path / f"out{i}", cache), stdout=subprocess.DEVNULL,
