@@ -155,7 +155,7 @@ class Pruning(Prediction):
             for metric, v in (("aurc", s.aurc), ("aurc_val", s.aurc_val), ("prunable_fraction", s.prunable)):
                 value = v[(crit, mode)]
                 add(metric, value, criterion=crit, probe_mode=mode, **({"note": why} if math.isnan(value) else {}))
-        for mode in {m for _, m in cv.test} - set(s.best):
+        for mode in sorted({m for _, m in cv.test} - set(s.best)):  # sorted: a set's order changes per process
             add("skipped", 1.0, criterion="best", probe_mode=mode, note=why)
             add("aurc_best", math.nan, probe_mode=mode, note=why)
             add("prunable_fraction_best", math.nan, probe_mode=mode, note=why)
