@@ -91,10 +91,12 @@ def children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_pool_workers_exit_when_the_main_process_is_killed(tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    proc = subprocess.Popen(bench_cmd(out, cache, "workers=2"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [a if a != "workers=1" else "workers=2" for a in bench_cmd(out, cache)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and (not cache.exists() or len(entries(cache)) < 1):
+    while time.time() < deadline and proc.poll() is None and (not cache.exists() or len(entries(cache)) < 1):
         time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
     workers = children(proc.pid)
     assert len(workers) >= 2, "the pool should be running"
     os.kill(proc.pid, signal.SIGKILL)
