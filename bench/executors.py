@@ -98,11 +98,11 @@ def _worker_init(threads: int) -> None:
     _WORKER["threads"] = threads
 
 
-def _pool_worker_init(threads: int) -> None:
-    """A local pool process: :func:`_worker_init`, and exit when the main process is gone (a
-    killed ``bench run`` left its spawned workers training orphaned jobs for over an hour)."""
-    _worker_init(threads)
-    parent = os.getppid()
+def _pool_worker_init(threads: int, parent: int) -> None:
+    """A local pool process: exit when the main process ``parent`` is gone (a killed ``bench run``
+    left its spawned workers training orphaned jobs for over an hour), then :func:`_worker_init`.
+    The parent's pid comes from the main process: a worker still importing when the main process
+    dies would otherwise take its new parent (init) for the one to watch."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -110,6 +110,7 @@ def _pool_worker_init(threads: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    _worker_init(threads)
 
 
 def _device(device: str):
@@ -198,7 +199,7 @@ def make_executor(cfg: ExecutorConfig, workers: int, threads: int, out: str) -> 
         import multiprocessing as mp
 
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_pool_worker_init, initargs=(threads,))
+                                      initializer=_pool_worker_init, initargs=(threads, os.getpid()))
     if cfg.kind == "dask":
         return DaskExecutor(cfg, max(workers, 1))
     return SubmititExecutor(cfg, cfg.folder or os.path.join(out, "slurm"))
