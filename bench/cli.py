@@ -6,7 +6,6 @@ nothing.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -257,7 +256,9 @@ def _report_task(kind: str, target: str, reports_dir: str):
 
 def _workers(value: str, tasks: int) -> int:
     if value == "auto":
-        return max(1, min(tasks, os.cpu_count() or 1))
+        from bench.executors import usable_cores  # the cores bench run's workers=auto counts (affinity-aware)
+
+        return max(1, min(tasks, usable_cores()))
     try:
         n = int(value)
     except ValueError:

@@ -24,7 +24,7 @@ from bench.config import ConfigError, RunConfig
 from bench.data import DataConfig, Dataset, load_dataset
 from bench.engine import Engine
 from bench.jobs import Encoder, JobSpec, data_info
-from bench.measure import MeasureCache, Measured, MeasureTask, cached_job, compute
+from bench.measure import MeasureCache, Measured, MeasureTask, cached, compute
 from bench.methods import METHODS
 from bench.protocol import Prediction, data_tag, row
 
@@ -179,7 +179,7 @@ class RunContext:
         engine = self.engine
         if engine.parallel:  # what is not measured yet goes to the pool now, job and measurement together
             todo = [t for t in tasks if not engine.pooled(t.spec, t)
-                    and not (self.mcache.has(t.key) and (cached_job(self.cache, t.spec) or {}).get("status") == "ok")]
+                    and cached(t, self.cache, self.mcache, read=False) is None]
             engine.progress.add(len(todo))
             for t in todo:
                 engine.submit(t.spec, t)
@@ -211,9 +211,9 @@ class RunContext:
     def _measure_here(self, task: MeasureTask, ds: Dataset) -> tuple[Measured | None, dict[str, Any]]:
         """In this process: the cached measurement (the encoder is not even loaded), else train or
         load the encoder and measure it."""
-        meta = cached_job(self.cache, task.spec) if self.mcache.has(task.key) else None
-        hit = self.mcache.load(task.key) if meta is not None and meta["status"] == "ok" else None
-        if hit is not None:
+        found = cached(task, self.cache, self.mcache)
+        if found is not None:
+            hit, meta = found
             self.engine.progress.line(task.spec, True, meta["train_seconds"], True, "", measured=hit)
             return hit, {"status": "ok", "cached": True, "train_seconds": meta["train_seconds"], "wall_seconds": 0.0,
                          "load_seconds": 0.0, "reason": ""}

@@ -217,6 +217,21 @@ def cached_job(cache: JobCache, spec: JobSpec) -> dict[str, Any] | None:
         return None
 
 
+def cached(task: MeasureTask, cache: JobCache, mcache: MeasureCache, read: bool = True
+           ) -> tuple[Measured | None, dict[str, Any]] | None:
+    """``(measurement, job meta)`` when both the measurement and its successful job are cached,
+    else None; with ``read=False`` the measurement file is only looked for, not read (planning)."""
+    if not mcache.has(task.key):
+        return None
+    meta = cached_job(cache, task.spec)
+    if meta is None or meta["status"] != "ok":
+        return None
+    if not read:
+        return None, meta
+    hit = mcache.load(task.key)
+    return None if hit is None else (hit, meta)
+
+
 # ----------------------------------------------------------------------------- in a worker
 _DATASETS: dict[tuple, Dataset] = {}
 
@@ -249,20 +264,19 @@ def run_measure(task: MeasureTask, cache_root: str, device: str, threads: int = 
         return {"key": spec.key, "status": "failed", "worker_error": True, "cached": False, "train_seconds": 0.0,
                 "wall_seconds": 0.0, "measured": None,
                 "reason": f"worker computed measurement key {task.computed_key()}, expected {task.key}: it runs other code"}
-    meta = cached_job(cache, spec) if mcache.has(task.key) else None
-    hit = mcache.load(task.key) if meta is not None and meta["status"] == "ok" else None
+    found = cached(task, cache, mcache)
     waited: list[dict] = []
-    if hit is not None:
-        status, reason, cached, train_s = "ok", "", True, meta["train_seconds"]
-        measured = hit
+    if found is not None:
+        measured, meta = found
+        status, reason, from_cache, train_s = "ok", "", True, meta["train_seconds"]
     else:
         enc = cache.get(spec, datasets(spec.dataset, spec.data_cfg), on_wait=waited.append)
-        status, reason, cached, train_s = enc.status, enc.reason, enc.cached, enc.train_seconds
+        status, reason, from_cache, train_s = enc.status, enc.reason, enc.cached, enc.train_seconds
         measured = None
         if enc.ok:
             measured = compute(task, enc, datasets, dev)
             mcache.store(task.key, measured)
-    return {"key": spec.key, "status": status, "reason": reason, "cached": cached, "train_seconds": train_s,
+    return {"key": spec.key, "status": status, "reason": reason, "cached": from_cache, "train_seconds": train_s,
             "wall_seconds": time.perf_counter() - t0, "waited_for": waited[0] if waited else None,
             "pid": os.getpid(), "host": socket.gethostname(), "device": str(dev),
             "measured": measured}
