@@ -44,6 +44,23 @@ if TYPE_CHECKING:
 
 SUBJECT = "infomax"
 NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
+ABLATIONS = ("infomax_noem", "infomax_softmax", "lse_only")  # AB: the subject's own ablations (mechanism)
+REFERENCES = ("raw", "random")  # REF: reference codes (mean d and interval, no test)
+FAMILIES = ("PA", "AB", "REF", "other")
+
+
+def family(method: str, pa: tuple[str, ...] | None = None) -> str:
+    """The verdict family of ``method`` (docs/protocol.md, families): ``AB`` for the subject's
+    ablations, ``REF`` for the reference codes, ``PA`` for the prior art (every other method, or
+    only the members of ``pa`` when a prediction names its own PA, as P3 does), ``other`` for the
+    rest (a descriptive family with its own correction, never in the headline)."""
+    if method in ABLATIONS:
+        return "AB"
+    if method in REFERENCES:
+        return "REF"
+    if pa is None or method in pa:
+        return "PA"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,8 @@ def row(enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str,
             "metric": metric, "value": float(value), **conditions,
             "n_params_encoder": diag.get("n_params_encoder"),
             "n_params_train": diag.get("n_params_train"),
-            "train_seconds": enc.train_seconds}
+            "train_seconds": enc.train_seconds,
+            "under_trained": enc.meta.get("under_trained")}
 
 
 def data_tag(data: dict[str, Any]) -> str:
@@ -129,16 +147,30 @@ class Prediction:
         raise NotImplementedError
 
 
+ROLES = ("primary", "secondary")
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A verdict declared as data: the subject against every baseline on ``metric`` (rows
-    matching ``where``), predicted ``direction`` ("higher" / "lower") for subject - baseline."""
+    matching ``where``), predicted ``direction`` ("higher" / "lower") for subject - baseline.
+
+    ``role``: ``"primary"`` or ``"secondary"``; empty: the first declared verdict is the primary
+    and the rest are secondaries. A prediction with two primaries (P2's co-primary, P4's MCC and
+    DCI) marks both ``"primary"``: they are judged together (Holm and Westfall-Young over both,
+    the two-primaries rule per member). ``margin``: member -> non-inferiority margin added to
+    every per-seed d of that member's row (supported = non-inferior within the margin).
+    ``na``: member -> why that member's cell is n/a by design (it leaves the headline's
+    intersection instead of blocking it)."""
 
     metric: str
     direction: str
     where: dict[str, Any] = field(default_factory=dict)
     label: str = ""
     note: str = ""  # printed under its table
+    role: str = ""
+    margin: dict[str, float] = field(default_factory=dict)
+    na: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -164,6 +196,7 @@ class View:
     protocol: ClassVar[str] = ""  # the protocol in brief, for the report
     verdicts: ClassVar[tuple[Verdict, ...]] = ()  # the first is the primary
     verdict_by: ClassVar[tuple[str, ...]] = ("dataset",)  # columns that split verdict groups
+    pa: ClassVar[tuple[str, ...] | None] = None  # the PA family; None: every method but AB and REF
 
     @property
     def primary(self) -> Verdict:

@@ -67,6 +67,17 @@ class Comparison:
         n_missing: Seeds expected (run or recorded for either side) that could not be
             paired: absent, NaN, failed or skipped on either side.
         reason: Why the baseline's values are missing ("; "-joined notes), "" if none.
+        family: The member's verdict family (``PA``, ``AB``, ``REF``, ``other``); "" until a
+            view assigns it.
+        p_perm: Exact sign-flip p over all ``2^n`` sign vectors, statistic ``mean(d)``, two-sided.
+        p_wy: Westfall-Young step-down max-T adjusted p over the row's family (the same sign
+            vectors for every row); ``p_perm`` for a single ``compare``.
+        direction: ``"as predicted"``, ``"opposite"`` or ``"none"``: the sign of ``mean(d)``
+            against the predicted direction ("none" when it is 0 or there is no value).
+        under_trained: Seeds of the member flagged under-trained (docs/protocol.md, convergence).
+        na: Why the cell is n/a by design ("" when it is not); its verdict reads "n/a".
+        diffs: The per-seed differences ``((seed, d), ...)`` the row was computed from (the
+            family-wise Westfall-Young step needs them); not shown in reports.
     """
 
     baseline: str
@@ -82,6 +93,13 @@ class Comparison:
     verdict: str
     n_missing: int = 0
     reason: str = ""
+    family: str = ""
+    p_perm: float = math.nan
+    p_wy: float = math.nan
+    direction: str = "none"
+    under_trained: int = 0
+    na: str = ""
+    diffs: tuple = ()
 
 
 FIELDS = tuple(f.name for f in fields(Comparison))
