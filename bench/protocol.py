@@ -140,8 +140,12 @@ class Prediction:
     def describe(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0]
 
-    def default_methods(self, available: list[str]) -> list[str]:
+    def default_methods(self, available: list[str], profile: str = "quick") -> list[str]:
         return [m for m in available if m not in self.exclude_methods]
+
+    def check_profile(self, profile: str) -> None:
+        """Checks that depend on the profile, run before anything trains; raise
+        ``ValueError("field: what is wrong")`` (e.g. ``confirm`` refusing a subset of the primary)."""
 
     def run(self, src: EncoderSource) -> list[dict[str, Any]]:
         raise NotImplementedError

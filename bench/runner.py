@@ -45,9 +45,11 @@ def build_prediction(cfg: RunConfig) -> Prediction:
     try:
         pcfg = pcls.Config(**over)
         pcfg.check()
+        prediction = pcls(pcfg)
+        prediction.check_profile(cfg.profile)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{cfg.prediction}: {e}") from None
-    return pcls(pcfg)
+    return prediction
 
 
 def has(ds: Dataset, need: str) -> bool:
@@ -72,7 +74,7 @@ def resolve_methods(cfg: RunConfig, prediction: Prediction) -> list[str]:
         return list(cfg.methods)
     if prediction.cfg.methods:
         return list(prediction.cfg.methods)
-    return prediction.default_methods(METHODS.names())
+    return prediction.default_methods(METHODS.names(), cfg.profile)
 
 
 def setup_device(cfg: RunConfig) -> torch.device:
