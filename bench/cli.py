@@ -17,7 +17,7 @@ USAGE = """usage:
   bench rerun RUN_DIR [key=value ...]         rerun a run's recorded command and compare the tables
   bench perf [device=auto|cpu|cuda] [e2e=true]   trainer throughput, roofline fraction, probe time
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
-      profile=quick|full out= reports= cache= threads= workers=auto|N
+      profile=quick|full|confirm out= reports= cache= threads= workers=auto|N
       executor=local|dask|slurm executor.address=tcp://HOST:PORT executor.partition= executor.gpus_per_job=
       executor.cpus_per_job= executor.time_min= executor.cluster=slurm|local executor.folder=
       data.root= data.download= data.split_seed=
@@ -98,14 +98,16 @@ def _print_verdicts(pname: str, run_dir: Path, pdf: Path, primary_only: bool = F
     from bench import report, results
     from bench.protocol import VIEWS
 
-    df, _, _ = results.read_run(run_dir)
-    for t in VIEWS.get(pname)().verdict_tables(df):
-        if t.verdict:
-            print(f"\n{t.title}\nOverall: {report.overall(t.frame)}")
+    df, config, _ = results.read_run(run_dir)
+    profile = config.get("profile")
+    explore = report.exploratory(profile)
+    tables = VIEWS.get(pname)().verdict_tables(df, secondaries=not primary_only)
+    print("\n" + "\n".join(report.overall_lines(tables, profile)))
+    for t in tables:
+        if t.verdict and not (primary_only and t.role == "secondary"):
+            print(f"\n{t.title}")
             if not primary_only:
-                print(report.format_table(report.verdict_display(t.frame)))
-        if primary_only:
-            break
+                print(report.format_table(report.verdict_display(t.frame, explore)))
     print(f"\nresults: {run_dir}\nreport:  {pdf}")
 
 

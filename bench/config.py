@@ -25,9 +25,14 @@ from bench.data_views import parse_view
 from bench.executors import ExecutorConfig
 from bench.methods import METHODS
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "confirm")
+EXPLORATORY = ("quick", "full")  # no verdicts: n, mean d, interval, d_z and direction only
 DEVICES = ("auto", "cpu", "cuda")
+CONFIRM_SEEDS = tuple(range(100, 110))  # seeds and split seeds >= 100 belong to confirm alone
 SEEDS = {"quick": 3, "full": 10}
+BUDGET_PROFILE = {"quick": "quick", "full": "full", "confirm": "quick"}  # confirm trains at quick budgets
+# what confirm accepts besides prediction= and profile= (where and how it runs, never what it computes)
+CONFIRM_KEYS = ("device", "workers", "executor", "out", "reports", "cache", "data.root", "seeds")
 # passes over the training set, per dataset and profile (the same for every method)
 EPOCHS = {
     "digits": {"quick": 60, "full": 200},
@@ -78,12 +83,18 @@ class RunConfig:
     prediction_overrides: dict[str, Any] = field(default_factory=dict)
 
     def resolved_seeds(self) -> list[int]:
-        return list(self.seeds) if self.seeds is not None else list(range(SEEDS[self.profile]))
+        if self.seeds is not None:
+            return list(self.seeds)
+        return list(CONFIRM_SEEDS) if self.profile == "confirm" else list(range(SEEDS[self.profile]))
 
     def resolved_epochs(self, dataset: str) -> int:
         if self.epochs is not None:
             return self.epochs
-        return EPOCHS.get(base_name(dataset), EPOCHS_DEFAULT)[self.profile]
+        return EPOCHS.get(base_name(dataset), EPOCHS_DEFAULT)[BUDGET_PROFILE[self.profile]]
+
+    @property
+    def exploratory(self) -> bool:
+        return self.profile in EXPLORATORY
 
     def cache_dir(self) -> str:
         return self.cache or f"{self.out}/cache"
@@ -248,7 +259,31 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
         raise ConfigError(f"data: {e}") from None
     cfg.executor = ExecutorConfig(**exec_kw)
     validate(cfg)
+    check_profile_keys(cfg, seen)
     return cfg
+
+
+def check_profile_keys(cfg: RunConfig, keys: set[str]) -> None:
+    """``confirm`` is pre-registered: it accepts seeds >= 100 and only the keys that say where and
+    how it runs (:data:`CONFIRM_KEYS`); exploratory profiles refuse confirm's seeds and split seeds."""
+    if cfg.profile == "confirm":
+        extra = sorted(k for k in keys - {"prediction", "profile"}
+                       if k not in CONFIRM_KEYS and k.partition(".")[0] != "executor")
+        if extra:
+            raise ConfigError(f"profile=confirm is pre-registered and takes no '{extra[0]}=' (it accepts only "
+                              f"{', '.join(CONFIRM_KEYS)}, executor.*)")
+        low = [s for s in cfg.resolved_seeds() if s < CONFIRM_SEEDS[0]]
+        if low:
+            raise ConfigError(f"seeds: profile=confirm uses seeds >= {CONFIRM_SEEDS[0]} (its own, default "
+                              f"{CONFIRM_SEEDS[0]}..{CONFIRM_SEEDS[-1]}), got {low[0]}")
+        return
+    high = [s for s in cfg.resolved_seeds() if s >= CONFIRM_SEEDS[0]]
+    if high:
+        raise ConfigError(f"seeds: seeds >= {CONFIRM_SEEDS[0]} belong to profile=confirm (exploratory "
+                          f"profile {cfg.profile} got {high[0]})")
+    if cfg.data.split_seed >= CONFIRM_SEEDS[0]:
+        raise ConfigError(f"data.split_seed: split seeds >= {CONFIRM_SEEDS[0]} belong to profile=confirm "
+                          f"(got {cfg.data.split_seed})")
 
 
 def validate(cfg: RunConfig) -> None:

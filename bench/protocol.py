@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
+from bench.families import ABLATIONS, FAMILIES, REFERENCES, family  # noqa: F401 (re-exported)
 from bench.registry import Registry
 from bench.verdicts import verdict_from_tidy
 
@@ -44,25 +45,6 @@ if TYPE_CHECKING:
 
 SUBJECT = "infomax"
 NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
-ABLATIONS = ("infomax_noem", "infomax_softmax", "lse_only")  # AB: the subject's own ablations (mechanism)
-REFERENCES = ("raw", "random")  # REF: reference codes (mean d and interval, no test)
-FAMILIES = ("PA", "AB", "REF", "other")
-
-
-def family(method: str, pa: tuple[str, ...] | None = None) -> str:
-    """The verdict family of ``method`` (docs/protocol.md, families): ``AB`` for the subject's
-    ablations, ``REF`` for the reference codes, ``PA`` for the prior art (every other method, or
-    only the members of ``pa`` when a prediction names its own PA, as P3 does), ``other`` for the
-    rest (a descriptive family with its own correction, never in the headline)."""
-    if method in ABLATIONS:
-        return "AB"
-    if method in REFERENCES:
-        return "REF"
-    if pa is None or method in pa:
-        return "PA"
-    return "other"
-
-
 @dataclass(frozen=True)
 class PredictionConfig:
     """Options every prediction shares; subclasses add theirs and extend :meth:`check`."""
@@ -183,12 +165,20 @@ class Verdict:
 
 @dataclass
 class Table:
-    """A titled table for the report; ``verdict`` tables are the ones verdicts are read from."""
+    """A titled table for the report; ``verdict`` tables are the ones verdicts are read from.
+
+    ``role`` (verdict tables): ``"overall"`` (the per-member table of a prediction with two
+    primaries), ``"primary"`` or ``"secondary"``. The first verdict table of a view carries the
+    prediction's ``headline`` (word and why) and the family ``counts`` line."""
 
     title: str
     frame: pd.DataFrame
     verdict: bool = False
     note: str = ""
+    role: str = ""
+    spec: Verdict | None = None
+    headline: tuple[str, str] | None = None
+    counts: str = ""
 
 
 class View:
@@ -201,25 +191,64 @@ class View:
     verdicts: ClassVar[tuple[Verdict, ...]] = ()  # the first is the primary
     verdict_by: ClassVar[tuple[str, ...]] = ("dataset",)  # columns that split verdict groups
     pa: ClassVar[tuple[str, ...] | None] = None  # the PA family; None: every method but AB and REF
+    profile: str | None = None  # the run's profile, set by the report before tables and figures
+
+    @property
+    def exploratory(self) -> bool:
+        """No verdicts (profiles quick, full): figures and notes show directions, never verdict words."""
+        return self.profile != "confirm"
 
     @property
     def primary(self) -> Verdict:
-        return self.verdicts[0]
+        return self.primaries[0]
+
+    @property
+    def primaries(self) -> tuple[Verdict, ...]:
+        """The declared primaries: those with ``role="primary"``, else the first verdict."""
+        marked = tuple(v for v in self.verdicts if v.role == "primary")
+        return marked or self.verdicts[:1]
+
+    @property
+    def secondaries(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts if not any(v is p for p in self.primaries))
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
-        """``bench.verdicts.verdict_from_tidy`` for one declared verdict; views may add columns."""
-        return verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where)
+        """The unjudged rows of one declared verdict (``bench.verdicts.verdict_from_tidy``); views
+        may override it or add columns, never decide verdicts (:meth:`verdict_tables` does)."""
+        return verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
+                                 margin=v.margin, na=v.na, judged=False)
 
-    def verdict_tables(self, df: pd.DataFrame) -> list[Table]:
-        """One verdict table per declared verdict whose metric is in the table (the primary always)."""
-        present = set(df["metric"])
-        out = []
-        for i, v in enumerate(self.verdicts):
-            if i and v.metric not in present:
-                continue
-            kind = "Primary" if i == 0 else "Secondary"
-            out.append(Table(f"{kind}: {v.title}", self.verdict_frame(df, v), verdict=True, note=v.note))
-        return out
+    def present(self, df: pd.DataFrame, v: Verdict) -> bool:
+        """Whether the table has rows for ``v`` (secondaries without rows get no table)."""
+        sel = df[df["metric"] == v.metric]
+        for col, value in v.where.items():
+            if col not in sel.columns:
+                return False
+            sel = sel[sel[col].eq(value).fillna(False).astype(bool)]
+        return len(sel) > 0
+
+    def verdict_tables(self, df: pd.DataFrame, secondaries: bool = True) -> list[Table]:
+        """The judged verdict tables: with two primaries an overall per-member table first, then each
+        primary (families judged together across them), then each secondary whose rows exist (each
+        judged on its own). The first table carries the headline and the family counts."""
+        from bench import families
+
+        prims = [v for i, v in enumerate(self.primaries) if i == 0 or self.present(df, v)]
+        frames = families.judge([self.verdict_frame(df, v) for v in prims], [v.direction for v in prims], self.pa)
+        tables = [Table(f"Primary: {v.title}", f, verdict=True, note=v.note, role="primary", spec=v)
+                  for v, f in zip(prims, frames, strict=True)]
+        combined = None
+        if len(prims) > 1:
+            combined = families.combine(frames, [v.label or v.metric for v in prims])
+            tables.insert(0, Table("Overall per member: supported only if supported on every primary that applies, "
+                                   "contradicted if contradicted on either", combined, verdict=True, role="overall"))
+        tables[0].headline = families.headline(frames, [v.direction for v in prims])
+        tables[0].counts = families.counts(frames, combined)
+        for v in self.secondaries if secondaries else ():
+            if self.present(df, v):
+                (f,) = families.judge([self.verdict_frame(df, v)], [v.direction], self.pa)
+                tables.append(Table(f"Secondary: {v.title}", f, verdict=True, note=v.note, role="secondary", spec=v))
+        return tables
 
     def tables(self, df: pd.DataFrame) -> list[Table]:
         return self.verdict_tables(df)

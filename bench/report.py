@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from bench import stats  # noqa: E402
+from bench import families, stats  # noqa: E402
+from bench.config import EXPLORATORY  # noqa: E402
 from bench.pdftable import draw_table  # noqa: E402
 from bench.protocol import SUBJECT, VIEWS, Table, View  # noqa: E402
 from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
@@ -35,6 +36,27 @@ from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
 PAGE = (8.27, 11.69)  # A4 portrait, inches
 VERDICT_COLORS = {"supported": "#c7e9c0", "contradicted": "#fcbba1", "inconclusive": "#e0e0e0"}
 ROWS_PER_PAGE = 34
+TEXT_SINK: list[str] | None = None  # when a list, every string the report draws is appended (tests)
+P_LABELS = {"p_t": "p (t)", "p_wilcoxon": "p (Wilcoxon)", "p_perm": "p (perm)", "p_holm": "p (Holm)",
+            "p_wy": "p (WY)"}
+
+
+def exploratory(profile: str | None) -> bool:
+    """Profiles without verdicts (quick, full; a run written before profiles had verdicts too)."""
+    return profile is None or profile in EXPLORATORY
+
+
+def overall_lines(tables: list[Table], profile: str | None) -> list[str]:
+    """The lines above a view's first verdict table: the headline and the family counts (confirm),
+    or the exploratory line (no verdicts)."""
+    first = next((t for t in tables if t.verdict), None)
+    if first is None:
+        return []
+    frames = [t.frame for t in tables if t.role == "primary"] or [first.frame]
+    if exploratory(profile):
+        return [families.exploratory_counts(frames, profile or "unknown")]
+    word, why = first.headline or ("inconclusive", "")
+    return [f"Headline: {word} ({why})", first.counts]
 
 
 def view(name: str) -> View:
@@ -77,21 +99,41 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def verdict_display(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns a reader needs, CI as one cell."""
+def _verdict_cell(verdict, na) -> str:
+    return f"n/a: {na}" if isinstance(na, str) and na else str(verdict)
+
+
+def verdict_display(frame: pd.DataFrame, explore: bool = False) -> pd.DataFrame:
+    """The columns a reader needs, CI as one cell; ``explore``: no p-value and no verdict column.
+
+    A two-primaries table (``bench.families.combine``: no ``mean_diff`` column) keeps its columns,
+    without its p and verdict columns when ``explore``."""
+    if "mean_diff" not in frame.columns:
+        drop = [c for c in frame.columns if explore and ("p_" in c or "verdict" in c)]
+        return frame.drop(columns=drop + ["one_primary"], errors="ignore")
     out = pd.DataFrame()
     for c in frame.columns:
         if c not in stats.FIELDS:
             out[c] = frame[c]
     out["baseline"] = frame["baseline"]
+    if "family" in frame.columns:
+        out["family"] = frame["family"]
     out["n"] = frame["n"]
     out["mean diff"] = frame["mean_diff"]
     out["95% CI"] = [f"[{_fmt(a)}, {_fmt(b)}]" for a, b in zip(frame["ci_low"], frame["ci_high"], strict=True)]
     out["d_z"] = frame["effect_size"]
-    out["p (t)"] = frame["p_t"]
-    out["p (Wilcoxon)"] = frame["p_wilcoxon"]
-    out["p (Holm)"] = frame["p_holm"]
-    out["verdict"] = frame["verdict"]
+    if "direction" in frame.columns:
+        out["direction"] = frame["direction"]
+    if not explore:
+        for c, label in P_LABELS.items():
+            if c in frame.columns:
+                out[label] = frame[c]
+        na = frame["na"] if "na" in frame.columns else [""] * len(frame)
+        out["verdict"] = [_verdict_cell(v, a) for v, a in zip(frame["verdict"], na, strict=True)]
+    elif "na" in frame.columns and (frame["na"].fillna("") != "").any():
+        out["n/a by design"] = frame["na"].fillna("")
+    if "under_trained" in frame.columns and frame["under_trained"].fillna(0).sum():
+        out["under-trained"] = frame["under_trained"]
     if "n_missing" in frame.columns and frame["n_missing"].fillna(0).sum():
         out["missing"] = frame["n_missing"]
     if "reason" in frame.columns:
@@ -117,15 +159,31 @@ def tex_escape(text: str) -> str:
     return str(text).translate(TEX_SPECIALS)
 
 
-def verdicts_csv(verdicts: list[Table]) -> str:
-    """The verdict tables as one CSV: ``table`` (title), ``primary`` (the first table), then the raw frame."""
+CSV_DROP = ("diffs", "ci_method")
+
+
+def verdicts_csv(verdicts: list[Table], prediction: str = "", profile: str | None = "confirm") -> str:
+    """The verdict tables as one CSV: ``table`` (title), ``role``, ``primary`` (a primary table), then
+    the raw frame (``family``, ``p_perm``, ``p_wy``, ``direction`` included); a last ``headline``
+    row holds the prediction's headline word and why (confirm) or "exploratory (profile ...)"; an
+    exploratory export has no p-value and no verdict column."""
+    explore = exploratory(profile)
     frames = []
-    for i, t in enumerate(verdicts):
-        f = t.frame.copy()
-        f.insert(0, "primary", i == 0)
+    for t in verdicts:
+        f = t.frame.drop(columns=[c for c in CSV_DROP if c in t.frame.columns])
+        if explore:
+            f = f.drop(columns=[c for c in f.columns if c.startswith("p_") or "p_holm" in c or "p_wy" in c
+                                or "verdict" in c])
+        f.insert(0, "primary", t.role in ("primary", "overall"))
+        f.insert(0, "role", t.role)
         f.insert(0, "table", t.title)
         frames.append(f)
     rows = [f for f in frames if len(f)] or frames[:1]
+    first = next((t for t in verdicts), None)
+    if first is not None:
+        word, why = ("exploratory", f"profile {profile}: no verdicts") if explore else (first.headline or ("", ""))
+        rows.append(pd.DataFrame([{"table": "headline", "role": "headline", "primary": True,
+                                   "prediction": prediction, "headline": word, "reason": why}]))
     return pd.concat(rows, ignore_index=True).to_csv(index=False)
 
 
@@ -133,12 +191,16 @@ def _tex_cell(v) -> str:
     return "n/a" if v is None or v is pd.NA else tex_escape(_fmt(v))
 
 
-def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str) -> str:
-    """The verdict tables as LaTeX: one ``table`` per verdict table, cells formatted as in the PDF."""
+def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str, profile: str | None = "confirm") -> str:
+    """The verdict tables as LaTeX: the headline as a comment line, then one ``table`` per verdict
+    table, cells formatted as in the PDF (exploratory: no p-value or verdict column)."""
+    explore = exploratory(profile)
+    head = (f"exploratory (profile {profile}): no verdicts" if explore
+            else "headline: " + " - ".join(verdicts[0].headline or ("", "")) if verdicts else "")
     parts = [f"% infomax-bench verdict tables: prediction {prediction}, run {run_id}\n"
-             "% needs \\usepackage{booktabs}\n"]
+             f"% {head}\n% needs \\usepackage{{booktabs}}\n"]
     for i, t in enumerate(verdicts, 1):
-        shown = verdict_display(t.frame)
+        shown = verdict_display(t.frame, explore)
         align = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
                         else "l" for c in shown.columns)
         cells = shown.map(_tex_cell)
@@ -151,6 +213,8 @@ def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str) -> str:
 
 
 def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int = 100, style="normal") -> float:
+    if TEXT_SINK is not None:
+        TEXT_SINK.append(text)
     for para in text.split("\n"):
         lines = textwrap.wrap(para, width) or [""]
         for line in lines:
@@ -159,21 +223,35 @@ def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", wid
     return y - 0.006
 
 
-def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95) -> None:
-    frame = verdict_display(table.frame) if table.verdict else table.frame
+def _save(pdf: PdfPages, fig) -> None:
+    """``pdf.savefig(fig)``, its figure texts traced into :data:`TEXT_SINK` when that is on."""
+    if TEXT_SINK is not None:
+        from matplotlib.text import Text
+
+        TEXT_SINK.extend(t.get_text() for t in fig.findobj(Text) if t.get_text())
+    pdf.savefig(fig)
+
+
+def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95, explore: bool = False,
+                 lines: tuple[str, ...] = ()) -> None:
+    frame = verdict_display(table.frame, explore) if table.verdict else table.frame
     chunks = [frame.iloc[i : i + ROWS_PER_PAGE] for i in range(0, max(len(frame), 1), ROWS_PER_PAGE)]
     for i, chunk in enumerate(chunks):
         fig = first_fig if (i == 0 and first_fig is not None) else plt.figure(figsize=PAGE)
         y = y0 if fig is first_fig else 0.95
         y = _text(fig, y, table.title + (" (continued)" if i else ""), 11, "bold")
-        if table.verdict and i == 0:
-            y = _text(fig, y, "Overall: " + overall(table.frame), 9, "bold")
+        for line in lines if i == 0 else ():
+            y = _text(fig, y, line, 9, "bold", width=110)
         if table.note and i == 0:
             y = _text(fig, y, table.note, 8)
         h = min(0.03 + 0.021 * (len(chunk) + 1), y - 0.04)
         ax = fig.add_axes((0.04, y - h, 0.92, h))
-        draw_table(ax, chunk.map(_fmt), "verdict" if table.verdict else None, VERDICT_COLORS)
-        pdf.savefig(fig)
+        cells = chunk.map(_fmt)
+        if TEXT_SINK is not None:
+            TEXT_SINK.extend([*map(str, cells.columns), *cells.to_numpy().ravel().tolist()])
+        color_by = "verdict" if table.verdict and "verdict" in cells.columns else None
+        draw_table(ax, cells, color_by, VERDICT_COLORS)
+        _save(pdf, fig)
         plt.close(fig)
 
 
@@ -201,6 +279,9 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     df, config, man = read_run(Path(run_dir))
     name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
     pred = view(name)
+    profile = config.get("profile")
+    explore = exploratory(profile)
+    pred.profile = profile
     reports_dir = Path(reports_dir)
     fig_dir = reports_dir / name
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +298,12 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
     buf = io.BytesIO()  # the PDF is built in memory, then written atomically: no shared temporary file
     with PdfPages(buf) as pdf:
         fig = plt.figure(figsize=PAGE)
-        y = _text(fig, 0.96, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=58)
+        y = 0.96
+        if explore:
+            y = _text(fig, y, f"exploratory (profile {profile}): no verdicts. Only profile=confirm (pre-registered, "
+                              "seeds 100..109) tests the prediction; this run shows effect sizes and directions.",
+                      10, "bold", width=90)
+        y = _text(fig, y, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=58)
         datasets = ", ".join(map(str, df["dataset"].dropna().unique()))
         seeds = sorted(int(s) for s in df["seed"].dropna().unique())
         y = _text(fig, y, f"run {run_id} | dataset {datasets} | seeds {seeds} | "
@@ -234,21 +320,17 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         if len(skipped):
             y = _text(fig, y, "Methods that cannot run on this data (rows with n = 0 in every verdict table): " + "; ".join(
                 f"{r.method}: {r.note}" for r in skipped.itertuples()), 8, width=120)
-        if len(seeds) < 10:
-            y = _text(fig, y, f"Quick profile: {len(seeds)} seeds. With so few paired seeds few comparisons can reach "
-                              "p_Holm < 0.05, so most verdicts read inconclusive; profile=full (10 seeds) is the run "
-                              "to quote.", 8, "bold", width=120)
         verdicts = [t for t in tables if t.verdict]
         rest = [t for t in tables if not t.verdict]
         if verdicts:
-            _table_pages(pdf, verdicts[0], fig, y)
+            _table_pages(pdf, verdicts[0], fig, y, explore, tuple(overall_lines(tables, profile)))
         else:
-            pdf.savefig(fig)
+            _save(pdf, fig)
             plt.close(fig)
         for t in verdicts[1:]:
-            _table_pages(pdf, t)
+            _table_pages(pdf, t, explore=explore)
         for fname, f in figures:
-            pdf.savefig(f)
+            _save(pdf, f)
             _save_png(f, fig_dir / f"{fname}.png")
             plt.close(f)
         for t in rest:
@@ -272,11 +354,11 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         ]
         for line in lines:
             y = _text(fig, y, line, 8, width=120)
-        pdf.savefig(fig)
+        _save(pdf, fig)
         plt.close(fig)
     out = reports_dir / f"{name}.pdf"
     atomic_write(out, buf.getvalue())
     if verdicts:
-        atomic_write(fig_dir / "verdicts.csv", verdicts_csv(verdicts))
-        atomic_write(fig_dir / "verdicts.tex", verdicts_tex(verdicts, name, run_id))
+        atomic_write(fig_dir / "verdicts.csv", verdicts_csv(verdicts, name, profile))
+        atomic_write(fig_dir / "verdicts.tex", verdicts_tex(verdicts, name, run_id, profile))
     return out

@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from bench.resampling import sign_flip_p
+
 VERDICTS = ("supported", "contradicted", "inconclusive")
 DIRECTIONS = ("higher", "lower")
 ALPHA = 0.05
@@ -156,6 +158,14 @@ def paired_differences(subject: Mapping[int, float], baseline: Mapping[int, floa
     return d, len(seeds) - len(used)
 
 
+def _paired(subject: Mapping, baseline: Mapping) -> tuple[np.ndarray, int, list]:
+    """:func:`paired_differences` plus the seeds of ``d``, in its order."""
+    d, n_missing = paired_differences(subject, baseline)
+    used = [s for s in sorted(set(subject) & set(baseline))
+            if not (_is_missing(subject[s]) or _is_missing(baseline[s]))]
+    return d, n_missing, used
+
+
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and t-interval of the mean over the finite entries of ``values``.
 
@@ -230,8 +240,10 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: float = ALPHA) -> str:
-    """Verdict of one baseline from its Holm-corrected paired-t p.
+def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: float = ALPHA,
+            p_wy: float | None = None) -> str:
+    """Verdict of one baseline from its Holm-corrected paired-t p (and, when given, its
+    Westfall-Young p: then both must be below ``alpha``).
 
     ``"supported"`` if ``p_holm < alpha`` and ``mean_diff`` lies in the predicted direction
     (``> 0`` for ``"higher"``, ``< 0`` for ``"lower"``); ``"contradicted"`` if
@@ -253,6 +265,8 @@ def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: floa
     _check_unit("alpha", alpha)
     m, p = float(mean_diff), float(p_holm)
     if not float(n) >= 2 or math.isnan(m) or math.isnan(p) or m == 0 or not p < alpha:
+        return "inconclusive"
+    if p_wy is not None and not float(p_wy) < alpha:
         return "inconclusive"
     return "supported" if (m > 0) == (direction == "higher") else "contradicted"
 
@@ -283,106 +297,6 @@ def _p_t(d: np.ndarray) -> float:
     return float(_st.ttest_1samp(d, 0.0).pvalue)
 
 
-EXACT_MAX_N = 16  # 2^16 sign vectors; above, a fixed-seed random sample of that many (never in confirm: n = 10)
-
-
-@functools.lru_cache(maxsize=64)
-def sign_vectors(n: int) -> np.ndarray:
-    """The sign vectors of the exact sign-flip test: all ``2^n`` rows of +-1 for ``n <= 16`` (the
-    identity first), else ``2^16`` rows drawn with a fixed seed (the identity first). Shape
-    ``(M, n)``, read-only; one set serves every row of a family, which share seeds."""
-    if n <= EXACT_MAX_N:
-        bits = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1
-    else:
-        bits = np.random.default_rng(0x5EED).integers(0, 2, size=(2**EXACT_MAX_N, n))
-        bits[0] = 0
-    out = 1.0 - 2.0 * bits
-    out.flags.writeable = False
-    return out
-
-
-def _near(a: np.ndarray, b: float) -> np.ndarray:
-    """``a >= b`` up to the rounding of sums of the same numbers in another order."""
-    return a >= b - 1e-9 * max(1.0, abs(b))
-
-
-def sign_flip_p(d) -> float:
-    """Exact two-sided sign-flip p of ``mean(d)``: the share of the ``2^n`` sign vectors ``s`` with
-    ``|mean(s * d)| >= |mean(d)|`` (the observed one included, so never 0: at n = 10 a constant d
-    gives 2/1024). Under H0 (d symmetric about 0) every sign vector is equally likely; unlike the
-    t-test it assumes no normality. NaN for ``n < 2``, 1.0 when every d is 0."""
-    d = np.asarray(d, dtype=float).ravel()
-    if d.size < 2 or not np.all(np.isfinite(d)):
-        return math.nan
-    if np.all(d == 0):
-        return 1.0
-    stat = np.abs(sign_vectors(d.size) @ d) / d.size
-    return float(np.mean(_near(stat, abs(float(d.mean())))))
-
-
-def _t_stats(flips: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """|t| of ``flips * d`` per sign vector: |mean| / (sd / sqrt(n)); +inf where sd is 0 and the
-    mean is not (a constant d), 0 where both are."""
-    n = d.size
-    means = flips @ d / n
-    ss = float(np.sum(d * d))  # sign flips keep the sum of squares
-    var = np.maximum(ss - n * means**2, 0.0) / (n - 1)
-    tiny = 1e-12 * max(ss, 1e-300)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.abs(means) / np.sqrt(var / n)
-    t[(var * (n - 1) <= tiny) & (np.abs(means) > 0)] = math.inf
-    t[(var * (n - 1) <= tiny) & (np.abs(means) == 0)] = 0.0
-    return t
-
-
-def westfall_young(diffs: Sequence[Mapping]) -> np.ndarray:
-    """Westfall-Young step-down max-T adjusted p-values for a family of paired rows.
-
-    Each row is a mapping seed -> d (its paired differences). All rows share one set of sign
-    vectors over the union of seeds (:func:`sign_vectors`), so a seed's flip is the same in every
-    row, which keeps the rows' dependence (they share the subject's seeds). For row r the
-    statistic is its |t| over its own seeds. With the rows ordered by observed |t| descending
-    (r_1 first), ``p_(i) = max_{j <= i} share of sign vectors with max_{k >= j} |t*_{r_k}| >= |t_{r_j}|``
-    (Westfall & Young 1993, algorithm 2.8). Rows with fewer than 2 seeds get NaN and take no part.
-    For one row it equals :func:`sign_flip_p` (|t| is monotone in |mean| under sign flips).
-    """
-    rows = [{s: float(v) for s, v in r.items() if np.isfinite(float(v))} for r in diffs]
-    out = np.full(len(rows), np.nan)
-    live = [i for i, r in enumerate(rows) if len(r) >= 2]
-    if not live:
-        return out
-    seeds = sorted({s for i in live for s in rows[i]})
-    col = {s: j for j, s in enumerate(seeds)}
-    flips = sign_vectors(len(seeds))
-    obs, null = [], []
-    for i in live:
-        idx = [col[s] for s in rows[i]]
-        d = np.array(list(rows[i].values()))
-        if np.all(d == 0):
-            obs.append(0.0)
-            null.append(np.zeros(flips.shape[0]))
-            continue
-        t = _t_stats(flips[:, idx], d)
-        obs.append(float(t[0]))  # the identity sign vector comes first
-        null.append(t)
-    obs_a, null_a = np.array(obs), np.stack(null)  # (rows,), (rows, M)
-    order = np.argsort(-obs_a, kind="stable")
-    # successive maxima from the least significant row up: max over rows k >= j in the order
-    tail_max = np.maximum.accumulate(null_a[order[::-1]], axis=0)[::-1]
-    raw = np.array([np.mean(_inf_ge(tail_max[j], obs_a[order[j]])) for j in range(len(order))])
-    raw[obs_a[order] == 0] = 1.0
-    adj = np.minimum(1.0, np.maximum.accumulate(raw))
-    for j, r in enumerate(order):
-        out[live[r]] = adj[j]
-    return out
-
-
-def _inf_ge(a: np.ndarray, b: float) -> np.ndarray:
-    if math.isinf(b):
-        return a == math.inf
-    return _near(a, b)
-
-
 def _p_wilcoxon(d: np.ndarray) -> float:
     if d.size < 2:
         return math.nan
@@ -391,13 +305,25 @@ def _p_wilcoxon(d: np.ndarray) -> float:
     return float(_st.wilcoxon(d).pvalue)
 
 
-def _unjudged(subject: Mapping[int, float], baseline: Mapping[int, float], name: str, level: float) -> Comparison:
-    """Every statistic but the verdict (``p_holm = p_t``, verdict ``"inconclusive"``)."""
-    d, n_missing = paired_differences(subject, baseline)
+def sign_word(mean_diff: float, direction: str) -> str:
+    """``"as predicted"``, ``"opposite"`` or ``"none"``: the sign of ``mean(d)`` against ``direction``."""
+    m = float(mean_diff)
+    if math.isnan(m) or m == 0:
+        return "none"
+    return "as predicted" if (m > 0) == (direction == "higher") else "opposite"
+
+
+def _unjudged(subject: Mapping[int, float], baseline: Mapping[int, float], name: str, level: float,
+              direction: str = "higher", margin: float = 0.0) -> Comparison:
+    """Every statistic but the verdict (``p_holm = p_t``, ``p_wy = p_perm``, verdict
+    ``"inconclusive"``). ``margin`` is added to every d (a non-inferiority row)."""
+    d, n_missing, seeds = _paired(subject, baseline)
+    d = d + float(margin)
     mean, lo, hi = t_interval(d, level=level)
     if not np.all(np.isfinite(d)):  # an infinite value: the mean is +-inf (or nan), no interval
         mean, lo, hi = float(d.mean()), math.nan, math.nan
     p_t = _p_t(d)
+    p_perm = sign_flip_p(d)
     return Comparison(
         baseline=str(name),
         n=int(d.size),
@@ -411,12 +337,17 @@ def _unjudged(subject: Mapping[int, float], baseline: Mapping[int, float], name:
         p_holm=p_t,
         verdict="inconclusive",
         n_missing=int(n_missing),
+        p_perm=p_perm,
+        p_wy=p_perm,
+        direction=sign_word(mean, direction),
+        diffs=tuple(zip(seeds, d.tolist(), strict=True)),
     )
 
 
-def _judge(c: Comparison, p_holm: float, direction: str, alpha: float) -> Comparison:
+def _judge(c: Comparison, p_holm: float, direction: str, alpha: float, p_wy: float | None = None) -> Comparison:
     p_holm = float(p_holm)
-    return replace(c, p_holm=p_holm, verdict=verdict(c.mean_diff, p_holm, c.n, direction, alpha))
+    p_wy = c.p_wy if p_wy is None else float(p_wy)
+    return replace(c, p_holm=p_holm, p_wy=p_wy, verdict=verdict(c.mean_diff, p_holm, c.n, direction, alpha, p_wy))
 
 
 def compare(
@@ -426,6 +357,7 @@ def compare(
     name: str = "baseline",
     level: float = 0.95,
     alpha: float = ALPHA,
+    margin: float = 0.0,
 ) -> Comparison:
     """Compare the subject against one baseline over paired seeds.
 
@@ -437,12 +369,14 @@ def compare(
         level: Level of the t-interval.
         alpha: Level of the verdict's test.
 
+        margin: Non-inferiority margin added to every d.
+
     Returns:
-        A ``Comparison`` with ``p_holm == p_t`` (a single test needs no correction) and
-        its verdict decided on it.
+        A ``Comparison`` with ``p_holm == p_t`` and ``p_wy == p_perm`` (a single test needs no
+        correction) and its verdict decided on both.
     """
     _check_direction(direction)
-    c = _unjudged(subject, baseline, name, level)
+    c = _unjudged(subject, baseline, name, level, direction, margin)
     return _judge(c, c.p_t, direction, alpha)
 
 
@@ -463,9 +397,12 @@ def compare_all(
         One ``Comparison`` per baseline, in the mapping's order.
     """
     _check_direction(direction)
-    comps = [_unjudged(subject, b, k, level) for k, b in baselines.items()]
+    from bench.resampling import westfall_young
+
+    comps = [_unjudged(subject, b, k, level, direction) for k, b in baselines.items()]
     adj = holm([c.p_t for c in comps])
-    return [_judge(c, a, direction, alpha) for c, a in zip(comps, adj, strict=True)]
+    wy = westfall_young([dict(c.diffs) for c in comps])
+    return [_judge(c, a, direction, alpha, w) for c, a, w in zip(comps, adj, wy, strict=True)]
 
 
 def comparisons_frame(comps: list[Comparison]) -> pd.DataFrame:

@@ -15,7 +15,8 @@ from dataclasses import replace
 
 import pandas as pd
 
-from bench.stats import FIELDS, _check_direction, _is_missing, compare_all, comparisons_frame
+from bench.families import judge
+from bench.stats import FIELDS, _check_direction, _is_missing, _unjudged, comparisons_frame
 
 STATUS_METRICS = ("job_failed", "job_skipped")
 
@@ -101,6 +102,10 @@ def verdict_from_tidy(
     by: Sequence[str] = ("dataset", "width"),
     extra_filter: dict | None = None,
     methods: Sequence[str] | None = None,
+    margin: dict | None = None,
+    na: dict | None = None,
+    pa: Sequence[str] | None = None,
+    judged: bool = True,
 ) -> pd.DataFrame:
     """Per-group comparisons of the subject against every baseline of a tidy table.
 
@@ -120,7 +125,12 @@ def verdict_from_tidy(
       ``n == 0`` (inconclusive), so every method asked for appears.
     * ``reason`` = the sorted unique non-empty notes of the baseline's NaN metric rows and
       its status rows, "; "-joined ("" when no seed is missing).
-    * ``compare_all`` runs across the baselines, so Holm corrects across them.
+    * ``margin[m]`` (non-inferiority) is added to every d of member m; ``na[m]`` marks m's cell n/a
+      by design with that reason, and so does a member whose every row in the group is a
+      ``job_skipped`` status row (the method cannot run on this data);
+    * ``under_trained`` counts the member's seeds whose rows carry a true ``under_trained`` flag;
+    * with ``judged`` (default), :func:`bench.families.judge` decides the rows: families from
+      ``pa``, Holm and Westfall-Young within each family across the whole table.
 
     Args:
         df: Tidy table with columns ``method, seed, metric, value`` (+ ``note``,
@@ -176,14 +186,32 @@ def verdict_from_tidy(
             base[m] = _with_status(_seed_map(m_metric, m), m_status)
             nan_rows = m_metric[[_is_missing(v) for v in m_metric["value"].tolist()]]
             reasons[m] = "; ".join(sorted(_notes(nan_rows) | _notes(m_status)))
-        comps = [
-            replace(c, reason=reasons[c.baseline] if c.n_missing else "")
-            for c in compare_all(subj, base, direction)
-        ]
+        comps = []
+        for m in others:
+            m_rows = g[g["method"] == m]
+            skipped_only = len(m_rows) > 0 and bool((m_rows["metric"] == "job_skipped").all())
+            why = (na or {}).get(m) or (_skip_note(m_rows) if skipped_only else "")
+            c = _unjudged(subj, base[m], m, 0.95, direction, float((margin or {}).get(m, 0.0)))
+            comps.append(replace(c, reason=reasons[m] if c.n_missing else "", na=why,
+                                 under_trained=_flagged(g_metric[g_metric["method"] == m])))
         frame = comparisons_frame(comps)
         for i, col in enumerate(keys):
             frame.insert(i, col, key[i])
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=[*keys, *FIELDS])
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    return judge([out], [direction], pa)[0] if judged else out
+
+
+def _flagged(rows: pd.DataFrame) -> int:
+    """Seeds of a member's metric rows flagged under-trained (a true ``under_trained`` cell)."""
+    if "under_trained" not in rows.columns or rows.empty:
+        return 0
+    flag = rows["under_trained"].map(lambda v: bool(v) if not _is_na(v) else False)
+    return int(rows.loc[flag, "seed"].nunique())
+
+
+def _skip_note(rows: pd.DataFrame) -> str:
+    notes = sorted(_notes(rows))
+    return "; ".join(notes) or "cannot run on this data"
