@@ -10,6 +10,7 @@ importing a protocol, and no file over 400 lines.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,32 @@ def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
         assert fig_name and fig.axes
     assert config["prediction"] == name and manifest["jobs"]
     assert issubclass(pcls.Config, PredictionConfig)
+    assert_exploratory_report(run_dir, tmp_path / "reports")
+
+
+VERDICT_WORDS = re.compile(r"supported|contradicted|inconclusive|\bp(?:_| \(|\()(?:t|holm|wy|perm|wilcoxon)\b|"
+                           r"p-value|\bp\s*[<=]\s*0", re.IGNORECASE)
+
+
+def assert_exploratory_report(run_dir: Path, reports: Path) -> None:
+    """An exploratory (quick) report: opens with its exploratory line, holds no verdict word and no
+    p-value anywhere in the text it draws (titles, notes, table cells, figure texts), and its
+    exports carry no p or verdict column."""
+    from bench import report
+
+    report.TEXT_SINK = []
+    try:
+        report.build_report(run_dir, reports)
+        texts = report.TEXT_SINK
+    finally:
+        report.TEXT_SINK = None
+    assert texts[0].startswith("exploratory (profile quick): no verdicts")
+    hits = sorted({m.group(0) for t in texts for m in [VERDICT_WORDS.search(t)] if m})
+    assert not hits, f"verdict words or p-values in an exploratory report: {hits}: " + "; ".join(
+        t[:120] for t in texts if VERDICT_WORDS.search(t))[:600]
+    name = run_dir.parent.name
+    csv = (reports / name / "verdicts.csv").read_text()
+    assert not VERDICT_WORDS.search(csv.replace("exploratory", ""))
 
 
 @pytest.mark.parametrize("name", PREDICTIONS.names())

@@ -27,9 +27,9 @@ class ProbeView(View):
         "Each method is trained without labels (except `supervised`) on the train split at the same "
         "width, epochs and batch size. Frozen features are standardised with train statistics; a "
         "multinomial logistic regression is fitted on train with its L2 strength chosen on val "
-        "(log grid 1e-4..1e1), and scored once on test. kNN: k=20, cosine. Verdict: paired "
-        "differences over seeds (subject - baseline), 95% t-interval, paired t and Wilcoxon p, "
-        "Holm-corrected across baselines."
+        "(log grid 1e-4..1e1), and scored once on test. kNN: k=20, cosine. Per member: paired "
+        "differences over seeds (subject - baseline), mean and 95% t-interval, d_z; a sanity protocol, "
+        "families as in every prediction (PA, AB, REF)."
     )
     verdicts = (Verdict("probe_acc", "higher", {}, "probe_acc"),)
 

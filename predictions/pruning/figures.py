@@ -209,7 +209,7 @@ def diagnostics_figure(df: pd.DataFrame):
             plots.metric_bars(df.dropna(subset=["value"]), metric, label, ax, log=log)
         else:
             ax.set_axis_off()
-    axes[0, 0].set_title("redundancy the subject does not optimise (verdicts: MI, kNN R^2)", loc="left", fontsize=8)
+    axes[0, 0].set_title("redundancy the subject does not optimise (secondaries: MI, kNN R^2)", loc="left", fontsize=8)
     axes[1, 0].set_title("manipulation checks: the subject's own TC proxies (no verdict)", loc="left", fontsize=8)
     fig.suptitle("Redundancy on test features (mean, 95% CI; subject in red)", fontsize=9)
     fig.tight_layout()

@@ -51,8 +51,9 @@ class PruningView(View):
         "LOWER. Secondary verdicts (lower): magnitude AURC, rank AURC, prunable fraction, pairwise MI of 20-bin "
         "features (Miller-Madow), nonlinear predictability (mean test R^2 of a 10-NN regressor predicting each "
         "feature from the others, fit on train). Manipulation checks, never verdicts (the subject optimises them): "
-        "Gaussian TC, mean |off-diag corr|, effective rank / K. Verdicts: per-seed paired differences, 95% "
-        "t-interval, paired t, Holm across baselines decides."
+        "Gaussian TC, mean |off-diag corr|, effective rank / K. Per member: per-seed paired differences subject - "
+        "member, mean, 95% t-interval and d_z; families PA (the 19 prior-art methods), AB (the subject's ablations, "
+        "a mechanism question) and REF (raw, random); tests and the headline only under profile=confirm."
     )
     verdicts = (
         Verdict("aurc_best", "lower", REFIT, "AURC under the best criterion (chosen on val), refit",
@@ -71,6 +72,13 @@ class PruningView(View):
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
         frame = super().verdict_frame(df, v)
+        crit = v.where.get("criterion")
+        if crit and len(frame):  # a criterion that cannot apply to a method (magnitude without weights): n/a
+            skipped = df[(df["metric"] == "skipped") & plots.is_value(df, "criterion", crit)]
+            why = skipped.groupby("method")["note"].first() if "note" in skipped.columns else pd.Series(dtype=str)
+            valued = set(plots.select(df, v.metric, v.where)["method"])
+            frame["na"] = [str(why[b]) if b in why.index and b not in valued else na
+                           for b, na in zip(frame["baseline"], frame["na"], strict=True)]
         if v.metric.startswith("aurc"):  # acc(0) beside every AURC
             acc0 = df[df["metric"] == "probe_acc"].groupby("method")["value"].mean()
             frame.insert(frame.columns.get_loc("baseline") + 1, "acc(0)", frame["baseline"].map(acc0).astype(float))
