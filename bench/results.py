@@ -26,6 +26,7 @@ import bench
 
 KEY_COLUMNS = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value"]
 TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "note"]
+PROTOCOL_DOC = "docs/protocol.md"  # the scientific contract; its git blob hash goes into every manifest
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
              "matplotlib", "seaborn", "pyarrow")
 
@@ -72,6 +73,36 @@ def git_commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def _git(root: Path, *args: str) -> str | None:
+    """stdout of ``git -C root args`` stripped, or None when git fails (no git, not a checkout, no such object)."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def protocol_version(commit: str | None = None, root: Path | None = None) -> tuple[str | None, bool | None]:
+    """``(protocol_hash, protocol_dirty)`` of :data:`PROTOCOL_DOC` for the run's manifest.
+
+    ``protocol_hash``: the git blob hash of the file as committed at ``commit`` (the run's commit,
+    as :func:`git_commit` wrote it, a ``+dirty`` suffix ignored; HEAD when None), i.e.
+    ``git hash-object docs/protocol.md`` of the committed text; None outside a git checkout or
+    when that commit has no such file. ``protocol_dirty``: the working copy's blob hash differs
+    from it (edited, deleted, or never committed); None outside a git checkout.
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    if _git(root, "rev-parse", "--git-dir") is None:
+        return None, None
+    rev = (commit or "HEAD").removesuffix("+dirty")
+    if rev == "unknown":
+        rev = "HEAD"
+    committed = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}:{PROTOCOL_DOC}")
+    path = root / PROTOCOL_DOC
+    working = _git(root, "hash-object", "--", str(path)) if path.is_file() else None
+    return committed, working != committed
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for lib in LIBRARIES:
@@ -94,11 +125,16 @@ def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[s
              commit: str | None = None) -> dict[str, Any]:
     """The run's provenance. ``commit``: the git commit read when the run started (the code it
     imported); read now when not given (a commit made during a long run would otherwise be
-    recorded as the run's)."""
+    recorded as the run's). ``protocol_hash`` / ``protocol_dirty``: the protocol page at that
+    commit and whether the working copy differs from it (:func:`protocol_version`)."""
+    commit = commit if commit is not None else git_commit()
+    protocol_hash, protocol_dirty = protocol_version(commit)
     return {
         "package": "infomax-bench",
         "version": bench.__version__,
-        "git_commit": commit if commit is not None else git_commit(),
+        "git_commit": commit,
+        "protocol_hash": protocol_hash,
+        "protocol_dirty": protocol_dirty,
         "libraries": library_versions(),
         "device": device,
         "platform": platform.platform(),
