@@ -25,7 +25,7 @@ import pandas as pd
 import bench
 
 KEY_COLUMNS = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value"]
-TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "note"]
+TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "under_trained", "note"]
 PROTOCOL_DOC = "docs/protocol.md"  # the scientific contract; its git blob hash goes into every manifest
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
              "matplotlib", "seaborn", "pyarrow")
@@ -40,6 +40,8 @@ def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     cond = sorted(c for c in df.columns if c not in KEY_COLUMNS + TAIL_COLUMNS)
     df = df[KEY_COLUMNS + cond + TAIL_COLUMNS]
     df["value"] = df["value"].astype(float)
+    df["under_trained"] = df["under_trained"].map(lambda v: pd.NA if v is None or v is pd.NA or v != v else bool(v))
+    df["under_trained"] = df["under_trained"].astype("boolean")  # True / False / <NA>: no flag (not gradient-trained)
     for c in cond + ["note"]:
         if df[c].dtype == object:
             df[c] = df[c].astype("string")
