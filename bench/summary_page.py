@@ -154,11 +154,12 @@ def _draw_groups(fig, e: Entry, left: float, top: float, width: float, bottom: f
 
 
 def _legend(fig, y: float, lead: str, colors: dict[str, str], labels: dict[str, str]) -> float:
-    fig.text(0.025, y, lead, fontsize=7, va="top")
-    x0 = 0.025 + 0.0062 * len(lead)
-    for key, color in colors.items():
-        fig.text(x0, y, "\u25cf " + labels[key], color=color, fontsize=7, va="top", weight="bold")
-        x0 += 0.012 + 0.0065 * len(labels[key])
+    """``lead`` then one coloured dot and label per entry, on one line placed by the texts' drawn widths."""
+    renderer = fig.canvas.get_renderer()
+    x0 = 0.025
+    for text, kw in [(lead, {}), *((f"\u25cf {labels[k]}", {"color": c, "weight": "bold"}) for k, c in colors.items())]:
+        t = fig.text(x0, y, text, fontsize=7, va="top", **kw)
+        x0 += 1.05 * t.get_window_extent(renderer).width / fig.bbox.width + 0.01  # 5%: raster hinting
     return y - 0.02
 
 
