@@ -289,3 +289,19 @@ def test_runs_without_baselines_or_primary_rows(tmp_path):
     assert "**exploratory (profile quick): no verdicts**  " in md
     assert [r[0] for r in _table(md, report_view("transfer").title)] == [f"**{SUBJECT}** (subject)"]
     assert "Run `run-pruning`: no rows of the primary metric aurc_best." in md
+
+
+def test_mixed_profiles(tmp_path, drawn):
+    """A confirm run beside a quick one: the confirm prediction shows its headline, the quick one only
+    directions (no verdict word in its section); the page carries both legends."""
+    out = tmp_path / "results"
+    _write(out, "pruning", _tidy("pruning", _beaten("pruning", 0.042), seeds=10, seed0=100), profile="confirm")
+    _write(out, "transfer", _tidy("transfer", _beaten("transfer", 0.042)), profile="quick")
+    md = build_summary(out, tmp_path / "reports")[1].read_text()
+    sections = {s.split("\n", 1)[0]: s for s in md.split("\n## ")}
+    pruning, transfer = sections[report_view("pruning").title], sections[report_view("transfer").title]
+    assert "**Headline: supported" in pruning and "exploratory" not in pruning
+    assert "**exploratory (profile quick): no verdicts**" in transfer
+    assert not VERDICT_WORDS.search(transfer) and not P_VALUES.search(transfer)
+    assert md.split("\n\n")[1].startswith("**exploratory (profile quick): no verdicts (transfer).**")
+    assert "\u25cf supported" in drawn and "\u25cf mean d as predicted" in drawn
