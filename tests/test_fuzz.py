@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bench import cli, metrics, probe, results, runner, stats
+from bench import cli, families, metrics, probe, results, runner, stats
 from bench.config import ConfigError, RunConfig, _fields, coerce, parse_overrides, split_list
 from bench.data import DataConfig
 from bench.methods import METHODS
@@ -326,10 +326,12 @@ DIRECTION = st.sampled_from(stats.DIRECTIONS)
 def _check_comparison(c: stats.Comparison, subject: dict, baseline: dict) -> None:
     assert c.verdict in stats.VERDICTS
     assert c.n + c.n_missing == len(set(subject) | set(baseline))
-    for p in (c.p_t, c.p_wilcoxon, c.p_holm):
+    for p in (c.p_t, c.p_wilcoxon, c.p_holm, c.p_perm, c.p_wy):
         assert math.isnan(p) or 0 <= p <= 1, c
     if c.n < 2:
-        assert c.verdict == "inconclusive" and math.isnan(c.p_t)
+        assert c.verdict == "inconclusive" and math.isnan(c.p_t) and math.isnan(c.p_perm)
+    if c.verdict != "inconclusive":  # a call needs both Holm and Westfall-Young below 0.05
+        assert c.p_holm < 0.05 and c.p_wy < 0.05, c
     if math.isfinite(c.ci_low) and math.isfinite(c.ci_high):
         assert c.ci_low <= c.mean_diff + 1e-9 * abs(c.mean_diff) + 1e-12
         assert c.mean_diff <= c.ci_high + 1e-9 * abs(c.mean_diff) + 1e-12
@@ -401,7 +403,7 @@ def test_holm_fuzzed(p):
 
 
 TIDY_ROW = st.fixed_dictionaries({
-    "method": st.sampled_from(["subj", "a", "b", "c"]),
+    "method": st.sampled_from(["subj", "a", "b", "c", "raw", "lse_only"]),  # PA, REF and AB members
     "seed": st.one_of(st.integers(0, 3), st.just(math.nan)),
     "metric": st.sampled_from(["m", "m", "m", "other", "job_failed", "job_skipped"]),
     "value": st.one_of(ANY_FLOAT, st.none()),
@@ -413,7 +415,7 @@ TIDY_ROW = st.fixed_dictionaries({
 
 @FUZZ
 @given(rows=st.lists(TIDY_ROW, max_size=12), direction=DIRECTION,
-       methods=st.one_of(st.none(), st.lists(st.sampled_from(["subj", "a", "b", "z"]), max_size=3)),
+       methods=st.one_of(st.none(), st.lists(st.sampled_from(["subj", "a", "b", "z", "raw"]), max_size=3)),
        by=st.sampled_from([("dataset", "width"), ("dataset",), (), ("nope",)]))
 def test_verdict_from_tidy_fuzzed(rows, direction, methods, by):
     df = pd.DataFrame(rows, columns=["method", "seed", "metric", "value", "dataset", "width", "note"])
@@ -423,8 +425,15 @@ def test_verdict_from_tidy_fuzzed(rows, direction, methods, by):
     except ValueError as e:
         one_line(e)
         return
-    assert set(out["verdict"]) <= set(stats.VERDICTS)
+    # judged by family: REF rows read "reference", a member with only job_skipped rows "n/a" (na says why)
+    assert set(out["verdict"]) <= {*stats.VERDICTS, families.NA, families.REFERENCE}
     assert not out["verdict"].isna().any()
+    na = out["na"] != ""
+    assert ((out["verdict"] == families.NA) == na).all()
+    assert ((out["verdict"] == families.REFERENCE) == ((out["family"] == "REF") & ~na)).all()
+    assert out.loc[na | (out["family"] == "REF"), ["p_t", "p_holm", "p_wy"]].isna().all().all()
+    called = out[out["verdict"].isin(["supported", "contradicted"])]
+    assert ((called["p_holm"] < 0.05) & (called["p_wy"] < 0.05) & (called["n"] >= 2)).all()
     if methods is not None and len(out):
         assert set(out["baseline"]) == {m for m in methods if m != "subj"}
 
@@ -470,8 +479,16 @@ def test_seeds_count_and_range_are_bounded():
             parse_overrides([f"seeds={text}"])
     with pytest.raises(ConfigError, match="seeds: need distinct seeds"):
         parse_overrides(["seeds=[0,99999999999999999999999]"])  # torch.manual_seed would fail mid-run
-    assert parse_overrides(["seeds=[0,4294967295]"]).seeds == [0, 4294967295]
-    assert parse_overrides(["seeds=1000"]).resolved_seeds()[-1] == 999
+    # seeds >= 100 are profile=confirm's own: the largest seed and the most seeds are accepted there only
+    assert parse_overrides(["profile=confirm", "seeds=[100,4294967295]"]).seeds == [100, 4294967295]
+    many = ",".join(str(s) for s in range(100, 1100))
+    assert parse_overrides(["profile=confirm", f"seeds=[{many}]"]).resolved_seeds()[-1] == 1099
+    with pytest.raises(ConfigError, match="seeds: need at most 1000"):
+        parse_overrides(["profile=confirm", f"seeds=[{many},1100]"])
+    assert parse_overrides(["seeds=100"]).resolved_seeds() == list(range(100))  # exploratory: 0..99
+    for text in ("101", "[0,4294967295]", "1000"):
+        with pytest.raises(ConfigError, match="belong to profile=confirm"):
+            parse_overrides([f"seeds={text}"])
 
 
 def test_non_finite_floats_are_rejected():

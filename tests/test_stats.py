@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
+from bench.families import NA
 from bench.stats import (
     VERDICTS,
     Comparison,
@@ -27,6 +28,12 @@ from bench.verdicts import verdict_from_tidy
 D = np.array([0.8, 1.1, 0.3, 0.9, 1.4])
 BASE = {0: 10.0, 1: 10.5, 2: 9.7, 3: 10.2, 4: 9.9}
 SUBJ = {s: BASE[s] + D[s] for s in BASE}
+# ten seeds (confirm's n): the exact sign-flip p can fall below 0.05 only from n = 6 (2/2^n), so every
+# verdict test runs here. |d| sums to 7.7; a sign vector reaches |sum| >= 6.9 iff its negative |d| sum
+# to <= 0.4: {}, {0.1}, {0.2}, {0.3}, {0.3'}, {0.1, 0.2}, {0.1, 0.3}, {0.1, 0.3'}, times 2: p_perm 16/1024
+D10 = np.array([0.8, 1.1, 0.3, 0.9, 1.4, -0.3, 1.7, 0.2, -0.1, 0.9])
+BASE10 = {**BASE, 5: 10.1, 6: 9.8, 7: 10.4, 8: 10.0, 9: 9.6}
+SUBJ10 = {s: BASE10[s] + D10[s] for s in BASE10}
 
 
 def test_paired_differences_sorted_and_missing_counted():
@@ -81,8 +88,16 @@ def test_compare_matches_scipy_and_literals():
     assert c.p_holm == c.p_t
     assert c.ci_method == "t" and c.reason == ""
     assert (c.mean_diff, c.ci_low, c.ci_high) == pytest.approx(t_interval(D), rel=1e-12)
-    assert c.verdict == "supported"
-    assert compare(SUBJ, BASE, "lower").verdict == "contradicted"
+    # all 5 signs positive: only the identity and its mirror reach |mean d|, p_perm = 2/32 > 0.05, so
+    # p_t < 0.05 alone no longer decides: no row is supported or contradicted at 5 seeds
+    assert c.p_t < 0.05 and c.p_perm == pytest.approx(2 / 32) and c.p_wy == c.p_perm
+    assert c.verdict == "inconclusive"
+    assert compare(SUBJ, BASE, "lower").verdict == "inconclusive"
+    ten = compare(SUBJ10, BASE10, "higher")
+    assert ten.n == 10 and ten.p_t == pytest.approx(st.ttest_1samp(D10, 0.0).pvalue, rel=1e-9)
+    assert ten.p_perm == pytest.approx(16 / 1024) and ten.p_wy == ten.p_perm and ten.p_holm == ten.p_t
+    assert ten.verdict == "supported" and ten.direction == "as predicted"
+    assert compare(SUBJ10, BASE10, "lower").verdict == "contradicted"
 
 
 def test_holm_literals():
@@ -137,14 +152,16 @@ def test_bad_direction_raises():
 
 def test_verdict_follows_p_not_ci():
     # the old rule (CI strictly off 0) and the new one (p < 0.05) agree for a single t-test...
-    c = compare(SUBJ, BASE, "higher")
+    c = compare(SUBJ10, BASE10, "higher")
     assert c.ci_low > 0 and c.p_t < 0.05 and c.verdict == "supported"
-    # ...but among 10 baselines the verdict follows p_holm, although every CI excludes 0
+    # ...but among 10 baselines the verdict follows p_holm, although every CI excludes 0 (and
+    # Westfall-Young over identical rows keeps p_perm < 0.05: Holm alone makes them inconclusive)
     assert 0.005 < c.p_t < 0.01  # so 10 * p_t > 0.05
-    comps = compare_all(SUBJ, {f"b{k}": BASE for k in range(10)}, "higher")
+    comps = compare_all(SUBJ10, {f"b{k}": BASE10 for k in range(10)}, "higher")
     assert all(x.ci_low > 0 and x.p_holm == pytest.approx(10 * c.p_t) for x in comps)
+    assert all(x.p_wy == pytest.approx(c.p_perm) and x.p_wy < 0.05 for x in comps)
     assert all(x.verdict == "inconclusive" for x in comps)
-    two = compare_all(SUBJ, {"a": BASE, "b": BASE}, "higher")  # 2 * p_t < 0.05
+    two = compare_all(SUBJ10, {"a": BASE10, "b": BASE10}, "higher")  # 2 * p_t < 0.05
     assert all(x.p_holm == pytest.approx(2 * c.p_t) and x.verdict == "supported" for x in two)
 
 
@@ -180,21 +197,23 @@ def test_single_paired_seed_is_inconclusive_even_with_huge_effect():
     assert comps[0].verdict == "inconclusive"
 
 
-SPREADS = {3: [-0.17, 0.17, 0.0], 4: [-0.4, 0.4, -0.2, 0.2], 5: [-0.6, 0.6, 0.0, -0.3, 0.3]}
+SPREADS = {8: [-0.4, 0.4, -0.7, 0.7, -0.8, 0.8, -1.0, 1.0], 9: [-0.4, 0.4, -0.4, 0.4, -1.2, 1.2, -1.2, 1.2, 0.0],
+           10: [-0.3, 0.3, -0.4, 0.4, -0.8, 0.8, -0.9, 0.9, -1.6, 1.6]}
 
 
 def _modest(n: int, k: int) -> dict[int, float]:
-    """A baseline that the subject (all zeros) beats by exactly 1 on average, raw p_t ~ 0.01."""
+    """A baseline that the subject (all zeros) beats by exactly 1 on average over seeds 0..n-1, raw
+    p_t ~ 0.01 and exact sign-flip p_perm below 0.05 (so that, alone, it is supported)."""
     spread = SPREADS[n]
     return {s: -(1.0 + spread[(s + k) % n]) for s in range(n)}
 
 
 def test_holm_makes_twenty_modest_effects_inconclusive():
-    subj = {s: 0.0 for s in range(5)}
-    modest = {f"b{k:02d}": _modest(3 + k % 3, k) for k in range(20)}
+    subj = {s: 0.0 for s in range(10)}
+    modest = {f"b{k:02d}": _modest(8 + k % 3, k) for k in range(20)}
     raw = [compare(subj, b, "higher", name=k) for k, b in modest.items()]
-    # each alone is a clear win: raw p_t around 0.01, CI off 0, uncorrected verdict supported
-    assert all(0.005 < c.p_t < 0.02 and c.mean_diff == pytest.approx(1.0) for c in raw)
+    # each alone is a clear win: raw p_t around 0.01, p_perm < 0.05, CI off 0, uncorrected verdict supported
+    assert all(0.005 < c.p_t < 0.02 and c.p_perm < 0.05 and c.mean_diff == pytest.approx(1.0) for c in raw)
     assert all(c.ci_low > 0 and c.verdict == "supported" for c in raw)
     assert all(verdict(c.mean_diff, c.p_t, c.n, "higher") == "supported" for c in raw)
     comps = compare_all(subj, modest, "higher")
@@ -204,29 +223,31 @@ def test_holm_makes_twenty_modest_effects_inconclusive():
         assert c.verdict == "inconclusive"
     np.testing.assert_allclose([c.p_holm for c in comps], holm([c.p_t for c in comps]))
     # one huge effect among them survives the correction
-    huge = {s: -(10.0 + 0.01 * s) for s in range(5)}
+    huge = {s: -(10.0 + 0.01 * s) for s in range(10)}
     comps = compare_all(subj, {**modest, "huge": huge}, "higher")
     big = comps[-1]
     assert big.baseline == "huge" and big.p_holm == pytest.approx(21 * big.p_t)
+    # no modest row's |t| under any sign flip reaches huge's: max-T leaves its own 2 of 1024
+    assert big.p_wy == pytest.approx(2 / 1024)
     assert big.p_holm < 0.05 and big.verdict == "supported"
     assert all(c.verdict == "inconclusive" for c in comps[:-1])
     assert overall_line(comps) == (
         "supported against 1 of 21 baselines, contradicted against 0, inconclusive against 20"
-        "; 21 seed values missing"  # the subject's seeds 3, 4 that the n = 3, 4 baselines lack
+        "; 21 seed values missing"  # the subject's seeds 8, 9 that the 7 n = 8 and 7 n = 9 baselines lack
     )
 
 
 def test_contradicted_after_holm():
-    subj = {s: 0.0 for s in range(5)}
-    above = {s: 2.0 + 0.01 * s for s in range(5)}  # baseline far above: mean d < 0
-    modest = _modest(3, 0)
+    subj = {s: 0.0 for s in range(10)}
+    above = {s: 2.0 + 0.01 * s for s in range(10)}  # baseline far above: mean d < 0
+    modest = _modest(8, 0)
     for direction, wrong in (("higher", "contradicted"), ("lower", "supported")):
         comps = compare_all(subj, {"above": above, "modest": modest}, direction)
-        assert comps[0].mean_diff < 0 and comps[0].p_holm < 0.05
+        assert comps[0].mean_diff < 0 and comps[0].p_holm < 0.05 and comps[0].p_wy < 0.05
         assert comps[0].verdict == wrong
     # the wrong side is not called when Holm lifts p_holm to 0.05 or above
-    noise = {f"n{k}": {s: 0.01 * ((s * 7 + k) % 5 - 2) for s in range(5)} for k in range(25)}
-    low = {s: -v for s, v in _modest(3, 1).items()}  # subject lower, raw p_t ~ 0.01
+    noise = {f"n{k}": {s: 0.01 * ((s * 7 + k) % 5 - 2) for s in range(10)} for k in range(25)}
+    low = {s: -v for s, v in _modest(8, 1).items()}  # subject lower, raw p_t ~ 0.01, p_perm < 0.05
     comps = compare_all(subj, {"low": low, **noise}, "higher")
     assert comps[0].p_t < 0.05 <= comps[0].p_holm and comps[0].mean_diff < 0
     assert comps[0].verdict == "inconclusive"
@@ -234,13 +255,14 @@ def test_contradicted_after_holm():
 
 
 def test_compare_all_holm_and_overall_line():
-    jitter = {0: 0.01, 1: -0.02, 2: 0.015, 3: -0.005, 4: 0.0}  # not constant: the t-test is defined
-    better = {s: v - 1.0 + jitter[s] for s, v in SUBJ.items()}  # baseline below the subject
-    worse = {s: v + 2.0 + jitter[s] for s, v in SUBJ.items()}  # baseline above the subject
-    noisy = {s: SUBJ[s] + (0.5 if s % 2 else -0.5) for s in SUBJ}
-    partial = {s: BASE[s] - 1.0 + jitter[s] for s in (0, 1, 2)}  # seeds 3, 4 failed
+    # not constant: the t-test is defined
+    jitter = {0: 0.01, 1: -0.02, 2: 0.015, 3: -0.005, 4: 0.0, 5: 0.02, 6: -0.01, 7: 0.005, 8: -0.015, 9: 0.0}
+    better = {s: v - 1.0 + jitter[s] for s, v in SUBJ10.items()}  # baseline below the subject
+    worse = {s: v + 2.0 + jitter[s] for s, v in SUBJ10.items()}  # baseline above the subject
+    noisy = {s: SUBJ10[s] + (0.5 if s % 2 else -0.5) for s in SUBJ10}
+    partial = {s: SUBJ10[s] - 1.0 + jitter[s] for s in range(8)}  # seeds 8, 9 failed
     comps = compare_all(
-        SUBJ, {"a": better, "b": worse, "c": noisy, "d": partial}, "higher"
+        SUBJ10, {"a": better, "b": worse, "c": noisy, "d": partial}, "higher"
     )
     assert [c.baseline for c in comps] == ["a", "b", "c", "d"]
     assert [c.verdict for c in comps] == [
@@ -250,7 +272,8 @@ def test_compare_all_holm_and_overall_line():
         "supported",
     ]
     np.testing.assert_allclose([c.p_holm for c in comps], holm([c.p_t for c in comps]))
-    assert comps[3].n == 3 and comps[3].n_missing == 2
+    assert all(c.p_wy < 0.05 for c in comps[:2] + comps[3:]) and comps[2].p_wy == 1.0  # noisy: mean d is 0
+    assert comps[3].n == 8 and comps[3].n_missing == 2
     line = overall_line(comps)
     assert line.startswith(
         "supported against 2 of 4 baselines, contradicted against 1, inconclusive against 1"
@@ -262,10 +285,11 @@ def test_compare_all_holm_and_overall_line():
 
 
 def test_comparisons_frame_columns():
-    comps = compare_all(SUBJ, {"x": BASE}, "higher")
+    comps = compare_all(SUBJ10, {"x": BASE10}, "higher")
     frame = comparisons_frame(comps)
     assert list(frame.columns) == [f.name for f in fields(Comparison)]
     assert len(frame) == 1 and frame.loc[0, "verdict"] == "supported"
+    assert frame.loc[0, "p_perm"] == pytest.approx(16 / 1024) and frame.loc[0, "p_wy"] == frame.loc[0, "p_perm"]
     assert list(comparisons_frame([]).columns) == list(frame.columns)
 
 
@@ -275,7 +299,7 @@ def _tidy() -> pd.DataFrame:
     offsets = {"infomax": 0.0, "weak": -0.2, "strong": 0.2}
     for dataset in ("mnist", "cifar10"):
         for method, off in offsets.items():
-            for seed in range(5):
+            for seed in range(10):
                 value = 0.7 + off + 0.01 * rng.standard_normal()
                 rows.append((dataset, 64, method, seed, "accuracy", value))
                 rows.append((dataset, 64, method, seed, "loss", -value))
@@ -283,11 +307,11 @@ def _tidy() -> pd.DataFrame:
         rows, columns=["dataset", "width", "method", "seed", "metric", "value"]
     )
     df["probe_mode"] = "linear"
-    # one failed job: weak/mnist/seed 4 produced NaN; strong/cifar10/seed 3 never ran
+    # one failed job: weak/mnist/seed 9 produced NaN; strong/cifar10/seed 8 never ran
     df.loc[
-        (df.dataset == "mnist") & (df.method == "weak") & (df.seed == 4), "value"
+        (df.dataset == "mnist") & (df.method == "weak") & (df.seed == 9), "value"
     ] = np.nan
-    drop = (df.dataset == "cifar10") & (df.method == "strong") & (df.seed == 3)
+    drop = (df.dataset == "cifar10") & (df.method == "strong") & (df.seed == 8)
     return df[~drop].reset_index(drop=True)
 
 
@@ -300,10 +324,19 @@ def test_verdict_from_tidy():
     got = {
         (r.dataset, r.baseline): (r.verdict, r.n, r.n_missing) for r in out.itertuples()
     }
-    assert got[("mnist", "weak")] == ("supported", 4, 1)
-    assert got[("mnist", "strong")] == ("contradicted", 5, 0)
-    assert got[("cifar10", "weak")] == ("supported", 5, 0)
-    assert got[("cifar10", "strong")] == ("contradicted", 4, 1)
+    assert got[("mnist", "weak")] == ("supported", 9, 1)
+    assert got[("mnist", "strong")] == ("contradicted", 10, 0)
+    assert got[("cifar10", "weak")] == ("supported", 10, 0)
+    assert got[("cifar10", "strong")] == ("contradicted", 9, 1)
+    # one PA family: Holm across the whole table (m = 4, not 2 per dataset), both p below 0.05 on every row
+    assert set(out.family) == {"PA"} and (out.na == "").all()
+    np.testing.assert_allclose(out.p_holm, holm(out.p_t))
+    assert out.p_holm.min() == pytest.approx(4 * out.p_t.min())
+    assert (out.p_wy < 0.05).all() and (out.p_wy >= out.p_perm - 1e-12).all()
+    # the same effects on 5 seeds: Holm still rejects, but no sign-flip p can fall below 2/32, so no call
+    five = verdict_from_tidy(_tidy().query("seed < 5"), "accuracy", "infomax", "higher")
+    assert (five.p_holm < 0.05).all() and (five.p_wy >= 2 / 32).all()
+    assert (five.verdict == "inconclusive").all()
     lower = verdict_from_tidy(
         _tidy(), "loss", "infomax", "lower", by=("dataset", "absent")
     )
@@ -326,10 +359,10 @@ def test_verdict_from_tidy():
 
 
 def _status_tidy() -> pd.DataFrame:
-    """mnist: the subject failed seed 3; ``ok`` is a normal baseline; ``lse_only`` collapsed
-    (NaN values); ``gone`` diverged on every seed (job_failed); ``unsup`` cannot run
-    (one job_skipped row, no seed, no width); ``mixed`` has 2 values, 1 NaN, 1 failure.
-    cifar10: subject and ``ok`` only. svhn: ``ok`` only (no subject)."""
+    """Seeds 0..9. mnist: the subject failed seed 9; ``ok`` is a normal baseline; ``lse_only`` (an
+    AB member) collapsed (NaN values); ``gone`` diverged on every seed (job_failed); ``unsup`` cannot
+    run (one job_skipped row, no seed, no width: n/a by design); ``mixed`` has 2 values, 1 NaN, no
+    seeds 3..8 and a failure on seed 9. cifar10: subject and ``ok`` only. svhn: ``ok`` only (no subject)."""
     rows = []
 
     def metric(dataset, method, seed, value, note=""):
@@ -341,9 +374,9 @@ def _status_tidy() -> pd.DataFrame:
         rows.append({"dataset": dataset, "method": method, "width": width, "seed": seed, "metric": kind,
                      "value": 1.0, "note": note})
 
-    wiggle = [0.001, -0.002, 0.0015, -0.0005]
-    for s in range(4):
-        if s < 3:
+    wiggle = [0.001, -0.002, 0.0015, -0.0005, 0.002, -0.001, 0.0005, -0.0015, 0.001, -0.002]
+    for s in range(10):
+        if s < 9:
             metric("mnist", "infomax", s, 0.9 + wiggle[s])
         else:
             status("mnist", "infomax", s, "job_failed", "non-finite loss")
@@ -356,7 +389,7 @@ def _status_tidy() -> pd.DataFrame:
     metric("mnist", "mixed", 0, 0.5)
     metric("mnist", "mixed", 1, 0.8)
     metric("mnist", "mixed", 2, np.nan, "collapsed")
-    status("mnist", "mixed", 3, "job_failed", "non-finite loss")
+    status("mnist", "mixed", 9, "job_failed", "non-finite loss")
     status("mnist", "unsup", np.nan, "job_skipped", "needs no labels: not applicable", width=np.nan)
     return pd.DataFrame(rows)
 
@@ -372,25 +405,33 @@ def test_verdict_from_tidy_keeps_methods_without_values():
     assert out["width"].notna().all()  # the skipped row (no width) joined the mnist/64 group
     got = _by_row(out)
     assert got == {
-        ("cifar10", "ok"): (4, 0, "supported", ""),
-        ("mnist", "gone"): (0, 4, "inconclusive", "non-finite loss"),
-        ("mnist", "lse_only"): (0, 4, "inconclusive", "collapsed"),
-        ("mnist", "mixed"): (2, 2, "inconclusive", "collapsed; non-finite loss"),
-        ("mnist", "ok"): (3, 1, "supported", ""),  # the subject's failed seed 3
-        ("mnist", "unsup"): (0, 4, "inconclusive", "needs no labels: not applicable"),
-        ("svhn", "ok"): (0, 4, "inconclusive", ""),  # no subject in the group
+        ("cifar10", "ok"): (10, 0, "supported", ""),
+        ("mnist", "gone"): (0, 10, "inconclusive", "non-finite loss"),
+        ("mnist", "lse_only"): (0, 10, "inconclusive", "collapsed"),
+        ("mnist", "mixed"): (2, 8, "inconclusive", "collapsed; non-finite loss"),
+        ("mnist", "ok"): (9, 1, "supported", ""),  # the subject's failed seed 9
+        ("mnist", "unsup"): (0, 10, NA, "needs no labels: not applicable"),  # only skipped: n/a by design
+        ("svhn", "ok"): (0, 10, "inconclusive", ""),  # no subject in the group
     }
-    assert list(out[out.dataset == "mnist"].baseline) == ["gone", "lse_only", "mixed", "ok", "unsup"]
+    # PA members first, then AB (lse_only); unsup's na holds the reason
+    assert list(out[out.dataset == "mnist"].baseline) == ["gone", "mixed", "ok", "unsup", "lse_only"]
+    fam = out[out.dataset == "mnist"].set_index("baseline")
+    assert fam.loc["lse_only", "family"] == "AB" and set(fam.family.drop("lse_only")) == {"PA"}
+    assert fam.loc["unsup", "na"] == "needs no labels: not applicable" and (fam.na.drop("unsup") == "").all()
     empty = out[out.n == 0]
-    assert empty[["mean_diff", "ci_low", "ci_high", "p_t", "p_holm"]].isna().all().all()
-    # Holm runs across the baselines with a p (ok and mixed) in the mnist group
-    mn = out[out.dataset == "mnist"].set_index("baseline")
-    np.testing.assert_allclose(mn.loc[["mixed", "ok"], "p_holm"], holm(mn.loc[["mixed", "ok"], "p_t"]))
-    assert mn.loc["ok", "p_holm"] == pytest.approx(2 * mn.loc["ok", "p_t"])
-    mnist_comps = [Comparison(**{f: r[f] for f in fields_names()}) for _, r in out[out.dataset == "mnist"].iterrows()]
+    assert empty[["mean_diff", "ci_low", "ci_high", "p_t", "p_holm", "p_wy"]].isna().all().all()
+    # Holm runs across the PA rows with a p of the whole table (cifar10 ok, mnist mixed and ok), not per group
+    pa = out[(out.family == "PA") & out.p_t.notna()]
+    assert sorted(zip(pa.dataset, pa.baseline, strict=True)) == [("cifar10", "ok"), ("mnist", "mixed"), ("mnist", "ok")]
+    np.testing.assert_allclose(pa.p_holm, holm(pa.p_t))
+    assert pa.p_holm.min() == pytest.approx(3 * pa.p_t.min())
+    assert (pa[pa.baseline == "ok"].p_wy < 0.05).all()
+    # the n/a row is left out here: overall_line knows only the three verdicts (see the report)
+    mnist = out[(out.dataset == "mnist") & (out.verdict != NA)]
+    mnist_comps = [Comparison(**{f: r[f] for f in fields_names()}) for _, r in mnist.iterrows()]
     assert overall_line(mnist_comps) == (
-        "supported against 1 of 5 baselines, contradicted against 0, inconclusive against 4 (3 with no value)"
-        "; 15 seed values missing"
+        "supported against 1 of 4 baselines, contradicted against 0, inconclusive against 3 (2 with no value)"
+        "; 29 seed values missing"
     )
     # same rows when the groups are datasets only
     linear = {"probe_mode": "linear"}
@@ -412,12 +453,15 @@ def test_verdict_from_tidy_methods_asked_for():
     assert list(out[out.dataset == "mnist"].baseline) == ["ok", "gone", "ghost", "unsup"]
     assert list(out[out.dataset == "cifar10"].baseline) == ["ok", "gone", "ghost", "unsup"]
     got = _by_row(out)
-    assert got[("mnist", "ghost")] == (0, 4, "inconclusive", "")  # no row at all: still reported
-    assert got[("cifar10", "ghost")] == (0, 4, "inconclusive", "")
-    assert got[("cifar10", "gone")] == (0, 4, "inconclusive", "")  # gone failed on mnist only
-    assert got[("mnist", "gone")] == (0, 4, "inconclusive", "non-finite loss")
-    assert got[("mnist", "ok")] == (3, 1, "supported", "")
-    assert got[("svhn", "ok")] == (0, 4, "inconclusive", "")
+    assert got[("mnist", "ghost")] == (0, 10, "inconclusive", "")  # no row at all: still reported
+    assert got[("cifar10", "ghost")] == (0, 10, "inconclusive", "")
+    assert got[("cifar10", "gone")] == (0, 10, "inconclusive", "")  # gone failed on mnist only
+    assert got[("mnist", "gone")] == (0, 10, "inconclusive", "non-finite loss")
+    assert got[("mnist", "ok")] == (9, 1, "supported", "")
+    assert got[("svhn", "ok")] == (0, 10, "inconclusive", "")
+    # skipped on mnist (n/a by design there); on cifar10 it has no row at all: a missing value, not n/a
+    assert got[("mnist", "unsup")] == (0, 10, NA, "needs no labels: not applicable")
+    assert got[("cifar10", "unsup")] == (0, 10, "inconclusive", "")
 
 
 def test_verdict_from_tidy_only_status_rows():
@@ -426,8 +470,8 @@ def test_verdict_from_tidy_only_status_rows():
     df = df[df.metric == "job_failed"].drop(columns=["probe_mode"])
     out = verdict_from_tidy(df, "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"})
     assert _by_row(out) == {
-        ("mnist", "gone"): (0, 4, "inconclusive", "non-finite loss"),
-        ("mnist", "mixed"): (0, 1, "inconclusive", "non-finite loss"),  # seed 3 failed on both sides
+        ("mnist", "gone"): (0, 10, "inconclusive", "non-finite loss"),
+        ("mnist", "mixed"): (0, 1, "inconclusive", "non-finite loss"),  # seed 9 failed on both sides
     }
     # with metric rows present, a filter column the frame lacks is a mistake
     with pytest.raises(ValueError, match="probe_mode"):
@@ -438,11 +482,11 @@ def test_verdict_from_tidy_only_status_rows():
 
 
 def test_overall_line_counts_empty_comparisons():
-    comps = compare_all(SUBJ, {"a": BASE, "none": {}, "nan": {0: float("nan")}}, "higher")
-    assert [c.n for c in comps] == [5, 0, 0]
+    comps = compare_all(SUBJ10, {"a": BASE10, "none": {}, "nan": {0: float("nan")}}, "higher")
+    assert [c.n for c in comps] == [10, 0, 0]
     assert overall_line(comps) == (
         "supported against 1 of 3 baselines, contradicted against 0, inconclusive against 2 (2 with no value)"
-        "; 10 seed values missing"
+        "; 20 seed values missing"
     )
 
 
@@ -453,10 +497,12 @@ def test_report_helpers_show_reason():
     shown = verdict_display(out)
     assert list(shown.columns[-3:]) == ["verdict", "missing", "reason"]
     assert "collapsed" in set(shown["reason"])
-    assert overall(out) == ("supported against 2 of 7 baselines, contradicted against 0, "
-                                   "inconclusive against 5 (4 with no value); 19 seed values missing")
+    assert shown.set_index("baseline").loc["unsup", "verdict"] == "n/a: needs no labels: not applicable"
+    applicable = out[out.verdict != NA]  # overall() counts only the three verdicts: the n/a row is left out
+    assert overall(applicable) == ("supported against 2 of 6 baselines, contradicted against 0, "
+                                   "inconclusive against 4 (3 with no value); 39 seed values missing")
     # a frame without reasons (or without the new column at all) still renders
-    clean = comparisons_frame(compare_all(SUBJ, {"x": BASE}, "higher"))
+    clean = comparisons_frame(compare_all(SUBJ10, {"x": BASE10}, "higher"))
     assert "reason" not in verdict_display(clean).columns and "missing" not in verdict_display(clean).columns
     old = clean.drop(columns=["reason"])
     assert "reason" not in verdict_display(old).columns
