@@ -244,6 +244,10 @@ def exploratory_counts(frames: Sequence[pd.DataFrame], profile: str) -> str:
         d = rows["direction"].tolist() if "direction" in rows.columns else []
         k = rows["baseline"].nunique()
         parts.append(f"{label} ({k} member{'s' if k != 1 else ''}): the subject's mean d lies as predicted in "
-                     f"{d.count('as predicted')} cells, opposite in {d.count('opposite')}, no value in "
+                     f"{_n(d.count('as predicted'), 'cell')}, opposite in {d.count('opposite')}, no value in "
                      f"{int((rows['n'] == 0).sum())}")
     return "; ".join(parts)
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
