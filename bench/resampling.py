@@ -47,6 +47,7 @@ def sign_flip_p(d) -> float:
         return math.nan
     if np.all(d == 0):
         return 1.0
+    d = d / np.abs(d).max()  # the p is scale-free; this keeps sums of huge values finite
     stat = np.abs(sign_vectors(d.size) @ d) / d.size
     return float(np.mean(_near(stat, abs(float(d.mean())))))
 
@@ -89,6 +90,8 @@ def westfall_young(diffs: Sequence[Mapping]) -> np.ndarray:
     for i in live:
         idx = [col[s] for s in rows[i]]
         d = np.array(list(rows[i].values()))
+        if np.any(d != 0):
+            d = d / np.abs(d).max()  # |t| is scale-free; this keeps sums of huge values finite
         if np.all(d == 0):
             obs.append(0.0)
             null.append(np.zeros(flips.shape[0]))
