@@ -11,12 +11,14 @@ outlier row changes no metric. Nothing here trains an encoder.
 - :func:`mutual_info_matrix`, :func:`mig_per_factor`: MIG (Chen, Li, Grosse & Duvenaud 2018).
 - :func:`sap_per_factor`: SAP (Kumar, Sattigeri & Balakrishnan 2018).
 - :func:`modularity`: modularity (Ridgeway & Mozer 2018).
-- :func:`purity`: label purity of each unit's top test images, minus its permuted-label value.
+- :func:`purity`: label purity of each unit's top test images (ties at random), minus its permuted-label
+  value; the units it cannot name (``unnameable``).
 - :func:`sparse_probe`: k-sparse probing (Gurnee et al. 2023), features chosen on train.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,6 +246,7 @@ class Purity:
     tail: np.ndarray
     dead: np.ndarray
     top: np.ndarray
+    unnameable: np.ndarray  # dead, or fewer than m test rows strictly above the unit's lowest test score
 
     @property
     def mean(self) -> float:
@@ -254,11 +257,19 @@ class Purity:
         return float((self.purity - self.permuted).mean())
 
 
-def _top(scores: np.ndarray, m: int) -> np.ndarray:
-    """(m, K) row indices of each column's m largest scores, largest first."""
-    idx = np.argpartition(-scores, m - 1, axis=0)[:m]
-    order = np.argsort(-np.take_along_axis(scores, idx, 0), axis=0, kind="stable")
-    return np.take_along_axis(idx, order, 0)
+def tie_keys(seed: int, dataset: str, n_rows: int, n_units: int, split: str) -> np.ndarray:
+    """(n_rows, n_units) random tie-break keys drawn from (seed, dataset, split) only, never from the
+    method: every method's tied rows are ordered by the same keys. Drawn unit by unit, so unit i's
+    keys do not depend on how many units the code has."""
+    ss = np.random.SeedSequence([int(seed), zlib.crc32(dataset.encode()), zlib.crc32(split.encode())])
+    return np.random.default_rng(ss).random((n_units, n_rows)).T
+
+
+def _top(scores: np.ndarray, m: int, keys: np.ndarray) -> np.ndarray:
+    """(m, K) row indices of each column's m largest scores, largest first; tied scores are
+    ordered by ``keys`` (N, K), so a tie is broken at random, never by row order (test rows come
+    class-sorted: a stable sort would hand the tied rows of a unit one class)."""
+    return np.lexsort((keys, -scores), axis=0)[:m]
 
 
 def _majority(labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,31 +279,40 @@ def _majority(labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarra
 
 
 def purity(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, n_classes: int,
-           m: int = 20, n_perm: int = 20, seed: int = 0) -> Purity:
+           m: int = 20, n_perm: int = 20, seed: int = 0, dataset: str = "") -> Purity:
     """Label purity of each unit's top-m test images, minus its value under permuted labels.
 
     Unit i's score is ``t_i f_i``; the tail ``t_i`` is +1 for a code that is never negative on
     train, else the sign whose top ``m_tr = round(m N_train / N_test)`` train images (the same
     quantile) have the purer labels (chosen on train). Purity_i = share of the majority label
     among the m test images with the largest score; permuted_i = the same with the test labels
-    permuted (mean of ``n_perm`` draws; about the chance purity of m random images). A dead unit
-    (train std < 1e-6) is not nameable: purity 0 and permuted 0.
+    permuted (mean of ``n_perm`` draws; about the chance purity of m random images). Tied scores
+    are ordered by random keys drawn from (``seed``, ``dataset``) (:func:`tie_keys`), never the
+    method. A dead unit (train std < 1e-6) is not nameable: purity 0 and permuted 0.
+    ``unnameable``: dead, or fewer than m test rows strictly above the unit's lowest test score
+    (its top m then holds rows it does not tell apart from its resting value: those are chosen
+    by the tie-break, and its purity measures the tie-break).
 
     Args: f_train (N, K), y_train (N,), f_test (M, K), y_test (M,) ints in [0, n_classes).
     """
     m = min(m, len(f_test))
     m_tr = min(max(m, round(m * len(f_train) / len(f_test))), len(f_train))
+    k = f_train.shape[1]
+    key_tr = tie_keys(seed, dataset, len(f_train), k, "train")
+    key_te = tie_keys(seed, dataset, len(f_test), k, "test")
     dead = f_train.std(0) < DEAD_TOL
     signed = f_train.min(0) < -DEAD_TOL
-    p_pos, _ = _majority(y_train[_top(f_train, m_tr)], n_classes)
-    p_neg, _ = _majority(y_train[_top(-f_train, m_tr)], n_classes)
+    p_pos, _ = _majority(y_train[_top(f_train, m_tr, key_tr)], n_classes)
+    p_neg, _ = _majority(y_train[_top(-f_train, m_tr, key_tr)], n_classes)
     tail = np.where(signed & (p_neg > p_pos), -1.0, 1.0)
-    top = _top(f_test * tail, m)
+    score = f_test * tail
+    top = _top(score, m, key_te)
+    unnameable = dead | ((score > score.min(0)).sum(0) < m)
     pur, maj = _majority(y_test[top], n_classes)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(dataset.encode()), 1]))
     perms = np.stack([rng.permutation(y_test) for _ in range(n_perm)])  # (P, M)
     perm, _ = _majority(perms[:, top], n_classes)
-    return Purity(np.where(dead, 0.0, pur), np.where(dead, 0.0, perm.mean(0)), maj, tail, dead, top)
+    return Purity(np.where(dead, 0.0, pur), np.where(dead, 0.0, perm.mean(0)), maj, tail, dead, top, unnameable)
 
 
 def auroc(f: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -61,6 +61,29 @@ def test_a_whitened_rotation_and_pca_score_clearly_lower_on_the_two_rotation_mix
     assert fx.mcc(rot_tr, s_tr, rot_te, s_te)[0] < 0.8
 
 
+def test_fastica_reaches_mcc_095_and_pca_does_not_through_p4s_own_path():
+    """§9: FastICA on the linear Laplace mixture reaches MCC > 0.95, PCA does not, scored as P4
+    scores them: pre-activations (pre_activations), clipped to train (clip_to_train), fx.mcc."""
+    from bench.jobs import data_info
+    from bench.methods import METHODS
+    from predictions.interpretability.protocol import pre_activations
+
+    ds = load_dataset("ica", DataConfig(n=6000))
+    s_tr, s_te = (s.factors.double().numpy() for s in (ds.train, ds.test))
+    k = s_tr.shape[1]
+    scores = {}
+    for name in ("fastica", "pca"):
+        torch.manual_seed(0)
+        cls = METHODS.get(name)
+        method = cls(cls.Config(), data_info(ds), k)
+        method.fit(ds.train.x, None, 0)
+        with torch.no_grad():
+            z = [pre_activations(method, s.x, method.encode(s.x))[0].double().numpy() for s in (ds.train, ds.test)]
+        z_tr, z_te = fx.clip_to_train(*z)
+        scores[name] = fx.mcc(z_tr, s_tr, z_te, s_te)[0]
+    assert scores["fastica"] > 0.95 and scores["pca"] < 0.8, scores
+
+
 def test_mcc_matches_on_train_and_scores_on_test():
     rng = np.random.default_rng(0)
     s = rng.laplace(size=(2000, 2))
@@ -169,6 +192,45 @@ def test_purity_one_hot_labels_give_1_and_permuted_labels_give_no_excess():
     assert abs(p.excess) < 0.1
     dead = fx.purity(np.zeros((len(y_tr), 3)), y_tr, np.zeros((len(y_te), 3)), y_te, 10, m=10)
     assert dead.dead.all() and dead.mean == 0.0  # dead units are not nameable
+    assert dead.unnameable.all()
+
+
+def test_label_free_units_active_on_fewer_than_m_rows_have_no_purity_excess_and_are_unnameable():
+    """§9 tie control: 64 units, each active (> 0) on 3 random rows and 0 elsewhere, over class-sorted
+    labels. Their top m = 20 is 3 rows plus 17 tied zeros; a tie broken by row order hands those 17
+    rows one class (v1: purity excess about 0.7); broken at random, the excess is chance: 0."""
+    rng = np.random.default_rng(0)
+    y_tr, y_te = np.repeat(np.arange(10), 100), np.repeat(np.arange(10), 50)  # class-sorted, as data come
+
+    def code(n):
+        f = np.zeros((n, 64))
+        rows = rng.random((n, 64)).argsort(0)[:3]  # 3 random rows per unit, independent of the labels
+        f[rows, np.arange(64)] = 0.5 + rng.random((3, 64))
+        return f
+
+    p = fx.purity(code(len(y_tr)), y_tr, code(len(y_te)), y_te, 10, m=20, seed=0)
+    assert abs(p.excess) < 0.05, p.excess
+    assert p.unnameable.all() and not p.dead.any()
+    assert (p.unnameable.sum(), p.unnameable.mean()) == (64, 1.0)
+
+
+def test_tie_keys_come_from_seed_and_dataset_only():
+    a = fx.tie_keys(3, "digits", 50, 64, "test")
+    assert np.array_equal(a, fx.tie_keys(3, "digits", 50, 64, "test"))
+    assert np.array_equal(a[:, :8], fx.tie_keys(3, "digits", 50, 8, "test"))  # unit i's keys: any K
+    for other in (fx.tie_keys(4, "digits", 50, 64, "test"), fx.tie_keys(3, "mnist5k", 50, 64, "test"),
+                  fx.tie_keys(3, "digits", 50, 64, "train")):
+        assert not np.array_equal(a, other)
+
+
+def test_continuous_and_one_hot_units_are_nameable():
+    rng = np.random.default_rng(0)
+    y_tr, y_te = np.repeat(np.arange(10), 100), np.repeat(np.arange(10), 50)
+    onehot = np.eye(10)
+    f_tr, f_te = (np.c_[onehot[y], rng.standard_normal((len(y), 6))] for y in (y_tr, y_te))
+    p = fx.purity(f_tr, y_tr, f_te, y_te, 10, m=20, seed=1, dataset="planted")
+    assert not p.unnameable.any()  # 50 rows above a one-hot unit's 0; a continuous unit ranks every row
+    assert (p.purity[:10] == 1.0).all() and abs((p.purity - p.permuted)[10:].mean()) < 0.1
 
 
 def test_purity_chooses_the_tail_of_a_signed_code_on_train():

@@ -1,5 +1,6 @@
-"""Prediction 4, interpretability: the protocol end to end on small data, the pre-activations,
-and the view's verdicts (Holm across both primaries, the §8 P4 overall rule, status rows)."""
+"""Prediction 4, interpretability: the protocol end to end on small data, the pre-activations, the
+view's declarations (two primaries, fastica's margin, n/a by design on ica, the PA family) and its
+unjudged comparison rows (status rows scoped to their setting), the dSprites ridge probe."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import torch
 from torch import nn
 
 from bench.config import RunConfig
-from bench.data import DataConfig
+from bench.data import DataConfig, load_dataset
+from bench.jobs import data_info
+from bench.methods import METHODS
+from bench.protocol import SUBJECT, family
 from bench.results import read_matrices, read_run
 from bench.runner import execute
-from bench.stats import holm
+from predictions.interpretability import ridge
 from predictions.interpretability.protocol import InterpretabilityConfig, pre_activations
-from predictions.interpretability.view import InterpretabilityView
+from predictions.interpretability.view import ICA_NA, InterpretabilityView
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,15 @@ def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(sma
     assert set(df.loc[df["metric"] == "mig_factor", "factor"]) == {"shape", "scale", "orientation", "pos_x", "pos_y"}
     assert set(df.loc[df["metric"] == "sparse_auroc", "k"]) == {1, 5}
     assert set(df.loc[df["metric"] == "purity", "m"]) == {10}  # digits has < 500 test images
+    unnameable = df[df["metric"] == "unnameable_at_m"]
+    assert len(unnameable) == 8 and set(unnameable["m"]) == {10}  # a count per encoder, of its K units
+    assert (unnameable["value"] >= 0).all() and (unnameable["value"] <= unnameable["width"]).all()
+    assert (unnameable["value"] % 1 == 0).all() and unnameable.loc[unnameable["method"] == "raw", "value"].min() > 0
+    r2 = df[df["metric"] == "r2"]
+    assert set(r2["factor"]) == {"pos_x", "pos_y", "scale"} and set(r2["budget"]) == {"16", "64", "256", "all"}
+    r2_mean = df[df["metric"] == "r2_mean"].set_index(["method", "seed"]).sort_index()["value"]
+    assert r2_mean.drop("raw").le(1).all() and r2_mean.loc["raw"].isna().all()  # raw: K = D, no K = 5 score
+    assert "under_trained" in df.columns  # every row is one encoder's row(): it carries the job's flag
     # pca's code is linear: its pre-activations are its features
     pca = mcc[mcc["method"] == "pca"].set_index(["seed", "feature", "corr"])["value"]
     assert pca.xs("pre", level="feature").to_numpy() == pytest.approx(pca.xs("act", level="feature").to_numpy())
@@ -53,20 +66,77 @@ def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(sma
     assert (imp["i"].max() + 1, imp["j"].max() + 1) == (5, 5)
 
 
-def test_the_view_builds_verdicts_tables_and_the_atlas(small_run):
+def test_the_view_builds_comparison_rows_tables_and_the_atlas(small_run):
     df, mats = small_run
     view = InterpretabilityView()
-    tables = view.verdict_tables(df)
-    assert tables[0].title.startswith("Primary, overall") and list(tables[0].frame["baseline"]) == ["fastica", "pca", "raw"]
-    assert tables[1].title.startswith("Primary: MCC")  # no DCI-D at K = width in this run
-    narrow = next(t.frame for t in tables if "DCI disentanglement on dsprites, K = 5" in t.title).set_index("baseline")
+    mcc, dci_wide, dci_narrow = (view.verdict_frame(df, view.verdicts[i]) for i in (0, 1, 5))
+    assert list(mcc["baseline"]) == ["fastica", "pca", "raw"]  # REF members stay in the frames
+    assert mcc.set_index("baseline").loc["raw", "n"] == 2  # raw has K = D = 8 on ica: scored
+    assert dci_wide.empty  # no DCI-D at K = width in this run
+    narrow = dci_narrow.set_index("baseline")
     assert narrow.loc["raw", "n"] == 0 and "K = D" in narrow.loc["raw", "reason"]
-    assert tables[1].frame.set_index("baseline").loc["raw", "n"] == 2  # raw has K = D = 8 on ica: scored
+    titles = [t.title for t in view.tables(df)]
+    assert any(t.startswith("Summary per method") for t in titles)
     figs = dict(view.figures(df, mats))
     assert {"metrics", "importance", "ica_corr", "atlas_digits_infomax", "atlas_digits_fastica"} <= set(figs)
     (ax,) = figs["atlas_digits_infomax"].axes  # one mosaic: a tile and a label per unit
     labels = [t.get_text() for t in ax.texts]
     assert len(labels) == 8 and all(t == "dead" or t.startswith(f"u{i}: ") for i, t in enumerate(labels))  # K = 8
+
+
+def test_two_primaries_the_fastica_margin_and_n_a_by_design_on_ica_are_declared():
+    view = InterpretabilityView
+    primaries = [v for v in view.verdicts if v.role == "primary"]
+    assert [(v.metric, v.where) for v in primaries] == [
+        ("mcc", {"setting": "ica_linear", "feature": "pre", "corr": "pearson"}), ("dci_d", {"setting": "dsprites_wide"})]
+    assert all(v.role == "secondary" for v in view.verdicts if v not in primaries)
+    assert primaries[0].margin == {"fastica": 0.05} and not primaries[1].margin
+    assert not any(v.margin for v in view.verdicts[1:])
+    # n/a by design on ica = exactly the methods that cannot run on its data, on every ica verdict
+    ica = load_dataset("ica", DataConfig(n=600))
+    cannot = {m for m in METHODS.names() if METHODS.get(m).unsupported(data_info(ica))}
+    assert set(ICA_NA) == cannot == {"supervised", "supervised_mlp2", "supervised_cnn", "mae", "rbm"}
+    for v in view.verdicts:
+        assert v.na == (ICA_NA if v.where.get("setting", "").startswith("ica") else {}), v.label
+    # the PA family: every method but the subject, AB and REF (view.pa = None): 14 rows on MCC + 19 on DCI-D
+    assert view.pa is None
+    pa = [m for m in METHODS.names() if m != SUBJECT and family(m, view.pa) == "PA"]
+    assert (len([m for m in pa if m not in primaries[0].na]), len(pa)) == (14, 19)
+    assert "verdict_tables" not in view.__dict__  # judged by the base View, not here
+
+
+def test_report_text_of_the_view_holds_no_verdict_word_or_p_value(small_run):
+    df, _ = small_run
+    view = InterpretabilityView()
+    own = [t for t in view.tables(df) if not t.verdict]
+    texts = [view.protocol, view.title, *(v.label + " " + v.note for v in view.verdicts),
+             *(t.title + " " + t.note for t in own)]
+    for text in texts:
+        low = text.lower()
+        assert not any(w in low for w in ("supported", "contradicted", "inconclusive", "holm", "p-value", "p_")), text
+    assert "14 rows on MCC" in view.protocol and "+ 19 on DCI-D" in view.protocol
+
+
+def test_true_dsprites_factors_give_ridge_r2_near_1_and_one_hot_shape_gives_position_r2_near_0():
+    ds = load_dataset("dsprites", DataConfig(n=4000))
+    names = list(ds.factor_names)
+    cols = [names.index(n) for n in ("pos_x", "pos_y", "scale")]
+    t = [s.factors[:, cols] for s in (ds.train, ds.val, ds.test)]
+    budgets, draws = ("16", "64", "256", "all"), (10, 5, 3, 1)
+    true = ridge.budget_r2([s.factors for s in (ds.train, ds.val, ds.test)], t, budgets, draws, seed=0)
+    assert all(v.min() > 0.95 for v in true.values()), true
+    shape = names.index("shape")
+    onehot = [torch.nn.functional.one_hot(s.factors[:, shape].long(), 3).double() for s in (ds.train, ds.val, ds.test)]
+    r2 = ridge.budget_r2(onehot, t, budgets, draws, seed=0)
+    assert abs(r2["all"][:2]).max() < 0.02 and max(v[:2].max() for v in r2.values()) < 0.05, r2  # pos_x, pos_y
+
+
+def test_ridge_draws_depend_on_seed_and_budget_only():
+    a = ridge.random_subsets(1000, "16", 10, seed=3)
+    assert len(a) == 10 and all(len(s) == 16 for s in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, ridge.random_subsets(1000, "16", 10, seed=3), strict=True))
+    assert not np.array_equal(a[0], ridge.random_subsets(1000, "16", 10, seed=4)[0])
+    assert [len(s) for s in ridge.random_subsets(1000, "all", 1, seed=3)] == [1000]
 
 
 def test_pre_activations_are_wx_plus_b_for_single_layer_encoders():
@@ -98,25 +168,6 @@ def _tidy(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_holm_runs_across_all_primary_rows_and_the_overall_rule_needs_both():
-    rng = np.random.default_rng(0)
-    subj = {"mcc": 0.9 + 0.01 * rng.standard_normal(6), "dci_d": 0.8 + 0.01 * rng.standard_normal(6)}
-    vals = {("infomax", p): list(v) for p, v in subj.items()}
-    # both: clearly lower on both; one: lower on MCC only; worse: clearly higher on DCI-D
-    offsets = {"both": (-0.3, -0.3), "one": (-0.3, 0.0), "worse": (-0.3, 0.3)}
-    for b, (dm, dd) in offsets.items():
-        vals[(b, "mcc")] = list(subj["mcc"] + dm + 0.01 * rng.standard_normal(6))
-        vals[(b, "dci_d")] = list(subj["dci_d"] + dd + 0.01 * rng.standard_normal(6))
-    df = _tidy(vals)
-    tables = InterpretabilityView().verdict_tables(df)
-    overall, mcc, dci = tables[0].frame.set_index("baseline"), tables[1].frame, tables[2].frame
-    assert len(mcc) == len(dci) == 3
-    assert np.concatenate([mcc["p_holm"], dci["p_holm"]]) == pytest.approx(holm(np.r_[mcc["p_t"], dci["p_t"]]))
-    assert dict(overall["verdict"]) == {"both": "supported", "one": "inconclusive", "worse": "contradicted"}
-    assert overall.loc["both", "p_holm"] == pytest.approx(max(mcc.set_index("baseline").loc["both", "p_holm"],
-                                                              dci.set_index("baseline").loc["both", "p_holm"]))
-
-
 def test_a_skipped_method_is_a_row_in_its_settings_tables_only():
     vals = {("infomax", "mcc"): [0.9, 0.8, 0.85], ("infomax", "dci_d"): [0.5, 0.6, 0.55],
             ("pca", "mcc"): [0.5, 0.6, 0.55], ("pca", "dci_d"): [0.4, 0.5, 0.45],
@@ -124,18 +175,12 @@ def test_a_skipped_method_is_a_row_in_its_settings_tables_only():
     df = _tidy(vals)
     skipped = pd.DataFrame([{"method": "mae", "metric": "job_skipped", "dataset": "ica", "width": 8, "seed": s,
                              "value": 1.0, "note": "needs images"} for s in range(3)])
-    tables = InterpretabilityView().verdict_tables(pd.concat([df, skipped], ignore_index=True))
-    mcc, dci = tables[1].frame.set_index("baseline"), tables[2].frame.set_index("baseline")
+    view, both = InterpretabilityView(), pd.concat([df, skipped], ignore_index=True)
+    mcc, dci = (view.verdict_frame(both, v) for v in view.verdicts[:2])
+    assert (dci["dataset"] == "dsprites").all()
+    mcc, dci = mcc.set_index("baseline"), dci.set_index("baseline")
     assert mcc.loc["mae", "n"] == 0 and mcc.loc["mae", "reason"] == "needs images"
-    assert dci.loc["mae", "n"] == 3 and (tables[2].frame["dataset"] == "dsprites").all()
-    assert tables[0].frame.set_index("baseline").loc["mae", "verdict"] == "inconclusive"
-
-
-def test_a_baseline_without_a_dci_value_has_no_joint_p():
-    vals = {("infomax", "mcc"): [0.9, 0.8, 0.85], ("infomax", "dci_d"): [0.5, 0.6, 0.55],
-            ("lse_only", "mcc"): [0.5, 0.6, 0.55], ("lse_only", "dci_d"): [float("nan")] * 3}
-    overall = InterpretabilityView().verdict_tables(_tidy(vals))[0].frame.set_index("baseline").loc["lse_only"]
-    assert overall["verdict"] == "inconclusive" and np.isnan(overall["p_holm"])
+    assert dci.loc["mae", "n"] == 3
 
 
 def test_config_checks():
@@ -144,6 +189,10 @@ def test_config_checks():
         InterpretabilityConfig(settings=("mnist",)).check()
     with pytest.raises(ValueError, match="mig_bins"):
         InterpretabilityConfig(mig_bins=(1,)).check()
+    with pytest.raises(ValueError, match="factor_budgets"):
+        InterpretabilityConfig(factor_budgets=("0",), factor_draws=(1,)).check()
+    with pytest.raises(ValueError, match="factor_draws"):
+        InterpretabilityConfig(factor_draws=(1,)).check()
 
 
 def test_a_failed_nonlinear_ica_job_is_not_a_missing_seed_of_the_linear_tables():
@@ -153,6 +202,7 @@ def test_a_failed_nonlinear_ica_job_is_not_a_missing_seed_of_the_linear_tables()
     df.loc[df["metric"] == "mcc", "data"] = "mixing=linear"
     failed = pd.DataFrame([{"method": "pca", "metric": "job_failed", "dataset": "ica", "width": 8, "seed": 3,
                             "value": 1.0, "note": "diverged", "data": "mixing=nonlinear"}])
-    mcc = InterpretabilityView().verdict_tables(pd.concat([df, failed], ignore_index=True))[1].frame
+    view = InterpretabilityView()
+    mcc = view.verdict_frame(pd.concat([df, failed], ignore_index=True), view.verdicts[0])
     pca = mcc.set_index("baseline").loc["pca"]
     assert pca["n"] == 3 and pca["n_missing"] == 0 and not pca["reason"]  # the failure belongs to the nonlinear setting

@@ -4,7 +4,7 @@
 - ``importance``: DCI importance matrices (units x factors) of the figure methods (first seed);
 - ``ica_corr``: test |corr| between pre-activations and sources on ica linear;
 - ``atlas_<dataset>_<method>``: per unit its incoming weights as an image, its top-9 test inputs,
-  its majority label and its purity. The test images are read back from the dataset by name (data,
+  its majority label and its purity, starred when the unit is unnameable at m. The test images are read back from the dataset by name (data,
   not a model); the recorded labels of the top-9 are checked against them.
 """
 
@@ -27,6 +27,7 @@ PANELS = (
     ("mcc", {"setting": "ica_linear", "feature": "act", "corr": "pearson"}, "MCC, ica linear, activations (ceiling 0.816)"),
     ("mig", {"setting": "dsprites_wide", "bins": 20}, "MIG (20 bins), dsprites K = width"),
     ("dci_d", {"setting": "dsprites_narrow"}, "DCI-D, dsprites K = 5"),
+    ("r2_mean", {"setting": "dsprites_wide"}, "ridge R^2 (pos_x, pos_y, scale), dsprites K = width"),
     ("purity_excess", {"dataset": "mnist5k"}, "purity - permuted, mnist5k"),
     ("purity_excess", {"dataset": "digits"}, "purity - permuted, digits"),
     ("sparse_auroc", {"setting": "real", "k": 1, "dataset": "mnist5k"}, "1-sparse AUROC, mnist5k"),
@@ -132,14 +133,15 @@ def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64
         y0, x0 = r * (th + head) + head, c * (tw + gap)
         canvas[y0:y0 + th, x0:x0 + tw] = tile
         label = "dead" if bool(unit[i, 3]) else f"u{i}: {int(unit[i, 0])} ({unit[i, 1]:.2f})" + (
-            " -" if unit[i, 2] < 0 else "")
+            " -" if unit[i, 2] < 0 else "") + ("*" if unit.shape[1] > 4 and bool(unit[i, 4]) else "")
         ax.text(x0 + tw / 2, y0 - 1, label, ha="center", va="bottom", fontsize=6)
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     seed = int(sel["seed"].iloc[0])
     what = "weights (grey = 0) | top-9 test inputs" if weight is not None else "top-9 test inputs (no single-layer weight)"
     fig.suptitle(f"Feature atlas: {method} on {dataset}, K = {len(top)}, seed {seed}. Per unit: {what}; "
-                 "title = majority label (purity of its top-m); '-' = negative tail", fontsize=8)
+                 "title = majority label (purity of its top-m); '-' = negative tail; '*' = fewer than m test rows "
+                 "above its lowest score (unnameable at m)", fontsize=8)
     fig.tight_layout()
     return fig
 

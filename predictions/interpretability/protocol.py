@@ -8,18 +8,24 @@ Settings (``settings=``; each names its own dataset, so the run's ``dataset`` is
   features otherwise) and on the activations (ceiling 0.816 for a ReLU of Laplace sources).
 - ``dsprites_wide`` / ``dsprites_narrow``: ``dsprites`` at K = ``width`` [64] and K =
   ``narrow_width`` [5]: DCI (extra-trees importances), MIG at each of ``mig_bins``, SAP,
-  modularity. Orientation is reduced modulo each shape's symmetry and reported per factor, left
-  out of the averages (``AVERAGED``).
+  modularity, and the ridge R^2 of ``factors`` (pos_x, pos_y, scale) at ``factor_budgets``
+  labelled train examples in total (:mod:`predictions.interpretability.ridge`). Orientation is
+  reduced modulo each shape's symmetry and reported per factor, left out of the averages
+  (``AVERAGED``).
 - ``real``: each of ``real_datasets`` at K = ``width``: label purity of each unit's top-m test
-  images minus its permuted-label value, k-sparse probing (units chosen on train), and the atlas
-  of ``atlas_methods`` (matrices ``atlas_weight``, ``atlas_top``, ``atlas_top_label``,
+  images (ties broken at random by keys drawn from (seed, dataset), never the method) minus its
+  permuted-label value, ``unnameable_at_m`` (a count per encoder: dead units plus units with fewer
+  than m test rows above their lowest test score), k-sparse probing (units chosen on train), and
+  the atlas of ``atlas_methods`` (matrices ``atlas_weight``, ``atlas_top``, ``atlas_top_label``,
   ``atlas_unit``).
 
 Every code is first clipped to its train [0.1%, 99.9%] range (one outlier row changes no metric).
 Tidy rows carry the condition columns ``setting``, ``feature`` (pre / act), ``corr``
-(pearson / spearman), ``bins``, ``factor``, ``k`` (sparse probing), ``m`` (purity); ``gaussian_tc`` (manipulation check),
-``pairwise_mi`` and ``dead_fraction`` on every setting's test codes; ``protocol_seconds`` per
-encoder. What the report makes of them is :mod:`predictions.interpretability.view`.
+(pearson / spearman), ``bins``, ``factor``, ``k`` (sparse probing), ``m`` (purity), ``budget``
+(ridge R^2: "16" .. "all", or "16,64,256,all" for ``r2_mean``); ``gaussian_tc`` (manipulation
+check), ``pairwise_mi`` and ``dead_fraction`` on every setting's test codes; ``protocol_seconds``
+per encoder. Every row is one encoder's (``row``), so it carries that job's ``under_trained`` flag.
+What the report makes of them is :mod:`predictions.interpretability.view`.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from torch import nn
 from bench import factors as fx
 from bench import metrics
 from bench.protocol import PREDICTIONS, SUBJECT, EncoderSource, Prediction, PredictionConfig, data_tag, row
+from predictions.interpretability import ridge
 
 SETTINGS = ("ica_linear", "ica_nonlinear", "dsprites_wide", "dsprites_narrow", "real")
 AVERAGED = ("shape", "scale", "pos_x", "pos_y")  # dSprites factors averaged over (orientation: per factor)
@@ -56,6 +63,9 @@ class InterpretabilityConfig(PredictionConfig):
     mi_bins: int = 20  # pairwise MI between units
     figure_methods: tuple[str, ...] = (SUBJECT, "beta_vae", "fastica")
     atlas_methods: tuple[str, ...] = (SUBJECT, "fastica", "sae")
+    factors: tuple[str, ...] = ("pos_x", "pos_y", "scale")  # dSprites ridge R^2 targets
+    factor_budgets: tuple[str, ...] = ("16", "64", "256", "all")  # labelled train examples in total
+    factor_draws: tuple[int, ...] = (10, 5, 3, 1)  # per budget
 
     def check(self) -> None:
         super().check()
@@ -70,6 +80,14 @@ class InterpretabilityConfig(PredictionConfig):
             raise ValueError("purity_m, purity_m_small, n_perm, probe_ks: must be >= 1")
         if min(self.tree_train, self.trees, self.tree_depth) < 1:
             raise ValueError("tree_train, trees, tree_depth: must be >= 1")
+        try:
+            [ridge.budget_size(b) for b in self.factor_budgets]
+        except ValueError:
+            raise ValueError(f"factor_budgets: need integers >= 1 or 'all', got {list(self.factor_budgets)}") from None
+        if not self.factor_budgets or len(self.factor_draws) != len(self.factor_budgets) or min(self.factor_draws) < 1:
+            raise ValueError(f"factor_draws: need one number of draws >= 1 per budget, got {list(self.factor_draws)}")
+        if not self.factors:
+            raise ValueError("factors: need at least one dSprites factor")
 
 
 def pre_activations(method: nn.Module, x: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -157,7 +175,7 @@ class Interpretability(Prediction):
         return rows
 
     def measure_dsprites(self, enc, src, setting: str, width: int, first: int) -> list[dict]:
-        """DCI, MIG, SAP and modularity of one encoder on ``dsprites``."""
+        """DCI, MIG, SAP, modularity and the ridge R^2 of the continuous factors of one encoder on ``dsprites``."""
         c = self.cfg
         ds = src.dataset("dsprites")
         names = list(ds.factor_names)
@@ -168,8 +186,9 @@ class Interpretability(Prediction):
         if enc.spec.width != width:  # raw: K = D whatever was asked; a row with its reason, not a K = D score
             why = f"width {enc.spec.width} (K = D), not K = {width}"
             return [row(enc, m, float("nan"), setting=setting, note=why, **({"bins": c.mig_bins[0]} if m == "mig" else {}))
-                    for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity")]
-        f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
+                    for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity")] + \
+                [row(enc, "r2_mean", float("nan"), setting=setting, budget=",".join(c.factor_budgets), note=why)]
+        f_tr, f_va, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.val, ds.test)))
 
         def add(metric, value, **cond):
             rows.append(row(enc, metric, value, setting=setting, **cond))
@@ -195,10 +214,26 @@ class Interpretability(Prediction):
         add("sap", float(sap[avg].mean()))
         for j, n in enumerate(names):
             add("sap_factor", sap[j], factor=n)
+        rows += self._ridge(enc, ds, (f_tr, f_va, f_te), setting)
         if enc.spec.seed == first and enc.spec.method in c.figure_methods:
             src.matrix(enc, f"importance_{setting}", r)
         rows.extend(self._common(enc, f_te, setting, t0))
         return rows
+
+    def _ridge(self, enc, ds, f: tuple[np.ndarray, ...], setting: str) -> list[dict]:
+        """Ridge R^2 of ``factors`` per budget (mean over draws) and ``r2_mean`` over factors and budgets."""
+        c = self.cfg
+        names = list(ds.factor_names)
+        missing = [n for n in c.factors if n not in names]
+        if missing:
+            raise ValueError(f"factors: dsprites has {names}, not {missing}")
+        cols = [names.index(n) for n in c.factors]
+        t = [s.factors[:, cols].cpu() for s in (ds.train, ds.val, ds.test)]
+        r2 = ridge.budget_r2([torch.from_numpy(a) for a in f], t, c.factor_budgets, c.factor_draws, enc.spec.seed)
+        rows = [row(enc, "r2", v, setting=setting, factor=n, budget=b)
+                for b, vals in r2.items() for n, v in zip(c.factors, vals.tolist(), strict=True)]
+        mean = float(np.mean([v.mean() for v in r2.values()]))
+        return rows + [row(enc, "r2_mean", mean, setting=setting, budget=",".join(c.factor_budgets))]
 
     # --------------------------------------------------------------------------- real data
     def _real(self, src: EncoderSource, name: str) -> list[dict]:
@@ -216,9 +251,9 @@ class Interpretability(Prediction):
         m = c.purity_m if len(y_te) >= 500 else c.purity_m_small
         rows = []
         f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
-        p = fx.purity(f_tr, y_tr, f_te, y_te, ds.n_classes, m=m, n_perm=c.n_perm, seed=enc.spec.seed)
+        p = fx.purity(f_tr, y_tr, f_te, y_te, ds.n_classes, m=m, n_perm=c.n_perm, seed=enc.spec.seed, dataset=name)
         for metric, value in (("purity", p.mean), ("purity_permuted", float(p.permuted.mean())),
-                              ("purity_excess", p.excess)):
+                              ("purity_excess", p.excess), ("unnameable_at_m", float(p.unnameable.sum()))):
             rows.append(row(enc, metric, value, setting="real", m=m))
         for k, value in fx.sparse_probe(f_tr, y_tr, f_te, y_te, ds.n_classes, c.probe_ks).items():
             rows.append(row(enc, "sparse_auroc", value, setting="real", k=k))
@@ -230,11 +265,11 @@ class Interpretability(Prediction):
     def _atlas(self, src: EncoderSource, enc, ds, p: fx.Purity) -> None:
         """What the atlas page draws, per unit: incoming weights (K, D) when single-layer, the
         top-9 test indices and their labels (K, 9; the view reloads the test images by dataset
-        name and checks the labels), and (majority label, purity, tail, dead) (K, 4)."""
+        name and checks the labels), and (majority label, purity, tail, dead, unnameable) (K, 5)."""
         w = enc.method.encoder_weight()
         if w is not None:
             src.matrix(enc, "atlas_weight", _np(w))
         top = p.top[:ATLAS_TOP].T
         src.matrix(enc, "atlas_top", top)
         src.matrix(enc, "atlas_top_label", ds.test.y.cpu().numpy()[top])
-        src.matrix(enc, "atlas_unit", np.stack([p.majority, p.purity, p.tail, p.dead], axis=1))
+        src.matrix(enc, "atlas_unit", np.stack([p.majority, p.purity, p.tail, p.dead, p.unnameable], axis=1))
