@@ -28,6 +28,7 @@ classifier ``self.head = Linear(K, C)`` is training-only.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import timm
@@ -62,16 +63,25 @@ class SupervisedCNNConfig(MethodConfig):
 
 
 def small_image_resnet(model: str, in_chans: int, channels: tuple[int, ...], keep_pool: bool) -> nn.Module:
-    """A timm ResNet with a stride-1 3x3 stem; ``forward`` gives pooled features (N, channels[-1])."""
-    net = timm.create_model(
-        model,
-        pretrained=False,
-        in_chans=in_chans,
-        num_classes=0,
-        channels=channels,
-        stem_width=max(channels[0] // 2, 1),
-    )
-    net.conv1 = nn.Conv2d(in_chans, net.bn1.num_features, kernel_size=3, stride=1, padding=1, bias=False)
+    """A timm ResNet with a stride-1 3x3 stem to ``channels[0]``; ``forward`` gives pooled features
+    (N, channels[-1]).
+
+    timm's deep stem ends at ``2 * stem_width`` channels, so an odd ``channels[0]`` (c = 5) would
+    enter the first stage one channel short and buy a 1x1 shortcut there; the stem is built to
+    ``channels[0]`` instead, and the first block reads that many (every c: the same architecture).
+    The replaced deep stem is never used (its zero-width convolutions at c < 8 are not warned about)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        net = timm.create_model(model, pretrained=False, in_chans=in_chans, num_classes=0, channels=channels,
+                                stem_width=max(channels[0] // 2, 1))
+    c0 = channels[0]
+    if net.bn1.num_features != c0:
+        net.bn1 = type(net.bn1)(c0)
+        block = net.layer1[0]
+        old = block.conv1
+        block.conv1 = nn.Conv2d(c0, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation, bias=False)
+        block.downsample = None  # in and out widths now agree: the identity shortcut, as at even c
+    net.conv1 = nn.Conv2d(in_chans, c0, kernel_size=3, stride=1, padding=1, bias=False)
     if not keep_pool:
         net.maxpool = nn.Identity()
     return net
