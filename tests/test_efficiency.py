@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench import stats
-from bench.config import ConfigError, RunConfig
+from bench.config import RunConfig
 from bench.methods import METHODS, DataInfo
 from bench.results import read_run
 from bench.runner import execute
@@ -188,7 +188,7 @@ def test_derived_rows_are_under_trained_if_any_contributing_encoder_is():
     flag = recs.groupby("seed")["under_trained"].agg(lambda v: set(v))
     assert flag[0] == {False} and flag[1] == {True} and flag[2] == {None}  # any flagged; unknown without the flag
     assert set(recs["metric"]) == {"delta_2p", "g_2p", "gap_2p", "multiplier"}
-    assert C.flag_any([False, np.nan]) is None and C.flag_any([np.nan, 1.0]) is True and C.flag_any([]) is None
+    assert C.flag_any([False, np.nan]) is None and C.flag_any([pd.NA, 1.0]) is True and C.flag_any([]) is None
 
 
 def test_the_report_text_holds_no_verdict_word():
@@ -285,21 +285,29 @@ def test_the_cnn_is_swept_over_its_channel_width_and_read_at_twice_the_subjects_
     assert len(d) == 2 and d["value"].notna().all()
     frame = EfficiencyView().verdict_frame(df, EfficiencyView.verdicts[0]).set_index("baseline")
     assert frame.loc["supervised_cnn", "n"] == 2
-    # a sweep that does not bracket 2 P_S(K) is refused before anything trains (one line, exit 2 at the CLI)
-    with pytest.raises(ConfigError, match=r"^efficiency: cnn_channels: .*8320 \(K=64\)"):
-        _run(tmp_path, ["infomax", "supervised_cnn"], name="r2", **{**over, "cnn_channels": (2,)}, )
-    assert not list((tmp_path / "r2").glob("efficiency/*"))
+    # on digits the CNN's sweep is exploratory: a K outside it is n/a with the reason, never refused
+    df = _run(tmp_path, ["infomax", "supervised_cnn"], name="r2", **{**over, "cnn_channels": (2,)})
+    d = df[(df["metric"] == "delta_2p") & (df["method"] == "supervised_cnn")]
+    assert d["value"].isna().all() and d["note"].str.contains("outside the sweep").all()
+
+
+def test_on_mnist5k_a_cnn_sweep_that_does_not_bracket_is_refused_by_the_config_check():
+    P.EfficiencyConfig().check()  # the declared sweep brackets
+    P.EfficiencyConfig(dataset="digits", cnn_channels=(8,)).check()  # exploratory elsewhere
+    with pytest.raises(ValueError, match=r"^cnn_channels: .*25120 \(K=16\)"):
+        P.EfficiencyConfig(cnn_channels=(8,)).check()
+    with pytest.raises(ValueError, match=r"^cnn_channels: .*100480 \(K=64\)"):
+        P.EfficiencyConfig(cnn_channels=(4, 5, 6, 8)).check()
 
 
 def test_a_refused_cnn_sweep_is_one_line_and_exit_2_before_training(tmp_path, capsys):
     from bench.cli import main
 
-    rc = main(["run", "prediction=efficiency", "dataset=digits", "methods=[infomax,supervised_cnn]", "seeds=[0]",
-               "epochs=1", "workers=1", f"out={tmp_path / 'r'}", f"cache={tmp_path / 'c'}"])
+    rc = main(["run", "prediction=efficiency", "methods=[infomax,supervised_cnn]", "seeds=[0]", "epochs=1",
+               "efficiency.cnn_channels=[6,8]", "workers=1", f"out={tmp_path / 'r'}", f"cache={tmp_path / 'c'}"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "cnn_channels: " in err[0]
-    assert not (tmp_path / "c").exists() or not any(p.name.startswith(("infomax", "supervised")) for p in
-                                                    (tmp_path / "c").iterdir())
+    assert rc == 2 and len(err) == 1 and "efficiency: cnn_channels: " in err[0], err
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
 
 
 def test_confirm_trains_the_subject_and_its_pa_members_only():

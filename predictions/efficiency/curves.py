@@ -195,7 +195,7 @@ def flag_any(values) -> bool | None:
     """``under_trained`` of a row derived from several encoders: True if any is flagged, False if
     all are known and unflagged, None otherwise (an old cache entry without the flag)."""
     values = list(values)
-    known = [bool(v) for v in values if not (v is None or (isinstance(v, float) and math.isnan(v)))]
+    known = [bool(v) for v in values if not pd.isna(v)]  # None, NaN and pd.NA: unknown
     if any(known):
         return True
     return False if values and len(known) == len(values) else None
