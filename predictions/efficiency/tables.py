@@ -229,12 +229,13 @@ def steps_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
     for m, g in steps.groupby("method", sort=True):
         v = g["value"].dropna()
         note = "; ".join(sorted(set(g["note"].dropna().astype(str)))) if "note" in g.columns else ""
-        pt = ptrain[ptrain["method"] == m].groupby("width")["value"].first()
+        size = [c for c in ("width", "channels") if c in ptrain.columns]  # the CNN's size is its channel width
+        pt = ptrain[ptrain["method"] == m].sort_values(size, kind="stable")["value"]
         secs = g.groupby("seed")["train_seconds"].sum(min_count=1)
         out.append({"method": m, "train steps": _fmt(float(v.iloc[0])) if len(v) else f"n/a ({note})",
                     "train s (sweep, mean/seed)": _fmt(float(secs.mean())) if secs.notna().any() else "n/a",
-                    "train-only params (smallest K)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
-                    "train-only params (largest K)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a"})
+                    "train-only params (smallest model)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
+                    "train-only params (largest model)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a"})
     return pd.DataFrame(out)
 
 

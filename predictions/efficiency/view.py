@@ -99,8 +99,8 @@ class EfficiencyView(View):
                 ks = [int(k) for k in str(deltas["widths"].dropna().iloc[0]).split(",")]
                 calib = T.self_copy_deltas(curves, SUBJECT, ks, float(deltas["margin"].dropna().iloc[0]))
                 tabs.append(Table(f"{st}: calibration, the subject against a copy of itself (seeds rotated)", calib,
-                                  note="factor 1: same P, margin 0 (seed noise alone: mean d near 0, no direction "
-                                       "expected). factor 2: the primary's rule applied to a copy: expected "
+                                  note="factor 1: same P, margin 0 (seed noise alone: the rotation makes mean d 0 by "
+                                       "construction; its interval is the seed noise). factor 2: the primary's rule applied to a copy: expected "
                                        "d = delta - g (the copy's gain per doubling), the bar a method exactly as "
                                        "efficient as the subject would face; direction opposite when g > delta."))
             if st == "unseen_classes":
