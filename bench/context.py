@@ -83,10 +83,18 @@ class RunContext:
                                            "j": j.ravel().astype(np.int32), "value": v.ravel()}))
 
     def spec(self, method: str, width: int, seed: int, dataset: str | None = None,
-             data: dict[str, Any] | None = None) -> JobSpec:
+             data: dict[str, Any] | None = None, method_cfg: dict[str, Any] | None = None) -> JobSpec:
+        """The job; ``method_cfg`` overrides fields of the method's run config (P3's CNN channel width)."""
         name = dataset or self.dataset_name
         width = METHODS.get(method).resolve_width(data_info(self.dataset(name, data)), width)
-        return JobSpec(method, self.cfg.method_config(method), name, self.data_config(data), width, seed,
+        mcfg = self.cfg.method_config(method)
+        if method_cfg:
+            try:
+                mcfg = dataclasses.replace(mcfg, **method_cfg)
+                mcfg.check()
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{method}: {e}") from None
+        return JobSpec(method, mcfg, name, self.data_config(data), width, seed,
                        self.cfg.resolved_epochs(name), self.cfg.batch_size)
 
     def plan(self) -> int:
@@ -108,14 +116,18 @@ class RunContext:
             self.planning = False
         return (len(self.engine.pool.futures) if self.engine.pool else 0) - before
 
-    def _select(self, methods, widths, seeds, dataset, data) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
+    def _select(self, methods, widths, seeds, dataset, data,
+                method_cfg=None) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
         """The jobs of a selection (methods that cannot run on the data become ``job_skipped``
-        rows with their reason), its dataset, and the ``data`` tag of its status rows."""
+        rows with their reason), its dataset, and the ``data`` (and ``method_cfg``) tags of its
+        status rows."""
         methods = list(methods or self.methods)
         widths = list(widths or [self.pcfg.width])
         seeds = list(seeds if seeds is not None else self.seeds)
         ds = self.dataset(dataset, data)
         tag = {"data": data_tag(data)} if data else {}  # status rows say which DataConfig they are for
+        if method_cfg:
+            tag["method_cfg"] = data_tag(method_cfg)
         for m in list(methods):
             why = METHODS.get(m).unsupported(data_info(ds))
             if why:
@@ -126,7 +138,7 @@ class RunContext:
                 self.failure_rows += [{"dataset": ds.name, "method": m, "width": w, "seed": s, "metric": "job_skipped",
                                        "value": 1.0, "note": why, **tag} for w in widths for s in seeds]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
-        specs = [self.spec(m, w, s, dataset, data) for m in methods for w in widths for s in seeds]
+        specs = [self.spec(m, w, s, dataset, data, method_cfg) for m in methods for w in widths for s in seeds]
         return list(dict.fromkeys(specs)), ds, tag  # raw: one job whatever the width
 
     def encoders(
@@ -136,11 +148,13 @@ class RunContext:
         seeds: Iterable[int] | None = None,
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
+        method_cfg: dict[str, Any] | None = None,
     ) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job; yield the successful encoders.
 
-        ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's."""
-        specs, ds, tag = self._select(methods, widths, seeds, dataset, data)
+        ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's;
+        ``method_cfg`` overrides fields of the selection's method configs (e.g. ``{"channels": 6}``)."""
+        specs, ds, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
         engine = self.engine
         if engine.parallel:  # misses go to the pool now; hits load here
             misses = [s for s in specs if not engine.pooled(s) and not self.cache.has(s)]
@@ -167,6 +181,7 @@ class RunContext:
         seeds: Iterable[int] | None = None,
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
+        method_cfg: dict[str, Any] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """For every successful job of the selection (as :meth:`encoders`), the rows of the
         measurement ``fn(enc, src, *args)`` (a method of the prediction), in the selection's order.
@@ -174,7 +189,7 @@ class RunContext:
         With a pool each measurement runs in the worker that trains or loads its encoder; either
         way it is cached (:mod:`bench.measure`). A measurement that raises becomes a
         ``measure_failed`` row with its reason."""
-        specs, ds, tag = self._select(methods, widths, seeds, dataset, data)
+        specs, ds, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
         tasks = [MeasureTask.make(spec, fn, args, self.cfg.data, self.device.type) for spec in specs]
         engine = self.engine
         if engine.parallel:  # what is not measured yet goes to the pool now, job and measurement together

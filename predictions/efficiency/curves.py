@@ -1,17 +1,20 @@
 """P3's measurements as pure functions: parameter counts and accuracy-vs-parameters curves.
 
 A method's *curve* on one seed is its probe accuracies ``acc_k`` at deployed-parameter counts
-``P_k`` (one point per width), sorted by P. It is read through its running maximum
-``R_k = max_{j <= k} acc_j`` (a larger model can always be replaced by the best smaller one, so a
-dip at one width is noise, not a loss of capacity), linearly in ``log P`` between sweep points and
-never outside ``[P_min, P_max]``.
+``P_k`` (one point per width, or per channel width c for ``supervised_cnn``). Every curve, the
+subject's included, is read through its isotonic fit on log P (:func:`isotonic`: the
+non-decreasing sequence closest to the points in least squares, pool-adjacent-violators; a dip at
+one width is noise, not a loss of capacity, and unlike a running maximum the fit does not carry
+one lucky point forward), linearly in ``log P`` between sweep points and never outside
+``[P_min, P_max]``.
 
-* :func:`read_at`: ``acc_B(P*)`` on B's running maximum (the primary's ``acc_B(2 P_S(K))``);
-* :func:`reach`: the smallest P at which the running maximum reaches a target accuracy, censored
-  ``left`` (already reached at ``P_min``: the answer is ``<= P_min``) or ``right`` (never reached:
-  ``> P_max``);
-* :func:`delta_rows`: per seed the primary's ``Delta_B = mean_{K in Ks} [acc_S(K) - acc_B(2 P_S(K))]``
-  and the descriptive multiplier ``m_B(K) = P_B(acc_S(K)) / P_S(K)``.
+* :func:`read_at`: ``acc(P*)`` on the fit (the primary's ``acc_B(2 P_S(K))``);
+* :func:`reach`: the smallest P at which the fit reaches a target accuracy, censored ``left``
+  (already reached at ``P_min``: the answer is ``<= P_min``) or ``right`` (never reached: ``> P_max``);
+* :func:`seed_primary`: one seed's primary ``Delta_B = mean_{K in Ks} [acc_S(K) - acc_B(2 P_S(K))]``,
+  B's gain per doubling ``g_B = mean_{K in Ks} [acc_B(2 P_S(K)) - acc_B(P_S(K))]`` and the
+  descriptive multiplier ``m_B(K) = P_B(acc_S(K)) / P_S(K)``;
+* :func:`delta_rows`: those as tidy records for every baseline and seed.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import pandas as pd
 import torch
 
 REL_TOL = 1e-9  # P* within this relative distance of a sweep end counts as inside (exact 2x counts)
-
-
+CNN = "supervised_cnn"  # swept over its channel width c (column ``channels``) at one projection width
+PA = ("supervised", "supervised_mlp2", CNN)  # P3's PA family: the conventional models over their size variable
+POINT_KEYS = ("dataset", "method", "width", "channels", "seed")  # one curve point (channels 0: not a CNN point)
 def deployed_floats(method: torch.nn.Module) -> int:
     """P: every float the deployed encoder reads at evaluation.
 
@@ -43,116 +47,221 @@ def deployed_floats(method: torch.nn.Module) -> int:
     return int(sum(seen.values()))
 
 
-def running_max(p: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The curve sorted by P, with NaN and P <= 0 points dropped, and its running maximum.
+def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Curve points from tidy rows: one row per (dataset, method, width, channels, seed) with
+    ``acc`` (``probe_acc``), ``params`` (``params_deployed``, P) and ``under_trained`` (the probed
+    encoder's flag); ``channels`` is 0 where a point is not one of the CNN's channel widths."""
+    cols = ["dataset", "method", "width", "channels", "seed", "acc", "params", "under_trained"]
+    r = rows[rows["metric"].isin(("probe_acc", "params_deployed"))]
+    if r.empty:
+        return pd.DataFrame(columns=cols)
+    r = r.assign(channels=r["channels"].fillna(0).astype(int) if "channels" in r.columns else 0,
+                 dataset=r["dataset"] if "dataset" in r.columns else "",
+                 under_trained=r["under_trained"].astype(object) if "under_trained" in r.columns else None)
+    keys = list(POINT_KEYS)
+    acc = r[r["metric"] == "probe_acc"].drop_duplicates(keys)[[*keys, "value", "under_trained"]]
+    par = r[r["metric"] == "params_deployed"].drop_duplicates(keys)[[*keys, "value"]]
+    out = acc.rename(columns={"value": "acc"}).merge(par.rename(columns={"value": "params"}), on=keys, how="outer")
+    out["acc"], out["params"] = out["acc"].astype(float), out["params"].astype(float)
+    out = out.dropna(subset=["acc", "params"], how="all").sort_values(keys, kind="stable").reset_index(drop=True)
+    return out.reindex(columns=cols)
+
+
+def isotonic(p, acc) -> tuple[np.ndarray, np.ndarray]:
+    """The curve's isotonic (non-decreasing) least-squares fit in P, by pool-adjacent-violators.
+
+    NaN and ``P <= 0`` points are dropped; points at the same P are pooled first (their mean,
+    weighted by their count). Adjacent blocks that decrease are merged into their weighted mean
+    until none does: (0.5, 0.7, 0.6) -> (0.5, 0.65, 0.65).
 
     Returns:
-        ``(P, R)``: sorted positive P (n,) and ``R_k = max_{j <= k} acc_j`` (n,).
+        ``(P, F)``: the distinct positive P, increasing (n,), and the fit at each (n,).
     """
-    p, acc = np.asarray(p, float), np.asarray(acc, float)
+    p, acc = np.asarray(p, float).ravel(), np.asarray(acc, float).ravel()
     ok = np.isfinite(p) & np.isfinite(acc) & (p > 0)
-    order = np.argsort(p[ok], kind="stable")
-    return p[ok][order], np.maximum.accumulate(acc[ok][order]) if ok.any() else acc[ok]
+    ps, inv = np.unique(p[ok], return_inverse=True)
+    if ps.size == 0:
+        return ps, ps.copy()
+    w = np.bincount(inv, minlength=ps.size).astype(float)
+    y = np.bincount(inv, weights=acc[ok], minlength=ps.size) / w
+    vals, wts, lens = [], [], []  # the blocks: weighted mean, weight, number of distinct P
+    for yi, wi in zip(y, w, strict=True):
+        vals.append(yi)
+        wts.append(wi)
+        lens.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            v, wt, n = vals.pop(), wts.pop(), lens.pop()
+            vals[-1] = (vals[-1] * wts[-1] + v * wt) / (wts[-1] + wt)
+            wts[-1] += wt
+            lens[-1] += n
+    return ps, np.repeat(vals, lens)
 
 
-def read_at(p: np.ndarray, acc: np.ndarray, p_star: float) -> tuple[float, str]:
-    """``acc(P*)`` on the running maximum, linear in log P, never extrapolated.
+class Curve:
+    """One method's curve on one seed, read through its isotonic fit (see the module docstring)."""
+
+    def __init__(self, p, acc):
+        self.p, self.fit = isotonic(p, acc)
+
+    def at(self, p_star: float) -> tuple[float, str]:
+        """``acc(P*)`` on the fit, linear in log P, never extrapolated.
+
+        Returns:
+            ``(value, "")``; or NaN and why (no point with P > 0, or P* outside ``[P_min, P_max]``).
+        """
+        ps = self.p
+        if ps.size == 0:
+            return math.nan, "no point with P > 0 (raw reads no parameters)"
+        if not np.isfinite(p_star):
+            return math.nan, "no P to read at"
+        lo, hi = ps[0] * (1 - REL_TOL), ps[-1] * (1 + REL_TOL)
+        if not lo <= p_star <= hi:
+            return math.nan, f"P* = {p_star:.4g} outside the sweep [{ps[0]:.4g}, {ps[-1]:.4g}] (not extrapolated)"
+        return float(np.interp(math.log(min(max(p_star, ps[0]), ps[-1])), np.log(ps), self.fit)), ""
+
+    def reach(self, target: float) -> tuple[float, str]:
+        """Smallest P where the fit reaches ``target`` (linear in log P), with its censoring.
+
+        Returns:
+            ``(P, censored)``: ``""`` (reached inside the sweep), ``"left"`` (the fit at ``P_min``
+            already reaches it: P is ``P_min``, an upper bound), ``"right"`` (never reached: P is
+            ``P_max``, a lower bound); ``(nan, "none")`` without a point with P > 0 or a target.
+        """
+        ps, r = self.p, self.fit
+        if ps.size == 0 or not np.isfinite(target):
+            return math.nan, "none"
+        if r[0] >= target:
+            return float(ps[0]), "left"
+        if r[-1] < target:
+            return float(ps[-1]), "right"
+        k = int(np.argmax(r >= target))  # the first index reaching it; r[k-1] < target <= r[k]
+        t = (target - r[k - 1]) / (r[k] - r[k - 1])
+        return float(math.exp(math.log(ps[k - 1]) + t * (math.log(ps[k]) - math.log(ps[k - 1])))), ""
+
+
+def read_at(p, acc, p_star: float) -> tuple[float, str]:
+    """``acc(P*)`` on the isotonic fit of the curve ``(p, acc)`` (:meth:`Curve.at`)."""
+    return Curve(p, acc).at(p_star)
+
+
+def reach(p, acc, target: float) -> tuple[float, str]:
+    """The smallest P where the isotonic fit reaches ``target`` (:meth:`Curve.reach`)."""
+    return Curve(p, acc).reach(target)
+
+
+def seed_primary(subject: Curve, p_s: dict[int, float], b: Curve, ks, factor: float = 2.0) -> dict[str, Any]:
+    """One seed of the primary, from the subject's and B's fitted curves.
+
+    Args:
+        subject: The subject's curve on this seed.
+        p_s: Subject width K -> P_S(K) on this seed (NaN or absent: no value at K).
+        b: B's curve on this seed.
+        ks: The widths the primary averages over ({16, 32, 64}).
+        factor: B is read at ``factor * P_S(K)`` (2).
 
     Returns:
-        ``(value, reason)``: the value and ""; or NaN and why (no point with P > 0, or P* outside
-        ``[P_min, P_max]``).
+        ``gap[K] = acc_S(K) - acc_B(factor P_S(K))``, ``gain[K] = acc_B(factor P_S(K)) - acc_B(P_S(K))``
+        and ``why[K]`` (the first reason a value is NaN, "" if none) for every K of ``p_s`` and ``ks``;
+        ``delta`` = mean of ``gap`` over ``ks`` and ``g`` = mean of ``gain`` over ``ks`` (NaN when any
+        K is n/a: never averaged over fewer K) with their reasons ``delta_why``, ``g_why``; and
+        ``mult[K] = (P_B(acc_S(K)) / P_S(K), censored)``.
     """
-    ps, r = running_max(p, acc)
-    if ps.size == 0:
-        return math.nan, "no point with P > 0 (raw reads no parameters)"
-    lo, hi = ps[0] * (1 - REL_TOL), ps[-1] * (1 + REL_TOL)
-    if not lo <= p_star <= hi:
-        return math.nan, f"P* = {p_star:.4g} outside the sweep [{ps[0]:.4g}, {ps[-1]:.4g}] (not extrapolated)"
-    return float(np.interp(math.log(min(max(p_star, ps[0]), ps[-1])), np.log(ps), r)), ""
+    out: dict[str, Any] = {"gap": {}, "gain": {}, "why": {}, "gain_why": {}, "mult": {}}
+    for k in sorted(set(p_s) | set(ks)):
+        ps = float(p_s.get(k, math.nan))
+        acc_s, why = subject.at(ps) if np.isfinite(ps) else (math.nan, "")
+        if not np.isfinite(acc_s):
+            why = f"K={k}: the subject has no value"
+            out["gap"][k] = out["gain"][k] = math.nan
+            out["why"][k] = out["gain_why"][k] = why
+            out["mult"][k] = (math.nan, "none")
+            continue
+        at2, why2 = b.at(factor * ps)
+        at1, why1 = b.at(ps)
+        out["gap"][k], out["why"][k] = acc_s - at2, f"K={k}: {why2}" if why2 else ""
+        out["gain"][k] = at2 - at1
+        out["gain_why"][k] = f"K={k}: {why2 or why1}" if why2 or why1 else ""
+        pn, cens = b.reach(acc_s)
+        out["mult"][k] = (pn / ps if cens != "none" else math.nan, cens)
+    for name, per, whys in (("delta", "gap", "why"), ("g", "gain", "gain_why")):
+        vals = [out[per][k] for k in ks]
+        reasons = [out[whys][k] for k in ks if out[whys][k]]
+        out[name] = float(np.mean(vals)) if vals and not reasons else math.nan
+        out[f"{name}_why"] = "; ".join(reasons)
+    return out
 
 
-def reach(p: np.ndarray, acc: np.ndarray, target: float) -> tuple[float, str]:
-    """Smallest P where the running maximum reaches ``target`` (linear in log P), with censoring.
-
-    Returns:
-        ``(P, censored)``: censored ``""`` (reached inside the sweep), ``"left"`` (``R_0 >= target``:
-        P is ``P_min``, an upper bound), ``"right"`` (``R_max < target``: P is ``P_max``, a lower
-        bound); ``(nan, "none")`` when the curve has no point with P > 0.
-    """
-    ps, r = running_max(p, acc)
-    if ps.size == 0:
-        return math.nan, "none"
-    if r[0] >= target:
-        return float(ps[0]), "left"
-    if r[-1] < target:
-        return float(ps[-1]), "right"
-    k = int(np.argmax(r >= target))  # first index reaching it; r[k-1] < target <= r[k]
-    t = (target - r[k - 1]) / (r[k] - r[k - 1])
-    return float(math.exp(math.log(ps[k - 1]) + t * (math.log(ps[k]) - math.log(ps[k - 1])))), ""
+def flag_any(values) -> bool | None:
+    """``under_trained`` of a row derived from several encoders: True if any is flagged, False if
+    all are known and unflagged, None otherwise (an old cache entry without the flag)."""
+    values = list(values)
+    known = [bool(v) for v in values if not pd.isna(v)]  # None, NaN and pd.NA: unknown
+    if any(known):
+        return True
+    return False if values and len(known) == len(values) else None
 
 
 def delta_rows(curves: pd.DataFrame, subject: str, primary_widths: tuple[int, ...], margin: float,
                factor: float = 2.0) -> list[dict[str, Any]]:
-    """The primary's per-seed non-inferiority differences and the descriptive multipliers.
+    """The primary's per-seed non-inferiority differences, B's gain per doubling, the multipliers.
 
     Args:
-        curves: One row per (method, width, seed) with columns ``method, width, seed, acc, params``
-            (NaN acc for a point that failed).
+        curves: One row per curve point (method, point, seed) with columns ``method, width, seed,
+            acc, params`` (NaN acc for a point that failed), optionally ``under_trained``. B's
+            points may share a width (``supervised_cnn`` sweeps its channel width at one width).
         subject: The subject's method name.
         primary_widths: The subject widths Ks averaged by the primary ({16, 32, 64}).
         margin: delta, the non-inferiority margin (0.01 = one point), declared in advance.
         factor: B is read at ``factor * P_S(K)`` (2).
 
     Returns:
-        Records ``method`` (= B), ``seed``, ``width``, ``metric``, ``value``, ``note`` and
-        ``censored``:
+        Records ``method`` (= B), ``seed``, ``width``, ``metric``, ``value``, ``note``,
+        ``censored`` and ``under_trained`` (True if any encoder of the subject's or B's curve on
+        that seed is flagged: every point enters an isotonic fit):
 
         * ``gap_2p`` at width K: ``acc_S(K) - acc_B(2 P_S(K))`` (NaN with the reason when n/a);
         * ``delta_2p`` at width 0 (an aggregate over Ks, listed in ``widths``):
           ``Delta_B + margin``; NaN with the reasons when any K is n/a (never averaged over fewer);
+        * ``g_2p`` at width K: ``acc_B(2 P_S(K)) - acc_B(P_S(K))``, and at width 0 its mean over Ks
+          (``g_B``, printed beside Delta_B: a saturated B, g_B < delta, lets any method through);
         * ``multiplier`` at width K: ``P_B(acc_S(K)) / P_S(K)`` with ``censored`` ``""``, ``"left"``
           (the value is an upper bound) or ``"right"`` (a lower bound).
     """
     out: list[dict[str, Any]] = []
+    flags = curves["under_trained"] if "under_trained" in curves.columns else pd.Series(None, index=curves.index)
+    curves = curves.assign(_flag=flags.astype(object))
     subj = curves[curves["method"] == subject]
+    ks = tuple(primary_widths)
     for b in sorted(set(curves["method"]) - {subject}):
         bc = curves[curves["method"] == b]
         for seed in sorted(set(subj["seed"]) | set(bc["seed"])):
-            s_seed = subj[subj["seed"] == seed].set_index("width")
-            b_seed = bc[bc["seed"] == seed]
-            bp, bacc = b_seed["params"].to_numpy(float), b_seed["acc"].to_numpy(float)
-            gaps, reasons = [], []
-            for k in sorted(set(s_seed.index) | set(primary_widths)):
-                acc_s = float(s_seed.at[k, "acc"]) if k in s_seed.index else math.nan
-                p_s = float(s_seed.at[k, "params"]) if k in s_seed.index else math.nan
-                if not np.isfinite(acc_s) or not np.isfinite(p_s):
-                    val, why = math.nan, f"subject has no value at K={k} on seed {seed}"
-                else:
-                    acc_b, why = read_at(bp, bacc, factor * p_s) if len(b_seed) else (math.nan, "no value")
-                    val = acc_s - acc_b
-                    why = f"K={k}: {why}" if why else ""
-                    pn, cens = reach(bp, bacc, acc_s) if len(b_seed) else (math.nan, "none")
-                    if cens == "none":
-                        out.append(_rec(b, seed, k, "multiplier", math.nan, "no point with P > 0", "n/a"))
-                    else:
-                        out.append(_rec(b, seed, k, "multiplier", pn / p_s, "", cens))
-                if k in primary_widths:
-                    gaps.append(val)
-                    if why:
-                        reasons.append(why)
-                if k in s_seed.index or k in primary_widths:
-                    out.append(_rec(b, seed, k, "gap_2p", val, why, ""))
-            d = float(np.mean(gaps)) + margin if not reasons and gaps else math.nan
-            rec = _rec(b, seed, 0, "delta_2p", d, "; ".join(reasons), "")
-            rec["widths"] = ",".join(str(k) for k in primary_widths)
-            rec["margin"] = margin
-            out.append(rec)
+            s_seed, b_seed = subj[subj["seed"] == seed], bc[bc["seed"] == seed]
+            p_s = {int(k): float(p) for k, p, a in zip(s_seed["width"], s_seed["params"], s_seed["acc"], strict=True)
+                   if np.isfinite(a)}
+            r = seed_primary(Curve(s_seed["params"], s_seed["acc"]), p_s, Curve(b_seed["params"], b_seed["acc"]),
+                             ks, factor)
+            flag = flag_any([*s_seed["_flag"], *b_seed["_flag"]])
+
+            def rec(width, metric, value, note="", censored="", b=b, seed=seed, flag=flag):
+                return {"method": b, "seed": int(seed), "width": int(width), "metric": metric, "value": float(value),
+                        "note": note, "censored": censored, "under_trained": flag}
+
+            for k in sorted(r["gap"]):
+                shown = k in p_s or k in ks
+                if k in p_s:
+                    m, cens = r["mult"][k]
+                    why = "no point with P > 0" if cens == "none" else ""
+                    out.append(rec(k, "multiplier", m, why, "n/a" if cens == "none" else cens))
+                if shown:
+                    out.append(rec(k, "gap_2p", r["gap"][k], r["why"][k]))
+                    out.append(rec(k, "g_2p", r["gain"][k], r["gain_why"][k]))
+            for metric, key, add in (("delta_2p", "delta", margin), ("g_2p", "g", 0.0)):
+                v = r[key] + add if np.isfinite(r[key]) else math.nan
+                agg = rec(0, metric, v, r[f"{key}_why"])
+                agg["widths"] = ",".join(str(k) for k in ks)
+                agg["margin"] = margin if metric == "delta_2p" else None
+                out.append(agg)
     return out
-
-
-def _rec(method: str, seed: int, width: int, metric: str, value: float, note: str, censored: str) -> dict[str, Any]:
-    return {"method": method, "seed": int(seed), "width": int(width), "metric": metric, "value": float(value),
-            "note": note, "censored": censored}
 
 
 def saturating(p: np.ndarray, a: float, b: float, c: float) -> np.ndarray:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from bench import plots
 from bench.protocol import SUBJECT
+from predictions.efficiency.curves import isotonic
 
 CONVENTIONAL = {"supervised": "#1f77b4", "supervised_mlp2": "#2ca02c", "supervised_cnn": "#9467bd"}
 CENSOR_MARK = {"": ("o", "reached inside B's sweep"), "left": ("v", "left-censored (m <= shown)"),
@@ -20,14 +21,17 @@ def _color(m: str) -> str:
 
 def accuracy_vs_params(curves: pd.DataFrame, ax) -> None:
     """Per method: mean probe accuracy over seeds against P (log x) with its 95% t band, and the
-    running maximum of that mean (dashed). ``raw`` (P = 0) is a dotted horizontal line."""
+    isotonic fit of that mean (dashed). ``raw`` (P = 0) is a dotted horizontal line. A point is a
+    (width, channels) pair: ``supervised_cnn`` sweeps its channel width at one width."""
     lo, hi = 1.0, 0.0
     for m, g in curves.groupby("method", sort=True):
         g = g.dropna(subset=["acc"])
         if g.empty:
             continue
-        t = plots.mean_ci_table(g.rename(columns={"acc": "value"}), ["width"])
-        p = g.groupby("width")["params"].mean().reindex(t["width"]).to_numpy(float)
+        g = g.assign(channels=g["channels"].fillna(0) if "channels" in g.columns else 0)
+        t = plots.mean_ci_table(g.rename(columns={"acc": "value"}), ["width", "channels"])
+        p = g.groupby(["width", "channels"])["params"].mean().reindex(
+            pd.MultiIndex.from_frame(t[["width", "channels"]])).to_numpy(float)
         if not np.all(p > 0):
             ref = float(t["mean"].mean())
             ax.axhline(ref, color="k", ls=":", lw=1)
@@ -39,7 +43,7 @@ def accuracy_vs_params(curves: pd.DataFrame, ax) -> None:
         c, lw = _color(m), 2.2 if m == SUBJECT else 1.0
         ax.plot(p, mean, color=c, lw=lw, marker="o", ms=2.5, zorder=4 if m == SUBJECT else 2)
         ax.fill_between(p, mean - half, mean + half, color=c, alpha=0.2 if m == SUBJECT else 0.08, lw=0)
-        ax.plot(p, np.maximum.accumulate(mean), color=c, lw=0.8, ls="--", alpha=0.8)
+        ax.plot(*isotonic(p, mean), color=c, lw=0.8, ls="--", alpha=0.8)
         lo, hi = min(lo, float(np.nanmin(mean - half))), max(hi, float(np.nanmax(mean + half)))
         ax.text(p[-1], mean[-1], f" {m}", fontsize=6, color=c, va="center",
                 fontweight="bold" if m == SUBJECT else "normal")
@@ -99,8 +103,8 @@ def all_figures(curves_by_study: dict[str, pd.DataFrame], deltas: pd.DataFrame, 
     for ax, (study, c) in zip(axes[0], curves_by_study.items(), strict=False):
         accuracy_vs_params(c, ax)
         ax.set_title(f"{study}: {', '.join(map(str, c['dataset'].dropna().unique()))}", fontsize=9)
-    fig1.suptitle("Probe accuracy against deployed parameters (mean, 95% CI over seeds; dashed: running "
-                  "maximum; subject in red)", fontsize=9)
+    fig1.suptitle("Probe accuracy against deployed parameters (mean, 95% CI over seeds; dashed: isotonic "
+                  "fit; subject in red)", fontsize=9)
     fig1.tight_layout()
     studies = list(dict.fromkeys(deltas["study"].dropna())) if len(deltas) else []
     fig2, axes2 = plt.subplots(1, max(len(studies), 1), figsize=(6.5 * max(len(studies), 1),
@@ -108,7 +112,7 @@ def all_figures(curves_by_study: dict[str, pd.DataFrame], deltas: pd.DataFrame, 
     for ax, st in zip(axes2[0], studies, strict=False):
         delta_points(deltas[deltas["study"] == st], ax)
         ax.set_title(st, fontsize=9)
-    fig2.suptitle("Primary: subject at P against each baseline at 2P; non-inferior if Delta_B > -delta", fontsize=9)
+    fig2.suptitle("Primary: subject at P against each baseline at 2P; predicted: Delta_B > -delta", fontsize=9)
     fig2.tight_layout()
     fig3 = plt.figure(figsize=(11, 2.1 * int(np.ceil(max(mult["method"].nunique(), 1) / 5)) + 0.8))
     multipliers(mult, fig3)

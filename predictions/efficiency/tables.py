@@ -1,11 +1,13 @@
 """P3's report tables, computed from the tidy table alone (never a model or the cache).
 
-* :func:`one_sample_verdicts`: the primary's verdict frame: per baseline B a one-sample test of
-  ``d_s = Delta_B,s + delta`` against 0 over seeds (``bench.stats.compare`` against zeros: the same
-  t-interval, d_z, t and Wilcoxon p), Holm across the baselines of a dataset, the verdict from
-  ``p_Holm``; the columns of :func:`bench.verdicts.verdict_from_tidy`.
+* :func:`unjudged_rows`: the verdict frames' rows: per baseline B a one-sample comparison of the
+  per-seed ``d_s = Delta_B,s + delta`` against 0 (``bench.stats.compare`` against zeros: n, mean d,
+  t-interval, d_z, ``p_t``, Wilcoxon p; the exact sign-flip ``p_perm``, the per-seed ``diffs``,
+  ``direction``, the under-trained seed count), with B's gain per doubling g_B beside it. No
+  correction and no verdict here: the report judges within the families (docs/protocol.md, statistics).
+* :func:`self_copy_deltas`: the calibration of the rule on copies of the subject.
 * :func:`multiplier_table`, :func:`fit_table`, :func:`raw_fraction_table`, :func:`steps_table`,
-  :func:`scaling_table`: the descriptive results (no verdict).
+  :func:`scaling_table`: the descriptive results.
 """
 
 from __future__ import annotations
@@ -19,38 +21,47 @@ import pandas as pd
 
 from bench import plots, stats
 from bench.verdicts import STATUS_METRICS
-from predictions.efficiency.curves import delta_rows, fit_saturating, log2_slope, reach
+from predictions.efficiency.curves import curve_points, delta_rows, fit_saturating, log2_slope, reach
 
 RAW = "raw"
 RAW_FRACTIONS = (0.90, 0.95, 0.99)
 MIN_DOUBLINGS = 2.0  # a sweep must span this many doublings of P for its slope to enter the comparison
 BOUNDS = {"a": (1.5,), "b": (10.0,), "c": (0.0, 5.0)}  # the fit's bounds that mean "did not fit" when hit
+G_COLUMNS = ("g_B", "g_B ci_low", "g_B ci_high", "g_B n", "g_B note")
 
 
 def curves_frame(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
-    """One row per (dataset, method, width, seed) with ``acc`` (probe_acc) and ``params`` (P)."""
+    """One row per curve point (dataset, method, width, channels, seed) with ``acc`` (probe_acc),
+    ``params`` (P) and ``under_trained`` (:func:`curves.curve_points`)."""
     parts = [plots.select(df, m, where) for m in ("probe_acc", "params_deployed")]
-    if parts[0].empty:
-        return pd.DataFrame(columns=["dataset", "method", "width", "seed", "acc", "params"])
-    both = pd.concat(parts)
-    wide = both.pivot_table(index=["dataset", "method", "width", "seed"], columns="metric", values="value",
-                            aggfunc="first", dropna=False).reset_index()
-    wide = wide.rename(columns={"probe_acc": "acc", "params_deployed": "params"}).reindex(
-        columns=["dataset", "method", "width", "seed", "acc", "params"])
-    return wide.dropna(subset=["acc", "params"], how="all")  # the pivot's empty (method, width) cells
+    return curve_points(pd.concat(parts) if len(parts[0]) else parts[0])
 
 
-def one_sample_verdicts(df: pd.DataFrame, metric: str, subject: str, direction: str,
-                        where: dict | None = None) -> pd.DataFrame:
-    """Verdict frame for a metric whose rows already hold the per-seed difference d (method = B)."""
+def direction_of(mean: float, direction: str) -> str:
+    """``"as predicted"``, ``"opposite"`` or ``"none"``: the sign of ``mean`` against ``direction``."""
+    if not np.isfinite(mean) or mean == 0:
+        return "none"
+    return "as predicted" if (mean > 0) == (direction == "higher") else "opposite"
+
+
+def unjudged_rows(df: pd.DataFrame, metric: str, subject: str, direction: str, where: dict | None = None,
+                  gain: str = "g_2p", na: dict[str, str] | None = None) -> pd.DataFrame:
+    """Unjudged comparison rows for a metric whose rows already hold the per-seed d (method = B).
+
+    Every B with a ``metric`` row or a status row on the dataset (or on the study's training
+    ``source``) is a row; seeds of status rows count as missing, with the notes as the reason.
+    ``gain``: the width-0 rows of B's gain per doubling, shown beside d (:data:`G_COLUMNS`: mean,
+    t-interval, n, and why it is n/a). ``na``: B -> why its cell is n/a by design."""
     sel = plots.select(df, metric, where)
+    gains = plots.select(df, gain, where)
+    gains = gains[gains["width"] == 0] if "width" in gains.columns else gains
     status = df[df["metric"].isin(STATUS_METRICS)]
     frames = []
     for dataset, g in sel.groupby("dataset", sort=True):
         sources = set(g["source"].dropna()) if "source" in g.columns else set()
         st = status[status["dataset"].isin({dataset, *sources})]
         methods = sorted((set(g["method"]) | set(st["method"])) - {subject})
-        comps, reasons = [], {}
+        recs = []
         for b in methods:
             rows = g[g["method"] == b]
             vals = {int(s): float(v) for s, v in zip(rows["seed"], rows["value"], strict=True)}
@@ -58,39 +69,84 @@ def one_sample_verdicts(df: pd.DataFrame, metric: str, subject: str, direction: 
                 vals.setdefault(int(s), math.nan)
             notes = set(rows.loc[rows["value"].isna(), "note"].dropna().astype(str))
             notes |= set(st.loc[st["method"].isin([b, subject]), "note"].dropna().astype(str))
-            reasons[b] = "; ".join(sorted(n for n in notes if n.strip()))
-            comps.append(stats.compare(vals, dict.fromkeys(vals, 0.0), direction, name=b))
-        adj = stats.holm([c.p_t for c in comps])
-        comps = [replace(c, p_holm=float(a), verdict=stats.verdict(c.mean_diff, a, c.n, direction),
-                         reason=reasons[c.baseline] if c.n_missing else "")
-                 for c, a in zip(comps, adj, strict=True)]
-        frame = stats.comparisons_frame(comps)
+            c = stats.compare(vals, dict.fromkeys(vals, 0.0), direction, name=b)
+            diffs = tuple((s, v) for s, v in sorted(vals.items()) if np.isfinite(v))
+            flagged = rows["under_trained"].map(lambda v: v is True or v == 1.0) if "under_trained" in rows else []
+            c = replace(c, p_holm=c.p_t, verdict="inconclusive", diffs=diffs,
+                        p_perm=stats.sign_flip_p([v for _, v in diffs]),
+                        direction=direction_of(c.mean_diff, direction), under_trained=int(np.sum(flagged)),
+                        na=(na or {}).get(b, ""),
+                        reason="; ".join(sorted(n for n in notes if n.strip())) if c.n_missing else "")
+            rec = {f: getattr(c, f) for f in stats.FIELDS}
+            gb = gains[(gains["dataset"] == dataset) & (gains["method"] == b)]
+            mean, lo, hi = stats.t_interval(gb["value"].to_numpy(float))
+            gnotes = sorted(set(gb.loc[gb["value"].isna(), "note"].dropna().astype(str)) - {""})
+            rec.update(dict(zip(G_COLUMNS, (mean, lo, hi, int(gb["value"].notna().sum()),
+                                            gnotes[0] if gnotes else ""), strict=True)))
+            recs.append(rec)
+        frame = pd.DataFrame(recs, columns=[*stats.FIELDS, *G_COLUMNS])
         frame.insert(0, "dataset", dataset)
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["dataset", *stats.FIELDS])
+        return pd.DataFrame(columns=["dataset", *stats.FIELDS, *G_COLUMNS])
     return pd.concat(frames, ignore_index=True)
 
 
 def self_copy_deltas(curves: pd.DataFrame, subject: str, primary_widths: Sequence[int], margin: float,
                      factor: float = 2.0) -> pd.DataFrame:
     """The subject against a copy of itself on other seeds (seed s paired with the next seed, cyclic):
-    per seed ``d = Delta + delta`` at ``factor`` (2: what the primary's rule gives a copy, i.e. delta
-    minus the gain of one doubling) and at 1 (same P: pure seed noise, which must read inconclusive)."""
+    per seed ``d = Delta + margin`` at 1 (same P, margin 0: seed noise alone) and at ``factor`` with
+    the margin (2: the primary's rule applied to a copy, whose expected d is ``delta - g_S``, the
+    margin minus the subject's own gain per doubling). Columns: n, mean d, its 95% t-interval,
+    ``direction`` (the sign of mean d against "higher") and, at ``factor``, the copy's mean g."""
+    cols = ["factor", "margin", "n", "mean d", "ci_low", "ci_high", "direction", "g (copy)", "delta - g"]
     subj = curves[curves["method"] == subject]
     seeds = sorted(subj["seed"].dropna().unique())
     if len(seeds) < 2:
-        return pd.DataFrame(columns=["factor", "n", "mean d", "ci_low", "ci_high", "p_t"])
+        return pd.DataFrame(columns=cols)
     copy = subj.assign(method="copy", seed=subj["seed"].map(dict(zip(seeds, seeds[1:] + seeds[:1], strict=True))))
     both = pd.concat([subj, copy])
     out = []
-    for f in (1.0, factor):
-        d = [r["value"] for r in delta_rows(both, subject, tuple(primary_widths), margin if f != 1 else 0.0, f)
-             if r["metric"] == "delta_2p"]
-        c = stats.compare(dict(enumerate(d)), dict.fromkeys(range(len(d)), 0.0), "higher", name="copy")
-        out.append({"factor": f, "margin": margin if f != 1 else 0.0, "n": c.n, "mean d": c.mean_diff,
-                    "ci_low": c.ci_low, "ci_high": c.ci_high, "p_t": c.p_t, "verdict (alone)": c.verdict})
-    return pd.DataFrame(out)
+    for f, mg in ((1.0, 0.0), (factor, margin)):
+        recs = delta_rows(both, subject, tuple(primary_widths), mg, f)
+        d = [r["value"] for r in recs if r["metric"] == "delta_2p"]
+        g = [r["value"] for r in recs if r["metric"] == "g_2p" and r["width"] == 0]
+        mean, lo, hi = stats.t_interval(np.asarray(d, float))
+        gm = float(np.nanmean(g)) if f != 1.0 and np.isfinite(g).any() else math.nan
+        out.append({"factor": f, "margin": mg, "n": int(np.isfinite(d).sum()), "mean d": mean, "ci_low": lo,
+                    "ci_high": hi, "direction": direction_of(mean, "higher"), "g (copy)": gm,
+                    "delta - g": mg - gm if np.isfinite(gm) else math.nan})
+    return pd.DataFrame(out, columns=cols)
+
+
+def per_k_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
+    """Per (baseline, K), in points: the gap ``acc_S(K) - acc_B(2 P_S(K))`` and B's gain per doubling
+    ``acc_B(2 P_S(K)) - acc_B(P_S(K))``, mean and 95% half-width over seeds, with n."""
+    parts = []
+    for metric, name in (("gap_2p", "gap"), ("g_2p", "g_B")):
+        sel = plots.select(df, metric, where)
+        sel = sel[sel["width"] > 0]
+        if sel.empty:
+            continue
+        t = plots.mean_ci_table(sel.assign(value=100 * sel["value"]), ["method", "width"])
+        parts.append(t.rename(columns={"mean": f"{name} (points)", "half": f"{name} 95% half-width",
+                                       "n": f"{name} n"}).set_index(["method", "width"]))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, axis=1).reset_index()
+    return out.rename(columns={"method": "baseline", "width": "K"})
+
+
+def reference_table(df: pd.DataFrame, subject: str) -> pd.DataFrame:
+    """Per K: the subject's probe accuracy on the secondary's target when trained on the source classes
+    (the compared curve) and when trained on the target classes (the in-domain reference)."""
+    out = {}
+    for study, col in (("unseen_classes", "trained on [0-4]"), ("in_domain_reference", "trained on [5-9]")):
+        c = curves_frame(df, {"study": study})
+        c = c[c["method"] == subject]
+        for k, g in c.groupby("width"):
+            out.setdefault(int(k), {"K": int(k)})[col] = plots.mean_ci_cell(g["acc"])
+    return pd.DataFrame([out[k] for k in sorted(out)])
 
 
 def _fmt(v: float) -> str:
@@ -142,7 +198,7 @@ def fit_table(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def raw_fraction_table(curves: pd.DataFrame, fractions: Sequence[float] = RAW_FRACTIONS) -> pd.DataFrame:
-    """P each method needs (median over seeds, on its running maximum) for q x raw's mean probe
+    """P each method needs (median over seeds, on its isotonic fit) for q x raw's mean probe
     accuracy; ``<=`` / ``>`` mark medians that are bounds, counts of censored seeds in brackets."""
     raw = curves.loc[curves["method"] == RAW, "acc"].dropna()
     if raw.empty:
@@ -173,12 +229,13 @@ def steps_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
     for m, g in steps.groupby("method", sort=True):
         v = g["value"].dropna()
         note = "; ".join(sorted(set(g["note"].dropna().astype(str)))) if "note" in g.columns else ""
-        pt = ptrain[ptrain["method"] == m].groupby("width")["value"].first()
+        size = [c for c in ("width", "channels") if c in ptrain.columns]  # the CNN's size is its channel width
+        pt = ptrain[ptrain["method"] == m].sort_values(size, kind="stable")["value"]
         secs = g.groupby("seed")["train_seconds"].sum(min_count=1)
         out.append({"method": m, "train steps": _fmt(float(v.iloc[0])) if len(v) else f"n/a ({note})",
                     "train s (sweep, mean/seed)": _fmt(float(secs.mean())) if secs.notna().any() else "n/a",
-                    "train-only params (smallest K)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
-                    "train-only params (largest K)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a"})
+                    "train-only params (smallest model)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
+                    "train-only params (largest model)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a"})
     return pd.DataFrame(out)
 
 
