@@ -1,43 +1,31 @@
-"""Paired statistics and verdicts for the prediction bench (PROTOCOL.md section 7).
+"""Paired statistics of one row: the subject against one member (docs/protocol.md, statistics).
 
-For one subject method and one baseline B, each seed ``s`` run by both gives a paired
-difference ``d_s = m_s(subject) - m_s(B)``. Over the ``n`` seeds both have we report:
+For one subject method and one member B, each seed ``s`` run by both gives a paired difference
+``d_s = m_s(subject) - m_s(B)`` (plus the row's non-inferiority margin, if any). Over the ``n``
+seeds both have, a :class:`Comparison` holds the mean difference and its 95% t-interval (at
+every n: the percentile bootstrap under-covers at 10 seeds), Cohen's ``d_z``, the paired t-test
+``p_t`` (for constant differences, where t is undefined, the exact sign-rank ``2 * 0.5^n``), the
+Wilcoxon signed-rank p (descriptive) and the exact sign-flip ``p_perm``
+(:mod:`bench.resampling`). A row's verdict needs both its Holm-corrected ``p_t`` and its
+Westfall-Young p below 0.05 (:func:`verdict`); :mod:`bench.families` runs both corrections
+within a family and decides the prediction's headline.
 
-* the mean difference ``mean(d)`` and its 95% t-interval
-  ``mean(d) +- t_{0.975, n-1} * sd(d, ddof=1) / sqrt(n)`` at every ``n`` (the percentile
-  bootstrap under-covers at the 10 seeds of the full profile, so it is not used),
-* Cohen's ``d_z = mean(d) / sd(d, ddof=1)``,
-* the paired t-test ``p_t`` (``t = mean(d) / (sd(d, ddof=1) / sqrt(n))``, ``n - 1`` degrees
-  of freedom, two-sided; for constant differences, where t is undefined, the exact sign-rank p
-  ``2 * 0.5^n``) and the Wilcoxon signed-rank two-sided p,
-* ``p_holm``: ``p_t`` Holm-corrected across the baselines of one table: with the ``m``
-  defined p-values sorted ascending, ``p_holm_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``.
-
-The verdict is decided by ``p_holm``, not by the interval: **supported** if
-``p_holm < 0.05`` and ``mean(d)`` lies in the predicted direction (``> 0`` for "higher",
-``< 0`` for "lower"), **contradicted** if ``p_holm < 0.05`` and ``mean(d)`` lies on the
-other side, **inconclusive** otherwise, and always when fewer than 2 seeds are paired.
-About 20 baselines are compared at once; an uncorrected 95% CI (equivalently ``p_t < 0.05``)
-calls about one of them by chance, while Holm keeps the chance of any false call across
-the table at most 5%. The interval is still reported, as the size of the effect.
-
-Every baseline asked for gets a row: seeds present (with a finite value) for one side
-only, NaN, or recorded as a failed / skipped job are counted in ``n_missing`` with the
-reason, never silently dropped; a baseline with no value at all is a row with ``n == 0``.
-The module is pure: no I/O, no global state.
+Every member asked for gets a row: seeds present for one side only, NaN, or recorded as a
+failed / skipped job are counted in ``n_missing`` with the reason, never silently dropped; a
+member with no value at all is a row with ``n == 0``. The module is pure: no I/O, no global state.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from bench.inference import _check_unit, holm, t_interval  # noqa: F401 (re-exported)
 from bench.resampling import sign_flip_p
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
@@ -112,11 +100,6 @@ def _check_direction(direction: str) -> None:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
 
 
-def _check_unit(name: str, value: float) -> None:
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-
-
 def _is_missing(value) -> bool:
     if np.ndim(value) != 0:  # pd.isna of a list is an array: "truth value ... is ambiguous"
         raise ValueError(f"non-numeric metric value {value!r}")
@@ -164,80 +147,6 @@ def _paired(subject: Mapping, baseline: Mapping) -> tuple[np.ndarray, int, list]
     used = [s for s in sorted(set(subject) & set(baseline))
             if not (_is_missing(subject[s]) or _is_missing(baseline[s]))]
     return d, n_missing, used
-
-
-def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and t-interval of the mean over the finite entries of ``values``.
-
-    ``mean +- t_{(1+level)/2, n-1} * sd(ddof=1) / sqrt(n)``, computed as
-    ``scipy.stats.t.interval(level, n - 1, loc=mean, scale=scipy.stats.sem(v))``.
-    NaN and +-inf entries are dropped first.
-
-    Args:
-        values: Numbers (any array-like; flattened).
-        level: Confidence level in (0, 1).
-
-    Returns:
-        ``(mean, low, high)``; ``(nan, nan, nan)`` when no value is finite;
-        ``(mean, nan, nan)`` when ``n == 1``; ``(mean, mean, mean)`` when all values are
-        equal (zero variance).
-
-    Raises:
-        ValueError: For a level outside (0, 1).
-    """
-    _check_unit("level", level)
-    v = np.asarray(values, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    n = v.size
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if n < 2:
-        return mean, math.nan, math.nan
-    if np.all(v == v[0]):
-        return mean, mean, mean
-    q_low, q_high = _t_quantiles(level, n - 1)
-    scale = np.std(v, ddof=1) / n**0.5  # scipy.stats.sem(v)
-    # scipy.stats.t.interval(level, n - 1, loc=mean, scale=scale) is ppf(q) * scale + loc, the same
-    # operations on the same numbers; the quantiles are cached (the scipy call cost ~0.3 ms a group)
-    return mean, float(q_low * scale + mean), float(q_high * scale + mean)
-
-
-@functools.lru_cache(maxsize=256)
-def _t_quantiles(level: float, df: int) -> tuple[float, float]:
-    """The t quantiles ``(1 - level) / 2`` and ``(1 + level) / 2`` with ``df`` degrees of freedom."""
-    return float(_st.t.ppf((1.0 - level) / 2, df)), float(_st.t.ppf((1.0 + level) / 2, df))
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni step-down adjusted p-values.
-
-    With the ``m`` non-NaN p-values sorted ascending ``p_(1) <= ... <= p_(m)``:
-    ``adj_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j))``, returned in input order.
-    NaN inputs stay NaN and are not counted in ``m``.
-
-    Args:
-        pvalues: Raw p-values.
-
-    Returns:
-        Adjusted p-values, same length and order as the input.
-
-    Raises:
-        ValueError: For a p-value outside [0, 1] (before, -0.5 came back as an adjusted -1.0).
-    """
-    p = np.asarray(pvalues, dtype=float).ravel()
-    bad = p[~np.isnan(p) & ~((p >= 0) & (p <= 1))]
-    if bad.size:
-        raise ValueError(f"pvalues: need p in [0, 1] or nan, got {float(bad[0])!r}")
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = (m - np.arange(m)) * p[order]
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return out
 
 
 def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: float = ALPHA,
