@@ -64,7 +64,7 @@ def reveal():
 
 
 def test_planted_rising_job_is_flagged_and_converged_job_is_not(reveal, digits):
-    steps = 4 * 10  # 4 epochs of 10 minibatches (1257 train rows, the tail of 105 kept)
+    steps = 4 * 10  # 4 epochs of 10 minibatches (1258 train rows, the tail of 106 kept)
     _, rising = _fit(reveal, digits, width=64, epochs=4, reveal_steps=steps)  # still revealing at the end
     _, done = _fit(reveal, digits, width=64, epochs=4, reveal_steps=steps // 4)  # all visible after epoch 1
     for meta in (rising, done):
@@ -148,3 +148,15 @@ def test_weights_are_bit_identical_with_and_without_the_flag(name, digits):
     for k in a:
         assert torch.equal(a[k], b[k]), f"{name}: {k} differs when the convergence flag is computed"
     assert meta["history"] == plain_meta["history"]
+
+
+def test_probe_is_fit_on_a_fixed_subset_of_a_large_train_split(reveal, digits, monkeypatch):
+    assert convergence.probe_rows(14000, convergence.MAX_PROBE_TRAIN) is None  # dsprites' default: whole
+    n = len(digits.train.x)
+    rows = convergence.probe_rows(n, 500)
+    assert torch.equal(rows, convergence.probe_rows(n, 500)) and len(rows) == 500
+    assert torch.equal(rows, rows.sort().values) and len(rows.unique()) == 500
+    monkeypatch.setattr(convergence, "MAX_PROBE_TRAIN", 500)
+    method, meta = _fit(reveal, digits, width=64, epochs=2, reveal_steps=5)
+    f_tr, f_va = method.encode_all(digits.train.x[rows]), method.encode_all(digits.val.x)
+    assert meta["convergence"]["end"] == convergence.probe_val_acc(f_tr, digits.train.y[rows], f_va, digits.val.y, 10)
