@@ -6,6 +6,14 @@ where the encoder is and cached: :mod:`bench.measure`). Failed jobs are recorded
 rows with their reason (never dropped) and are not handed to the prediction; methods that cannot
 run on the data become ``job_skipped`` rows with theirs, so every requested method is in the table.
 Progress bars, threads, the pool and the cache stay here and in :mod:`bench.engine`.
+
+Splits (docs/protocol.md, data and profiles): outside ``confirm`` every job and measurement reads
+``data.split_seed`` [0]. In ``confirm`` the split seed is the job's seed: the job of seed s trains
+on the split (and the generated ``dsprites`` draws, ``ica`` sources and mixing) of split_seed = s,
+and every measurement of that encoder resolves its ``src.dataset(...)`` against the same split
+seed (its :class:`bench.measure.MeasureTask` carries that data config). What a protocol's ``run``
+reads outside a measurement (``src.dataset(name)``: input sizes, class lists, factor names) is
+the first seed's split there, or any seed's with ``seed=``.
 """
 
 from __future__ import annotations
@@ -54,12 +62,30 @@ class RunContext:
     def dataset_name(self) -> str:
         return self.pcfg.dataset
 
-    def data_config(self, data: dict[str, Any] | None = None) -> DataConfig:
-        """The run's data options, with a protocol's ``data`` overrides (e.g. ``{"mixing": "nonlinear"}``)."""
-        return dataclasses.replace(self.cfg.data, **data) if data else self.cfg.data
+    def split_seed(self, seed: int | None = None) -> int:
+        """The split seed of a job of ``seed``: the seed itself in ``confirm`` (None: the first of the
+        run's seeds), else ``data.split_seed``, whatever the seed."""
+        if self.profile != "confirm":
+            return self.cfg.data.split_seed
+        return self.seeds[0] if seed is None else seed
 
-    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
-        return self._dataset_for(name or self.dataset_name, self.data_config(data))
+    def data_config(self, data: dict[str, Any] | None = None, seed: int | None = None) -> DataConfig:
+        """The run's data options for a job of ``seed`` (its split seed: :meth:`split_seed`), with a
+        protocol's ``data`` overrides (e.g. ``{"mixing": "nonlinear"}``)."""
+        base = self.cfg.data
+        split = self.split_seed(seed)
+        if split != base.split_seed:
+            base = dataclasses.replace(base, split_seed=split)
+        return dataclasses.replace(base, **data) if data else base
+
+    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None, seed: int | None = None) -> Dataset:
+        """The run's dataset (or ``name``) with ``data`` overrides, split for a job of ``seed``
+        (:meth:`split_seed`; it only matters in ``confirm``)."""
+        return self._dataset_for(name or self.dataset_name, self.data_config(data, seed))
+
+    def _job_dataset(self, spec: JobSpec) -> Dataset:
+        """The dataset ``spec`` trains on: its own data config (in ``confirm``, its seed's split)."""
+        return self._dataset_for(spec.dataset, spec.data_cfg)
 
     def _dataset_for(self, name: str, data_cfg: DataConfig) -> Dataset:
         key = (name, data_cfg)
@@ -86,6 +112,7 @@ class RunContext:
              data: dict[str, Any] | None = None, method_cfg: dict[str, Any] | None = None) -> JobSpec:
         """The job; ``method_cfg`` overrides fields of the method's run config (P3's CNN channel width)."""
         name = dataset or self.dataset_name
+        # input size and classes do not depend on the split: the run-level copy answers for every seed
         width = METHODS.get(method).resolve_width(data_info(self.dataset(name, data)), width)
         mcfg = self.cfg.method_config(method)
         if method_cfg:
@@ -94,7 +121,7 @@ class RunContext:
                 mcfg.check()
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{method}: {e}") from None
-        return JobSpec(method, mcfg, name, self.data_config(data), width, seed,
+        return JobSpec(method, mcfg, name, self.data_config(data, seed), width, seed,
                        self.cfg.resolved_epochs(name), self.cfg.batch_size)
 
     def plan(self) -> int:
@@ -119,8 +146,9 @@ class RunContext:
     def _select(self, methods, widths, seeds, dataset, data,
                 method_cfg=None) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
         """The jobs of a selection (methods that cannot run on the data become ``job_skipped``
-        rows with their reason), its dataset, and the ``data`` (and ``method_cfg``) tags of its
-        status rows."""
+        rows with their reason), its run-level dataset (what a job trains on is
+        :meth:`_job_dataset`: its split may differ), and the ``data`` (and ``method_cfg``) tags of
+        its status rows."""
         methods = list(methods or self.methods)
         widths = list(widths or [self.pcfg.width])
         seeds = list(seeds if seeds is not None else self.seeds)
@@ -154,7 +182,7 @@ class RunContext:
 
         ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's;
         ``method_cfg`` overrides fields of the selection's method configs (e.g. ``{"channels": 6}``)."""
-        specs, ds, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
+        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
         engine = self.engine
         if engine.parallel:  # misses go to the pool now; hits load here
             misses = [s for s in specs if not engine.pooled(s) and not self.cache.has(s)]
@@ -165,7 +193,8 @@ class RunContext:
             return
         engine.progress.add(sum(not engine.pooled(s) for s in specs))
         for spec in specs:
-            enc, record = self._pooled(spec, ds) if engine.pooled(spec) else self._inline(spec, ds)
+            own = self._job_dataset(spec)
+            enc, record = self._pooled(spec, own) if engine.pooled(spec) else self._inline(spec, own)
             self._record(spec, record)
             if enc.ok:
                 yield enc
@@ -189,8 +218,9 @@ class RunContext:
         With a pool each measurement runs in the worker that trains or loads its encoder; either
         way it is cached (:mod:`bench.measure`). A measurement that raises becomes a
         ``measure_failed`` row with its reason."""
-        specs, ds, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
-        tasks = [MeasureTask.make(spec, fn, args, self.cfg.data, self.device.type) for spec in specs]
+        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
+        # a measurement reads the split its encoder trained on (confirm: the job's seed's)
+        tasks = [MeasureTask.make(spec, fn, args, self.data_config(seed=spec.seed), self.device.type) for spec in specs]
         engine = self.engine
         if engine.parallel:  # what is not measured yet goes to the pool now, job and measurement together
             todo = [t for t in tasks if not engine.pooled(t.spec, t)
@@ -206,7 +236,7 @@ class RunContext:
                 summary, record = self._wait(t.spec, t)
                 measured = summary.get("measured")
             else:
-                measured, record = self._measure_here(t, ds)
+                measured, record = self._measure_here(t, self._job_dataset(t.spec))
             self._record(t.spec, record)
             if record["status"] != "ok":
                 self.failure_rows.append({**_status_row(t.spec), "metric": "job_failed", "value": 1.0,

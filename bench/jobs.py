@@ -3,7 +3,8 @@
 A job is content-addressed: its key hashes everything that determines the trained
 encoder (package version included), so a rerun and every prediction reuse the same
 encoder. The cache holds ``state.pt`` (a state dict, loaded with ``weights_only=True``) and
-``meta.json`` (status, failure reason, timings, loss history, diagnostics, the job's identity
+``meta.json`` (status, failure reason, timings, loss history, diagnostics, the convergence flag
+``under_trained`` with its scores in ``convergence`` (:mod:`bench.convergence`), the job's identity
 and the SHA-256 of ``state.pt``). A diverged job is cached as failed with its reason:
 rerunning it would diverge again.
 

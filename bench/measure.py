@@ -86,13 +86,16 @@ class MeasureTask:
     spec: JobSpec
     fn: Callable[..., list[dict[str, Any]]]  # bound method of a Prediction: pickles by reference
     args: tuple
-    data_cfg: DataConfig  # the run's data options: what ``src.dataset(name)`` resolves against
+    data_cfg: DataConfig  # the run's data options at the job's split seed: what ``src.dataset(name)`` resolves against
     device_type: str
     key: str = ""  # computed by :meth:`make` in the main process; a worker checks it against its own
 
     @classmethod
     def make(cls, spec: JobSpec, fn: Callable[..., list[dict[str, Any]]], args: tuple, data_cfg: DataConfig,
              device_type: str) -> MeasureTask:
+        if data_cfg.split_seed != spec.data_cfg.split_seed:  # confirm: split seed = the job's seed, both sides
+            raise ValueError(f"measurement of {spec.key} on split_seed {data_cfg.split_seed}, but its encoder "
+                             f"trained on split_seed {spec.data_cfg.split_seed}")
         task = cls(spec, fn, tuple(args), data_cfg, device_type)
         return dataclasses.replace(task, key=task.computed_key())
 

@@ -4,7 +4,9 @@ In-memory minibatches on the run's device (an index permutation per epoch, no Da
 no per-sample Python), Adam by default, a per-epoch log of every loss term, and a guard that
 stops a job whose loss or parameters stop being finite, recording it as failed with its
 reason. :func:`fit_encoder` seeds, builds and fits one job (gradient or closed-form) and
-returns its state and metadata: everything that determines a trained encoder lives here (and
+returns its state and metadata, with a gradient job's convergence flag (:mod:`bench.convergence`:
+the probe's val score at half the budget and at the end, read without touching the weights or
+the RNG streams of training): everything that determines a trained encoder lives here (and
 in the method, loss and data modules), so their source is what the cache key hashes, not the
 cache's bookkeeping.
 """
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from bench import convergence
 from bench.methods import METHODS, DataInfo, Method
 
 if TYPE_CHECKING:
@@ -123,34 +126,51 @@ def build(method: str, cfg: Any, info: DataInfo, width: int) -> Method:
 
 
 def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int, *, epochs: int,
-                batch_size: int, device: torch.device, on_epoch=None) -> tuple[Method | None, dict[str, Any]]:
+                batch_size: int, device: torch.device, on_epoch=None,
+                track: bool = True) -> tuple[Method | None, dict[str, Any]]:
     """Seed, build and fit one job on ``ds.train``; return ``(method or None, meta)``.
 
     ``meta`` holds ``status`` ("ok" | "failed"), ``reason``, ``train_seconds``, the loss
-    ``history`` and, when ok, ``diagnostics``. A diverged job is returned as failed with its
-    reason (never raised): the sweep records it and goes on.
+    ``history`` and, when ok, ``diagnostics``, ``under_trained`` and ``convergence``
+    (:mod:`bench.convergence`; None for a method that is not gradient-trained). ``track=False``
+    skips the convergence scores (the tests check that the weights do not depend on it);
+    ``train_seconds`` excludes their time. A diverged job is returned as failed with its reason
+    (never raised): the sweep records it and goes on.
     """
     torch.manual_seed(seed)
     method = build(method_name, method_cfg, data_info(ds), width).to(device)
     x, y = ds.train.x, ds.train.y
     y = y if method.uses_labels else None
     meta: dict[str, Any] = {"device": str(device)}
+    tracker = convergence.Tracker(method, ds, epochs) if track and method.kind == "gradient" else None
+    hook = on_epoch
+    if tracker is not None:
+        def hook(epoch: int, terms: dict[str, float]) -> None:
+            tracker.on_epoch(epoch)
+            if on_epoch is not None:
+                on_epoch(epoch, terms)
     t0 = time.perf_counter()
     try:
         if method.kind == "gradient":
-            log = train(method, x, y, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=on_epoch)
+            if tracker is not None and tracker.half_epoch == 0:  # a one-epoch budget: "half" is the start
+                tracker.record("half")
+            log = train(method, x, y, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=hook)
             meta["history"] = log.history
             meta["final_loss"] = log.final
+            if tracker is not None:
+                tracker.record("end")
         elif method.kind == "fit":
             method.fit(x, y, seed)
         a = method.encode_all(x)
         if not torch.isfinite(a).all():
             raise JobFailed("non-finite features on the training set")
     except JobFailed as e:
-        meta.update(status="failed", reason=e.reason, train_seconds=time.perf_counter() - t0, history=e.history)
+        spent = time.perf_counter() - t0 - (tracker.seconds if tracker is not None else 0.0)
+        meta.update(status="failed", reason=e.reason, train_seconds=spent, history=e.history)
         return None, meta
-    meta["train_seconds"] = time.perf_counter() - t0
+    meta["train_seconds"] = time.perf_counter() - t0 - (tracker.seconds if tracker is not None else 0.0)
     meta["status"] = "ok"
+    meta.update(tracker.meta() if tracker is not None else {"under_trained": None, "convergence": None})
     w = method.encoder_weight()
     meta["diagnostics"] = {
         "act_scale": float(a.abs().max()),  # max |a| on train: InfoMax's -log Var is unbounded below
