@@ -50,7 +50,9 @@ from bench.storage import _tmp_name
 MEASURES = "measures"  # the cache's subfolder of measurements
 # reached through bench.protocol's View only: they decide verdicts from the tidy table and never run
 # inside a measurement, so editing them must not invalidate every cached measurement
-PRESENTATION = frozenset({"bench.verdicts", "bench.stats", "bench.plots", "bench.report", "bench.summary"})
+PRESENTATION = frozenset({"bench.verdicts", "bench.stats", "bench.plots", "bench.report", "bench.summary",
+                          "bench.summary_page", "bench.families", "bench.resampling", "bench.inference",
+                          "bench.pdftable"})
 
 
 def _project(module_name: str) -> bool:

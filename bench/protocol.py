@@ -65,22 +65,26 @@ class EncoderSource(Protocol):
     device: torch.device
     seeds: list[int]
     methods: list[str]  # the run's methods: what ``encoders()`` serves by default
-    profile: str  # "quick" | "full": a prediction may scale its sweep with it (P3's widths)
+    profile: str  # "quick" | "full" | "confirm": a prediction may scale its sweep with it (P3's widths)
 
-    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None) -> Dataset:
+    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None,
+                seed: int | None = None) -> Dataset:
         """The run's dataset (or another by name, e.g. a class subset ``mnist5k[0-4]``), on the
-        run's device; ``data`` overrides the run's DataConfig fields (``{"mixing": "nonlinear"}``)."""
+        run's device; ``data`` overrides the run's DataConfig fields (``{"mixing": "nonlinear"}``);
+        ``seed``: the split of that job seed (in ``confirm`` each seed has its own split)."""
 
     def encoders(self, methods: Iterable[str] | None = None, widths: Iterable[int] | None = None,
                  seeds: Iterable[int] | None = None, dataset: str | None = None,
-                 data: dict[str, Any] | None = None) -> Iterator[Encoder]:
+                 data: dict[str, Any] | None = None, method_cfg: dict[str, Any] | None = None) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job on ``dataset`` (default: the run's);
+        ``method_cfg`` overrides fields of the methods' configs for this request (P3's CNN widths);
         yield the ones that succeeded (failed and skipped jobs become status rows without the
         protocol's help). Encoders come from the shared cache: the same job is trained once."""
 
     def measure(self, fn: Callable[..., list[dict[str, Any]]], *args: Any, methods: Iterable[str] | None = None,
                 widths: Iterable[int] | None = None, seeds: Iterable[int] | None = None,
-                dataset: str | None = None, data: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+                dataset: str | None = None, data: dict[str, Any] | None = None,
+                method_cfg: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`encoders`, but yields, per successful job, the rows of the measurement
         ``fn(enc, src, *args)`` (a method of the prediction; ``src`` there offers ``device``,
         ``dataset(name, data)`` and ``matrix``). Run in the pool when there is one; cached."""
