@@ -4,12 +4,12 @@ Per-unit standardisation of a decorrelated code (PCA exactly; the subject, whose
 its units, nearly) whitens it on the train split, noise directions included. The same code
 rotated at random carries the same information but is no longer whitened by standardising its
 units. Beside the PCA code (fit on the target's train inputs in-domain, on the source's for
-transfer) and ``raw`` pixels, this probes the subject's (``infomax``) in-domain code, trained on
+transfer) and, with ``--raw``, the pixels (784-wide probes: slow), this probes the subject's (``infomax``) in-domain code, trained on
 the target's train inputs, each as is and randomly rotated, under every scaling of
 ``predictions.transfer.probing.SCALINGS`` that this checkout has (v1: per-unit standardisation
 only). Pair ``mnist_lo_hi``, width 64, n in {1, 5, 10} (20 / 10 / 5 draws), quick epochs.
 
-    PYTHONPATH=. python3 benchmarks/whitened_indomain_check.py [--seeds 0 1] [--epochs 40]
+    PYTHONPATH=. python3 benchmarks/whitened_indomain_check.py [--seeds 0 1] [--epochs 40] [--raw]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--epochs", type=int, default=40)  # EPOCHS["mnist5k"]["quick"]
+    ap.add_argument("--raw", action="store_true", help="also the raw pixels, as is and rotated (784 x 784)")
     a = ap.parse_args()
     load_all()
     src, tgt = load_dataset("mnist5k[0-4]"), load_dataset("mnist5k[5-9]")
@@ -47,7 +48,7 @@ def main() -> None:
     for seed in a.seeds:
         g = torch.Generator().manual_seed(seed)
         q, _ = torch.linalg.qr(torch.randn(K, K, generator=g))
-        q784, _ = torch.linalg.qr(torch.randn(784, 784, generator=g))
+        q784 = torch.linalg.qr(torch.randn(784, 784, generator=g))[0] if a.raw else None
         subs = [s for b, d in (("1", 20), ("5", 10), ("10", 5)) for s in draw_subsets(tgt.train.y, b, d, seed,
                                                                                         "mnist_lo_hi")]
         codes = {}
@@ -60,7 +61,8 @@ def main() -> None:
         assert meta["status"] == "ok", meta.get("reason")
         with torch.no_grad():
             codes["infomax in-domain"] = ([method.encode_all(s.x) for s in (tgt.train, tgt.val, tgt.test)], q)
-        codes["raw"] = ([s.x for s in (tgt.train, tgt.val, tgt.test)], q784)
+        if a.raw:
+            codes["raw"] = ([s.x for s in (tgt.train, tgt.val, tgt.test)], q784)
         for name, (f, rot) in codes.items():
             for how, h in (("as is", f), ("rotated", [fi @ rot for fi in f])):
                 cells = "  ".join(f"{sc}: {probe(h, tgt, subs, sc):.3f}" for sc in SCALINGS)

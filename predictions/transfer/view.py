@@ -95,8 +95,11 @@ class TransferView(View):
     verdict_by = ()
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
-        """Unjudged comparison rows for every baseline (REF and AB included), with its mean."""
-        frame = verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where)
+        """Unjudged comparison rows for every method of the run but the subject (REF and AB included;
+        one without values, e.g. n/a by design, is a row with n = 0), with the baseline's mean."""
+        methods = sorted(set(df["method"].dropna()) - {SUBJECT})
+        frame = verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
+                                  methods=methods)
         if frame.empty:
             return frame
         sel = plots.select(df, v.metric, v.where)
