@@ -131,3 +131,13 @@ def test_a_pair_whose_files_are_absent_is_skipped_with_its_reason(tmp_path):
     assert set(df["metric"]) == {"skipped"} and set(df["pair"]) == {"mnist_fashion", "primary"}
     assert df.loc[df["pair"] == "mnist_fashion", "note"].str.contains("pair mnist_fashion skipped").all()
     assert set(df["seed"]) == {0, 1}
+
+
+def test_confirm_refuses_a_pairs_subset_before_training(tmp_path):
+    from bench.config import ConfigError
+
+    cfg = RunConfig(workers=1, prediction="transfer", profile="confirm", methods=["pca"], seeds=[100], epochs=1,
+                    out=str(tmp_path / "r"), cache=str(tmp_path / "c"), prediction_overrides={"pairs": ("digits_lo_hi",)})
+    with pytest.raises(ConfigError, match="pairs: confirm needs every primary pair.*missing"):
+        execute(cfg)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()  # nothing trained or written
