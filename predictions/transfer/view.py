@@ -96,13 +96,14 @@ class TransferView(View):
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
         """Unjudged comparison rows for every method of the run but the subject (REF and AB included;
-        one without values, e.g. n/a by design, is a row with n = 0), with the baseline's mean."""
-        methods = sorted(set(df["method"].dropna()) - {SUBJECT})
+        one without values, e.g. n/a by design, is a row with n = 0), with the baseline's mean; no
+        rows where the run measured no cell of ``v`` (a budget or pair not asked for)."""
+        sel = plots.select(df, v.metric, v.where)
+        methods = sorted(set(df["method"].dropna()) - {SUBJECT}) if len(sel) else None
         frame = verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
                                   methods=methods)
         if frame.empty:
             return frame
-        sel = plots.select(df, v.metric, v.where)
         means = sel.groupby("method")["value"].mean()
         frame.insert(frame.columns.get_loc("baseline") + 1, "baseline mean", frame["baseline"].map(means).astype(float))
         return frame
