@@ -39,7 +39,7 @@ _VAL_FRACTION = 0.15
 
 
 # what each dataset provides beyond inputs (a prediction's ``needs`` are checked against it)
-PROVIDES = {"digits": {"labels"}, "digits28": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
+PROVIDES = {"digits": {"labels"}, "digits28": {"labels"}, "digits28c": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
             "mnist": {"labels"}, "fashion_mnist": {"labels"}, "kmnist": {"labels"}, "cifar10": {"labels"},
             "svhn": {"labels"}}
 
@@ -116,10 +116,11 @@ _CACHE: dict[tuple[str, DataConfig], Dataset] = {}
 
 
 def base_name(name: str) -> str:
-    """The registered dataset a (possibly class-subset) name is a view of."""
-    from bench.data_views import parse_view
+    """The registered dataset a name takes its budget (epochs) and provisions from: the base of a
+    class-subset view, the budget's base of a step-matched view (:mod:`bench.data_views`)."""
+    from bench.data_views import budget_base
 
-    return parse_view(name)[0]
+    return budget_base(name)
 
 
 def provides(name: str) -> set[str]:
@@ -134,20 +135,25 @@ def load_dataset(
 
     ``name`` may be a class-subset view ``base[classes]`` (:func:`parse_view`): the base's own
     train / val / test splits restricted to those classes, labels renumbered 0..C-1 in
-    increasing order (``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4): :mod:`bench.data_views`.
+    increasing order (``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4), or a step-matched view
+    ``source~budget`` (``source``'s train split cut to ``budget``'s size): :mod:`bench.data_views`.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the choices).
         ValueError: a malformed view, or a view naming classes its base does not have.
         DataNotFoundError: a torchvision dataset is absent under ``cfg.root``.
     """
-    from bench.data_views import class_subset, parse_view
+    from bench.data_views import class_subset, matched_subset, parse_matched, parse_view
 
-    base, classes = parse_view(name)
+    matched = parse_matched(name)
+    base, classes = parse_view(matched[0] if matched else name)
     loader = DATASETS.get(base)
     key = (name, cfg)
     if key not in _CACHE:
-        if classes is None:
+        if matched:
+            n_train = len(load_dataset(matched[1], cfg).train.x)
+            _CACHE[key] = matched_subset(load_dataset(matched[0], cfg), n_train, cfg.split_seed, name)
+        elif classes is None:
             _CACHE[key] = loader(cfg)
         else:
             _CACHE[key] = class_subset(load_dataset(base, cfg), classes, name)

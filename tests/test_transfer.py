@@ -1,36 +1,19 @@
-"""P2 transfer mechanics and the planted controls of PROTOCOL.md §9 (P2) (predictions/transfer/)."""
+"""P2 transfer: the probe's mechanics and the planted controls of docs/protocol.md (P2) on planted codes.
+
+The run-based controls (identical subsets, raw transfer = in-domain, the view) are in
+``tests/test_transfer_run.py``, the data views (``digits28c``, step-matched) in ``tests/test_transfer_data.py``."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
 from bench.probe import L2_GRID, accuracy, fit_logreg, standardize
-from bench.protocol import VIEWS
-from bench.results import read_run
-from bench.runner import execute
 from predictions.transfer import pairs as P
 from predictions.transfer.probing import budget_probe, fit_subsets, ridge_r2
-from predictions.transfer.protocol import TransferConfig
-
-SMALL = {"budgets": ("1", "5", "10", "200", "all"), "draws": (3, 2, 1, 1, 1)}
-
-
-def _run(tmp_path, methods, name="r", data=None, **over):
-    cfg = RunConfig(workers=1, prediction="transfer", methods=methods, seeds=[0, 1], epochs=2, width=8,
-                    out=str(tmp_path / name), cache=str(tmp_path / "cache"),
-                    prediction_overrides={"pairs": ("digits_lo_hi",), **SMALL, **over},
-                    **({"data": data} if data else {}))
-    return read_run(execute(cfg))[0]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("transfer"), ["infomax", "pca", "raw", "supervised"])
+from predictions.transfer.protocol import Transfer, TransferConfig, flag
 
 
 # ------------------------------------------------------------------------------ kappa on planted codes
@@ -38,18 +21,20 @@ def _labels(n_per_class: int, c: int, g: torch.Generator) -> torch.Tensor:
     return torch.arange(c).repeat_interleave(n_per_class)[torch.randperm(c * n_per_class, generator=g)]
 
 
-def test_one_hot_labels_give_kappa_1_and_a_constant_code_gives_0():
+@pytest.mark.parametrize("scaling", ["scalar", "unit"])
+def test_one_hot_labels_give_cca_1_and_a_constant_code_gives_0(scaling):
     g = torch.Generator().manual_seed(0)
     c = 5
     y = [_labels(n, c, g) for n in (40, 20, 20)]  # train, val, test (balanced test)
     subsets = [s for b in ("1", "5", "all") for s in P.draw_subsets(y[0], b, 3, seed=0, pair="planted")]
     onehot = [torch.nn.functional.one_hot(t, c).float() for t in y]
-    res = budget_probe(onehot[0], y[0], onehot[1], y[1], onehot[2], y[2], c, subsets)
+    res = budget_probe(onehot[0], y[0], onehot[1], y[1], onehot[2], y[2], c, subsets, scaling=scaling)
     assert torch.allclose(P.kappa(res.test_acc, c), torch.ones(len(subsets), dtype=torch.float64))
     assert torch.allclose(P.kappa(res.fixed_acc, c), torch.ones(len(subsets), dtype=torch.float64))
-    const = [torch.ones(len(t), 8) for t in y]
-    res = budget_probe(const[0], y[0], const[1], y[1], const[2], y[2], c, subsets)
-    assert P.kappa(res.test_acc, c).abs().max() < 1e-9  # one class predicted: 1/C of a balanced test
+    for value in (1.0, 0.1):  # 0.1: its float mean is not exactly 0.1, the code is still constant
+        const = [torch.full((len(t), 8), value) for t in y]
+        res = budget_probe(const[0], y[0], const[1], y[1], const[2], y[2], c, subsets, scaling=scaling)
+        assert P.kappa(res.test_acc, c).abs().max() < 1e-9  # one class predicted: 1/C of a balanced test
     assert P.kappa(0.2, 5) == 0.0 and P.kappa(1.0, 5) == 1.0 and P.kappa(0.6, 5) == pytest.approx(0.5)
 
 
@@ -103,7 +88,7 @@ def test_budget_probe_agrees_with_the_weighted_formulation_on_a_real_code():
     budgets, draws = ("1", "5", "10", "all"), (6, 4, 3, 1)
     plan = [(b, s) for b, k in zip(budgets, draws, strict=True) for s in P.draw_subsets(d.train.y, b, k, 0, "ref")]
     subsets = [s for _, s in plan]
-    new = budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, subsets)
+    new = budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, subsets, scaling="unit")
     old_test, old_l2, old_fixed = _weighted_budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y,
                                                          d.n_classes, subsets)
     at = np.array([b for b, _ in plan])
@@ -142,97 +127,102 @@ def test_draws_are_stratified_at_random_never_a_prefix_and_seeded_without_the_me
     assert len(P.draw_subsets(y, "all", 3, 0, "x")) == 1
 
 
-def test_every_method_and_both_references_probe_the_same_labelled_subsets(run):
-    sums = run[run["metric"] == "subset_checksum"]
-    assert set(sums["method"]) == {"infomax", "pca", "raw", "supervised"} and set(sums["reference"]) == {"transfer", "in_domain"}
-    per = sums.groupby(["seed", "budget"])["value"].nunique()
-    assert (per == 1).all()  # one subset set per (seed, budget), whatever the method or reference
-    s1 = sums[sums["budget"] == "1"].groupby("seed")["value"].first()
-    assert s1[0] != s1[1]  # seeded by the seed
+# ------------------------------------------------------------------------------ rotation invariance (scaling)
+BUDGETS = (("1", 6), ("5", 3), ("10", 2))
 
 
-def test_infeasible_budgets_are_rejected_with_their_reason(run):
+def _cca(codes, d, seed: int = 0) -> float:
+    """Mean cca over n in {1, 5, 10} of the main probe (default scaling) on ``d``'s splits."""
+    subsets = [s for b, k in BUDGETS for s in P.draw_subsets(d.train.y, b, k, seed, "rotation")]
+    res = budget_probe(codes[0], d.train.y, codes[1], d.val.y, codes[2], d.test.y, d.n_classes, subsets)
+    return float(P.kappa(res.test_acc.mean(), d.n_classes))
+
+
+def _rotation(k: int, seed: int) -> torch.Tensor:
+    return torch.linalg.qr(torch.randn(k, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))[0]
+
+
+def _pca(d, k: int) -> list[torch.Tensor]:
+    x = d.train.x.double()
+    mu = x.mean(0)
+    v = torch.linalg.svd(x - mu, full_matrices=False).Vh[:k]
+    return [((s.x.double() - mu) @ v.T).float() for s in (d.train, d.val, d.test)]
+
+
+def test_a_random_rotation_of_any_code_keeps_its_cca():
+    """Fails under v1's per-unit standardisation (it whitens the PCA code; a rotated one it does not)."""
+    d, relu = _digits_code()
+    for name, code in (("random ReLU code", relu), ("PCA code, K = 16", _pca(d, 16))):
+        q = _rotation(code[0].shape[1], 1).float()
+        a, b = _cca(code, d), _cca([c @ q for c in code], d)
+        assert abs(a - b) <= 0.01, (name, a, b)
+
+
+def test_pca_at_k_equal_d_gives_raws_cca():
+    """PCA at K = D is a rotation of the centred pixels: the probe must read it like ``raw`` (v1: it did not)."""
+    d = load_dataset("digits")
+    raw = [s.x for s in (d.train, d.val, d.test)]
+    a, b = _cca(raw, d), _cca(_pca(d, d.input_dim), d)
+    assert abs(a - b) <= 0.01, (a, b)
+
+
+# ------------------------------------------------------------------------------ config, profile, flags
+def test_infeasible_budgets_are_rejected_with_their_reason():
     y = torch.tensor([0] * 10 + [1] * 3)
     assert P.infeasible(y, 2, "3") == "" and P.infeasible(y, 2, "all") == ""
     assert "class 1 has 3 train examples" in P.infeasible(y, 2, "4")
-    skipped = run[run["metric"] == "skipped"]
-    assert set(skipped["budget"]) == {"200"} and skipped["note"].str.contains("200 per class infeasible").all()
-    assert not len(run[(run["metric"] == "kappa") & (run["budget"] == "200")])
     for bad in ({"budgets": ("1", "5", "10", "0"), "draws": (1, 1, 1, 1)}, {"budgets": ("1", "5", "10", "x")},
-                {"draws": (1, 2)}, {"budgets": ("5", "10"), "draws": (1, 1)}, {"pairs": ("nope",)}):
+                {"draws": (1, 2)}, {"budgets": ("5", "10"), "draws": (1, 1)}, {"pairs": ("nope",)},
+                {"pairs": ("dsprites",)}):
         with pytest.raises(ValueError, match="budgets|draws|pairs"):
             TransferConfig(**bad).check()
 
 
-# ------------------------------------------------------------------------------ the run's numbers
-def test_raw_transfer_equals_in_domain(run):
-    raw = run[run["method"] == "raw"]
-    gaps = raw[raw["metric"].isin(["gap", "gap_mean"])]["value"]
-    assert len(gaps) and (gaps == 0).all()
-    t = raw[(raw["metric"] == "kappa") & (raw["reference"] == "transfer")].set_index(["seed", "budget", "l2_mode"])
-    i = raw[(raw["metric"] == "kappa") & (raw["reference"] == "in_domain")].set_index(["seed", "budget", "l2_mode"])
-    assert t["value"].sort_index().equals(i["value"].sort_index())
+def test_confirm_refuses_a_pairs_subset_lacking_a_primary_pair():
+    for pairs in (("digits_lo_hi",), ("mnist_lo_hi", "digits_lo_hi", "mnist_digits_stretch")):
+        pred = Transfer(TransferConfig(pairs=pairs))
+        with pytest.raises(ValueError, match="pairs: confirm needs every primary pair.*missing.*mnist_digits"):
+            pred.check_profile("confirm")
+        pred.check_profile("quick")  # exploratory: runs, and says "primary not computed" (test_transfer_run)
+    Transfer(TransferConfig()).check_profile("confirm")
+    Transfer(TransferConfig(pairs=P.PRIMARY)).check_profile("confirm")
 
 
-def test_primary_and_coprimary_average_the_same_cells_and_the_view_reads_them(run):
-    k = run[(run["metric"] == "kappa") & (run["l2_mode"] == "val") & run["budget"].isin(P.PRIMARY_BUDGETS)]
-    for m in ("infomax", "pca"):
-        for s in (0, 1):
-            g = k[(k["method"] == m) & (k["seed"] == s)].set_index(["reference", "budget"])["value"]
-            prim = run[(run["metric"] == "kappa_transfer_mean") & (run["method"] == m) & (run["seed"] == s)
-                       & (run["budget"] == "1,5,10") & (run["l2_mode"] == "val")]["value"]
-            gap = run[(run["metric"] == "gap_mean") & (run["method"] == m) & (run["seed"] == s)
-                      & (run["budget"] == "1,5,10") & (run["l2_mode"] == "val")]["value"]
-            assert float(prim.iloc[0]) == pytest.approx(g["transfer"].mean())
-            assert float(gap.iloc[0]) == pytest.approx(g["transfer"].mean() - g["in_domain"].mean())
-    view = VIEWS.get("transfer")()
-    tabs = view.verdict_tables(run)
-    assert tabs[0].title.startswith("Primary") and tabs[1].title.startswith("Co-primary")
-    for t in tabs[:2]:
-        assert list(t.frame["baseline"]) == ["pca", "supervised"]  # raw: a reference row, never a verdict
-    assert list(tabs[1].frame["in-domain"]) == ["", "oracle"]  # supervised in-domain saw the target's labels
-    ind = run[(run["reference"] == "in_domain") & (run["metric"] == "kappa")]
-    assert ind.loc[ind["method"] == "supervised", "note"].str.startswith("oracle").all()
-    assert ind.loc[ind["method"] != "supervised", "note"].isna().all()
-    d = tabs[1].frame.set_index("baseline").loc["pca", "mean_diff"]
-    sub = run[(run["metric"] == "gap_mean") & (run["budget"] == "1,5,10") & (run["l2_mode"] == "val")]
-    per = sub.pivot(index="seed", columns="method", values="value")
-    assert d == pytest.approx((per["infomax"] - per["pca"]).mean())
-    assert any("raw (reference)" in str(v) for t in view.tables(run) for v in t.frame.get("method", []))
+def test_the_pairs_of_the_protocol():
+    assert P.PRIMARY == ("mnist_digits", "mnist_lo_hi", "digits_lo_hi")
+    assert P.PAIRS["mnist_digits"].target == "digits28c" and P.PAIRS["mnist_digits_stretch"].target == "digits28"
+    assert P.PAIRS["mnist_digits_stretch"].group == "stretch"
+    assert P.PAIRS["digits_lo_hi"].width == 32 and all(P.PAIRS[p].width is None for p in P.PAIRS if p != "digits_lo_hi")
+    assert "dsprites" not in P.PAIRS
+    pair = P.PAIRS["mnist_digits"]
+    assert P.matched_source(3500, 1258, pair) == "mnist5k~digits28c"  # sizes differ: a step-matched view
+    assert P.matched_source(1800, 1750, P.PAIRS["mnist_lo_hi"]) == "mnist5k[0-4]"  # within 10%: the primary's own
 
 
-def test_a_pair_whose_files_are_absent_is_skipped_with_its_reason(tmp_path):
-    df = _run(tmp_path, ["pca"], pairs=("mnist_fashion",), data=DataConfig(root=str(tmp_path / "none")))
-    assert set(df["metric"]) == {"skipped"} and set(df["pair"]) == {"mnist_fashion"}
-    assert df["note"].str.contains("pair mnist_fashion skipped").all() and set(df["seed"]) == {0, 1}
+def test_a_derived_row_is_under_trained_if_any_of_its_encoders_is():
+    assert flag([False, True, None]) is True and flag([False, False]) is False
+    assert flag([False, None]) is None and flag([]) is None
+    kappas = {("p", ref, "pca", 0, "1", "val", "scalar"): (0.5, ut)
+              for ref, ut in (("transfer", False), ("in_domain", False), ("matched", True))}
+    rows = {r["metric"]: r for r in Transfer._group_rows(kappas, [("p", "1")], "pca", 0, 8, "val", "scalar", "x", "1")}
+    assert rows["kappa_transfer_mean"]["under_trained"] is False
+    assert rows["gap_mean"]["under_trained"] is True and rows["gap_mean"]["value"] == 0.0
+    kappas[("p", "transfer", "pca", 0, "1", "val", "scalar")] = (0.5, None)
+    rows = {r["metric"]: r for r in Transfer._group_rows(kappas, [("p", "1")], "pca", 0, 8, "val", "scalar", "x", "1")}
+    assert rows["kappa_transfer_mean"]["under_trained"] is None
 
 
-# ------------------------------------------------------------------------------ dSprites
-@pytest.fixture(scope="module")
-def sprites():
-    return load_dataset("dsprites", DataConfig(n=3000))
-
-
-def test_dsprites_true_factors_give_r2_near_1_and_one_hot_shape_near_0(sprites):
+# ------------------------------------------------------------------------------ ridge R^2 (P4's, kept here until it moves)
+def test_dsprites_true_factors_give_r2_near_1_and_one_hot_shape_near_0():
+    sprites = load_dataset("dsprites", DataConfig(n=3000))
     cols = [sprites.factor_names.index(f) for f in ("pos_x", "pos_y", "scale")]
     t = [s.factors[:, cols] for s in (sprites.train, sprites.val, sprites.test)]
     n = len(sprites.train.x)
-    for b in ("64", "all"):
-        subsets = P.random_subsets(n, b, 3, seed=0, pair="dsprites")
+    for b in (64, n):
+        subsets = [np.sort(np.random.default_rng(k).choice(n, b, replace=False)) for k in range(3)]
         true = [s.factors for s in (sprites.train, sprites.val, sprites.test)]
         r2 = ridge_r2(true[0], t[0], true[1], t[1], true[2], t[2], subsets)
         assert r2.shape == (len(subsets), 3) and r2.min() > 0.99
         shape = [torch.nn.functional.one_hot(s.y, 3).float() for s in (sprites.train, sprites.val, sprites.test)]
         r2 = ridge_r2(shape[0], t[0], shape[1], t[1], shape[2], t[2], subsets)
-        assert r2[:, :2].abs().max() < (0.1 if b == "64" else 0.02)  # position: nothing to read from shape
-
-
-def test_dsprites_rows_per_factor_and_budget(tmp_path):
-    df = _run(tmp_path, ["pca"], pairs=("dsprites",), data=DataConfig(n=1500), factor_budgets=("16", "all"),
-              factor_draws=(2, 1))
-    r2 = df[df["metric"] == "r2"]
-    assert set(r2["factor"]) == {"pos_x", "pos_y", "scale"} and set(r2["budget"]) == {"16", "all"}
-    assert len(r2) == 2 * 3 * 2 and r2["value"].le(1).all()
-    mean = df[df["metric"] == "r2_mean"].set_index("seed")["value"]
-    assert mean.to_dict() == pytest.approx(r2.groupby("seed")["value"].mean().to_dict())
-    assert isinstance(VIEWS.get("transfer")().tables(df)[0].frame, pd.DataFrame)
+        assert r2[:, :2].abs().max() < (0.1 if b == 64 else 0.02)  # position: nothing to read from shape

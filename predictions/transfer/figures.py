@@ -1,4 +1,4 @@
-"""Prediction 2, transfer, the figures: from the tidy table alone (the view passes itself for verdicts)."""
+"""Prediction 2, transfer, the figures: from the tidy table alone (the view passes itself for its comparison frames)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 BUDGETS = ("1", "5", "10", "50", "all")
 ALL_AT = 200.0  # where "all" sits on the log axis of labels per class (its tick says "all")
-VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
 
 
 def _x(budget: str, all_at: float = ALL_AT) -> float:
@@ -64,15 +63,16 @@ def all_figures(df: pd.DataFrame, view: TransferView) -> list:
     plots.theme()
     figs = []
     for name, fig in (("kappa_vs_labels", kappa_figure(df)), ("primary", verdict_figure(df, view)),
-                      ("gap_per_budget", gap_figure(df)), ("dsprites_r2", dsprites_figure(df))):
+                      ("gap_per_budget", gap_figure(df))):
         if fig is not None:
             figs.append((name, fig))
     return figs
 
 
 def kappa_figure(df: pd.DataFrame):
-    """kappa against labels per class (log x), one column per pair, transfer (top) and in-domain (bottom)."""
-    sel = df[(df["metric"] == "kappa") & plots.is_value(df, "l2_mode", "val")].dropna(subset=["value"])
+    """cca against labels per class (log x), one column per pair, transfer (top) and in-domain (bottom)."""
+    sel = df[(df["metric"] == "kappa") & plots.is_value(df, "l2_mode", "val")
+             & plots.is_value(df, "scaling", "scalar")].dropna(subset=["value"])
     if sel.empty:
         return None
     pairs = list(dict.fromkeys(sel["pair"]))
@@ -96,7 +96,7 @@ def kappa_figure(df: pd.DataFrame):
             tgt = sel.loc[sel["pair"] == pid, "target"].iloc[0]
             ax.set_title(f"{src} -> {tgt}" if ref == "transfer" else f"in-domain: {tgt} -> {tgt}", fontsize=8)
             if j == 0:
-                ax.set_ylabel(f"kappa ({ref.replace('_', '-')})")
+                ax.set_ylabel(f"cca ({ref.replace('_', '-')})")
             if i == 1:
                 ax.set_xlabel("labelled target examples per class (log)")
     _legend(fig, methods, pal)
@@ -107,7 +107,8 @@ def kappa_figure(df: pd.DataFrame):
 
 
 def verdict_figure(df: pd.DataFrame, view: TransferView):
-    """The primary and the co-primary as dot-and-whisker per baseline: mean paired difference and 95% CI."""
+    """The primary and the co-primary as dot-and-whisker per baseline: mean paired difference and 95% CI
+    (references hollow); no verdicts (the report's verdict tables carry them, in ``confirm`` only)."""
     frames = [(v, view.verdict_frame(df, v)) for v in view.verdicts[:2]]
     frames = [(v, f) for v, f in frames if not f.empty]
     if not frames:
@@ -120,23 +121,24 @@ def verdict_figure(df: pd.DataFrame, view: TransferView):
         lo = (f["mean_diff"] - f["ci_low"]).fillna(0).clip(lower=0)
         hi = (f["ci_high"] - f["mean_diff"]).fillna(0).clip(lower=0)
         ax.errorbar(f["mean_diff"], y, xerr=[lo, hi], fmt="none", ecolor="#333333", elinewidth=1.1, capsize=3)
+        ref = f["baseline"].isin(("raw", "random")).to_numpy()
         ax.scatter(f["mean_diff"], y, s=40, zorder=3, edgecolor="k", lw=0.5,
-                   color=[VERDICT_COLORS.get(x, "#7f7f7f") for x in f["verdict"]])
-        labels = [b + (" (oracle)" if "in-domain" in f.columns and o == "oracle" else "")
-                  for b, o in zip(f["baseline"], f.get("in-domain", [""] * len(f)), strict=True)]
-        ax.set_yticks(y, labels, fontsize=7)
+                   color=["white" if r else "#1f77b4" for r in ref])
+        ax.set_yticks(y, [b + (" (reference)" if r else "") for b, r in zip(f["baseline"], ref, strict=True)],
+                      fontsize=7)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_xlabel("subject - baseline (per-seed paired difference)")
         ax.set_title(textwrap.fill(("Primary: " if v is view.verdicts[0] else "Co-primary: ") + v.title, 70), fontsize=8)
-    fig.suptitle("Paired differences, mean and 95% t-interval over seeds; colour = Holm verdict "
-                 "(green supported, red contradicted, grey inconclusive)", fontsize=9)
+    fig.suptitle("Paired differences subject - baseline, mean and 95% t-interval over seeds "
+                 "(label-trained methods: no co-primary, n/a by design)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def gap_figure(df: pd.DataFrame):
-    """kappa transfer - kappa in-domain per budget, averaged over the embedded pairs within a seed."""
-    sel = df[(df["metric"] == "gap") & plots.is_value(df, "l2_mode", "val")].dropna(subset=["value"])
+    """cca step-matched - cca in-domain per budget, averaged over the primary pairs within a seed."""
+    sel = df[(df["metric"] == "gap") & plots.is_value(df, "l2_mode", "val")
+             & plots.is_value(df, "scaling", "scalar")].dropna(subset=["value"])
     emb = [p for p in ("mnist_digits", "mnist_lo_hi", "digits_lo_hi") if p in set(sel["pair"])]
     sel = sel[sel["pair"].isin(emb)]
     if sel.empty:
@@ -153,38 +155,9 @@ def gap_figure(df: pd.DataFrame):
     ax.axhline(0, color="k", lw=0.8)
     _log_budget_axis(ax, budgets)
     ax.set_xlabel("labelled target examples per class (log)")
-    ax.set_ylabel("kappa transfer - kappa in-domain")
+    ax.set_ylabel("cca step-matched - cca in-domain")
     _legend(fig, methods, pal)
     ax.set_title(f"What moving costs, per budget, mean over {', '.join(emb)} (95% CI over seeds); "
-                 "oracle in-domain for supervised", fontsize=8)
+                 "label-trained methods have none", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    return fig
-
-
-def dsprites_figure(df: pd.DataFrame):
-    sel = df[(df["metric"] == "r2") & plots.is_value(df, "pair", "dsprites")].dropna(subset=["value"])
-    if sel.empty:
-        return None
-    factors = list(dict.fromkeys(sel["factor"]))
-    budgets = list(dict.fromkeys(sel["budget"]))
-    all_at = 4.0 * max(float(b) for b in budgets if b != "all") if any(b != "all" for b in budgets) else 1.0
-    t = plots.mean_ci_table(sel, ["method", "factor", "budget"])
-    t["x"] = t["budget"].map(lambda b: _x(b, all_at))
-    methods = _order(t["method"])
-    pal = plots.method_palette(methods)
-    fig, axes = plt.subplots(1, len(factors), figsize=(3.8 * len(factors) + 0.6, 4.4), sharey=True, squeeze=False)
-    axes[0, 0].set_ylim(min(-0.1, float(t["mean"].min()) - 0.05), 1.05)
-    for ax, f in zip(axes[0], factors, strict=True):
-        for m in methods:
-            tm = t[(t["method"] == m) & (t["factor"] == f)].sort_values("x")
-            if len(tm):
-                _line(ax, tm, pal, m)
-        _log_budget_axis(ax, budgets, all_at)
-        ax.set_title(f, fontsize=9)
-        ax.set_xlabel("labelled train examples in total (log)")
-    axes[0, 0].set_ylabel("ridge R^2 on test")
-    _legend(fig, methods, pal)
-    fig.suptitle("dSprites factors (secondary; only supervised, trained on shape, really transfers)", fontsize=9,
-                 y=0.92)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig

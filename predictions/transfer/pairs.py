@@ -1,9 +1,11 @@
-"""P2 transfer: the source -> target pairs, the label budgets and the labelled draws (PROTOCOL.md §8 P2).
+"""P2 transfer: the source -> target pairs, the label budgets and the labelled draws (docs/protocol.md, P2).
 
 A pair names where the encoder is pretrained (``source``) and where it is probed (``target``);
-the in-domain reference of a pair is the same method pretrained on the target's train inputs.
-Pair ids carry no brackets or commas, so ``pairs=[mnist_digits,dsprites]`` reads on the command
-line. A budget is ``n`` labelled target train examples per class, or ``all`` of them; draws are
+the in-domain reference of a pair is the same method pretrained on the target's train inputs,
+and its step-matched source (the co-primary's) the same method pretrained on a stratified random
+subset of the source's train split of the target's train size, for the in-domain steps
+(:func:`matched_source`). Pair ids carry no brackets or commas, so
+``pairs=[mnist_digits,mnist_lo_hi]`` reads on the command line. A budget is ``n`` labelled target train examples per class, or ``all`` of them; draws are
 stratified at random (never a prefix: ``mnist5k``'s train split comes back class-sorted) and
 seeded by (seed, pair, budget, draw) only, never by the method, so every method (and the
 transfer and in-domain probes of one pair) gets the same labelled subsets.
@@ -20,27 +22,41 @@ import torch
 
 @dataclass(frozen=True)
 class Pair:
-    """Source -> target; ``embedded``: its data ship with the project (the primary's pairs)."""
+    """Source -> target. ``group``: ``primary`` (the primary's and co-primary's pairs), ``stretch``
+    (v1's geometric-shift pair) or ``full`` (torchvision data under ``data.root``); ``width``:
+    the pair's own K (None: the prediction's width)."""
 
     source: str
     target: str
-    embedded: bool = True
-    kind: str = "classes"  # "classes": kappa on the target's classes; "factors": dSprites ridge R^2
+    group: str = "primary"
+    width: int | None = None
 
 
 PAIRS: dict[str, Pair] = {
-    "mnist_digits": Pair("mnist5k", "digits28"),  # new data: MNIST -> UCI digits resized to 28x28
+    "mnist_digits": Pair("mnist5k", "digits28c"),  # new data: MNIST -> UCI digits framed like MNIST
     "mnist_lo_hi": Pair("mnist5k[0-4]", "mnist5k[5-9]"),  # unseen classes
-    "digits_lo_hi": Pair("digits[0-4]", "digits[5-9]"),  # unseen classes
-    "mnist_fashion": Pair("mnist", "fashion_mnist", embedded=False),
-    "mnist_kmnist": Pair("mnist", "kmnist", embedded=False),
-    "cifar10_svhn": Pair("cifar10", "svhn", embedded=False),
-    "dsprites": Pair("dsprites", "dsprites", kind="factors"),  # source = target (supervised: on shape)
+    # unseen classes at K = 32: at K = D = 64 a probe of PCA reads like raw's and FastICA is an invertible map
+    "digits_lo_hi": Pair("digits[0-4]", "digits[5-9]", width=32),
+    "mnist_digits_stretch": Pair("mnist5k", "digits28", group="stretch"),  # v1's stretch: a geometric shift
+    "mnist_fashion": Pair("mnist", "fashion_mnist", group="full"),
+    "mnist_kmnist": Pair("mnist", "kmnist", group="full"),
+    "cifar10_svhn": Pair("cifar10", "svhn", group="full"),
 }
-EMBEDDED = tuple(p for p, v in PAIRS.items() if v.embedded and v.kind == "classes")
-FULL = tuple(p for p, v in PAIRS.items() if not v.embedded)
+GROUPS = ("primary", "stretch", "full")
+PRIMARY = tuple(p for p, v in PAIRS.items() if v.group == "primary")
 PRIMARY_BUDGETS = ("1", "5", "10")  # the primary and co-primary average over these
 ALL = "all"
+MATCH_TOLERANCE = 0.1  # the primary's own source serves as step-matched when train sizes differ by less
+
+
+def matched_source(source_train: int, target_train: int, pair: Pair) -> str:
+    """The co-primary's source for ``pair``: the primary's own (``pair.source``) when the source's
+    and target's train sizes differ by less than 10% of the target's, else the step-matched view
+    ``source~target`` (:mod:`bench.data_views`: a stratified random subset of the source's train
+    split of the target's train size, trained for the target's epochs, hence its steps)."""
+    if abs(source_train - target_train) < MATCH_TOLERANCE * target_train:
+        return pair.source
+    return f"{pair.source}~{pair.target}"
 
 
 def kappa(acc: float | np.ndarray | torch.Tensor, n_classes: int):
@@ -101,15 +117,6 @@ def draw_subsets(y: torch.Tensor, budget: str, draws: int, seed: int, pair: str)
     if n is None:
         return [np.arange(len(y_np))]
     return [stratified_draw(y_np, n, np.random.default_rng(draw_seed(seed, pair, budget, d))) for d in range(draws)]
-
-
-def random_subsets(n_train: int, budget: str, draws: int, seed: int, pair: str) -> list[np.ndarray]:
-    """Regression budgets (dSprites): ``budget`` train indices in total, at random without replacement."""
-    n = budget_size(budget)
-    if n is None or n >= n_train:
-        return [np.arange(n_train)]
-    return [np.sort(np.random.default_rng(draw_seed(seed, pair, budget, d)).choice(n_train, n, replace=False))
-            for d in range(draws)]
 
 
 def checksum(subsets: list[np.ndarray]) -> float:

@@ -1,8 +1,10 @@
 """P2 transfer, the probes: every budget and draw of one encoder on one target, batched.
 
-Classification (:func:`budget_probe`): the target's train features are standardised once with
-all target train inputs (no labels; the same for every method), and each of the G labelled
-subsets (budgets x draws) gets its own multinomial logistic regression on its own rows,
+Classification (:func:`budget_probe`): the target's train features are scaled once with all
+target train inputs (no labels; the same for every method; :func:`scale_codes`: one scalar for
+all units, so no rotation of a code changes its probe, or v1's per-unit standardisation, the
+sensitivity row), and each of the G labelled subsets (budgets x draws) gets its own multinomial
+logistic regression on its own rows,
 
     loss_g(W_g, b_g) = sum_{i in S_g} CE(x_i W_g + b_g, y_i) / |S_g| + l2 / 2 ||W_g||^2.
 
@@ -30,6 +32,32 @@ import torch
 from bench.probe import FIRST_ITER, L2_GRID, accuracy, standardize
 
 RIDGE_GRID = tuple(float(v) for v in torch.logspace(-4, 3, 8, dtype=torch.float64))
+SCALINGS = ("scalar", "unit")  # the main rows' rotation-invariant scaling; v1's per-unit standardisation
+
+
+def scale_codes(train: torch.Tensor, *others: torch.Tensor, scaling: str = "scalar") -> list[torch.Tensor]:
+    """Scale codes with statistics of ``train`` (all target train inputs, no labels).
+
+    ``scalar``: centre with the train mean code and divide every unit by one scalar
+    ``s = sqrt(tr Cov_train / K)`` (1 for a constant code), so ``(x - mu) / s`` maps a rotated
+    code ``x Q`` to the rotated scaled code: an L2-penalised linear probe reads both alike.
+    ``unit``: v1's per-unit standardisation (:func:`bench.probe.standardize`), which whitens a
+    decorrelated code (noise directions included), so it is not rotation invariant.
+
+    Args:
+        train: (N, K) codes; others: (M, K) codes scaled with train's statistics.
+    Returns:
+        float64 tensors, train first.
+    """
+    if scaling == "unit":
+        return [a.double() for a in standardize(train.float(), *(o.float() for o in others))]
+    if scaling != "scalar":
+        raise ValueError(f"scaling: one of {SCALINGS}, got {scaling!r}")
+    x = train.double()
+    mean = x.mean(0, keepdim=True)
+    s = float(x.var(0).sum().div(x.shape[1]).sqrt()) if len(x) > 1 else 0.0
+    s = s if s > 1e-8 else 1.0
+    return [(a.double() - mean) / s for a in (train, *others)]
 
 
 @dataclass
@@ -166,17 +194,18 @@ def fit_subsets(
 def budget_probe(
     f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor,
     f_test: torch.Tensor, y_test: torch.Tensor, n_classes: int, subsets: Sequence[np.ndarray],
-    l2_grid: Sequence[float] = L2_GRID, fixed_l2: float = 1e-2,
+    l2_grid: Sequence[float] = L2_GRID, fixed_l2: float = 1e-2, scaling: str = "scalar",
 ) -> BudgetProbes:
     """G = len(subsets) probes of one encoder on one target, G independent problems fitted batched.
 
     Args:
-        f_*: (N, K) frozen features of the target's splits (standardised here with all of train).
+        f_*: (N, K) frozen features of the target's splits (scaled here with all of train:
+            :func:`scale_codes` by ``scaling``).
         subsets: G arrays of train indices (the labelled subsets of every budget and draw).
         l2_grid: L2 strengths the val split chooses from; fixed_l2: the sensitivity row's L2
             (fitted on the same path; chosen by val only if it is in ``l2_grid``).
     """
-    x_tr, x_va, x_te = (a.double() for a in standardize(f_train.float(), f_val.float(), f_test.float()))
+    x_tr, x_va, x_te = scale_codes(f_train, f_val, f_test, scaling=scaling)
     if len(subsets) == 0:
         empty = torch.zeros(0, dtype=torch.float64)
         return BudgetProbes(empty, empty.clone(), empty.clone())
