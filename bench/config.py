@@ -37,6 +37,7 @@ CONFIRM_KEYS = ("device", "workers", "executor", "out", "reports", "cache", "dat
 EPOCHS = {
     "digits": {"quick": 60, "full": 200},
     "digits28": {"quick": 60, "full": 200},
+    "digits28c": {"quick": 60, "full": 200},
     "mnist5k": {"quick": 40, "full": 100},
     "dsprites": {"quick": 10, "full": 50},
     "ica": {"quick": 30, "full": 100},

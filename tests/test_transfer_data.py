@@ -100,8 +100,6 @@ def test_a_step_matched_view_cannot_grow_its_source_and_is_parsed_strictly():
             parse_matched(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="bench/config.py EPOCHS has no digits28c entry yet (the lead's file): "
-                   "in-domain digits28c would train for the default 5 / 30 epochs instead of digits' 60 / 200")
 def test_digits28c_trains_for_digits_epochs():
     cfg = RunConfig(prediction="transfer")
     for profile in ("quick", "full"):
