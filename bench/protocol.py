@@ -244,8 +244,10 @@ class View:
         combined = None
         if len(prims) > 1:
             combined = families.combine(frames, [v.label or v.metric for v in prims])
-            tables.insert(0, Table("Overall per member: supported only if supported on every primary that applies, "
-                                   "contradicted if contradicted on either", combined, verdict=True, role="overall"))
+            tables.insert(0, Table("Overall per member, both primaries together (the two-primaries rule)", combined,
+                                   verdict=True, role="overall",
+                                   note="" if self.exploratory else "A member reads supported only if supported on "
+                                   "every primary that applies to it, contradicted if contradicted on either."))
         tables[0].headline = families.headline(frames, [v.direction for v in prims])
         tables[0].counts = families.counts(frames, combined)
         for v in self.secondaries if secondaries else ():

@@ -179,8 +179,7 @@ def _judgement(r, explore: bool) -> str:
     if r["method"] == SUBJECT:
         return "-"
     if explore:
-        word = r["direction"] or "-"
-        return word + (f"; n/a by design: {r['na']}" if r["na"] else "")
+        return f"n/a by design: {r['na']}" if r["na"] else (r["direction"] or "-")
     if r["na"]:
         return f"n/a: {r['na']}"
     return r["verdict"] or "-"

@@ -28,7 +28,7 @@ def out(tmp_path):
     _run(out, "probe", "20250101-000000-aaaa", "probe_acc", {"infomax": 0.9, "pca": 0.7, "sae": 0.91}, {})
     _run(out, "transfer", "20250101-000000-bbbb", "kappa_transfer_mean",
          {"infomax": 0.5, "pca": 0.3, "sae": 0.52, "raw": 0.2},
-         {"pair": "embedded", "budget": "1,5,10", "l2_mode": "val"})
+         {"pair": "primary", "budget": "1,5,10", "l2_mode": "val", "scaling": "scalar"})
     return out
 
 
