@@ -169,3 +169,31 @@ def test_non_inferiority_margin_shifts_d():
     shifted = Margin().verdict_tables(df)[0].frame.set_index("baseline")
     assert shifted.at["fastica", "mean_diff"] == pytest.approx(plain.at["fastica", "mean_diff"] + 0.05)
     assert shifted.at["pca", "mean_diff"] == pytest.approx(plain.at["pca", "mean_diff"])
+
+
+def test_every_real_view_applies_its_declared_margins_and_n_a_cells():
+    """A view that overrides ``verdict_frame`` must still pass its Verdicts' ``margin`` and ``na`` on
+    (P4's fastica margin and P2's oracle cells were once dropped that way)."""
+    from bench.catalog import load_all
+    from bench.protocol import VIEWS
+
+    load_all()
+    checked = 0
+    for name in VIEWS.names():
+        view = VIEWS.get(name)()
+        for v in view.verdicts:
+            if not (v.margin or v.na) or name == "efficiency":  # P3's rows hold d itself (tested in its own file)
+                continue
+            members = sorted({*v.margin, *v.na, "pca"})
+            rows = [{"method": m, "seed": s, "value": 0.5 - 0.01 * (i + 1) + 0.001 * (s % 3), "metric": v.metric,
+                     "dataset": "x", "width": 64, **v.where}
+                    for i, m in enumerate(members) for s in SEEDS]
+            rows += [{"method": SUBJECT, "seed": s, "value": 0.5, "metric": v.metric, "dataset": "x", "width": 64,
+                      **v.where} for s in SEEDS]
+            frame = view.verdict_frame(pd.DataFrame(rows).assign(note=pd.NA), v).set_index("baseline")
+            for i, m in enumerate(members):
+                expected = 0.01 * (i + 1) - 0.001 * np.mean([s % 3 for s in SEEDS]) + v.margin.get(m, 0.0)
+                assert frame.at[m, "mean_diff"] == pytest.approx(expected), (name, v.metric, m)
+                assert frame.at[m, "na"] == v.na.get(m, ""), (name, v.metric, m)
+            checked += 1
+    assert checked >= 2  # P2's co-primary (oracles) and P4's MCC (fastica's margin, ica's n/a cells)

@@ -127,7 +127,8 @@ class InterpretabilityView(View):
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
         """Unjudged comparison rows (subject - member per seed) of one declared verdict, with the status
         rows of that setting's jobs only (see :func:`scoped`)."""
-        return verdict_from_tidy(scoped(df, v.metric, v.where), v.metric, SUBJECT, v.direction, by=BY)
+        return verdict_from_tidy(scoped(df, v.metric, v.where), v.metric, SUBJECT, v.direction, by=BY,
+                                 margin=v.margin, na=v.na, judged=False)
 
     def tables(self, df):
         tabs = self.verdict_tables(df)

@@ -101,7 +101,7 @@ class TransferView(View):
         sel = plots.select(df, v.metric, v.where)
         methods = sorted(set(df["method"].dropna()) - {SUBJECT}) if len(sel) else None
         frame = verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
-                                  methods=methods)
+                                  methods=methods, margin=v.margin, na=v.na, judged=False)
         if frame.empty:
             return frame
         means = sel.groupby("method")["value"].mean()
