@@ -4,7 +4,7 @@ Rumelhart, Hinton & Williams (1986), "Learning representations by back-propagati
 the conventional task-trained network, here two hidden layers (widths 2K then K) trained end to
 end by backpropagation on the training labels with the cross-entropy loss
 ``-mean_i log softmax(V h2_i + c)_{y_i}``, ``h2 = relu(W2 relu(W1 x + b1) + b2)`` (Adam, lr 1e-3,
-the shared trainer's batch). It is the "larger conventional model" of PROTOCOL.md §8 P3: at the
+the shared trainer's batch). It is the "larger conventional model" of docs/protocol.md §8 P3: at the
 same feature width K it holds ``2K (D + 1) + K (2K + 1)`` deployed floats, more than twice the
 single-layer encoders' ``K (D + 1)``.
 

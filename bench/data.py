@@ -311,7 +311,7 @@ def _two_rotation(rng: np.random.Generator, k: int) -> np.ndarray:
     With one rotation (Q diag(d)), x's covariance Q diag(d^2) Q^T has eigenvectors Q, so PCA
     (whitening) returns the sources up to scale: it unmixes "by accident". The second rotation
     Q2^T leaves PCA a whitened but still rotated code, which only an ICA-type method can undo
-    (PROTOCOL.md §2)."""
+    (docs/protocol.md §2)."""
     return _haar(rng, k) @ np.diag(rng.uniform(1.0, 2.0, size=k)) @ _haar(rng, k).T
 
 

@@ -4,7 +4,7 @@ Every engine is a standard :class:`concurrent.futures.Executor`; a job is one ca
 :func:`run_job` (a picklable spec plus the cache directory), which trains the encoder into the
 shared cache (or finds it there) and returns a small summary. The main process loads the
 encoder from the cache, so the tables cannot depend on where or in which order jobs ran: each
-job seeds itself and shares no RNG (PROTOCOL.md §1: a job is deterministic on CPU).
+job seeds itself and shares no RNG (docs/protocol.md §1: a job is deterministic on CPU).
 
 * ``executor=local`` (default): ``workers=1`` trains in the main process (per-epoch bars);
   ``workers=N`` uses N spawned processes; ``workers=auto``: the usable CPU cores on CPU (one

@@ -1,4 +1,4 @@
-"""Factor-recovery and nameability metrics (PROTOCOL.md §8 P4): pure functions of arrays.
+"""Factor-recovery and nameability metrics (docs/protocol.md §8 P4): pure functions of arrays.
 
 Codes are ``(N, K)`` arrays (N rows, K units), factors ``(N, F)``; every metric that fits
 anything (a matching, a tree ensemble, bin edges, class means, a tail, a feature choice) fits it

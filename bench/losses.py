@@ -1,7 +1,7 @@
 """The subject's loss terms as pure functions of a minibatch of activations.
 
 All take ``a``: (B, K) activations of one minibatch and return a scalar tensor.
-Reference: the essay "InfoMax vs. Pretraining Prior Art" (shared/ESSAY.md) and PROTOCOL.md §4.
+Reference: the essay "InfoMax vs. Pretraining Prior Art" ("InfoMax vs. Pretraining Prior Art") and docs/protocol.md §4.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def lse_term(a: torch.Tensor) -> torch.Tensor:
     Its gradient w.r.t. ``a_j`` of each input is exactly the responsibility
     ``r_j = softmax(-a)_j``: gradient descent on it is a responsibility-weighted (E-step
     weighted) update of every unit, the implicit-EM identity. Summed (not averaged) over the
-    batch, as PROTOCOL.md §4 states it, so the identity holds per input.
+    batch, as docs/protocol.md §4 states it, so the identity holds per input.
     """
     return -torch.logsumexp(-a, dim=1).sum()
 

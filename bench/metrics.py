@@ -1,4 +1,4 @@
-"""Redundancy diagnostics and pruning summaries as pure functions (PROTOCOL.md §8 P1).
+"""Redundancy diagnostics and pruning summaries as pure functions (docs/protocol.md §8 P1).
 
 Feature diagnostics take ``f``: (N, K) features of one split (torch, any float dtype, any
 device) and return a Python float. None of them is the subject's training proxy
@@ -81,7 +81,7 @@ def gaussian_tc(f: torch.Tensor, ridge: float = 1e-3) -> float:
     """Gaussian total correlation of the features, in nats.
 
     ``TC = 1/2 (sum_j log C_jj - log det C)`` (Watanabe 1960's total correlation of a
-    Gaussian with covariance C; PROTOCOL.md §8 P1). It is invariant to rescaling each feature,
+    Gaussian with covariance C; docs/protocol.md §8 P1). It is invariant to rescaling each feature,
     so it is computed on the correlation matrix R (``C_jj = 1``): ``TC = -1/2 log det R_r``
     with the ridge ``R_r = (R + ridge I) / (1 + ridge)``, which keeps the diagonal at 1 and the
     value finite when features are exact copies (then TC grows like ``-1/2 log ridge`` per
@@ -370,7 +370,7 @@ def knn_predictability_r2(
 def nonlinear_predictability(
     f_train: torch.Tensor, f_test: torch.Tensor, k: int = 10, tol: float = DEAD_TOL, chunk: int = 256
 ) -> float:
-    """Nonlinear predictability: mean over live features j of the kNN test ``R^2_j`` (PROTOCOL.md §8 P1).
+    """Nonlinear predictability: mean over live features j of the kNN test ``R^2_j`` (docs/protocol.md §8 P1).
 
     ``NP = (1 / |L|) sum_{j in L} R^2_j`` with ``R^2_j`` from :func:`knn_predictability_r2`: the test
     R^2 of predicting standardised feature j from the other live features with a k-nearest-neighbour

@@ -1,4 +1,4 @@
-"""The standard evaluation (PROTOCOL.md §6): the linear probe and kNN on frozen features.
+"""The standard evaluation (docs/protocol.md §6): the linear probe and kNN on frozen features.
 
 One estimator, used by every prediction: standardise with train statistics, then multinomial
 logistic regression
@@ -263,7 +263,7 @@ def linear_probe(
     standardized: bool = False,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> ProbeResult:
-    """The linear probe of PROTOCOL §6, for one feature set, G masks of it, or G feature sets.
+    """The linear probe of docs/protocol.md §6, for one feature set, G masks of it, or G feature sets.
 
     Args:
         f_*: (N, K) frozen features of each split, or (G, N, K) stacks; standardised here with

@@ -1,4 +1,4 @@
-"""Tidy results (PROTOCOL.md §10): one row per measured number, written atomically.
+"""Tidy results (docs/protocol.md §10): one row per measured number, written atomically.
 
 ``results/<prediction>/<run_id>/`` holds ``results.parquet``, ``results.csv``,
 ``config.json`` and ``manifest.json``; ``results/<prediction>/latest`` names the newest

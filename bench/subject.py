@@ -1,7 +1,7 @@
 """The subject: InfoMax + implicit EM on a single linear layer, and its ablations.
 
 ``z = W x + b``, ``a = act(z)``; the losses are batch statistics of the minibatch's
-activations (PROTOCOL.md §4, :mod:`bench.losses`):
+activations (docs/protocol.md §4, :mod:`bench.losses`):
 
 =================  ==================  ==================================  ==========
 name               activation          loss                                role
@@ -12,7 +12,7 @@ infomax_noem       ReLU                H + TC                              ablat
 lse_only           ReLU                LSE                                 ablation
 =================  ==================  ==================================  ==========
 
-Source: the essay "InfoMax vs. Pretraining Prior Art" (shared/ESSAY.md): "Maximize H(z_j)
+Source: the essay "InfoMax vs. Pretraining Prior Art" ("InfoMax vs. Pretraining Prior Art"): "Maximize H(z_j)
 per output, minimize TC(z) across outputs" with softmax responsibilities as the mechanism.
 Optimiser: Adam, lr 1e-3, batch 128 (the run's batch size).
 """
@@ -48,7 +48,7 @@ class _InfoMaxBase(Method):
     """Shared body: a single ``Linear(D, K)`` encoder and the weighted InfoMax terms."""
 
     role = "ablation"
-    citation = "InfoMax + implicit EM essay (shared/ESSAY.md); PROTOCOL.md §4"
+    citation = "InfoMax + implicit EM essay ('InfoMax vs. Pretraining Prior Art'); docs/protocol.md §4"
     Config = InfoMaxConfig
 
     def __init__(self, cfg: InfoMaxConfig, info: DataInfo, width: int):

@@ -1,4 +1,4 @@
-"""The torchvision-backed datasets (PROTOCOL.md §2): read from ``data.root``, downloaded only on request.
+"""The torchvision-backed datasets (docs/protocol.md §2): read from ``data.root``, downloaded only on request.
 
 Registered in :data:`bench.data.DATASETS` like the embedded ones; official test splits, val
 carved from train, statistics fit on train only.

@@ -1,4 +1,4 @@
-"""Verdict tables from a tidy table: every requested method, every seed, every reason (PROTOCOL.md §7).
+"""Verdict tables from a tidy table: every requested method, every seed, every reason (docs/protocol.md §7).
 
 :func:`verdict_from_tidy` selects one metric's rows, groups them (by dataset and width), and
 compares the subject against every other method of the group with :func:`bench.stats.compare_all`

@@ -3,7 +3,7 @@
 The registry-parametrized checks (shapes, backward, learns, determinism) live in
 test_methods.py; these test what is specific to each method: MAE's masking and masked-only
 loss, the supervised methods' use of labels and the CNN's stem, FastICA's source recovery
-(the planted control of PROTOCOL.md section 9) and the GMM's E-step against scikit-learn.
+(the planted control of docs/protocol.md section 9) and the GMM's E-step against scikit-learn.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def test_fastica_recovers_a_linear_laplace_mixture_and_pca_does_not(ica):
         with torch.no_grad():
             scores[name] = mcc(m.encode(ica.test.x), ica.test.factors)
     assert scores["fastica"] > 0.95, scores
-    assert scores["pca"] < 0.8, scores  # PROTOCOL §9: the two-rotation mixing defeats PCA
+    assert scores["pca"] < 0.8, scores  # docs/protocol.md §9: the two-rotation mixing defeats PCA
 
 
 def test_fastica_is_a_frozen_linear_encoder_with_dead_extra_features(ica):
@@ -173,7 +173,7 @@ def test_fastica_is_a_frozen_linear_encoder_with_dead_extra_features(ica):
 
 @pytest.mark.parametrize("name", ["fastica", "pca"])
 def test_decompositions_on_digits_with_constant_pixels(digits, name):
-    """PROTOCOL §9: on the data the suite runs (digits has constant border pixels, the first
+    """docs/protocol.md §9: on the data the suite runs (digits has constant border pixels, the first
     one among them), FastICA's train features are uncorrelated and as informative as PCA's."""
     from bench.metrics import correlation
     from bench.probe import linear_probe

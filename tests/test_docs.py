@@ -73,7 +73,6 @@ def test_the_docs_never_point_at_material_outside_the_repository():
         assert not [r for r in OLD_REFERENCES if r in text], doc
 
 
-@pytest.mark.xfail(strict=False, reason="lead replaces the old references after merge")
 def test_no_tracked_file_refers_to_the_old_shared_folder():
     if not in_git_checkout():
         pytest.skip("not a git checkout")

@@ -1,4 +1,4 @@
-"""Known answers and the planted controls of PROTOCOL.md §9 (P4) for :mod:`bench.factors`."""
+"""Known answers and the planted controls of docs/protocol.md §9 (P4) for :mod:`bench.factors`."""
 
 from __future__ import annotations
 

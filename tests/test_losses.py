@@ -1,4 +1,4 @@
-"""The subject's losses against independent, straightforward transcriptions (PROTOCOL §4)."""
+"""The subject's losses against independent, straightforward transcriptions (docs/protocol.md §4)."""
 
 from __future__ import annotations
 

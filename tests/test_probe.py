@@ -1,4 +1,4 @@
-"""The linear probe and kNN on inputs with known answers (PROTOCOL §6, §9)."""
+"""The linear probe and kNN on inputs with known answers (docs/protocol.md §6, §9)."""
 
 from __future__ import annotations
 

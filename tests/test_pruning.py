@@ -1,4 +1,4 @@
-"""P1 pruning mechanics and the planted controls of PROTOCOL.md §9 (predictions/pruning/)."""
+"""P1 pruning mechanics and the planted controls of docs/protocol.md §9 (predictions/pruning/)."""
 
 from __future__ import annotations
 

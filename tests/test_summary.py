@@ -174,7 +174,7 @@ def test_one_page_and_markdown(three_runs, tmp_path, drawn):
         assert {r[0] for r in rows[1:]} == {"ae", "pca", "sae"} and all(r[3] == "3" for r in rows)
         assert {r[1] for r in rows[1:]} == {"PA"} and {r[4] for r in rows[1:]} <= {"as predicted", "opposite"}
     for text in (md, *drawn):
-        assert "Quick profile" not in text and "PROTOCOL.md" not in text and "shared" not in text
+        assert "Quick profile" not in text and "PROTOCOL" not in text and "shared" not in text
     assert "docs/protocol.md" in md and any("docs/protocol.md" in t for t in drawn)
     assert not list(reports.glob(".*")) and not list(three_runs.glob(".*"))  # no temporary file left
 

@@ -1,5 +1,5 @@
 """Prediction 4, interpretability, the protocol: "Each feature corresponds to an independent factor"
-(PROTOCOL.md §8 P4).
+(docs/protocol.md §8 P4).
 
 Settings (``settings=``; each names its own dataset, so the run's ``dataset`` is not used):
 

@@ -2,7 +2,7 @@
 
 The comparison the essay's author published (a decoder-free InfoMax encoder against a sparse
 autoencoder, by linear probe), run for every selected method at width [64]: probe accuracy
-(PROTOCOL.md §6), kNN accuracy (k=20, cosine), active fraction (mean share of features with
+(docs/protocol.md §6), kNN accuracy (k=20, cosine), active fraction (mean share of features with
 a > 0 per test input), dead-feature fraction (features constant on train), deployed
 parameters, and the training diagnostics (activation scale max|a| on train, encoder weight
 norm). What the report makes of them is :mod:`predictions.probe.view`.

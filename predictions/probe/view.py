@@ -1,6 +1,6 @@
 """The sanity protocol ``probe``, the view: probe accuracy verdicts, per-method means, figures.
 
-Primary metric: probe accuracy (PROTOCOL.md §6), predicted direction: subject higher.
+Primary metric: probe accuracy (docs/protocol.md §6), predicted direction: subject higher.
 """
 
 from __future__ import annotations

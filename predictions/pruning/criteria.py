@@ -1,4 +1,4 @@
-"""Removal orders of P1's structured pruning (PROTOCOL.md §8 P1): which features go first.
+"""Removal orders of P1's structured pruning (docs/protocol.md §8 P1): which features go first.
 
 Each criterion gives a *removal order* (a permutation of the K features, removed first to
 last); fraction ``p`` removes its first ``round(p K)`` entries (:func:`masks_from_orders`):

@@ -1,4 +1,4 @@
-"""Accuracy curves of P1 (PROTOCOL.md §8 P1): structured, end-to-end and unstructured pruning.
+"""Accuracy curves of P1 (docs/protocol.md §8 P1): structured, end-to-end and unstructured pruning.
 
 Everything here works on feature matrices (plus an optional incoming-weight matrix), so the
 planted controls of §9 feed features directly, without training; the removal orders come from

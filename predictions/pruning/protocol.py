@@ -1,4 +1,4 @@
-"""Prediction 1, prunability, the protocol: "InfoMax-pretrained models can't be pruned" (PROTOCOL.md §8 P1).
+"""Prediction 1, prunability, the protocol: "InfoMax-pretrained models can't be pruned" (docs/protocol.md §8 P1).
 
 For every encoder (default: every registered method but ``raw``, width [64], on [mnist5k]):
 structured pruning by each criterion of :mod:`predictions.pruning.criteria` with probe modes
