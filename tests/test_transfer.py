@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import DataConfig, load_dataset
+from bench.data import load_dataset
 from bench.probe import L2_GRID, accuracy, fit_logreg, standardize
 from predictions.transfer import pairs as P
-from predictions.transfer.probing import budget_probe, fit_subsets, ridge_r2
+from predictions.transfer.probing import budget_probe, fit_subsets
 from predictions.transfer.protocol import Transfer, TransferConfig, flag
 
 
@@ -210,19 +210,3 @@ def test_a_derived_row_is_under_trained_if_any_of_its_encoders_is():
     kappas[("p", "transfer", "pca", 0, "1", "val", "scalar")] = (0.5, None)
     rows = {r["metric"]: r for r in Transfer._group_rows(kappas, [("p", "1")], "pca", 0, 8, "val", "scalar", "x", "1")}
     assert rows["kappa_transfer_mean"]["under_trained"] is None
-
-
-# ------------------------------------------------------------------------------ ridge R^2 (P4's, kept here until it moves)
-def test_dsprites_true_factors_give_r2_near_1_and_one_hot_shape_near_0():
-    sprites = load_dataset("dsprites", DataConfig(n=3000))
-    cols = [sprites.factor_names.index(f) for f in ("pos_x", "pos_y", "scale")]
-    t = [s.factors[:, cols] for s in (sprites.train, sprites.val, sprites.test)]
-    n = len(sprites.train.x)
-    for b in (64, n):
-        subsets = [np.sort(np.random.default_rng(k).choice(n, b, replace=False)) for k in range(3)]
-        true = [s.factors for s in (sprites.train, sprites.val, sprites.test)]
-        r2 = ridge_r2(true[0], t[0], true[1], t[1], true[2], t[2], subsets)
-        assert r2.shape == (len(subsets), 3) and r2.min() > 0.99
-        shape = [torch.nn.functional.one_hot(s.y, 3).float() for s in (sprites.train, sprites.val, sprites.test)]
-        r2 = ridge_r2(shape[0], t[0], shape[1], t[1], shape[2], t[2], subsets)
-        assert r2[:, :2].abs().max() < (0.1 if b == 64 else 0.02)  # position: nothing to read from shape

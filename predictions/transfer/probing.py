@@ -16,9 +16,6 @@ does not depend on which other subsets share the batch. The L2 path runs stronge
 (warm starts), the L2 is chosen per probe on the full target val split (ties -> the stronger
 penalty), and the fit at the fixed sensitivity L2 is kept from the same path. Accuracy on the
 target test split.
-
-Regression (:func:`ridge_r2`, dSprites factors): ridge on centred subsets, the penalty chosen
-per (subset, factor) on val, R^2 on test.
 """
 
 from __future__ import annotations
@@ -228,47 +225,3 @@ def budget_probe(
         best_test = torch.where(better, test, best_test)
         best_l2 = torch.where(better, torch.full_like(best_l2, l2), best_l2)
     return BudgetProbes(best_test.cpu(), best_l2.cpu(), fixed.cpu())
-
-
-def r2_score(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """Coefficient of determination per column, ``1 - sum (t - p)^2 / sum (t - mean t)^2``, over dim -2."""
-    sse = (target - pred).pow(2).sum(-2)
-    sst = (target - target.mean(-2, keepdim=True)).pow(2).sum(-2)
-    return 1.0 - sse / sst.clamp_min(1e-12)
-
-
-@torch.no_grad()
-def ridge_r2(
-    f_train: torch.Tensor, t_train: torch.Tensor, f_val: torch.Tensor, t_val: torch.Tensor,
-    f_test: torch.Tensor, t_test: torch.Tensor, subsets: Sequence[np.ndarray],
-    alphas: Sequence[float] = RIDGE_GRID,
-) -> torch.Tensor:
-    """Test R^2 (G, F) of ridge probes fitted on G train subsets of equal size, per target column.
-
-    Features standardised with all train inputs; on subset S (centred features X, targets T),
-    ``beta_a = (X^T X / |S| + a I)^-1 X^T T / |S|`` for every ``a`` in ``alphas`` at once through
-    the eigendecomposition of the Gram matrix, intercept unpenalised; ``a`` chosen per (subset,
-    factor) by the val R^2 (ties -> the stronger penalty).
-
-    Args:
-        f_*: (N, K) frozen features; t_*: (N, F) regression targets (e.g. factor indices).
-        subsets: G index arrays of one length.
-    """
-    x_tr, x_va, x_te = (a.double() for a in standardize(f_train.float(), f_val.float(), f_test.float()))
-    idx = torch.as_tensor(np.stack(subsets), dtype=torch.int64, device=x_tr.device)
-    xs, ts = x_tr[idx], t_train.double()[idx]  # (G, n, K), (G, n, F)
-    mx, mt = xs.mean(1, keepdim=True), ts.mean(1, keepdim=True)
-    xc, tc = xs - mx, ts - mt
-    n = xs.shape[1]
-    evals, evecs = torch.linalg.eigh(xc.transpose(1, 2) @ xc / n)  # (G, K), (G, K, K)
-    proj = evecs.transpose(1, 2) @ (xc.transpose(1, 2) @ tc / n)  # (G, K, F)
-    a = torch.tensor(sorted(alphas, reverse=True), dtype=torch.float64, device=x_tr.device)
-    beta = evecs[None] @ (proj[None] / (evals[None, :, :, None] + a[:, None, None, None]))  # (A, G, K, F)
-
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        return (x[None, None] - mx[None]) @ beta + mt[None]  # (A, G, N, F)
-
-    val = r2_score(t_val.double()[None, None], predict(x_va))  # (A, G, F)
-    test = r2_score(t_test.double()[None, None], predict(x_te))
-    choice = val.argmax(0)  # first maximum: the strongest penalty among ties
-    return test.gather(0, choice[None])[0].float()
