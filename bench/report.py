@@ -111,13 +111,17 @@ def verdict_display(frame: pd.DataFrame, explore: bool = False) -> pd.DataFrame:
     if "mean_diff" not in frame.columns:
         drop = [c for c in frame.columns if explore and ("p_" in c or "verdict" in c)]
         return frame.drop(columns=drop + ["one_primary"], errors="ignore")
-    out = pd.DataFrame()
-    for c in frame.columns:
-        if c not in stats.FIELDS:
-            out[c] = frame[c]
+    cols = list(frame.columns)
+    at_b, at_n = cols.index("baseline"), cols.index("n") if "n" in cols else len(cols)
+    lead = [c for c in cols[:at_b] if c not in stats.FIELDS]  # the group columns
+    beside = [c for c in cols[at_b:at_n] if c not in stats.FIELDS]  # a view's columns next to the member
+    tail = [c for c in cols[at_n:] if c not in stats.FIELDS]  # a view's columns after the statistics
+    out = pd.DataFrame({c: frame[c] for c in lead})
     out["baseline"] = frame["baseline"]
     if "family" in frame.columns:
         out["family"] = frame["family"]
+    for c in beside:
+        out[c] = frame[c]
     out["n"] = frame["n"]
     out["mean diff"] = frame["mean_diff"]
     out["95% CI"] = [f"[{_fmt(a)}, {_fmt(b)}]" for a, b in zip(frame["ci_low"], frame["ci_high"], strict=True)]
@@ -132,6 +136,8 @@ def verdict_display(frame: pd.DataFrame, explore: bool = False) -> pd.DataFrame:
         out["verdict"] = [_verdict_cell(v, a) for v, a in zip(frame["verdict"], na, strict=True)]
     elif "na" in frame.columns and (frame["na"].fillna("") != "").any():
         out["n/a by design"] = frame["na"].fillna("")
+    for c in tail:
+        out[c] = frame[c]
     if "under_trained" in frame.columns and frame["under_trained"].fillna(0).sum():
         out["under-trained"] = frame["under_trained"]
     if "n_missing" in frame.columns and frame["n_missing"].fillna(0).sum():
