@@ -243,7 +243,8 @@ class View:
                   for v, f in zip(prims, frames, strict=True)]
         combined = None
         if len(prims) > 1:
-            combined = families.combine(frames, [v.label or v.metric for v in prims])
+            short = [v.metric for v in prims]  # the metric names: the table's column headers stay short
+            combined = families.combine(frames, short if len(set(short)) == len(short) else [v.label for v in prims])
             tables.insert(0, Table("Overall per member, both primaries together (the two-primaries rule)", combined,
                                    verdict=True, role="overall",
                                    note="" if self.exploratory else "A member reads supported only if supported on "
