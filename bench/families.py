@@ -221,7 +221,7 @@ def counts(frames: Sequence[pd.DataFrame], combined: pd.DataFrame | None = None)
         if not len(rows):
             continue
         if fam == "REF":
-            parts.append(f"{label}: {len(rows)} references (mean d and interval, no test)")
+            parts.append(f"{label}: {_n(len(rows), 'reference')} (mean d and interval, no test)")
             continue
         c = {w: verdicts.count(w) for w in ("supported", "contradicted", "inconclusive", NA)}
         text = (f"{label} ({len(rows)}): {c['supported']} supported, {c['contradicted']} contradicted, "
