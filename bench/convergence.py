@@ -24,7 +24,7 @@ subsampled, which cuts a probe there from ~4 s to ~1 s on one CPU thread.
 
 Measuring must not change the trained weights: :class:`Tracker` runs under
 ``torch.random.fork_rng`` (the global RNG streams that training draws from are restored), puts the
-method back in the train / eval mode it found it in, and reads features under ``no_grad``
+method's every module back in the train / eval mode it found it in, and reads features under ``no_grad``
 (``tests/test_convergence.py`` checks that the weights are bit-identical with and without it).
 Non-gradient methods (``pca``, ``fastica``, ``gmm``, ``raw``, ``random``) get no flag (None).
 """
@@ -130,14 +130,15 @@ class Tracker:
             return
         t0 = time.perf_counter()
         m = self.method
-        mode = m.training
+        modes = [(mod, mod.training) for mod in m.modules()]  # each module's own mode (a target net may differ)
         dev = next(iter(m.parameters()), torch.empty(0)).device
         try:
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 m.eval()
                 self.scores[when] = score(m, self.ds, self.metric)
         finally:
-            m.train(mode)
+            for mod, mode in modes:
+                mod.training = mode
             self.seconds += time.perf_counter() - t0
 
     def on_epoch(self, epoch: int) -> None:

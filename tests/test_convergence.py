@@ -135,7 +135,7 @@ def test_probe_val_acc_is_the_best_val_accuracy_over_the_l2_grid(digits):
 
 # methods that draw from the global RNG while training (noise, augmentations, masks, sampling) or
 # whose modules behave differently in train and eval mode (BatchNorm in supervised_cnn)
-RNG_OR_MODE = ["infomax", "dae", "simclr", "vae", "mae", "supervised_cnn"]
+RNG_OR_MODE = ["infomax", "dae", "simclr", "vae", "mae", "supervised_cnn", "byol", "moco", "swav"]
 
 
 @pytest.mark.parametrize("name", RNG_OR_MODE)
@@ -160,3 +160,19 @@ def test_probe_is_fit_on_a_fixed_subset_of_a_large_train_split(reveal, digits, m
     method, meta = _fit(reveal, digits, width=64, epochs=2, reveal_steps=5)
     f_tr, f_va = method.encode_all(digits.train.x[rows]), method.encode_all(digits.val.x)
     assert meta["convergence"]["end"] == convergence.probe_val_acc(f_tr, digits.train.y[rows], f_va, digits.val.y, 10)
+
+
+def test_recording_restores_every_module_s_own_mode(digits):
+    """A submodule kept in eval mode (a frozen target network, say) stays so after a score."""
+    from bench.catalog import load_all
+    from bench.methods import METHODS
+    from bench.trainer import build, data_info
+
+    load_all()
+    method = build("byol", METHODS.get("byol").Config(), data_info(digits), 16)
+    method.train()
+    method.target_encoder.eval()
+    tracker = convergence.Tracker(method, digits, epochs=2)
+    tracker.record("half")
+    assert method.training and not method.target_encoder.training
+    assert all(m.training for m in method.encoder.modules())
