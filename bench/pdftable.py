@@ -25,6 +25,7 @@ class _Grid(Artist):
     """
 
     PAD, AXESPAD, FONTSIZE, YSCALE, EDGE = 0.1, 0.02, 10, 1.25, 0.3
+    MIN_FONT = 4.0  # a table wider than its axes shrinks its font to fit, down to this size
 
     def __init__(self, ax, cells: list[list[str]], facecolors: list[list[str]], textcolors: list[list]):
         super().__init__()
@@ -63,8 +64,16 @@ class _Grid(Artist):
         self._layouts: dict = {}
         to_axes = self._ax.bbox.width  # display units per axes fraction (transAxes scale)
         ncols = len(self._cells[0])
-        widths = [max(self._layout(renderer, row[c])[0] for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
-                  for c in range(ncols)]
+
+        def measure() -> list[float]:
+            return [max(self._layout(renderer, row[c])[0] for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
+                    for c in range(ncols)]
+
+        widths = measure()
+        if sum(widths) > 1.0:  # wider than its axes (a confirm table has many columns): a smaller font, same layout
+            self._text.set_fontsize(max(self.MIN_FONT, self._text.get_fontsize() / sum(widths)))
+            self._layouts = {}
+            widths = measure()
         lefts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
         nrows = len(self._cells)
         w, h = float(sum(widths)), nrows * self._row_h
