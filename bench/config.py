@@ -32,7 +32,8 @@ CONFIRM_SEEDS = tuple(range(100, 110))  # seeds and split seeds >= 100 belong to
 SEEDS = {"quick": 3, "full": 10}
 BUDGET_PROFILE = {"quick": "quick", "full": "full", "confirm": "quick"}  # confirm trains at quick budgets
 # what confirm accepts besides prediction= and profile= (where and how it runs, never what it computes)
-CONFIRM_KEYS = ("device", "workers", "executor", "out", "reports", "cache", "data.root", "seeds")
+# batch_seeds: how the same encoders are trained (bit-identical either way), not what is trained
+CONFIRM_KEYS = ("device", "workers", "executor", "out", "reports", "cache", "data.root", "seeds", "batch_seeds")
 # passes over the training set, per dataset and profile (the same for every method)
 EPOCHS = {
     "digits": {"quick": 60, "full": 200},
@@ -78,6 +79,8 @@ class RunConfig:
     cache: str | None = None  # None: <out>/cache
     threads: int = 1  # CPU threads for torch, per process (see README: one is fastest for these small models)
     workers: int | str = "auto"  # processes training jobs at once: "auto" = the CPU cores (several per GPU)
+    batch_seeds: bool = True  # train a cell's missing seeds as one batched step (bit-identical; false: one at a time)
+    compile: bool = False  # a fused torch.compile'd step (other numerics: its encoders are cached apart)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # local | dask | slurm (bench.executors)
     data: DataConfig = field(default_factory=DataConfig)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -186,7 +189,7 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 RUN_KEYS = ("dataset", "methods", "width", "seeds", "epochs", "batch_size", "device", "profile",
-            "out", "reports", "cache", "threads", "workers", "executor")
+            "out", "reports", "cache", "threads", "workers", "executor", "batch_seeds", "compile")
 
 
 def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
