@@ -93,6 +93,23 @@ class Method(nn.Module):
     def after_step(self) -> None:
         """Hook run after each optimiser step (momentum targets, queues). Default: nothing."""
 
+    # -- seeds trained together (bench.seedbatch) --------------------------------------------
+    # A method with ``batched = True`` also states its step for S seeds at once: ``p`` and ``b``
+    # map each name of ``named_parameters()`` / ``named_buffers()`` to the S seeds' tensors stacked
+    # on a new leading dim, ``x`` is (S, B, D) (``y`` (S, B)), and every random draw comes from that
+    # seed's own generator in ``rng`` (:class:`bench.seedbatch.SeedRNG`), in the order and shapes
+    # of the single-seed step. Each seed's terms, parameters and buffers must equal those of
+    # :meth:`loss_terms` / :meth:`after_step` on its own slice bit for bit (tests/test_seedbatch.py).
+    batched: ClassVar[bool] = False
+
+    def loss_terms_batched(self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
+                           y: torch.Tensor | None, rng: Any) -> dict[str, torch.Tensor]:
+        """The S seeds' loss terms, each of shape (S,) (only when ``batched``)."""
+        raise NotImplementedError
+
+    def after_step_batched(self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], rng: Any) -> None:
+        """:meth:`after_step` for S stacked seeds, in place under no_grad. Default: nothing."""
+
     def deployed_modules(self) -> list[nn.Module]:
         """Modules that make up the deployed encoder (their parameters are the features' cost)."""
         return [self.encoder]

@@ -26,6 +26,7 @@ from torch import nn
 
 from bench import losses
 from bench.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.seedbatch import stacked_linear
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,23 @@ class _InfoMaxBase(Method):
         cfg.check()
         self.encoder = nn.Linear(info.input_dim, width)
 
+    batched = True
+
+    def activate(self, z: torch.Tensor) -> torch.Tensor:
+        """The units' activation of pre-activations ``z`` (..., K)."""
+        return torch.relu(z)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
+        return self.activate(self.encoder(x))
 
     def loss_terms(self, x, y=None):
-        a = self.encode(x)
+        return self.terms(self.encode(x))
+
+    def loss_terms_batched(self, p, b, x, y, rng):
+        return self.terms(self.activate(stacked_linear(x, p["encoder.weight"], p["encoder.bias"])))
+
+    def terms(self, a: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted loss terms of activations ``a``: (B, K), or (S, B, K) for S seeds."""
         c = self.cfg
         terms = {}
         if c.lambda_lse:
@@ -120,5 +133,5 @@ class InfoMaxSoftmax(_InfoMaxBase):
     name = "infomax_softmax"
     Config = InfoMaxSoftmaxConfig
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(torch.relu(self.encoder(x)), dim=1)
+    def activate(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(torch.relu(z), dim=-1)

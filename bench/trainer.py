@@ -125,6 +125,14 @@ def build(method: str, cfg: Any, info: DataInfo, width: int) -> Method:
     return METHODS.get(method)(cfg, info, width)
 
 
+def seeded_build(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int,
+                 device: torch.device) -> Method:
+    """Seed the global RNGs with ``seed`` and build the job's method on ``device``: the initial
+    weights, and the global RNG state its in-step draws (masks, noise, augmentations) start from."""
+    torch.manual_seed(seed)
+    return build(method_name, method_cfg, data_info(ds), width).to(device)
+
+
 def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int, *, epochs: int,
                 batch_size: int, device: torch.device, on_epoch=None,
                 track: bool = True) -> tuple[Method | None, dict[str, Any]]:
@@ -135,10 +143,10 @@ def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed
     (:mod:`bench.convergence`; None for a method that is not gradient-trained). ``track=False``
     skips the convergence scores (the tests check that the weights do not depend on it);
     ``train_seconds`` excludes their time. A diverged job is returned as failed with its reason
-    (never raised): the sweep records it and goes on.
+    (never raised): the sweep records it and goes on. This is the reference path: the seeds of
+    one cell trained together (:func:`bench.seedbatch.train_group`) give the same weights bit for bit.
     """
-    torch.manual_seed(seed)
-    method = build(method_name, method_cfg, data_info(ds), width).to(device)
+    method = seeded_build(method_name, method_cfg, ds, width, seed, device)
     x, y = ds.train.x, ds.train.y
     y = y if method.uses_labels else None
     meta: dict[str, Any] = {"device": str(device)}
@@ -161,14 +169,22 @@ def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed
                 tracker.record("end")
         elif method.kind == "fit":
             method.fit(x, y, seed)
-        a = method.encode_all(x)
-        if not torch.isfinite(a).all():
-            raise JobFailed("non-finite features on the training set")
     except JobFailed as e:
         spent = time.perf_counter() - t0 - (tracker.seconds if tracker is not None else 0.0)
         meta.update(status="failed", reason=e.reason, train_seconds=spent, history=e.history)
         return None, meta
+    ok = finish(method, x, meta, tracker)
     meta["train_seconds"] = time.perf_counter() - t0 - (tracker.seconds if tracker is not None else 0.0)
+    return (method if ok else None), meta
+
+
+def finish(method: Method, x: torch.Tensor, meta: dict[str, Any], tracker: convergence.Tracker | None) -> bool:
+    """After training: the features on the training set must be finite; record the job's status,
+    convergence flag and diagnostics in ``meta``. Returns whether the job is ok."""
+    a = method.encode_all(x)
+    if not torch.isfinite(a).all():
+        meta.update(status="failed", reason="non-finite features on the training set", history=[])
+        return False
     meta["status"] = "ok"
     meta.update(tracker.meta() if tracker is not None else {"under_trained": None, "convergence": None})
     w = method.encoder_weight()
@@ -179,4 +195,4 @@ def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed
         "n_params_encoder": method.n_params_encoder(),
         "n_params_train": method.n_params_train(),
     }
-    return method, meta
+    return True
