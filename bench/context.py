@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench import seedbatch
 from bench.config import ConfigError, RunConfig
 from bench.data import DataConfig, Dataset, load_dataset
 from bench.engine import Engine
@@ -57,6 +58,7 @@ class RunContext:
         self.mcache = MeasureCache(self.cache.root)
         self.planning = self.planned = False
         self._datasets: dict[tuple, Dataset] = {}
+        self._fresh: dict[str, tuple[Encoder, float]] = {}  # trained with their cell, not yet handed out
 
     @property
     def dataset_name(self) -> str:
@@ -184,14 +186,16 @@ class RunContext:
         ``method_cfg`` overrides fields of the selection's method configs (e.g. ``{"channels": 6}``)."""
         specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
         engine = self.engine
-        if engine.parallel:  # misses go to the pool now; hits load here
+        if engine.parallel:  # misses go to the pool now (a cell's seeds together); hits load here
             misses = [s for s in specs if not engine.pooled(s) and not self.cache.has(s)]
             engine.progress.add(len(misses))
-            for s in misses:
-                engine.submit(s)
+            for group in self._cells(misses):
+                engine.submit_group(group) if len(group) > 1 else engine.submit(group[0])
         if self.planning:
             return
         engine.progress.add(sum(not engine.pooled(s) for s in specs))
+        if not engine.parallel:
+            self._train_cells([s for s in specs if not self.cache.has(s)])
         for spec in specs:
             own = self._job_dataset(spec)
             enc, record = self._pooled(spec, own) if engine.pooled(spec) else self._inline(spec, own)
@@ -222,15 +226,22 @@ class RunContext:
         # a measurement reads the split its encoder trained on (confirm: the job's seed's)
         tasks = [MeasureTask.make(spec, fn, args, self.data_config(seed=spec.seed), self.device.type) for spec in specs]
         engine = self.engine
+        todo = [t for t in tasks if not engine.pooled(t.spec, t)
+                and cached(t, self.cache, self.mcache, read=False) is None]
+        train = [t for t in todo if not self.cache.has(t.spec)]  # a cell's missing seeds train together
         if engine.parallel:  # what is not measured yet goes to the pool now, job and measurement together
-            todo = [t for t in tasks if not engine.pooled(t.spec, t)
-                    and cached(t, self.cache, self.mcache, read=False) is None]
             engine.progress.add(len(todo))
+            by_spec = {t.spec: t for t in train}
+            for group in self._cells([t.spec for t in train]):
+                if len(group) > 1:
+                    engine.submit_group(group, [by_spec[s] for s in group])
             for t in todo:
-                engine.submit(t.spec, t)
+                engine.submit(t.spec, t)  # the rest; a task already in a group keeps its group
         if self.planning:
             return
         engine.progress.add(sum(not engine.pooled(t.spec, t) for t in tasks))
+        if not engine.parallel:
+            self._train_cells([t.spec for t in train])
         for t in tasks:
             if engine.pooled(t.spec, t):
                 summary, record = self._wait(t.spec, t)
@@ -275,8 +286,39 @@ class RunContext:
         self.jobs.append({"key": spec.key, "method": spec.method, "dataset": spec.dataset,
                           "width": spec.width, "seed": spec.seed, **record})
 
+    def _cells(self, specs: list[JobSpec]) -> list[list[JobSpec]]:
+        """``specs`` in groups that train together: the seeds of one cell of a batchable method
+        (``batch_seeds=true``), every other job alone; in first-seen order."""
+        groups: dict[Any, list[JobSpec]] = {}
+        for s in specs:
+            together = self.cfg.batch_seeds and seedbatch.batchable(s.method)
+            groups.setdefault(s.cell() if together else s, []).append(s)
+        return list(groups.values())
+
+    def _train_cells(self, specs: list[JobSpec]) -> None:
+        """In this process: train the missing seeds of each cell together before they are asked for
+        one by one (:meth:`_inline` hands each out as trained now, not cached)."""
+        for group in self._cells(specs):
+            if len(group) < 2:
+                continue
+            bar = self.engine.progress.epochs(f"{group[0].method} x{len(group)} seeds", group[0].epochs)
+            t0 = time.perf_counter()
+            with torch.random.fork_rng(devices=self._rng_devices()):
+                encs = self.cache.get_group(group, [self._job_dataset(s) for s in group],
+                                            on_epoch=None if bar is None else (lambda e, t, bar=bar: bar.update(1)))
+            if bar is not None:
+                bar.close()
+            wall = (time.perf_counter() - t0) / len(group)
+            self._fresh.update({e.spec.key: (e, wall) for e in encs if not e.cached})
+
     def _inline(self, spec: JobSpec, ds: Dataset, quiet: bool = False) -> tuple[Encoder, dict[str, Any]]:
         """Train or load in this process, with a per-epoch bar; the main RNG is left untouched."""
+        if spec.key in self._fresh:  # trained a moment ago with its cell's other seeds
+            enc, wall = self._fresh.pop(spec.key)
+            if not quiet:
+                self.engine.progress.job_done(enc)
+            return enc, {"status": enc.status, "cached": False, "train_seconds": enc.train_seconds,
+                         "wall_seconds": wall, "load_seconds": 0.0, "reason": enc.reason}
         bar = self.engine.progress.epochs(f"{spec.method} s{spec.seed}", spec.epochs)
         on_epoch = None
         if bar is not None:

@@ -97,10 +97,17 @@ class Engine:
     def submit(self, spec: JobSpec, task=None) -> None:
         """Hand a job that is not in the cache (or a :class:`bench.measure.MeasureTask`: the job
         and its measurement) to the pool, started now if need be."""
+        self._start().submit(spec, task)
+
+    def _start(self) -> JobPool:
         if self._pool is None:
             ex = executors.make_executor(self.cfg.executor, self.workers, self.cfg.threads, self.cfg.out)
             self._pool = JobPool(ex, str(self.cache.root), str(self.device), self.cfg.threads, self._done)
-        self._pool.submit(spec, task)
+        return self._pool
+
+    def submit_group(self, specs: list[JobSpec], tasks=None) -> None:
+        """Hand the missing seeds of one cell to one worker, to train together (and measure)."""
+        self._start().submit_group(specs, tasks)
 
     def pooled(self, spec: JobSpec, task=None) -> bool:
         return self._pool is not None and (spec.key if task is None else task.key) in self._pool.futures

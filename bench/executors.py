@@ -143,6 +143,40 @@ def run_job(spec: JobSpec, cache_root: str, device: str, threads: int = 1) -> di
             "device": str(dev)}
 
 
+def run_group(specs: list[JobSpec], tasks: list | None, cache_root: str, device: str,
+              threads: int = 1) -> dict[str, Any]:
+    """The seeds of one cell in one worker: train the missing ones together
+    (:meth:`bench.jobs.JobCache.get_group`), then, given their measurement tasks,
+    measure each. Returns ``{"group": {key: summary}}``, a :func:`run_job` (or
+    :func:`bench.measure.run_measure`) summary per job (or task) key."""
+    if _WORKER.get("threads") != threads:
+        _worker_init(threads)
+    from bench.data import load_dataset
+    from bench.jobs import JobCache
+
+    t0 = time.perf_counter()
+    dev = _device(device)
+    cache = JobCache(cache_root, dev)
+    encs = cache.get_group(specs, [load_dataset(s.dataset, s.data_cfg, dev) for s in specs])
+    wall = time.perf_counter() - t0
+    out: dict[str, Any] = {}
+    for spec, enc in zip(specs, encs, strict=True):
+        out[spec.key] = {"key": spec.key, "status": enc.status, "reason": enc.reason, "cached": enc.cached,
+                         "train_seconds": enc.train_seconds, "wall_seconds": wall / len(specs), "waited_for": None,
+                         "pid": os.getpid(), "host": socket.gethostname(), "device": str(dev),
+                         "seed_group": enc.meta.get("seed_group", 1)}
+    if tasks:
+        from bench.measure import run_measure
+
+        for task in tasks:
+            job = out[task.spec.key]
+            summary = run_measure(task, cache_root, device, threads)
+            # the encoder was trained by this group a moment ago, not found in the cache
+            out[task.key] = {**summary, "cached": job["cached"], "train_seconds": job["train_seconds"],
+                             "wall_seconds": job["wall_seconds"] + summary["wall_seconds"]}
+    return {"group": out}
+
+
 # ----------------------------------------------------------------------------- engines
 class SubmititExecutor(cf.Executor):
     """submitit's executor behind ``concurrent.futures``: a Future per submitted Slurm job."""
@@ -235,24 +269,43 @@ class JobPool:
                 fut = self.executor.submit(run_measure, task, self.cache_root, self.device, self.threads)
             self.futures[key], self.specs[key] = fut, spec
         if self.on_done is not None:
-            fut.add_done_callback(lambda f, spec=spec: self.on_done(self._summary(f, spec), spec))
+            fut.add_done_callback(lambda f, spec=spec, key=key: self.on_done(self._summary(f, spec, key), spec))
         return fut
 
+    def submit_group(self, specs: list[JobSpec], tasks: list | None = None) -> None:
+        """Train the seeds of one cell together in one worker (:func:`run_group`), then measure each
+        given its tasks (``tasks[i]`` is ``specs[i]``'s); keys already submitted are left out."""
+        keys = [s.key for s in specs] if tasks is None else [t.key for t in tasks]
+        with self.lock:
+            todo = [i for i, k in enumerate(keys) if k not in self.futures]
+            if not todo:
+                return
+            specs = [specs[i] for i in todo]
+            tasks = None if tasks is None else [tasks[i] for i in todo]
+            fut = self.executor.submit(run_group, specs, tasks, self.cache_root, self.device, self.threads)
+            for i, spec in zip(todo, specs, strict=True):
+                self.futures[keys[i]], self.specs[keys[i]] = fut, spec
+        if self.on_done is not None:
+            for i, spec in zip(todo, specs, strict=True):
+                fut.add_done_callback(lambda f, spec=spec, key=keys[i]: self.on_done(self._summary(f, spec, key), spec))
+
     @staticmethod
-    def _summary(fut: cf.Future, spec: JobSpec) -> dict[str, Any]:
+    def _summary(fut: cf.Future, spec: JobSpec, key: str | None = None) -> dict[str, Any]:
         try:
             out = fut.result()
         except BaseException as e:  # noqa: BLE001 - a worker's failure is recorded, never raised
             first = (str(e).strip().splitlines() or [""])[0][:200]
             return {"key": spec.key, "status": "failed", "reason": f"worker error: {type(e).__name__}: {first}",
                     "cached": False, "train_seconds": 0.0, "wall_seconds": 0.0, "worker_error": True}
+        if "group" in out:  # one summary per job or task of a seed group
+            out = out["group"].get(key or spec.key) or {"key": "?"}
         if out["key"] != spec.key:
             return {**out, "status": "failed", "worker_error": True,
                     "reason": f"worker computed job key {out['key']}, expected {spec.key}: it runs other code"}
         return out
 
     def result(self, spec: JobSpec, task=None) -> dict[str, Any]:
-        return self._summary(self.submit(spec, task), spec)
+        return self._summary(self.submit(spec, task), spec, spec.key if task is None else task.key)
 
     @property
     def pending(self) -> int:

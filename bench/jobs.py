@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 import bench
+from bench import seedbatch
 from bench.data import DataConfig, Dataset
 from bench.methods import METHODS, Method
 from bench.storage import HOST, POLL_SECONDS, EntryLock, _tmp_name, atomic_dir_write, pid_alive, sweep_orphans
@@ -74,6 +75,11 @@ class JobSpec:
                     mods.add(used)
         srcs = [module_source(m) for m in sorted(mods, key=lambda m: m.__name__)]
         return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:12]
+
+    def cell(self) -> JobSpec:
+        """The job with its seed and split seed blanked: the seeds of one cell share it (they may
+        train together, :meth:`JobCache.get_group`)."""
+        return dataclasses.replace(self, seed=-1, data_cfg=dataclasses.replace(self.data_cfg, split_seed=-1))
 
     def identity(self) -> dict[str, Any]:
         data_cfg = dataclasses.asdict(self.data_cfg)
@@ -122,7 +128,7 @@ class Encoder:
 
 
 # project modules every encoder depends on, whatever its method
-CODE_MODULES = ("bench.trainer", "bench.losses", "bench.methods", "bench.data", "bench.data_views", "bench.sprites",
+CODE_MODULES = ("bench.trainer", "bench.seedbatch", "bench.losses", "bench.methods", "bench.data", "bench.data_views", "bench.sprites",
                 "bench.torchvision_data")
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)
 KEY_LIBRARIES = ("torch", "numpy", "sklearn", "timm")
@@ -258,8 +264,45 @@ class JobCache:
             waited = True
             time.sleep(POLL_SECONDS)
 
+    def get_group(self, specs: list[JobSpec], datasets: list[Dataset], on_epoch=None) -> list[Encoder]:
+        """:meth:`get` for the seeds of one cell (``specs`` differ only in their seed and split):
+        the cached ones are loaded, and the missing ones whose lock this process gets train together
+        (:func:`bench.seedbatch.train_group`: bit-identical to one at a time), each cached as its own
+        entry. Seeds another process is training are waited for, one by one, as :meth:`get` does."""
+        found: dict[str, Encoder] = {}
+        held: list[tuple[JobSpec, Dataset, EntryLock]] = []
+        try:
+            for spec, ds in zip(specs, datasets, strict=True):
+                hit = self.load(spec, ds)
+                if hit is None:
+                    lock = self.lock(spec)
+                    if not lock.acquire():
+                        continue
+                    if (self.path(spec) / "meta.json").exists():  # written while we looked
+                        hit = self.load(spec, ds, quiet=True)
+                    if hit is None:
+                        held.append((spec, ds, lock))
+                        continue
+                    lock.release()
+                found[spec.key] = hit
+            if held:
+                group = [s for s, _, _ in held]
+                s0 = group[0]
+                trained = seedbatch.train_group(s0.method, s0.method_cfg, [d for _, d, _ in held], s0.width,
+                                                [s.seed for s in group], epochs=s0.epochs, batch_size=s0.batch_size,
+                                                device=self.device, on_epoch=on_epoch)
+                for spec, (method, meta) in zip(group, trained, strict=True):
+                    found[spec.key] = self._store(self._encoder(spec, method, meta))
+        finally:
+            for _, _, lock in held:
+                lock.release()
+        return [found.get(spec.key) or self.get(spec, ds) for spec, ds in zip(specs, datasets, strict=True)]
+
     def _train_and_store(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
-        enc = self.train(spec, ds, on_epoch)
+        return self._store(self.train(spec, ds, on_epoch))
+
+    def _store(self, enc: Encoder) -> Encoder:
+        spec = enc.spec
         files: dict[str, bytes] = {}
         if enc.ok:
             files["state.pt"] = _to_bytes({k: v.detach().cpu() for k, v in enc.method.state_dict().items()})
@@ -273,6 +316,10 @@ class JobCache:
     def train(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
         method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
                                    batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch)
+        return self._encoder(spec, method, meta)
+
+    @staticmethod
+    def _encoder(spec: JobSpec, method: Method | None, meta: dict[str, Any]) -> Encoder:
         meta = {"spec": spec.identity(), "key": spec.key, **meta}
         return Encoder(spec, method, meta["status"], meta.get("reason", ""), meta["train_seconds"], False, meta)
 
