@@ -297,6 +297,8 @@ class JobCache:
         return enc
 
     def train(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
+        if why := data_mismatch(spec, ds):  # never cache an encoder under a key that names other data
+            raise ValueError(why)
         method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
                                    batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch)
         meta = {"spec": spec.identity(), "key": spec.key, **meta}

@@ -181,6 +181,9 @@ def test_a_worker_refuses_a_job_keyed_on_other_data(digits, tmp_path):
     assert not JobCache(root, CPU).has(bad)  # nothing cached under the wrong key
     good = run_job(_spec(digits), str(root), "cpu", torch.get_num_threads())
     assert good["status"] == "ok" and not good.get("worker_error")
+    with pytest.raises(ValueError, match="other data"):  # in-process too: the cache refuses to train it
+        JobCache(root, CPU).get(bad, digits)
+    assert not JobCache(root, CPU).has(bad)
 
 
 def test_a_measuring_worker_refuses_a_job_keyed_on_other_data(digits, tmp_path):
