@@ -8,7 +8,10 @@ their dtypes and shapes, and the sizes that shape the model), while the code in 
 trainer's, the losses', the method's and what they import, never the data modules'
 (:data:`DATA_MODULES`): adding a dataset, a view or a loader invalidates no encoder whose data
 did not change, and a changed split or loader that changes a job's data retrains that job. A
-worker refuses a job whose data it loads differently (:func:`data_mismatch`). The cache holds ``state.pt`` (a state dict, loaded with ``weights_only=True``) and
+process (a worker) that loads other data than the job was keyed on refuses to train or measure
+it (:func:`data_mismatch`).
+
+The cache holds ``state.pt`` (a state dict, loaded with ``weights_only=True``) and
 ``meta.json`` (status, failure reason, timings, loss history, diagnostics, the convergence flag
 ``under_trained`` with its scores in ``convergence`` (:mod:`bench.convergence`), the job's identity
 and the SHA-256 of ``state.pt``). A diverged job is cached as failed with its reason:
@@ -48,8 +51,8 @@ from bench.methods import METHODS, Method
 from bench.storage import HOST, POLL_SECONDS, EntryLock, _tmp_name, atomic_dir_write, pid_alive, sweep_orphans
 from bench.trainer import build, data_info, fit_encoder
 
-__all__ = ["CODE_MODULES", "DATA_MODULES", "HOST", "EntryLock", "Encoder", "JobCache", "JobSpec", "_tmp_name", "build", "data_info",
-           "data_mismatch", "pid_alive", "sweep_orphans"]
+__all__ = ["CODE_MODULES", "DATA_MODULES", "HOST", "EntryLock", "Encoder", "JobCache", "JobSpec", "_tmp_name", "build",
+           "data_info", "data_mismatch", "pid_alive", "sweep_orphans"]
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,8 @@ def data_mismatch(spec: JobSpec, ds: Dataset) -> str:
     data (other files, other loader code) must not cache an encoder under this key."""
     if ds.content_hash == spec.data_hash:
         return ""
-    return (f"this worker's {spec.dataset} data (split_seed {spec.data_cfg.split_seed}) hashes to {ds.content_hash}, "
-            f"the job was keyed on {spec.data_hash}: it loads other data (other files or loader code)")
+    return (f"the {spec.dataset} data loaded here (split_seed {spec.data_cfg.split_seed}) hashes to {ds.content_hash}, "
+            f"but the job was keyed on {spec.data_hash}: this process loads other data (other files or loader code)")
 
 
 def _in_project(module: str) -> bool:

@@ -157,10 +157,13 @@ def test_the_data_modules_are_not_in_the_code_hash(monkeypatch):
     spec = JobSpec.make("simclr", cfg.method_config("simclr"), "digits", cfg.data, 8, 0, 2, 128)
     key = spec.key
     real = jobs.module_source
+    def edit(name: str):
+        return lambda m: real(m) + ("\n# edit" if m.__name__ == name else "")
+
     for name in DATA_CODE:
-        monkeypatch.setattr(jobs, "module_source", lambda m, name=name: real(m) + ("\n# edit" if m.__name__ == name else ""))
+        monkeypatch.setattr(jobs, "module_source", edit(name))
         assert spec.key == key, name
-    monkeypatch.setattr(jobs, "module_source", lambda m: real(m) + ("\n# edit" if m.__name__ == "bench.augment" else ""))
+    monkeypatch.setattr(jobs, "module_source", edit("bench.augment"))
     assert spec.key != key  # what the method imports from the project stays in it
 
 
