@@ -123,8 +123,9 @@ class RunContext:
                 mcfg.check()
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{method}: {e}") from None
-        return JobSpec(method, mcfg, name, self.data_config(data, seed), width, seed,
-                       self.cfg.resolved_epochs(name), self.cfg.batch_size)
+        data_cfg = self.data_config(data, seed)  # the key hashes the data the job reads: its own split
+        return JobSpec(method, mcfg, name, data_cfg, width, seed, self.cfg.resolved_epochs(name), self.cfg.batch_size,
+                       self._dataset_for(name, data_cfg).content_hash)
 
     def plan(self) -> int:
         """Run the protocol against a recorder: submit every job it asks for to the pool now.

@@ -10,9 +10,11 @@ each (name, config) in-process, so treat the returned tensors as read-only.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ __all__ = [
     "Dataset",
     "Split",
     "base_name",
+    "content_hash",
     "load_dataset",
     "provides",
     "stratified_split",
@@ -92,17 +95,46 @@ class Dataset:
     #: per factor: discrete (grid) or continuous
     factor_discrete: list[bool] | None
     description: str = ""
+    # memo of :attr:`content_hash`, shared by the copies :meth:`to` makes (the same data elsewhere);
+    # ``dataclasses.replace`` (a view, a subset) starts a fresh one
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def input_dim(self) -> int:
         """D, the flattened input dimension."""
         return int(self.train.x.shape[1])
 
+    @property
+    def content_hash(self) -> str:
+        """:func:`content_hash` of this dataset, computed once per loaded dataset (every device
+        copy shares it); the tensors are read-only, so it never goes stale."""
+        if "content_hash" not in self._memo:
+            self._memo["content_hash"] = content_hash(self)
+        return self._memo["content_hash"]
+
     def to(self, device: torch.device | str) -> Dataset:
         """A new Dataset with every tensor moved to ``device``."""
-        return dataclasses.replace(
+        out = dataclasses.replace(
             self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
         )
+        out._memo = self._memo
+        return out
+
+
+def content_hash(ds: Dataset) -> str:
+    """Hash of what a job reads of ``ds``: the bytes, dtype and shape of every tensor of its train
+    split (what the encoder trains on) and val split (what its convergence flag is scored on), and
+    the sizes that shape the model (input_dim, n_classes, image_shape). Computed from CPU bytes, so a
+    copy on another device hashes alike. The test split, the name and the description are not read
+    by a job, so they are not hashed. Use :attr:`Dataset.content_hash` (memoised)."""
+    h = hashlib.sha256(json.dumps([ds.input_dim, ds.n_classes, ds.image_shape]).encode())
+    for split in ("train", "val"):
+        for part in ("x", "y", "factors"):
+            t = getattr(getattr(ds, split), part)
+            h.update(f"\n{split}.{part}:{'none' if t is None else f'{t.dtype}{tuple(t.shape)}'}\n".encode())
+            if t is not None:  # every dtype as raw bytes (reshape(-1) first: a 0-d or odd-shaped tensor views too)
+                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()[:16]
 
 
 class DataNotFoundError(FileNotFoundError):

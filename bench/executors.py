@@ -125,15 +125,21 @@ def run_job(spec: JobSpec, cache_root: str, device: str, threads: int = 1) -> di
     """Train ``spec`` into the cache at ``cache_root`` (or find it there); return a summary.
 
     Runs in a worker: a pool process, a Dask worker or a Slurm job. The caller compares the
-    returned ``key`` with its own: a worker running other code would compute another key."""
+    returned ``key`` with its own: a worker running other code would compute another key. A
+    worker whose data hashes differently from ``spec.data_hash`` fails the job with the reason."""
     if _WORKER.get("threads") != threads:
         _worker_init(threads)
     from bench.data import load_dataset
-    from bench.jobs import JobCache
+    from bench.jobs import JobCache, data_mismatch
 
     t0 = time.perf_counter()
     dev = _device(device)
     ds = load_dataset(spec.dataset, spec.data_cfg, dev)
+    why = data_mismatch(spec, ds)
+    if why:
+        return {"key": spec.key, "status": "failed", "reason": why, "cached": False, "train_seconds": 0.0,
+                "wall_seconds": time.perf_counter() - t0, "worker_error": True, "pid": os.getpid(),
+                "host": socket.gethostname(), "device": str(dev)}
     cache = JobCache(cache_root, dev)
     waited: list[dict] = []
     enc = cache.get(spec, ds, on_wait=waited.append)

@@ -2,7 +2,16 @@
 
 A job is content-addressed: its key hashes everything that determines the trained
 encoder (package version included), so a rerun and every prediction reuse the same
-encoder. The cache holds ``state.pt`` (a state dict, loaded with ``weights_only=True``) and
+encoder. The data enters the key by content, not by code: ``JobSpec.data_hash`` is
+:attr:`bench.data.Dataset.content_hash` of the data the job reads (its train and val tensors,
+their dtypes and shapes, and the sizes that shape the model), while the code in the key is the
+trainer's, the losses', the method's and what they import, never the data modules'
+(:data:`DATA_MODULES`): adding a dataset, a view or a loader invalidates no encoder whose data
+did not change, and a changed split or loader that changes a job's data retrains that job. A
+process (a worker) that loads other data than the job was keyed on refuses to train or measure
+it (:func:`data_mismatch`).
+
+The cache holds ``state.pt`` (a state dict, loaded with ``weights_only=True``) and
 ``meta.json`` (status, failure reason, timings, loss history, diagnostics, the convergence flag
 ``under_trained`` with its scores in ``convergence`` (:mod:`bench.convergence`), the job's identity
 and the SHA-256 of ``state.pt``). A diverged job is cached as failed with its reason:
@@ -38,13 +47,13 @@ import torch
 
 import bench
 from bench import seedbatch
-from bench.data import DataConfig, Dataset
+from bench.data import DataConfig, Dataset, load_dataset
 from bench.methods import METHODS, Method
 from bench.storage import HOST, POLL_SECONDS, EntryLock, _tmp_name, atomic_dir_write, pid_alive, sweep_orphans
 from bench.trainer import build, data_info, fit_encoder
 
-__all__ = ["CODE_MODULES", "HOST", "EntryLock", "Encoder", "JobCache", "JobSpec", "_tmp_name", "build", "data_info",
-           "pid_alive", "sweep_orphans"]
+__all__ = ["CODE_MODULES", "DATA_MODULES", "HOST", "EntryLock", "Encoder", "JobCache", "JobSpec", "_tmp_name", "build",
+           "data_info", "data_mismatch", "pid_alive", "sweep_orphans"]
 
 
 @dataclass(frozen=True)
@@ -57,29 +66,38 @@ class JobSpec:
     seed: int
     epochs: int
     batch_size: int
+    data_hash: str  # Dataset.content_hash of the data the job reads (its own split): the data's part of the key
+
+    @classmethod
+    def make(cls, method: str, method_cfg: Any, dataset: str, data_cfg: DataConfig, width: int, seed: int,
+             epochs: int, batch_size: int, ds: Dataset | None = None) -> JobSpec:
+        """The job on ``ds`` (default: ``load_dataset(dataset, data_cfg)``, memoised), its data hash filled in."""
+        ds = load_dataset(dataset, data_cfg) if ds is None else ds
+        return cls(method, method_cfg, dataset, data_cfg, width, seed, epochs, batch_size, ds.content_hash)
 
     def code_version(self) -> str:
         """Hash of the source that trains this encoder: the method's module, the project
-        modules it uses (base classes, augmentations, losses), the trainer (seeding, fitting),
-        the losses and the data modules (scaling, splits, generators: a changed split must not
-        reuse an encoder that may have trained on what is now test data). Editing any of them
-        invalidates the cached encoder instead of reusing a stale one; this module (the cache's
-        bookkeeping: locks, checksums) is not part of it."""
+        modules it uses (base classes, augmentations, losses), the trainer (seeding, fitting)
+        and the losses. Editing any of them invalidates the cached encoder instead of reusing a
+        stale one. Not part of it: this module (the cache's bookkeeping: locks, checksums) and
+        the data modules (:data:`DATA_MODULES`): the data enters the key by content
+        (:attr:`data_hash`), so a changed split or loader retrains exactly the jobs whose data
+        it changes."""
         cls = METHODS.get(self.method)
         mods = {sys.modules[c.__module__] for c in cls.__mro__ if _in_project(c.__module__)}
         mods |= {sys.modules[m] for m in CODE_MODULES}
         for mod in list(mods):
             for obj in vars(mod).values():
                 used = inspect.getmodule(obj)
-                if used is not None and _in_project(used.__name__):
+                if used is not None and _in_project(used.__name__) and used.__name__ not in DATA_MODULES:
                     mods.add(used)
         srcs = [module_source(m) for m in sorted(mods, key=lambda m: m.__name__)]
         return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:12]
 
     def cell(self) -> JobSpec:
-        """The job with its seed and split seed blanked: the seeds of one cell share it (they may
+        """The job with its seed, split seed and data hash blanked: the seeds of one cell share it (they may
         train together, :meth:`JobCache.get_group`)."""
-        return dataclasses.replace(self, seed=-1, data_cfg=dataclasses.replace(self.data_cfg, split_seed=-1))
+        return dataclasses.replace(self, seed=-1, data_hash="", data_cfg=dataclasses.replace(self.data_cfg, split_seed=-1))
 
     def identity(self) -> dict[str, Any]:
         data_cfg = dataclasses.asdict(self.data_cfg)
@@ -93,6 +111,7 @@ class JobSpec:
             "method_cfg": dataclasses.asdict(self.method_cfg),
             "dataset": self.dataset,
             "data_cfg": data_cfg,
+            "data_hash": self.data_hash,
             "width": self.width,
             "seed": self.seed,
             "epochs": self.epochs,
@@ -128,8 +147,9 @@ class Encoder:
 
 
 # project modules every encoder depends on, whatever its method
-CODE_MODULES = ("bench.trainer", "bench.seedbatch", "bench.losses", "bench.methods", "bench.data", "bench.data_views", "bench.sprites",
-                "bench.torchvision_data")
+CODE_MODULES = ("bench.trainer", "bench.seedbatch", "bench.losses", "bench.methods")
+# the data's code: never hashed into a job's key (JobSpec.data_hash hashes the data itself)
+DATA_MODULES = frozenset({"bench.data", "bench.data_views", "bench.sprites", "bench.torchvision_data"})
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)
 KEY_LIBRARIES = ("torch", "numpy", "sklearn", "timm")
 
@@ -152,6 +172,15 @@ def library_versions() -> dict[str, str]:
         except ImportError:
             out[name] = "absent"
     return out
+
+
+def data_mismatch(spec: JobSpec, ds: Dataset) -> str:
+    """Why ``ds`` is not the data ``spec`` was keyed on ("" when it is): a worker that loads other
+    data (other files, other loader code) must not cache an encoder under this key."""
+    if ds.content_hash == spec.data_hash:
+        return ""
+    return (f"the {spec.dataset} data loaded here (split_seed {spec.data_cfg.split_seed}) hashes to {ds.content_hash}, "
+            f"but the job was keyed on {spec.data_hash}: this process loads other data (other files or loader code)")
 
 
 def _in_project(module: str) -> bool:
@@ -285,6 +314,9 @@ class JobCache:
                         continue
                     lock.release()
                 found[spec.key] = hit
+            for spec, ds, _ in held:
+                if why := data_mismatch(spec, ds):  # never cache an encoder under a key that names other data
+                    raise ValueError(why)
             if held:
                 group = [s for s, _, _ in held]
                 s0 = group[0]
@@ -314,6 +346,8 @@ class JobCache:
         return enc
 
     def train(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
+        if why := data_mismatch(spec, ds):  # never cache an encoder under a key that names other data
+            raise ValueError(why)
         method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
                                    batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch)
         return self._encoder(spec, method, meta)

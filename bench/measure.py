@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from bench.data import DataConfig, Dataset, load_dataset
-from bench.jobs import Encoder, JobCache, JobSpec, library_versions, module_source
+from bench.jobs import Encoder, JobCache, JobSpec, data_mismatch, library_versions, module_source
 from bench.storage import _tmp_name
 
 MEASURES = "measures"  # the cache's subfolder of measurements
@@ -275,7 +275,12 @@ def run_measure(task: MeasureTask, cache_root: str, device: str, threads: int = 
         measured, meta = found
         status, reason, from_cache, train_s = "ok", "", True, meta["train_seconds"]
     else:
-        enc = cache.get(spec, datasets(spec.dataset, spec.data_cfg), on_wait=waited.append)
+        ds = datasets(spec.dataset, spec.data_cfg)
+        why = data_mismatch(spec, ds)
+        if why:
+            return {"key": spec.key, "status": "failed", "worker_error": True, "cached": False, "train_seconds": 0.0,
+                    "wall_seconds": time.perf_counter() - t0, "measured": None, "reason": why}
+        enc = cache.get(spec, ds, on_wait=waited.append)
         status, reason, from_cache, train_s = enc.status, enc.reason, enc.cached, enc.train_seconds
         measured = None
         if enc.ok:

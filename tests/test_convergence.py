@@ -85,7 +85,7 @@ def test_one_epoch_budget_reads_half_at_initialisation(reveal, digits):
 @pytest.mark.parametrize("name", ["pca", "fastica", "gmm", "raw", "random"])
 def test_methods_not_gradient_trained_get_no_flag(name, digits, tmp_path):
     cfg = RunConfig()
-    spec = JobSpec(name, cfg.method_config(name), "digits", cfg.data, 8, 0, 2, 128)
+    spec = JobSpec.make(name, cfg.method_config(name), "digits", cfg.data, 8, 0, 2, 128)
     enc = JobCache(tmp_path, CPU).get(spec, digits)
     assert enc.ok and enc.meta["under_trained"] is None and enc.meta["convergence"] is None
     assert row(enc, "x", 1.0)["under_trained"] is None
@@ -93,7 +93,7 @@ def test_methods_not_gradient_trained_get_no_flag(name, digits, tmp_path):
 
 def test_flag_reaches_rows_and_survives_the_cache(digits, tmp_path):
     cfg = RunConfig()
-    spec = JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, 0, 2, 128)
+    spec = JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, 0, 2, 128)
     cache = JobCache(tmp_path, CPU)
     enc = cache.get(spec, digits)
     again = cache.get(spec, digits)

@@ -47,7 +47,7 @@ def diverging_method():
 
 def test_failed_job_is_cached_with_reason_and_becomes_a_row(diverging_method, digits, tmp_path):
     cfg = RunConfig(workers=1, out=str(tmp_path), seeds=[0])
-    spec = JobSpec(diverging_method, _DivergeConfig(), "digits", cfg.data, 8, 0, 2, 64)
+    spec = JobSpec.make(diverging_method, _DivergeConfig(), "digits", cfg.data, 8, 0, 2, 64)
     cache = JobCache(tmp_path / "cache", torch.device("cpu"))
     enc = cache.get(spec, digits)
     assert not enc.ok and "non-finite" in enc.reason
@@ -65,32 +65,32 @@ def test_failed_job_is_cached_with_reason_and_becomes_a_row(diverging_method, di
 
 def test_cache_key_changes_with_everything_that_determines_the_encoder():
     cfg = RunConfig()
-    base = JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 128)
+    base = JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 128)
     variants = [
-        JobSpec("infomax_noem", cfg.method_config("infomax_noem"), "digits", cfg.data, 16, 0, 5, 128),
-        JobSpec("infomax", RunConfig(method_overrides={"infomax": {"lambda_tc": 0.5}}).method_config("infomax"),
+        JobSpec.make("infomax_noem", cfg.method_config("infomax_noem"), "digits", cfg.data, 16, 0, 5, 128),
+        JobSpec.make("infomax", RunConfig(method_overrides={"infomax": {"lambda_tc": 0.5}}).method_config("infomax"),
                 "digits", cfg.data, 16, 0, 5, 128),
-        JobSpec("infomax", cfg.method_config("infomax"), "mnist5k", cfg.data, 16, 0, 5, 128),
-        JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 32, 0, 5, 128),
-        JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 1, 5, 128),
-        JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 6, 128),
-        JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 64),
+        JobSpec.make("infomax", cfg.method_config("infomax"), "mnist5k", cfg.data, 16, 0, 5, 128),
+        JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 32, 0, 5, 128),
+        JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 1, 5, 128),
+        JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 6, 128),
+        JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 64),
     ]
     keys = {v.key for v in variants} | {base.key}
     assert len(keys) == len(variants) + 1
-    assert base.key == JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 128).key
+    assert base.key == JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 128).key
 
 
-def test_editing_the_data_code_or_a_library_version_invalidates_the_entry(monkeypatch):
+def test_editing_the_training_code_or_a_library_version_invalidates_the_entry(monkeypatch):
     import bench.jobs as jobs
 
     cfg = RunConfig()
-    spec = JobSpec("pca", cfg.method_config("pca"), "digits", cfg.data, 16, 0, 5, 128)
+    spec = JobSpec.make("pca", cfg.method_config("pca"), "digits", cfg.data, 16, 0, 5, 128)
     key = spec.key
     real = jobs.module_source
     monkeypatch.setattr(jobs, "module_source",
-                        lambda m: real(m) + ("\n# edited split" if m.__name__ == "bench.data" else ""))
-    assert spec.key != key  # the data module is hashed: a new split never reuses an old encoder
+                        lambda m: real(m) + ("\n# edited fit" if m.__name__ == "bench.trainer" else ""))
+    assert spec.key != key  # the trainer is hashed (the data code is not: tests/test_cache_keys.py)
     monkeypatch.setattr(jobs, "module_source", real)
     assert spec.key == key
     versions = jobs.library_versions()
@@ -101,7 +101,7 @@ def test_editing_the_data_code_or_a_library_version_invalidates_the_entry(monkey
 
 def test_cache_hit_skips_training(digits, tmp_path, monkeypatch):
     cfg = RunConfig()
-    spec = JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, 0, 2, 128)
+    spec = JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, 0, 2, 128)
     cache = JobCache(tmp_path, torch.device("cpu"))
     first = cache.get(spec, digits)
     monkeypatch.setattr(JobCache, "train", lambda *a, **k: pytest.fail("trained again on a cache hit"))

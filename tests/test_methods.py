@@ -104,7 +104,7 @@ def test_learns_on_digits(name, digits, random_acc):
 @pytest.mark.parametrize("name", GRADIENT)
 def test_same_job_twice_gives_identical_features(name, digits, tmp_path):
     cfg = RunConfig()
-    spec = JobSpec(name, cfg.method_config(name), "digits", cfg.data, WIDTH, 3, 2, 128)
+    spec = JobSpec.make(name, cfg.method_config(name), "digits", cfg.data, WIDTH, 3, 2, 128)
     a = JobCache(tmp_path / "a", torch.device("cpu")).get(spec, digits)
     b = JobCache(tmp_path / "b", torch.device("cpu")).get(spec, digits)
     assert a.ok and b.ok

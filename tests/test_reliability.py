@@ -162,7 +162,7 @@ def digits():
 
 def small_spec(seed: int = 0, method: str = "infomax") -> JobSpec:
     cfg = RunConfig()
-    return JobSpec(method, cfg.method_config(method), "digits", cfg.data, 8, seed, 2, 128)
+    return JobSpec.make(method, cfg.method_config(method), "digits", cfg.data, 8, seed, 2, 128)
 
 
 def test_a_waiting_run_takes_over_when_the_writer_dies(tmp_path, digits):

@@ -121,7 +121,7 @@ def test_quick_jobs_and_measurements_are_unchanged(split_seed, tmp_path):
     ctx = _ctx(tmp_path, "quick", [0, 1], data=data)
     cfg = ctx.cfg
     for seed in (0, 1):
-        old = JobSpec("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, seed, 2, 128)  # as built before
+        old = JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, seed, 2, 128)  # as before
         new = ctx.spec("infomax", 8, seed)
         assert new == old and new.key == old.key and new.data_cfg.split_seed == split_seed
         assert ctx.data_config(seed=seed) is cfg.data  # what a measurement task carries
