@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import bench.jobs as jobs
+from bench import seedbatch, trainer
 from bench.config import RunConfig
 from bench.data import DATASETS, DataConfig, load_dataset
 from bench.jobs import JobSpec
@@ -88,13 +88,14 @@ def test_confirm_jobs_of_two_seeds_get_their_own_split(dataset, tmp_path):
 
 def test_confirm_job_and_its_measurement_read_the_same_split(tmp_path, monkeypatch):
     trained_on: dict[int, float] = {}
-    real_fit = jobs.fit_encoder
+    real_build = trainer.seeded_build
 
-    def spy(name, cfg, ds, width, seed, **kw):
+    def spy(name, cfg, ds, width, seed, device):  # one seed at a time or its cell's seeds together
         trained_on[seed] = _fingerprint(ds)
-        return real_fit(name, cfg, ds, width, seed, **kw)
+        return real_build(name, cfg, ds, width, seed, device)
 
-    monkeypatch.setattr(jobs, "fit_encoder", spy)
+    monkeypatch.setattr(trainer, "seeded_build", spy)
+    monkeypatch.setattr(seedbatch, "seeded_build", spy)
     ctx = _ctx(tmp_path, "confirm", [100, 101])
     rows = [r for rs in ctx.measure(ctx.prediction.measure_split, "mnist5k") for r in rs]
     assert not ctx.failure_rows
