@@ -16,8 +16,10 @@ job seeds itself and shares no RNG (docs/protocol.md §1: a job is deterministic
   ``executor.folder`` (default ``<out>/slurm``). ``executor.cluster=local`` runs the same code
   through submitit's local executor (the tests do).
 
-Workers on other machines need the same code (the job key hashes the source: a worker whose
-code differs is refused) and a ``cache=`` directory every worker can reach.
+Workers on other machines need the same code and data (the job key hashes the source and the
+data's bytes: a worker whose code or data differs is refused) and a ``cache=`` directory every
+worker can reach. The missing seeds of one cell go to one worker as one task (:func:`run_group`)
+and train together (:mod:`bench.seedbatch`).
 """
 
 from __future__ import annotations

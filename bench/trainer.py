@@ -7,8 +7,9 @@ reason. :func:`fit_encoder` seeds, builds and fits one job (gradient or closed-f
 returns its state and metadata, with a gradient job's convergence flag (:mod:`bench.convergence`:
 the probe's val score at half the budget and at the end, read without touching the weights or
 the RNG streams of training): everything that determines a trained encoder lives here (and
-in the method, loss and data modules), so their source is what the cache key hashes, not the
-cache's bookkeeping.
+in the method and loss modules, and :mod:`bench.seedbatch` for seeds trained together), so their
+source is what the cache key hashes, with the bytes of the data the job reads, not the cache's
+bookkeeping.
 """
 
 from __future__ import annotations
