@@ -3,8 +3,8 @@
 Pruning: the refit path starts at the strongest L2 from the full probe's fit there instead of
 from the val-chosen full probe; every curve the measurement produces stays within the reference
 probe's own rounding noise (see the test's docstring for why not within 0.002), and the fast path
-makes fewer L-BFGS evaluations. Transfer: both scalings as one batched problem give the same rows
-bit for bit. kNN R^2: the two-pass distance update gives the three-pass reference's values.
+makes fewer L-BFGS evaluations. Transfer: both scalings as one batched problem, and the batched
+L-BFGS cut down to its active problems, give the same rows bit for bit. kNN R^2: the two-pass distance update gives the three-pass reference's values.
 """
 
 from __future__ import annotations
@@ -142,6 +142,25 @@ def test_transfer_measurement_fast_equals_the_reference(digits):
         out[fast] = _rows(pred, pred.measure_pair, enc, src, "digits_lo_hi", "transfer", ("1", "5", "10"), ())
     assert out[False].keys() == out[True].keys() and len(out[True]) > 10
     assert out[False] == out[True]
+
+
+def test_batched_lbfgs_compaction_keeps_every_iterate(digits, monkeypatch):
+    """Dropping stopped problems from the L-BFGS state changes no probe's result, bit for bit."""
+    import functools
+
+    from predictions.transfer import probing
+
+    enc = _encoder(digits, width=16, seed=4)
+    f = [enc.features(s.x) for s in (digits.train, digits.val, digits.test)]
+    subsets = (P.draw_subsets(digits.train.y, "1", 6, 4, "cmp") + P.draw_subsets(digits.train.y, "10", 2, 4, "cmp")
+               + P.draw_subsets(digits.train.y, "all", 1, 4, "cmp"))
+    args = (f[0], digits.train.y, f[1], digits.val.y, f[2], digits.test.y, digits.n_classes, subsets)
+    compacted = budget_probes(*args)
+    monkeypatch.setattr(probing, "batched_lbfgs", functools.partial(probing.batched_lbfgs, compact=False))
+    whole = budget_probes(*args)
+    for sc in compacted:
+        for field in ("test_acc", "l2", "fixed_acc"):
+            assert torch.equal(getattr(compacted[sc], field), getattr(whole[sc], field)), (sc, field)
 
 
 def _knn_r2_reference(f_train, f_test, k=10):

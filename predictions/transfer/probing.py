@@ -72,7 +72,7 @@ LossGrad = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, tor
 
 def batched_lbfgs(
     fg: LossGrad, theta: torch.Tensor, max_iter: int = FIRST_ITER, history: int = 20,
-    tolerance_grad: float = 1e-6, tolerance_change: float = 1e-10, max_ls: int = 25,
+    tolerance_grad: float = 1e-6, tolerance_change: float = 1e-10, max_ls: int = 25, compact: bool = True,
 ) -> torch.Tensor:
     """Minimise G independent smooth functions of (G, P) parameters, each by its own L-BFGS.
 
@@ -82,7 +82,26 @@ def batched_lbfgs(
     loss change or directional derivative below tolerance_change; ``max_iter`` iterations). All
     G iterate in lockstep, so problem g's iterates depend on its own function only. A pair with
     ``s'y <= 1e-10`` is not stored (its slot of the ring of ``history`` stays empty for g).
+
+    ``compact``: a problem that has stopped never moves again, so once fewer than half of the rows
+    in the working state are still active, the state (parameters, gradients, the (s, y) history)
+    is cut down to the active rows: the bookkeeping of each iteration then costs what the active
+    problems need, not G (most small subsets stop long before the last one). Every operation is
+    row-wise, so the iterates are the same with ``compact=False`` (tests/test_measure_speed_equivalence.py).
     """
+    full = theta.clone()
+    rows = torch.arange(theta.shape[0], device=theta.device)  # the working state's rows of ``full``
+
+    def fg_rows(th: torch.Tensor, which: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(rows) == len(full):
+            return fg(th, which)
+        at = full.clone()
+        at[rows] = th
+        asked = torch.zeros(len(full), dtype=torch.bool, device=th.device)
+        asked[rows] = True if which is None else which
+        f_all, g_all = fg(at, asked)
+        return f_all[rows], g_all[rows]
+
     g_count = theta.shape[0]
     f, g = fg(theta, None)
     active = g.abs().amax(1) > tolerance_grad
@@ -93,6 +112,11 @@ def batched_lbfgs(
     for it in range(max_iter):
         if not bool(active.any()):
             break
+        if compact and 2 * int(active.sum()) < len(rows):  # drop the stopped problems from the state
+            live = torch.nonzero(active).flatten()
+            full[rows] = theta
+            rows, theta, f, g, active = rows[live], theta[live], f[live], g[live], active[live]
+            s_hist, y_hist, rho, gamma = s_hist[:, live], y_hist[:, live], rho[:, live], gamma[live]
         if it == 0:
             d = -g
             t = (1.0 / g.abs().sum(1).clamp_min(1e-30)).clamp(max=1.0)
@@ -114,7 +138,7 @@ def batched_lbfgs(
         for _ in range(max_ls):
             if not bool(searching.any()):
                 break
-            ft, gt = fg(theta + t[:, None] * d, searching)
+            ft, gt = fg_rows(theta + t[:, None] * d, searching)
             ok = searching & (ft <= f + 1e-4 * t * gtd) & torch.isfinite(ft)
             f_new, g_new = torch.where(ok, ft, f_new), torch.where(ok[:, None], gt, g_new)
             step = torch.where(ok, t, step)
@@ -136,7 +160,8 @@ def batched_lbfgs(
         f, g = torch.where(active, f_new, f), torch.where(active[:, None], g_new, g)
         active = (active & (g.abs().amax(1) > tolerance_grad) & (s.abs().amax(1) > tolerance_change)
                   & (change >= tolerance_change))
-    return theta
+    full[rows] = theta
+    return full
 
 
 def fit_subsets(
