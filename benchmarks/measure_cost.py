@@ -8,8 +8,9 @@ process on one thread, best of ``--repeats`` with the two variants interleaved (
   and the kNN R^2 of ``bench/metrics.py`` at git revision ``--ref`` (the old path), against the
   working tree with ``fast=True``;
 * ``transfer``: :meth:`predictions.transfer.protocol.Transfer.measure_pair` (the pair's transfer
-  reference, every feasible budget) with ``fast=False`` (one batched probe per scaling) against
-  ``fast=True`` (both scalings in one batch).
+  reference, every feasible budget) with ``fast=False`` (one batched probe per scaling) and the
+  batched L-BFGS with ``compact=False`` (its whole state every iteration) against ``fast=True``
+  (both scalings in one batch, the L-BFGS state cut down to the active problems).
 
 It also prints the L-BFGS probe-evaluations of each pruning variant (each loss evaluation of a
 batched problem of G probes counts G), which the machine's load does not change, and the largest
@@ -21,6 +22,7 @@ difference between the two variants' accuracy rows.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import math
 import pathlib
@@ -42,6 +44,7 @@ from bench.protocol import PREDICTIONS  # noqa: E402
 from bench.runner import build_prediction, setup_device  # noqa: E402
 from predictions.pruning import protocol as pruning_protocol  # noqa: E402
 from predictions.transfer import pairs as P  # noqa: E402
+from predictions.transfer import probing  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -127,7 +130,8 @@ def main() -> None:
     torch.set_num_threads(1)
     evaluations = Evaluations()
     print(f"measure_cost: {a.method}, one thread, torch {torch.__version__}, best of {a.repeats} interleaved "
-          f"(old = fast=False, kNN R^2 at {a.ref}; new = this tree)")
+          f"(old = fast=False, kNN R^2 at {a.ref}, "
+          "L-BFGS compact=False; new = this tree)")
 
     if a.only in (None, "pruning"):
         pred, ctx = context("pruning", a.method, a.cache)
@@ -154,10 +158,16 @@ def main() -> None:
         target = ctx.dataset(pair.target)
         feasible = tuple(b for b in pred.cfg.budgets if not P.infeasible(target.train.y, target.n_classes, b))
 
+        compacting = probing.batched_lbfgs
+
         def transfer(fast: bool):
             def run():
                 pred.fast = fast
-                return pred.measure_pair(enc, ctx, a.pair, "transfer", feasible, ())
+                probing.batched_lbfgs = compacting if fast else functools.partial(compacting, compact=False)
+                try:
+                    return pred.measure_pair(enc, ctx, a.pair, "transfer", feasible, ())
+                finally:
+                    probing.batched_lbfgs = compacting
             return run
 
         print(f"transfer: {a.method} {pair.source} -> {pair.target}, K={enc.spec.width}, budgets {list(feasible)}")
