@@ -172,7 +172,8 @@ def fit_subsets(
 
     ``loss_g = mean_{i in S_g} CE(x_i W_g + b_g, y_i) + l2 / 2 ||W_g||^2``, minimised by
     :func:`batched_lbfgs` from ``init`` (zeros if None). The subsets are gathered into one
-    (G_b, n_b, K) stack per size, so a loss evaluation costs ``sum_g |S_g|`` rows.
+    (G_b, n_b, K) stack per size, so a loss evaluation costs ``sum_g |S_g|`` rows, and only the
+    probes the L-BFGS asks for (those still searching) are evaluated.
 
     Args:
         x: (N, K) standardised features, or (S, N, K) S scalings of them: then the S x G probes
@@ -200,8 +201,13 @@ def fit_subsets(
     def loss_grad(theta: torch.Tensor, which: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         f, grad = theta.new_zeros(g_count), torch.zeros_like(theta)
         for ids, xs, oh in groups:
-            if which is not None and not bool(which[ids].any()):
-                continue
+            if which is not None:  # only the probes asked for (each probe's rows are its own)
+                asked = which[ids]
+                if not bool(asked.any()):
+                    continue
+                if not bool(asked.all()):
+                    pick = torch.nonzero(asked).flatten()
+                    ids, xs, oh = ids[pick], xs[pick], oh[pick]
             th = theta[ids]
             w, b = th[:, :kc].view(-1, k, c), th[:, kc:]
             logp = torch.log_softmax(torch.baddbmm(b[:, None, :], xs, w), -1)  # (G_b, n_b, C)
