@@ -22,7 +22,7 @@ variant choose their own L2 strength on val from the full grid of §6; all masks
 are one batched problem. Its path starts (at the strongest penalty) from the full probe's fit at
 that same penalty restricted to each mask (``fast``, :attr:`Curves.start`), which is close to the
 pruned solution there; the reference path (``fast=False``) starts it from the val-chosen full
-probe, fitted at a much weaker penalty, and needs about 6x the L-BFGS steps for that first fit.
+probe, fitted at a much weaker penalty, and needs ~10x the L-BFGS calls for that first fit (mnist5k).
 Both reach the same solutions within the optimiser's tolerance (tests/test_measure_speed_equivalence.py).
 """
 
