@@ -193,6 +193,7 @@ def probe_path(
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
     first_iter: int = FIRST_ITER,
     path_iter: int = PATH_ITER,
+    path: dict[float, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """G probes, each with its own L2 strength chosen on val from ``l2s``.
 
@@ -203,12 +204,15 @@ def probe_path(
     Args:
         x, x_val: (N, K) standardised features shared by the probes, or (G, N, K) each.
         masks: (G, K) keep-masks or None. init: warm start (W (G, K, C), b (G, C)).
+        path: if given, filled with every fit of the path, ``{l2: (W (G, K, C), b (G, C))}``.
     Returns:
         W (G, K, C), b (G, C) and the chosen L2 strengths (G,) (float64).
     """
     best = None
     for i, l2 in enumerate(sorted(l2s, reverse=True)):
         init = fit_logreg(x, y, n_classes, l2, masks, init=init, max_iter=first_iter if i == 0 else path_iter)
+        if path is not None:
+            path[float(l2)] = init
         acc = accuracy(x_val, y_val, *init)
         if best is None:
             best = [acc, init[0].clone(), init[1].clone(), torch.full_like(acc, l2)]
@@ -228,6 +232,7 @@ class ProbeResult:
     l2: torch.Tensor  # (G,)
     weight: torch.Tensor  # (G, K, C), on standardised features
     bias: torch.Tensor  # (G, C)
+    path: dict[float, tuple[torch.Tensor, torch.Tensor]] | None = None  # every L2's fit (``keep_path``)
 
 
 def _check_probe_inputs(n_classes: int, splits) -> None:
@@ -262,6 +267,7 @@ def linear_probe(
     l2_grid: Sequence[float] = L2_GRID,
     standardized: bool = False,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    keep_path: bool = False,
 ) -> ProbeResult:
     """The linear probe of docs/protocol.md §6, for one feature set, G masks of it, or G feature sets.
 
@@ -269,6 +275,8 @@ def linear_probe(
         f_*: (N, K) frozen features of each split, or (G, N, K) stacks; standardised here with
             train statistics unless ``standardized``. masks: (G, K) 0/1 masks (refit on the kept
             features) or None. init: warm start (W (G, K, C), b (G, C)).
+        keep_path: also return every L2's fit (:attr:`ProbeResult.path`), e.g. to warm-start
+            pruned probes at the strongest penalty from the unpruned probe's fit there.
     Raises:
         ValueError: For an empty split, labels that do not match the features or lie outside
             ``0..n_classes - 1``, non-finite features, or splits with different K.
@@ -276,8 +284,9 @@ def linear_probe(
     _check_probe_inputs(n_classes, (("train", f_train, y_train), ("val", f_val, y_val), ("test", f_test, y_test)))
     if not standardized:
         f_train, f_val, f_test = standardize(f_train.float(), f_val.float(), f_test.float())
-    w, b, l2 = probe_path(f_train, y_train, f_val, y_val, n_classes, l2_grid, masks, init)
-    return ProbeResult(accuracy(f_test, y_test, w, b), accuracy(f_val, y_val, w, b), l2, w, b)
+    path = {} if keep_path else None
+    w, b, l2 = probe_path(f_train, y_train, f_val, y_val, n_classes, l2_grid, masks, init, path=path)
+    return ProbeResult(accuracy(f_test, y_test, w, b), accuracy(f_val, y_val, w, b), l2, w, b, path)
 
 
 @torch.no_grad()

@@ -72,7 +72,7 @@ LossGrad = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, tor
 
 def batched_lbfgs(
     fg: LossGrad, theta: torch.Tensor, max_iter: int = FIRST_ITER, history: int = 20,
-    tolerance_grad: float = 1e-6, tolerance_change: float = 1e-10, max_ls: int = 25,
+    tolerance_grad: float = 1e-6, tolerance_change: float = 1e-10, max_ls: int = 25, compact: bool = True,
 ) -> torch.Tensor:
     """Minimise G independent smooth functions of (G, P) parameters, each by its own L-BFGS.
 
@@ -82,7 +82,26 @@ def batched_lbfgs(
     loss change or directional derivative below tolerance_change; ``max_iter`` iterations). All
     G iterate in lockstep, so problem g's iterates depend on its own function only. A pair with
     ``s'y <= 1e-10`` is not stored (its slot of the ring of ``history`` stays empty for g).
+
+    ``compact``: a problem that has stopped never moves again, so once fewer than half of the rows
+    in the working state are still active, the state (parameters, gradients, the (s, y) history)
+    is cut down to the active rows: the bookkeeping of each iteration then costs what the active
+    problems need, not G (most small subsets stop long before the last one). Every operation is
+    row-wise, so the iterates are the same with ``compact=False`` (tests/test_measure_speed_equivalence.py).
     """
+    full = theta.clone()
+    rows = torch.arange(theta.shape[0], device=theta.device)  # the working state's rows of ``full``
+
+    def fg_rows(th: torch.Tensor, which: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(rows) == len(full):
+            return fg(th, which)
+        at = full.clone()
+        at[rows] = th
+        asked = torch.zeros(len(full), dtype=torch.bool, device=th.device)
+        asked[rows] = True if which is None else which
+        f_all, g_all = fg(at, asked)
+        return f_all[rows], g_all[rows]
+
     g_count = theta.shape[0]
     f, g = fg(theta, None)
     active = g.abs().amax(1) > tolerance_grad
@@ -93,6 +112,11 @@ def batched_lbfgs(
     for it in range(max_iter):
         if not bool(active.any()):
             break
+        if compact and 2 * int(active.sum()) < len(rows):  # drop the stopped problems from the state
+            live = torch.nonzero(active).flatten()
+            full[rows] = theta
+            rows, theta, f, g, active = rows[live], theta[live], f[live], g[live], active[live]
+            s_hist, y_hist, rho, gamma = s_hist[:, live], y_hist[:, live], rho[:, live], gamma[live]
         if it == 0:
             d = -g
             t = (1.0 / g.abs().sum(1).clamp_min(1e-30)).clamp(max=1.0)
@@ -114,7 +138,7 @@ def batched_lbfgs(
         for _ in range(max_ls):
             if not bool(searching.any()):
                 break
-            ft, gt = fg(theta + t[:, None] * d, searching)
+            ft, gt = fg_rows(theta + t[:, None] * d, searching)
             ok = searching & (ft <= f + 1e-4 * t * gtd) & torch.isfinite(ft)
             f_new, g_new = torch.where(ok, ft, f_new), torch.where(ok[:, None], gt, g_new)
             step = torch.where(ok, t, step)
@@ -136,7 +160,8 @@ def batched_lbfgs(
         f, g = torch.where(active, f_new, f), torch.where(active[:, None], g_new, g)
         active = (active & (g.abs().amax(1) > tolerance_grad) & (s.abs().amax(1) > tolerance_change)
                   & (change >= tolerance_change))
-    return theta
+    full[rows] = theta
+    return full
 
 
 def fit_subsets(
@@ -147,30 +172,42 @@ def fit_subsets(
 
     ``loss_g = mean_{i in S_g} CE(x_i W_g + b_g, y_i) + l2 / 2 ||W_g||^2``, minimised by
     :func:`batched_lbfgs` from ``init`` (zeros if None). The subsets are gathered into one
-    (G_b, n_b, K) stack per size, so a loss evaluation costs ``sum_g |S_g|`` rows.
+    (G_b, n_b, K) stack per size, so a loss evaluation costs ``sum_g |S_g|`` rows, and only the
+    probes the L-BFGS asks for (those still searching) are evaluated.
 
     Args:
-        x: (N, K) standardised features; y: (N,) labels in [0, n_classes); subsets: G index arrays.
-        init: warm start (W (G, K, C), b (G, C)).
+        x: (N, K) standardised features, or (S, N, K) S scalings of them: then the S x G probes
+            (scaling-major: probe ``s G + g`` is subset g of scaling s) are one batched problem,
+            each still its own L-BFGS (the iterates of one do not depend on the others).
+        y: (N,) labels in [0, n_classes); subsets: G index arrays.
+        init: warm start (W (S G, K, C), b (S G, C)).
     Returns:
-        W (G, K, C) and b (G, C), in x's dtype.
+        W (S G, K, C) and b (S G, C), in x's dtype.
     """
-    k, c, g_count = x.shape[1], n_classes, len(subsets)
+    xs_all = x[None] if x.dim() == 2 else x
+    k, c, n_sub = x.shape[-1], n_classes, len(subsets)
+    g_count = len(xs_all) * n_sub
     kc = k * c
     sizes = np.array([len(s) for s in subsets])
-    groups = []  # (ids (G_b,), x (G_b, n_b, K), one-hot y (G_b, n_b, C)) per subset size
-    for n in np.unique(sizes):
-        ids = np.flatnonzero(sizes == n)
-        idx = torch.as_tensor(np.stack([np.asarray(subsets[i]) for i in ids]), dtype=torch.int64,
-                              device=x.device)
-        onehot = torch.nn.functional.one_hot(y[idx], c).to(x.dtype)
-        groups.append((torch.as_tensor(ids, device=x.device), x[idx], onehot))
+    groups = []  # (ids (G_b,), x (G_b, n_b, K), one-hot y (G_b, n_b, C)) per (scaling, subset size)
+    for si, xx in enumerate(xs_all):
+        for n in np.unique(sizes):
+            ids = np.flatnonzero(sizes == n)
+            idx = torch.as_tensor(np.stack([np.asarray(subsets[i]) for i in ids]), dtype=torch.int64,
+                                  device=x.device)
+            onehot = torch.nn.functional.one_hot(y[idx], c).to(x.dtype)
+            groups.append((torch.as_tensor(ids + si * n_sub, device=x.device), xx[idx], onehot))
 
     def loss_grad(theta: torch.Tensor, which: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         f, grad = theta.new_zeros(g_count), torch.zeros_like(theta)
         for ids, xs, oh in groups:
-            if which is not None and not bool(which[ids].any()):
-                continue
+            if which is not None:  # only the probes asked for (each probe's rows are its own)
+                asked = which[ids]
+                if not bool(asked.any()):
+                    continue
+                if not bool(asked.all()):
+                    pick = torch.nonzero(asked).flatten()
+                    ids, xs, oh = ids[pick], xs[pick], oh[pick]
             th = theta[ids]
             w, b = th[:, :kc].view(-1, k, c), th[:, kc:]
             logp = torch.log_softmax(torch.baddbmm(b[:, None, :], xs, w), -1)  # (G_b, n_b, C)
@@ -202,21 +239,46 @@ def budget_probe(
         l2_grid: L2 strengths the val split chooses from; fixed_l2: the sensitivity row's L2
             (fitted on the same path; chosen by val only if it is in ``l2_grid``).
     """
-    x_tr, x_va, x_te = scale_codes(f_train, f_val, f_test, scaling=scaling)
+    return budget_probes(f_train, y_train, f_val, y_val, f_test, y_test, n_classes, subsets, l2_grid, fixed_l2,
+                         (scaling,))[scaling]
+
+
+def budget_probes(
+    f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor,
+    f_test: torch.Tensor, y_test: torch.Tensor, n_classes: int, subsets: Sequence[np.ndarray],
+    l2_grid: Sequence[float] = L2_GRID, fixed_l2: float = 1e-2, scalings: Sequence[str] = SCALINGS,
+) -> dict[str, BudgetProbes]:
+    """:func:`budget_probe` under every scaling of ``scalings`` at once: the S x G probes are ONE
+    batched problem (:func:`fit_subsets` on the (S, N, K) stack of scaled codes), so the L-BFGS
+    bookkeeping that dominates these small fits is paid once, not S times. Each probe is still its
+    own L-BFGS; the results equal S separate :func:`budget_probe` calls
+    (tests/test_measure_speed_equivalence.py).
+
+    Returns:
+        ``{scaling: BudgetProbes}``.
+    """
+    scaled = [scale_codes(f_train, f_val, f_test, scaling=sc) for sc in scalings]
     if len(subsets) == 0:
         empty = torch.zeros(0, dtype=torch.float64)
-        return BudgetProbes(empty, empty.clone(), empty.clone())
+        return {sc: BudgetProbes(empty, empty.clone(), empty.clone()) for sc in scalings}
+    x_tr, x_va, x_te = (torch.stack([sp[i] for sp in scaled]) for i in range(3))  # (S, N, K) per split
+    n_sub = len(subsets)
+
+    def accs(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([accuracy(x[i], y, w[i * n_sub:(i + 1) * n_sub], b[i * n_sub:(i + 1) * n_sub])
+                          for i in range(len(x))])
+
     grid = {float(v) for v in l2_grid}
     best_val = best_test = best_l2 = fixed = None
     init = None
     for l2 in sorted(grid | {float(fixed_l2)}, reverse=True):
-        init = fit_subsets(x_tr, y_train, n_classes, l2, subsets, init=init)
-        test = accuracy(x_te, y_test, *init)
+        init = fit_subsets(x_tr if len(scalings) > 1 else x_tr[0], y_train, n_classes, l2, subsets, init=init)
+        test = accs(x_te, y_test, *init)
         if l2 == float(fixed_l2):
             fixed = test
         if l2 not in grid:
             continue
-        val = accuracy(x_va, y_val, *init)
+        val = accs(x_va, y_val, *init)
         if best_val is None:
             best_val, best_test, best_l2 = val, test, torch.full_like(val, l2)
             continue
@@ -224,4 +286,8 @@ def budget_probe(
         best_val = torch.where(better, val, best_val)
         best_test = torch.where(better, test, best_test)
         best_l2 = torch.where(better, torch.full_like(best_l2, l2), best_l2)
-    return BudgetProbes(best_test.cpu(), best_l2.cpu(), fixed.cpu())
+    out = {}
+    for i, sc in enumerate(scalings):
+        part = slice(i * n_sub, (i + 1) * n_sub)
+        out[sc] = BudgetProbes(best_test[part].cpu(), best_l2[part].cpu(), fixed[part].cpu())
+    return out

@@ -9,9 +9,9 @@ References, probed on the same subsets: ``in_domain``, the same method pretraine
 train inputs; ``matched``, the co-primary's step-matched source (:func:`pairs.matched_source`;
 the primary's own source where train sizes differ < 10%, and never for label-trained methods,
 whose co-primary is n/a by design). All budgets and draws of one encoder on one target are one
-batched probe (:func:`predictions.transfer.probing.budget_probe`) per scaling: ``scalar`` (main:
-centred, one scalar for all units) and ``unit`` (v1's per-unit standardisation, a sensitivity
-row); L2 chosen on the full target val split, plus the fixed-L2 sensitivity fit (scalar). A pair
+batched probe (:func:`predictions.transfer.probing.budget_probes`) over both scalings: ``scalar``
+(main: centred, one scalar for all units) and ``unit`` (v1's per-unit standardisation, a
+sensitivity row); L2 chosen on the full target val split, plus the fixed-L2 sensitivity fit (scalar). A pair
 whose files are absent under ``data.root`` and a budget a class cannot fill are skipped with
 their reason; a ``pairs=`` list lacking a primary pair computes no primary (``confirm`` refuses it).
 
@@ -39,7 +39,7 @@ import numpy as np
 from bench.methods import METHODS
 from bench.protocol import PREDICTIONS, EncoderSource, Prediction, PredictionConfig, row
 from predictions.transfer import pairs as P
-from predictions.transfer.probing import budget_probe
+from predictions.transfer.probing import budget_probe, budget_probes
 
 ORACLE = "oracle: the in-domain encoder was trained on the target's labels"
 PRIMARY_SUBSET = "primary not computed: pairs subset"
@@ -90,6 +90,7 @@ class Transfer(Prediction):
     name = "transfer"
     Config = TransferConfig
     needs = frozenset({"labels"})
+    fast = True  # both scalings as one batched probe (False: one budget_probe per scaling, the reference path)
 
     def check_profile(self, profile: str) -> None:
         lack = [p for p in P.PRIMARY if p not in self.cfg.pairs]
@@ -167,8 +168,11 @@ class Transfer(Prediction):
         draws = dict(zip(c.budgets, c.draws, strict=True))
         plan = [(b, s) for b in feasible for s in P.draw_subsets(target.train.y, b, draws[b], seed, pid)]
         f = [enc.features(s.x) for s in (target.train, target.val, target.test)]
-        res = {sc: budget_probe(f[0], target.train.y, f[1], target.val.y, f[2], target.test.y, n_classes,
-                                [s for _, s in plan], fixed_l2=c.fixed_l2, scaling=sc) for sc in ("scalar", "unit")}
+        args = (f[0], target.train.y, f[1], target.val.y, f[2], target.test.y, n_classes, [s for _, s in plan])
+        if self.fast:
+            res = budget_probes(*args, fixed_l2=c.fixed_l2, scalings=("scalar", "unit"))
+        else:
+            res = {sc: budget_probe(*args, fixed_l2=c.fixed_l2, scaling=sc) for sc in ("scalar", "unit")}
         oracle = reference == "in_domain" and getattr(enc.method, "uses_labels", False)
         extra = {"pair": pid, "source": pair.source, "target": pair.target, "reference": reference,
                  **({"note": ORACLE} if oracle else {})}
