@@ -247,3 +247,38 @@ def test_vae_gradient_reaches_the_variance_head(digits):
     vae, _ = _vae_pair(data_info(digits))
     sum(vae.loss_terms(digits.train.x[:64]).values()).backward()
     assert vae.logvar.weight.grad.abs().sum() > 0 and vae.decoder.weight.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- seeds trained together
+# tests/test_seedbatch.py holds every batched method's default config to one seed at a time; these are
+# the configs whose batched step takes another branch (PCD chains, k > 1, a hidden decoder layer, the
+# Gaussian likelihood of real-valued data: digits declared without an image shape, no masking draws).
+@pytest.mark.parametrize("name, reals, overrides", [
+    ("rbm", False, {"persistent": True, "k": 2}),
+    ("vae", False, {"decoder_hidden": 8}),
+    ("vae", True, {}),
+    ("beta_vae", True, {"decoder_hidden": 8}),
+    ("dae", False, {"noise": 0.0}),
+    ("dae", False, {"noise": 0.4}),
+])
+def test_batched_seeds_equal_one_seed_at_a_time_in_other_configs(digits, name, reals, overrides):
+    import dataclasses
+
+    from bench.config import RunConfig
+    from bench.seedbatch import train_group
+    from bench.trainer import fit_encoder
+
+    cpu = torch.device("cpu")
+    ds = dataclasses.replace(digits, image_shape=None) if reals else digits
+    cfg = dataclasses.replace(RunConfig().method_config(name), **overrides)
+    kw = dict(epochs=2, batch_size=128, device=cpu, track=False)
+    seeds = [0, 1, 2]
+    group = train_group(name, cfg, [ds] * 3, 8, seeds, **kw)
+    one = [fit_encoder(name, cfg, ds, 8, s, **kw) for s in seeds]
+    for (mg, meta_g), (mo, meta_o) in zip(group, one, strict=True):
+        assert meta_g["seed_group"] == 3 and meta_o["status"] == "ok"
+        assert repr(meta_g["history"]) == repr(meta_o["history"])
+        sg, so = mg.state_dict(), mo.state_dict()
+        assert list(sg) == list(so) and all(torch.equal(sg[k], so[k]) for k in so)
+    a, b = (m.state_dict() for m, _ in group[:2])
+    assert not torch.equal(a["encoder.weight"], b["encoder.weight"])  # the seeds are not one seed thrice
