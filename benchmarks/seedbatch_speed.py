@@ -1,6 +1,6 @@
 """Seed-samples/s of seeds trained together (bench.seedbatch) against one seed at a time.
 
-    python -m benchmarks.seedbatch_speed ae dae sae vae [--seeds 3 10] [--repeats 3] [--dataset mnist5k]
+    python -m benchmarks.seedbatch_speed ae dae sae vae [--seeds 3 10] [--repeats 3] [--dataset mnist5k] [--force]
 
 For each method and S: S seeds trained for ``--epochs`` (2) on ``--dataset``'s train split at width
 ``--width`` (64), batch 128, one thread, sequentially (``fit_encoder`` per seed: the reference path)
@@ -9,7 +9,8 @@ and batched (``train_group``), alternating A B A B ``--repeats`` times; the best
 post-training feature check included, both ways): wall time, and this process's CPU time (steadier
 on a shared machine: one thread, so CPU time is wall time minus the waits for a core). Seed-samples/s
 is S * epochs * N_train / wall seconds. The last column checks that both ways gave the same weights
-bit for bit.
+bit for bit. ``--force`` switches on the batched step of a method that has one but leaves it off
+(its class sets ``batched = False`` where it was measured not to pay), to measure it again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from bench.catalog import load_all
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
+from bench.methods import METHODS
 from bench.seedbatch import batchable, train_group
 from bench.trainer import fit_encoder
 
@@ -35,6 +37,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--force", action="store_true", help="switch on the batched steps that are off")
     a = ap.parse_args()
     torch.set_num_threads(1)
     load_all()
@@ -46,6 +49,8 @@ def main() -> None:
     print(f"{'method':<16} {'S':>3} {'seq s-s/s':>10} {'batched s-s/s':>14} {'ratio':>6} {'cpu ratio':>9}  same weights")
     for name in a.methods:
         cfg = RunConfig().method_config(name)
+        if a.force and METHODS.get(name).kind == "gradient":
+            METHODS.get(name).batched = True
         for S in a.seeds:
             seeds = list(range(S))
             kw = dict(epochs=a.epochs, batch_size=a.batch_size, device=cpu, track=False)
