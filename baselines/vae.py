@@ -47,7 +47,7 @@ def standard_normal(like: torch.Tensor, generator: torch.Generator | SeedRNG | N
     seed s's (N, K) draws come from its own generator, as in its own job."""
     if isinstance(generator, SeedRNG):
         return generator.randn(*like.shape[1:])
-    return torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
+    return torch.randn_like(like, generator=generator)
 
 
 @dataclass(frozen=True)
