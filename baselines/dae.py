@@ -24,15 +24,24 @@ import torch
 
 from baselines.ae import AE, reconstruction_mse
 from bench.methods import METHODS, MethodConfig
+from bench.seedbatch import SeedRNG
 
 
-def masking_noise(x: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Zero exactly ``round(fraction * D)`` uniformly chosen components of each row of ``x`` (N, D)."""
-    n_drop = round(fraction * x.shape[1])
+def masking_noise(x: torch.Tensor, fraction: float, generator: torch.Generator | SeedRNG | None = None) -> torch.Tensor:
+    """Zero exactly ``round(fraction * D)`` uniformly chosen components of each row of ``x`` (N, D).
+
+    The choice is the top ``round(fraction * D)`` of uniform draws ``(N, D)`` from ``generator``
+    (None: the global RNG). For S seeds trained together, ``x`` is (S, N, D) and ``generator`` a
+    :class:`~bench.seedbatch.SeedRNG`: seed s's draws come from its own generator, as in its own job."""
+    n_drop = round(fraction * x.shape[-1])
     if n_drop == 0:
         return x
-    drop = torch.rand(x.shape, device=x.device).topk(n_drop, dim=1).indices
-    return x.scatter(1, drop, 0.0)
+    if isinstance(generator, SeedRNG):
+        u = generator.rand(*x.shape[1:])
+    else:
+        u = torch.rand(x.shape, device=x.device, generator=generator)
+    drop = u.topk(n_drop, dim=-1).indices
+    return x.scatter(-1, drop, 0.0)
 
 
 @dataclass(frozen=True)
@@ -56,3 +65,7 @@ class DAE(AE):
     def loss_terms(self, x, y=None):
         x_tilde = masking_noise(x, self.cfg.noise)
         return {"mse": reconstruction_mse(self.reconstruct(x_tilde), x)}
+
+    def loss_terms_batched(self, p, b, x, y, rng):
+        x_tilde = masking_noise(x, self.cfg.noise, rng)
+        return {"mse": reconstruction_mse(self.reconstruct_batched(p, x_tilde), x)}

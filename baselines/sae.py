@@ -32,6 +32,7 @@ from torch import nn
 
 from baselines.ae import reconstruction_mse
 from bench.methods import METHODS, Method, MethodConfig
+from bench.seedbatch import stacked_linear
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,32 @@ class SAE(Method):
 
     def loss_terms(self, x, y=None):
         a = self.encode(x)
-        scale = math.sqrt(x.shape[1]) / x.detach().norm(dim=1).mean().clamp(min=1e-12)  # c
-        return {"mse": reconstruction_mse(self.decoder(a), x), "l1": self.cfg.l1 / scale * a.abs().sum(1).mean()}
+        return self.terms(a, self.decoder(a), x)
+
+    def terms(self, a: torch.Tensor, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of codes ``a`` (B, K), reconstructions ``x_hat`` and inputs ``x`` (B, D);
+        of S seeds at once for (S, B, K), (S, B, D): the S per-seed values."""
+        scale = math.sqrt(x.shape[-1]) / x.detach().norm(dim=-1).mean(-1).clamp(min=1e-12)  # c
+        return {"mse": reconstruction_mse(x_hat, x), "l1": self.cfg.l1 / scale * a.abs().sum(-1).mean(-1)}
 
     @torch.no_grad()
     def after_step(self) -> None:
         """Renormalise every decoder column (one feature's dictionary atom) to unit L2 norm."""
-        w = self.decoder.weight  # (D, K): column k is feature k's atom
-        w.div_(w.norm(dim=0, keepdim=True).clamp(min=1e-12))
+        unit_columns_(self.decoder.weight)
+
+    # seeds trained together (bench.seedbatch): the same terms and renormalisation on stacked tensors;
+    # bit-identical but off, as for ae: 0.97x at mnist5k, K = 64, S = 10 on one CPU thread (3x on digits)
+    batched = False
+
+    def loss_terms_batched(self, p, b, x, y, rng):
+        a = torch.relu(stacked_linear(x, p["encoder.weight"], p["encoder.bias"]))
+        return self.terms(a, stacked_linear(a, p["decoder.weight"], p["decoder.bias"]), x)
+
+    @torch.no_grad()
+    def after_step_batched(self, p, b, rng):
+        unit_columns_(p["decoder.weight"])
+
+
+def unit_columns_(w: torch.Tensor) -> None:
+    """Divide each column of ``w`` (D, K) by its L2 norm, in place ((S, D, K): each seed's own)."""
+    w.div_(w.norm(dim=-2, keepdim=True).clamp(min=1e-12))

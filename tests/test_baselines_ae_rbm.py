@@ -1,10 +1,11 @@
-"""Reference and known-answer tests for the rbm, ae, dae, vae and beta_vae baselines.
+"""Reference and known-answer tests for the rbm, ae, dae, sae, vae and beta_vae baselines.
 
 * RBM: the free energy against brute-force summation over the hiddens; the CD-k gradient
   of the surrogate loss against the exact log-likelihood gradient of a tiny RBM, computed by
   enumerating all 2^(6+4) joint states (CD-1 is biased, CD-50 and PCD are not).
 * DAE: masking noise zeroes exactly round(nu D) inputs per row, and the target is the clean input.
 * VAE: the KL term against closed-form values and torch.distributions; beta_vae's KL is 4x vae's.
+* Seeds trained together: each batched step (forced on) equals one seed at a time bit for bit.
 """
 
 from __future__ import annotations
@@ -247,3 +248,47 @@ def test_vae_gradient_reaches_the_variance_head(digits):
     vae, _ = _vae_pair(data_info(digits))
     sum(vae.loss_terms(digits.train.x[:64]).values()).backward()
     assert vae.logvar.weight.grad.abs().sum() > 0 and vae.decoder.weight.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- seeds trained together
+# Every one of these methods has a bit-identical batched step (bench.seedbatch), switched on only where
+# it pays (the class flag ``batched``; see benchmarks/seedbatch_speed.py). The flag is forced on here so
+# that the steps that are off stay verified: the default configs, and the configs whose batched step
+# takes another branch (PCD chains, k > 1, a hidden decoder layer, the Gaussian likelihood of
+# real-valued data: digits declared without an image shape, no masking draws, more masking).
+@pytest.mark.parametrize("name, reals, overrides", [
+    ("ae", False, {}),
+    ("dae", False, {}),
+    ("sae", False, {}),
+    ("vae", False, {}),
+    ("beta_vae", False, {}),
+    ("rbm", False, {}),
+    ("rbm", False, {"persistent": True, "k": 2}),
+    ("vae", False, {"decoder_hidden": 8}),
+    ("vae", True, {}),
+    ("beta_vae", True, {"decoder_hidden": 8}),
+    ("dae", False, {"noise": 0.0}),
+    ("dae", False, {"noise": 0.4}),
+])
+def test_batched_seeds_equal_one_seed_at_a_time(digits, monkeypatch, name, reals, overrides):
+    import dataclasses
+
+    from bench.config import RunConfig
+    from bench.seedbatch import train_group
+    from bench.trainer import fit_encoder
+
+    monkeypatch.setattr(METHODS.get(name), "batched", True)
+    cpu = torch.device("cpu")
+    ds = dataclasses.replace(digits, image_shape=None) if reals else digits
+    cfg = dataclasses.replace(RunConfig().method_config(name), **overrides)
+    kw = dict(epochs=2, batch_size=128, device=cpu, track=False)
+    seeds = [0, 1, 2]
+    group = train_group(name, cfg, [ds] * 3, 8, seeds, **kw)
+    one = [fit_encoder(name, cfg, ds, 8, s, **kw) for s in seeds]
+    for (mg, meta_g), (mo, meta_o) in zip(group, one, strict=True):
+        assert meta_g["seed_group"] == 3 and meta_o["status"] == "ok"
+        assert repr(meta_g["history"]) == repr(meta_o["history"])
+        sg, so = mg.state_dict(), mo.state_dict()
+        assert list(sg) == list(so) and all(torch.equal(sg[k], so[k]) for k in so)
+    a, b = (m.state_dict() for m, _ in group[:2])
+    assert not torch.equal(a["encoder.weight"], b["encoder.weight"])  # the seeds are not one seed thrice
