@@ -45,12 +45,13 @@ class AE(Method):
     def loss_terms(self, x, y=None):
         return {"mse": reconstruction_mse(self.reconstruct(x), x)}
 
-    # seeds trained together (bench.seedbatch): the same loss on (S, B, D), the stacked weights in p. The
-    # batched step is bit-identical (tests/test_baselines_ae_rbm.py) but off: on one CPU thread at mnist5k,
-    # K = 64 it runs at 0.86-1.04x the sequential speed (the step is GEMM- and memory-bound, and stacking
-    # the seeds' (B, D) tensors takes them out of L2); it pays on small inputs (digits: 3x at S = 10).
-    # dae inherits the flag. benchmarks/seedbatch_speed.py measures it.
-    batched = False
+    # seeds trained together (bench.seedbatch): the same loss on (S, B, D), the stacked weights in p,
+    # bit-identical (tests/test_baselines_ae_rbm.py). It pays on small inputs only: on one CPU thread at
+    # mnist5k (D = 784), K = 64 it runs at 0.86-1.04x the sequential speed (the step is GEMM- and
+    # memory-bound, and stacking the seeds' (B, D) tensors takes them out of L2); on digits (D = 64) 3x at
+    # S = 10. Hence batch_max_dim; dae inherits both. benchmarks/seedbatch_speed.py measures it.
+    batched = True
+    batch_max_dim = 256
 
     def reconstruct_batched(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """:meth:`reconstruct` for S seeds: x (S, B, D) -> (S, B, D)."""

@@ -146,10 +146,11 @@ class RBM(Method):
         return terms(x, self.negative_sample(x), *self.weights())
 
     # seeds trained together (bench.seedbatch): the same sampler and terms on stacked tensors, each
-    # seed's Gibbs samples from its own generator; PCD chains are the stacked buffer b["chains"]. Bit-identical
-    # but off: 0.96-1.05x at mnist5k, K = 64, S = 10 on one CPU thread (the S per-seed Bernoulli draws and
-    # the (S, B, D) tensors cost what the fewer dispatches save; 1.8x on digits)
-    batched = False
+    # seed's Gibbs samples from its own generator; PCD chains are the stacked buffer b["chains"]. Bit-identical;
+    # small inputs only: 0.96-1.05x at mnist5k, K = 64, S = 10 on one CPU thread (the S per-seed Bernoulli
+    # draws and the (S, B, D) tensors cost what the fewer dispatches save; 1.8x on digits)
+    batched = True
+    batch_max_dim = 256
 
     def loss_terms_batched(self, p, b, x, y, rng):
         w, c, vb = p["encoder.weight"], p["encoder.bias"], p["visible_bias"]

@@ -103,9 +103,10 @@ class VAE(Method):
         return {"recon": recon, "kl": self.cfg.beta * gaussian_kl(mu, logvar).mean(-1)}
 
     # seeds trained together (bench.seedbatch): the same terms on stacked tensors, each seed's own noise;
-    # bit-identical but off, as for ae: 0.94x at mnist5k, K = 64, S = 10 on one CPU thread (2.3x on digits);
-    # beta_vae inherits the flag
-    batched = False
+    # bit-identical; small inputs only, as for ae: 0.94x at mnist5k, K = 64, S = 10 on one CPU thread (2.3x on
+    # digits); beta_vae inherits the flags
+    batched = True
+    batch_max_dim = 256
 
     def loss_terms_batched(self, p, b, x, y, rng):
         mu, logvar = (stacked_module(m, n, p, x) for m, n in ((self.encoder, "encoder"), (self.logvar, "logvar")))

@@ -292,7 +292,7 @@ class RunContext:
         (``batch_seeds=true``), every other job alone; in first-seen order."""
         groups: dict[Any, list[JobSpec]] = {}
         for s in specs:
-            together = self.cfg.batch_seeds and seedbatch.batchable(s.method)
+            together = self.cfg.batch_seeds and seedbatch.batchable(s.method, self.dataset(s.dataset).input_dim)
             groups.setdefault(s.cell() if together else s, []).append(s)
         return list(groups.values())
 

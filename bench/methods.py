@@ -101,6 +101,9 @@ class Method(nn.Module):
     # of the single-seed step. Each seed's terms, parameters and buffers must equal those of
     # :meth:`loss_terms` / :meth:`after_step` on its own slice bit for bit (tests/test_seedbatch.py).
     batched: ClassVar[bool] = False
+    # train seeds together only on inputs of at most this many dimensions (None: any): where the
+    # stacked (S, B, D) tensors leave the CPU's cache, a GEMM-bound step gains nothing (measured per method)
+    batch_max_dim: ClassVar[int | None] = None
 
     def loss_terms_batched(self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
                            y: torch.Tensor | None, rng: Any) -> dict[str, torch.Tensor]:

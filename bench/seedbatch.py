@@ -45,10 +45,13 @@ if TYPE_CHECKING:
     from bench.data import Dataset
 
 
-def batchable(method_name: str) -> bool:
-    """Whether ``method_name`` has a batched step (its class sets ``batched = True``)."""
+def batchable(method_name: str, input_dim: int | None = None) -> bool:
+    """Whether ``method_name``'s seeds train together: its class has a batched step (``batched``)
+    and, given the data's ``input_dim``, the step pays there (``batch_max_dim``)."""
     cls = METHODS.get(method_name)
-    return cls.kind == "gradient" and bool(cls.batched)
+    if cls.kind != "gradient" or not cls.batched:
+        return False
+    return input_dim is None or cls.batch_max_dim is None or input_dim <= cls.batch_max_dim
 
 
 class SeedRNG:
@@ -204,8 +207,8 @@ def train_group(method_name: str, method_cfg: Any, datasets: Sequence[Dataset], 
     time, convergence scoring excluded); ``train_seconds`` is ``group_seconds / S``. A method without
     a batched step, a single seed, or seeds whose training sets differ in shape train one at a time."""
     S = len(seeds)
-    shapes = {(tuple(d.train.x.shape), tuple(d.train.y.shape)) for d in datasets}
-    if S < 2 or not batchable(method_name) or len(shapes) > 1:
+    shapes = {(tuple(d.train.x.shape), None if d.train.y is None else tuple(d.train.y.shape)) for d in datasets}
+    if S < 2 or not batchable(method_name, datasets[0].input_dim) or len(shapes) > 1:
         return [fit_encoder(method_name, method_cfg, ds, width, seed, epochs=epochs, batch_size=batch_size,
                             device=device, on_epoch=on_epoch, track=track) for ds, seed in zip(datasets, seeds, strict=True)]
     methods, cpu, dev = [], [], []

@@ -62,6 +62,21 @@ def test_the_subject_and_the_autoencoders_are_batched():
     assert not batchable("pca") and not batchable("raw")  # closed-form / nothing to train
 
 
+def test_a_step_that_does_not_pay_on_large_inputs_trains_one_seed_at_a_time(digits):
+    assert batchable("ae", 64) and not batchable("ae", 784)  # ae.batch_max_dim: measured on mnist5k
+    assert batchable("infomax", 784) and batchable("infomax", 4096)
+    # the same cell with the input wider than the limit: the reference path, one seed at a time
+    ae = METHODS.get("ae")
+    old = ae.batch_max_dim
+    try:
+        ae.batch_max_dim = digits.input_dim - 1
+        group, one = both_ways("ae", digits, epochs=1)
+    finally:
+        ae.batch_max_dim = old
+    assert all("seed_group" not in meta for _, meta in group)
+    assert_same(group, one)
+
+
 @pytest.mark.parametrize("name", BATCHED)
 def test_batched_seeds_equal_one_seed_at_a_time(name, digits):
     if METHODS.get(name).unsupported(DataInfo(digits.input_dim, digits.n_classes, digits.image_shape)):
@@ -133,3 +148,12 @@ def test_a_diverged_seed_fails_alone(digits):
         assert_same(group, one)
     finally:
         METHODS._items.pop("_fragile", None)
+
+
+def test_unlabelled_data_is_batched_too():
+    """ica has no labels (y is None): the seeds still train together, bit for bit."""
+    ica = load_dataset("ica", DataConfig(n=2000), CPU)
+    assert ica.train.y is None
+    group, one = both_ways("infomax", ica, seeds=[0, 1], epochs=1, width=8)
+    assert group[0][1]["seed_group"] == 2
+    assert_same(group, one)
