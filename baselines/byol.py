@@ -78,14 +78,13 @@ class BYOL(TwoViewMethod):
     name = "byol"
     citation = "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)"
     Config = BYOLConfig
+    batched = True
 
     def __init__(self, cfg: BYOLConfig, info, width):
         super().__init__(cfg, info, width)
         self.predictor = mlp_head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-
-    batched = True
 
     def pair_loss(self, x1, x2, st=None):
         p1 = self.run("predictor", self.project(x1, st), st)

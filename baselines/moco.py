@@ -109,6 +109,7 @@ class MoCo(TwoViewMethod):
     )
     Config = MoCoConfig
     proj_batch_norm = False
+    batched = True
 
     def __init__(self, cfg: MoCoConfig, info, width):
         super().__init__(cfg, info, width)
@@ -117,8 +118,6 @@ class MoCo(TwoViewMethod):
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self._pending_keys: torch.Tensor | None = None
-
-    batched = True
 
     def pair_loss(self, x1, x2, st=None):
         q = self.project(x1, st)

@@ -106,13 +106,12 @@ class SwAV(TwoViewMethod):
         "Caron et al. 2020, Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS)"
     )
     Config = SwAVConfig
+    batched = True
 
     def __init__(self, cfg: SwAVConfig, info, width):
         super().__init__(cfg, info, width)
         self.prototypes = nn.Linear(cfg.proj_dim, cfg.n_prototypes, bias=False)
         self._normalize_prototypes()
-
-    batched = True
 
     @torch.no_grad()
     def _normalize_prototypes(self, w: torch.Tensor | None = None) -> None:
