@@ -149,6 +149,37 @@ def _erase_from(u: torch.Tensor, h: int, w: int, cfg: AugmentConfig) -> torch.Te
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
+_BASE_GRIDS: dict[tuple, torch.Tensor] = {}
+
+
+def affine_grid(theta: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """``F.affine_grid(theta, size, align_corners=False)`` bit for bit, its (N, H, W, 3) base grid kept
+    between calls on a CPU (rebuilding it, a strided fill, cost more than the transform itself, and
+    more than linearly so for the S*B rows of seeds trained together). The same ``bmm`` of the same
+    base grid as ``affine_grid_generator``'s; other devices call ``F.affine_grid``."""
+    n, _, h, w = size
+    if theta.device.type != "cpu":
+        return F.affine_grid(theta, size, align_corners=False)
+    key = (n, h, w, theta.dtype)
+    base = _BASE_GRIDS.get(key)
+    if base is None:
+        if len(_BASE_GRIDS) >= 16:
+            _BASE_GRIDS.clear()
+        base = torch.empty(n, h, w, 3, dtype=theta.dtype)
+        base[..., 0] = _linspace_from_neg_one(w, theta.dtype)
+        base[..., 1] = _linspace_from_neg_one(h, theta.dtype).unsqueeze(-1)
+        base[..., 2] = 1
+        _BASE_GRIDS[key] = base
+    return base.view(n, h * w, 3).bmm(theta.transpose(1, 2)).view(n, h, w, 2)
+
+
+def _linspace_from_neg_one(k: int, dtype: torch.dtype) -> torch.Tensor:
+    """ATen's ``linspace_from_neg_one`` (align_corners=False): pixel centres in [-1, 1]."""
+    if k <= 1:
+        return torch.zeros((), dtype=dtype)
+    return torch.linspace(-1, 1, k, dtype=dtype) * (k - 1) / k
+
+
 def image_draws(n: int, image_shape: tuple[int, int, int], cfg: AugmentConfig, device: torch.device,
                 dtype: torch.dtype, generator: torch.Generator | None = None) -> list[torch.Tensor | None]:
     """Every random draw of one image view of ``n`` inputs, in :func:`augment_images`' order:
@@ -171,7 +202,7 @@ def images_view(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: Augment
     n = x.shape[0]
     c, h, w = image_shape
     img = x.reshape(n, c, h, w)
-    grid = F.affine_grid(_affine_from(u, u_rot, cfg).to(x.dtype), [n, c, h, w], align_corners=False)
+    grid = affine_grid(_affine_from(u, u_rot, cfg).to(x.dtype), [n, c, h, w])
     img = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # in place on grid_sample's fresh output (no gradient flows through a view): the same values
     # as out-of-place masked_fill, noise add and clamp, without three (N, C, H, W) temporaries

@@ -130,3 +130,12 @@ def test_moco_queues_stay_each_seeds_own(digits, queue_size):
     n = digits.train.x.shape[0]  # one epoch enqueues every training input's key once
     expect = 0 if queue_size < 128 else n % queue_size
     assert [int(m.queue_ptr) for m, _ in group] == [expect] * 3
+
+
+@pytest.mark.parametrize("size", [[128, 1, 28, 28], [106, 1, 8, 8], [64, 3, 5, 9], [7, 1, 1, 4]])
+def test_cached_affine_grid_is_affine_grid(size):
+    from bench.augment import affine_grid
+
+    for _ in range(2):  # built, then from the cache
+        theta = torch.randn(size[0], 2, 3)
+        assert torch.equal(affine_grid(theta, size), F.affine_grid(theta, size, align_corners=False))
