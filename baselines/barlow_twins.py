@@ -75,7 +75,6 @@ class BarlowTwins(TwoViewMethod):
     citation = "Zbontar, Jing, Misra, LeCun, Deny 2021, Barlow Twins (ICML)"
     Config = BarlowTwinsConfig
     proj_layers = 2
-    batched = True
 
     def pair_loss(self, x1, x2, st=None):
         return {"barlow_twins": barlow_twins_loss(self.project(x1, st), self.project(x2, st), self.cfg.lambd)}

@@ -78,7 +78,6 @@ class BYOL(TwoViewMethod):
     name = "byol"
     citation = "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)"
     Config = BYOLConfig
-    batched = True
 
     def __init__(self, cfg: BYOLConfig, info, width):
         super().__init__(cfg, info, width)

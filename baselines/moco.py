@@ -109,7 +109,6 @@ class MoCo(TwoViewMethod):
     )
     Config = MoCoConfig
     proj_batch_norm = False
-    batched = True
 
     def __init__(self, cfg: MoCoConfig, info, width):
         super().__init__(cfg, info, width)

@@ -74,7 +74,6 @@ class SimCLR(TwoViewMethod):
     name = "simclr"
     citation = "Chen, Kornblith, Norouzi, Hinton 2020, A Simple Framework for Contrastive Learning (ICML)"
     Config = SimCLRConfig
-    batched = True
 
     def pair_loss(self, x1, x2, st=None):
         return {"nt_xent": nt_xent(self.project(x1, st), self.project(x2, st), self.cfg.temperature)}

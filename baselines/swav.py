@@ -106,7 +106,6 @@ class SwAV(TwoViewMethod):
         "Caron et al. 2020, Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS)"
     )
     Config = SwAVConfig
-    batched = True
 
     def __init__(self, cfg: SwAVConfig, info, width):
         super().__init__(cfg, info, width)

@@ -101,7 +101,6 @@ class VICReg(TwoViewMethod):
     citation = "Bardes, Ponce, LeCun 2022, VICReg (ICLR)"
     Config = VICRegConfig
     proj_layers = 2
-    batched = True
 
     def pair_loss(self, x1, x2, st=None):
         c = self.cfg

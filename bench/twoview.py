@@ -9,7 +9,7 @@
 * a step draws two views ``make_views(x, image_shape, cfg)`` (:mod:`bench.augment`) and returns
   :meth:`TwoViewMethod.pair_loss` of them, the one hook a method implements.
 
-Seeds trained together (:mod:`bench.seedbatch`): ``loss_terms_batched`` draws each seed's views
+Seeds trained together (:mod:`bench.seedbatch`; off, see ``TwoViewMethod.batched``): ``loss_terms_batched`` draws each seed's views
 from its own generator (:func:`bench.augment.make_views_stacked`) and calls the same
 ``pair_loss`` with ``st = (p, b)``, the stacked parameters and buffers; a method runs its modules
 through :meth:`TwoViewMethod.run` (the module itself, or :func:`bench.stacked_nn.forward` on the
@@ -51,6 +51,13 @@ class TwoViewMethod(Method):
     The config is an :class:`~bench.augment.AugmentConfig` with ``proj_hidden`` and ``proj_dim``.
     """
 
+    # The batched step (loss_terms_batched below, each method's after_step_batched) is bit-identical to
+    # one seed at a time (tests/test_seedbatch_twoview.py switches it on) but does not pay on a CPU:
+    # 0.85-1.01x the sequential seed-samples/s at S = 3 and 10 on mnist5k, by CPU time, for all six
+    # (benchmarks/seedbatch_twoview_speed.py). Their step is arithmetic and memory traffic (784-pixel
+    # views, 512-wide heads), not dispatch: bmm runs ~10% slower than S mm, and S-fold tensors fall out
+    # of cache. So the seeds train one at a time; set True where the step is launch-bound (a GPU).
+    batched: ClassVar[bool] = False
     proj_layers: ClassVar[int] = 1  # hidden blocks of the projector (mlp_head's n_hidden)
     proj_batch_norm: ClassVar[bool] = True
 

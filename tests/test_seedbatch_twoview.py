@@ -7,6 +7,10 @@
 * whole runs, batched against one seed at a time (every parameter and buffer ``torch.equal``,
   equal loss histories): on vectors (``ica``), with a projector width that takes batch norm's
   per-seed path, and with MoCo queues smaller than a batch (keys truncated) or wrapping mid-queue.
+
+A method whose batched step is bit-identical but does not pay on a CPU keeps ``batched = False``
+(trained one seed at a time); its batched step is still tested here, switched on for the test
+(``on``), on digits as tests/test_seedbatch.py does for the methods that are on.
 """
 
 from __future__ import annotations
@@ -22,10 +26,18 @@ from bench import stacked_nn
 from bench.augment import AugmentConfig, make_views, make_views_stacked
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
+from bench.methods import METHODS
 from bench.seedbatch import train_group
 from bench.trainer import fit_encoder
 
 CPU = torch.device("cpu")
+TWO_VIEW = ["simclr", "moco", "byol", "swav", "barlow_twins", "vicreg"]
+
+
+@pytest.fixture
+def on(monkeypatch):
+    """Switch a method's batched step on for the test (``on("moco")``), whatever its class says."""
+    return lambda name: monkeypatch.setattr(METHODS.get(name), "batched", True)
 
 
 @pytest.mark.parametrize(("image_shape", "cfg"), [
@@ -94,14 +106,18 @@ def test_tmm_has_mms_values_and_gradients():
         assert torch.equal(a.grad[s], a_s.grad) and torch.equal(c.grad[s], c_s.grad)
 
 
-def _both_ways(name, cfg, datasets, seeds, width=16, epochs=2):
-    group = train_group(name, cfg, datasets, width, seeds, epochs=epochs, batch_size=128, device=CPU, track=False)
-    one = [fit_encoder(name, cfg, d, width, s, epochs=epochs, batch_size=128, device=CPU, track=False)
+def _both_ways(name, cfg, datasets, seeds, width=16, epochs=2, track=False):
+    group = train_group(name, cfg, datasets, width, seeds, epochs=epochs, batch_size=128, device=CPU, track=track)
+    one = [fit_encoder(name, cfg, d, width, s, epochs=epochs, batch_size=128, device=CPU, track=track)
            for d, s in zip(datasets, seeds, strict=True)]
     for (mg, meta_g), (mo, meta_o) in zip(group, one, strict=True):
         assert meta_g["seed_group"] == len(seeds)
         assert meta_g["status"] == meta_o["status"] == "ok"
         assert repr(meta_g["history"]) == repr(meta_o["history"])
+        if track:
+            drop = {"seconds"}
+            assert ({k: v for k, v in meta_g["convergence"].items() if k not in drop}
+                    == {k: v for k, v in meta_o["convergence"].items() if k not in drop})
         sg, so = mg.state_dict(), mo.state_dict()
         assert list(sg) == list(so)
         for k in so:
@@ -109,22 +125,34 @@ def _both_ways(name, cfg, datasets, seeds, width=16, epochs=2):
     return group
 
 
-@pytest.mark.parametrize("name", ["simclr", "moco", "byol", "swav", "barlow_twins", "vicreg"])
-def test_vectors_batched_equal_one_seed_at_a_time(name):
+@pytest.mark.parametrize("name", TWO_VIEW)
+def test_digits_batched_equal_one_seed_at_a_time(name, digits, on):
+    """tests/test_seedbatch.py's check (S = 3, 2 epochs, convergence scores too) for a method that is off."""
+    if METHODS.get(name).batched:
+        pytest.skip("on: tests/test_seedbatch.py checks it")
+    on(name)
+    _both_ways(name, RunConfig().method_config(name), [digits] * 3, [0, 1, 2], track=True)
+
+
+@pytest.mark.parametrize("name", TWO_VIEW)
+def test_vectors_batched_equal_one_seed_at_a_time(name, on):
+    on(name)
     ds = load_dataset("ica", DataConfig(), CPU)
     # dummy labels (unused by these methods): train_group (at 4e2d1e7) reads train.y.shape, None on ica
     ds = dataclasses.replace(ds, train=dataclasses.replace(ds.train, y=torch.zeros(len(ds.train.x), dtype=torch.long)))
     _both_ways(name, RunConfig().method_config(name), [ds] * 2, [0, 1], epochs=1)
 
 
-def test_a_projector_width_off_the_vector_width(digits):
+def test_a_projector_width_off_the_vector_width(digits, on):
     """proj_hidden 20: batch norm's per-seed path inside a whole run."""
+    on("byol")
     cfg = dataclasses.replace(RunConfig().method_config("byol"), proj_hidden=20, pred_hidden=24)
     _both_ways("byol", cfg, [digits] * 2, [0, 1], epochs=1)
 
 
 @pytest.mark.parametrize("queue_size", [100, 300])  # smaller than a batch (keys truncated); wrapping mid-queue
-def test_moco_queues_stay_each_seeds_own(digits, queue_size):
+def test_moco_queues_stay_each_seeds_own(digits, queue_size, on):
+    on("moco")
     cfg = dataclasses.replace(RunConfig().method_config("moco"), queue_size=queue_size)
     group = _both_ways("moco", cfg, [digits] * 3, [0, 1, 2], epochs=1)
     n = digits.train.x.shape[0]  # one epoch enqueues every training input's key once
