@@ -11,7 +11,9 @@ steps that have no bit-identical batched form as one call per seed:
   buffers. With H channels a multiple of 16, one ``F.batch_norm`` over the (B, S*H) layout gives
   each seed's channels exactly (CPU: the per-channel kernels are vectorised across channels, a
   partial vector at the end reduces in another order); otherwise one call per seed;
-* :func:`nll_mean`: ``F.nll_loss``'s mean is a cascade sum of its own, so one call per seed;
+* :func:`nll_mean` (and :func:`cross_entropy`, one ``log_softmax`` then it): ``F.nll_loss``'s mean
+  is a cascade sum of its own, so one call per seed;
+* :func:`tmm`: ``a.mT @ b`` with ``mm``'s gradient layout (Barlow Twins' cross-correlation);
 * :func:`per_seed`: any function of (B, ...) slices, stacked;
 * :func:`ema_`: the momentum update of a target network, ``t <- m t + (1 - m) o``, on the stacked
   tensors (elementwise; checked equal per slice for sizes off the vector width too, 7, 20, 100).
