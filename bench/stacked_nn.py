@@ -36,7 +36,9 @@ def per_seed(fn: Callable[..., torch.Tensor], *xs: torch.Tensor) -> torch.Tensor
     """``fn`` of (B, ...) tensors, or, given (S, B, ...) ones, the (S, ...) stack of ``fn`` per seed."""
     if xs[0].dim() == 2:
         return fn(*xs)
-    return torch.stack([fn(*sl) for sl in zip(*xs, strict=True)])
+    # unbind, not x[s]: one backward that stacks the S gradients, where S selects would each
+    # scatter theirs into a zero (S, B, ...) tensor and then be summed (S^2 the memory traffic)
+    return torch.stack([fn(*sl) for sl in zip(*(x.unbind(0) for x in xs), strict=True)])
 
 
 def nll_mean(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,9 +64,10 @@ def batch_norm(x: torch.Tensor, p: Tensors, b: Tensors, prefix: str, mod: nn.Bat
                            None if w is None else w.reshape(S * H), None if bias is None else bias.reshape(S * H),
                            True, mod.momentum, mod.eps)
         return out.view(B, S, H).transpose(0, 1)
-    return torch.stack([F.batch_norm(x[s], None if rm is None else rm[s], None if rv is None else rv[s],
-                                     None if w is None else w[s], None if bias is None else bias[s],
-                                     True, mod.momentum, mod.eps) for s in range(S)])
+    xs, ws = x.unbind(0), [None] * S if w is None else w.unbind(0)
+    bs = [None] * S if bias is None else bias.unbind(0)
+    return torch.stack([F.batch_norm(xs[s], None if rm is None else rm[s], None if rv is None else rv[s],
+                                     ws[s], bs[s], True, mod.momentum, mod.eps) for s in range(S)])
 
 
 def forward(mod: nn.Module, name: str, x: torch.Tensor, p: Tensors, b: Tensors) -> torch.Tensor:
