@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bench import stacked_nn
 from bench.augment import AugmentConfig
 from bench.methods import METHODS
 from bench.twoview import TwoViewMethod
@@ -27,7 +28,7 @@ from bench.twoview import TwoViewMethod
 
 def batch_standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``(z - mean_b z) / sqrt(var_b z + eps)`` per column: ``BatchNorm1d(affine=False)`` in training mode."""
-    return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + eps)
+    return (z - z.mean(-2, keepdim=True)) / torch.sqrt(z.var(-2, unbiased=False, keepdim=True) + eps)
 
 
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: float = 1e-5) -> torch.Tensor:
@@ -38,15 +39,16 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: flo
     ``L = sum_i (1 - C_ii)^2 + lambda sum_i sum_{j != i} C_ij^2``.
 
     Args:
-        z1, z2: (N, d) projections of the two views, row b of each from the same input.
+        z1, z2: (N, d) projections of the two views, row b of each from the same input (or (S, N, d)
+            for S seeds, giving (S,) losses).
         lambd: weight of the redundancy-reduction (off-diagonal) term.
         eps: added to the variances, as in ``BatchNorm1d``.
     """
-    n = z1.shape[0]
-    c = batch_standardize(z1, eps).T @ batch_standardize(z2, eps) / n
-    diag = torch.diagonal(c)
-    on = (1 - diag).pow(2).sum()
-    off = c.pow(2).sum() - diag.pow(2).sum()
+    n = z1.shape[-2]
+    c = stacked_nn.tmm(batch_standardize(z1, eps), batch_standardize(z2, eps)) / n
+    diag = torch.diagonal(c, dim1=-2, dim2=-1)
+    on = (1 - diag).pow(2).sum(-1)
+    off = c.pow(2).sum((-2, -1)) - diag.pow(2).sum(-1)
     return on + lambd * off
 
 
@@ -74,5 +76,5 @@ class BarlowTwins(TwoViewMethod):
     Config = BarlowTwinsConfig
     proj_layers = 2
 
-    def pair_loss(self, x1, x2):
-        return {"barlow_twins": barlow_twins_loss(self.project(x1), self.project(x2), self.cfg.lambd)}
+    def pair_loss(self, x1, x2, st=None):
+        return {"barlow_twins": barlow_twins_loss(self.project(x1, st), self.project(x2, st), self.cfg.lambd)}

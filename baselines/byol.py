@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import stacked_nn
 from bench.augment import AugmentConfig
 from bench.methods import METHODS
 from bench.twoview import TwoViewMethod, mlp_head
@@ -42,16 +43,16 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     Equal to the squared distance of the l2-normalised vectors, ``||p/|p| - z/|z|||^2``.
 
     Args:
-        p: (N, d) online predictions; z: (N, d) target projections (the caller detaches them).
+        p: (N, d) online predictions; z: (N, d) target projections (the caller detaches them);
+            or (S, N, d) each for S seeds, giving (S,) losses.
     """
-    return (2 - 2 * F.cosine_similarity(p, z, dim=1)).mean()
+    return (2 - 2 * F.cosine_similarity(p, z, dim=-1)).mean(-1)
 
 
 @torch.no_grad()
 def ema_(target: nn.Module, online: nn.Module, tau: float) -> None:
     """In place ``xi <- tau xi + (1 - tau) theta`` for every parameter of ``target``."""
-    for t, o in zip(target.parameters(), online.parameters(), strict=True):
-        t.mul_(tau).add_(o.detach(), alpha=1 - tau)
+    stacked_nn.ema_(list(target.parameters()), list(online.parameters()), tau)
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,18 @@ class BYOL(TwoViewMethod):
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
-    def pair_loss(self, x1, x2):
-        p1 = self.predictor(self.project(x1))
-        p2 = self.predictor(self.project(x2))
+    def pair_loss(self, x1, x2, st=None):
+        p1 = self.run("predictor", self.project(x1, st), st)
+        p2 = self.run("predictor", self.project(x2, st), st)
         with torch.no_grad():
-            t1 = self.target_projector(torch.relu(self.target_encoder(x1)))
-            t2 = self.target_projector(torch.relu(self.target_encoder(x2)))
+            t1 = self.run("target_projector", torch.relu(self.run("target_encoder", x1, st)), st)
+            t2 = self.run("target_projector", torch.relu(self.run("target_encoder", x2, st)), st)
         return {"byol": byol_loss(p1, t2) + byol_loss(p2, t1)}
 
     def after_step(self) -> None:
         ema_(self.target_encoder, self.encoder, self.cfg.tau)
         ema_(self.target_projector, self.projector, self.cfg.tau)
+
+    def after_step_batched(self, p, b, rng) -> None:
+        targets = [n for n in p if n.startswith(("target_encoder.", "target_projector."))]
+        stacked_nn.ema_([p[n] for n in targets], [p[n[len("target_"):]] for n in targets], self.cfg.tau)

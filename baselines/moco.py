@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import stacked_nn
 from bench.augment import AugmentConfig
 from bench.methods import METHODS
 from bench.twoview import TwoViewMethod
@@ -49,21 +50,33 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
 
     Args:
         q: (N, d) queries; k: (N, d) positive keys (no gradient is taken through them);
-        queue: (Q, d) negative keys.
+        queue: (Q, d) negative keys (or (S, N, d), (S, N, d), (S, Q, d) for S seeds: (S,) losses).
         temperature: tau > 0.
     """
-    q, k, queue = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
-    l_pos = (q * k).sum(1, keepdim=True)
-    l_neg = q @ queue.T
-    logits = torch.cat([l_pos, l_neg], 1) / temperature
-    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+    q, k, queue = F.normalize(q, dim=-1), F.normalize(k, dim=-1), F.normalize(queue, dim=-1)
+    l_pos = (q * k).sum(-1, keepdim=True)
+    l_neg = q @ queue.mT
+    logits = torch.cat([l_pos, l_neg], -1) / temperature
+    return stacked_nn.cross_entropy(logits, torch.zeros(q.shape[-2], dtype=torch.long, device=q.device))
 
 
 @torch.no_grad()
 def ema_(target: nn.Module, online: nn.Module, momentum: float) -> None:
     """In place ``theta_target <- m theta_target + (1 - m) theta_online`` for every parameter."""
-    for t, o in zip(target.parameters(), online.parameters(), strict=True):
-        t.mul_(momentum).add_(o.detach(), alpha=1 - momentum)
+    stacked_nn.ema_(list(target.parameters()), list(online.parameters()), momentum)
+
+
+@torch.no_grad()
+def enqueue_(queue: torch.Tensor, ptr: torch.Tensor, k: torch.Tensor) -> None:
+    """Write keys ``k`` (B, d) over the oldest of ``queue`` (Q, d) from ``ptr`` (a 0-dim index) on,
+    wrapping around, and advance ``ptr``; or, for S seeds, (S, B, d), (S, Q, d) and (S,), each seed's
+    queue its own."""
+    q_size, d = queue.shape[-2:]
+    k = k[..., -q_size:, :]
+    idx = (ptr.unsqueeze(-1) + torch.arange(k.shape[-2], device=k.device)) % q_size  # (..., B)
+    base = (torch.arange(ptr.numel(), device=k.device) * q_size).view(ptr.shape).unsqueeze(-1)
+    queue.view(-1, d)[(idx + base).reshape(-1)] = k.reshape(-1, d)
+    ptr.copy_((ptr + k.shape[-2]) % q_size)
 
 
 @dataclass(frozen=True)
@@ -105,12 +118,13 @@ class MoCo(TwoViewMethod):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self._pending_keys: torch.Tensor | None = None
 
-    def pair_loss(self, x1, x2):
-        q = self.project(x1)
+    def pair_loss(self, x1, x2, st=None):
+        q = self.project(x1, st)
         with torch.no_grad():
-            k = F.normalize(self.key_projector(torch.relu(self.key_encoder(x2))), dim=1)
+            k = F.normalize(self.run("key_projector", torch.relu(self.run("key_encoder", x2, st)), st), dim=-1)
         self._pending_keys = k
-        return {"info_nce": info_nce(q, k, self.queue.clone(), self.cfg.temperature)}
+        queue = self.queue if st is None else st[1]["queue"]
+        return {"info_nce": info_nce(q, k, queue.clone(), self.cfg.temperature)}
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -118,9 +132,13 @@ class MoCo(TwoViewMethod):
         ema_(self.key_encoder, self.encoder, self.cfg.momentum)
         ema_(self.key_projector, self.projector, self.cfg.momentum)
         k, self._pending_keys = self._pending_keys, None
-        if k is None:
-            return
-        k = k[-self.cfg.queue_size :]
-        idx = (self.queue_ptr + torch.arange(k.shape[0], device=k.device)) % self.cfg.queue_size
-        self.queue[idx] = k
-        self.queue_ptr.copy_((self.queue_ptr + k.shape[0]) % self.cfg.queue_size)
+        if k is not None:
+            enqueue_(self.queue, self.queue_ptr, k)
+
+    @torch.no_grad()
+    def after_step_batched(self, p, b, rng) -> None:
+        keys = [n for n in p if n.startswith(("key_encoder.", "key_projector."))]
+        stacked_nn.ema_([p[n] for n in keys], [p[n[len("key_"):]] for n in keys], self.cfg.momentum)
+        k, self._pending_keys = self._pending_keys, None
+        if k is not None:
+            enqueue_(b["queue"], b["queue_ptr"], k)

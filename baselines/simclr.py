@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bench import stacked_nn
 from bench.augment import AugmentConfig
 from bench.methods import METHODS
 from bench.twoview import TwoViewMethod
@@ -36,18 +37,19 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     ``L = 1/(2N) sum_i -log( exp(s_{i,p(i)}) / sum_{k != i} exp(s_ik) )``.
 
     Args:
-        z1, z2: (N, d) projections of the two views, row i of each from the same input.
+        z1, z2: (N, d) projections of the two views, row i of each from the same input, or (S, N, d)
+            for S seeds trained together.
         temperature: tau > 0.
 
     Returns:
-        Scalar mean loss over the 2N anchors.
+        Scalar mean loss over the 2N anchors (S of them, one per seed, given (S, N, d)).
     """
-    n = z1.shape[0]
-    u = F.normalize(torch.cat([z1, z2]), dim=1)
-    s = (u @ u.T) / temperature
+    n = z1.shape[-2]
+    u = F.normalize(torch.cat([z1, z2], dim=-2), dim=-1)
+    s = (u @ u.mT) / temperature
     s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=s.device), float("-inf"))
     target = torch.arange(2 * n, device=s.device).roll(n)  # [n..2n-1, 0..n-1], built on s's device (no H2D copy)
-    return F.cross_entropy(s, target)
+    return stacked_nn.cross_entropy(s, target)
 
 
 @dataclass(frozen=True)
@@ -73,5 +75,5 @@ class SimCLR(TwoViewMethod):
     citation = "Chen, Kornblith, Norouzi, Hinton 2020, A Simple Framework for Contrastive Learning (ICML)"
     Config = SimCLRConfig
 
-    def pair_loss(self, x1, x2):
-        return {"nt_xent": nt_xent(self.project(x1), self.project(x2), self.cfg.temperature)}
+    def pair_loss(self, x1, x2, st=None):
+        return {"nt_xent": nt_xent(self.project(x1, st), self.project(x2, st), self.cfg.temperature)}

@@ -46,17 +46,18 @@ def sinkhorn(scores: torch.Tensor, eps: float, iters: int) -> torch.Tensor:
     every prototype's column sums to about ``B / P``.
 
     Args:
-        scores: (B, P) prototype scores ``z . c`` of one view (no gradient is taken).
+        scores: (B, P) prototype scores ``z . c`` of one view (no gradient is taken); (S, B, P) for
+            S seeds, each normalised on its own.
         eps: entropy regularisation epsilon > 0.
         iters: number of row/column normalisation rounds.
     """
-    q = torch.exp((scores - scores.max()) / eps).T
-    p, b = q.shape
-    q = q / q.sum()
+    q = torch.exp((scores - scores.amax((-2, -1), keepdim=True)) / eps).mT
+    p, b = q.shape[-2:]
+    q = q / q.sum((-2, -1), keepdim=True)
     for _ in range(iters):
-        q = q / q.sum(dim=1, keepdim=True) / p
-        q = q / q.sum(dim=0, keepdim=True) / b
-    return (q * b).T
+        q = q / q.sum(dim=-1, keepdim=True) / p
+        q = q / q.sum(dim=-2, keepdim=True) / b
+    return (q * b).mT
 
 
 def swav_loss(
@@ -68,11 +69,12 @@ def swav_loss(
     with codes ``q_v = sinkhorn(scores_v, eps, iters)`` computed without gradient.
 
     Args:
-        scores1, scores2: (B, P) scores of the two views against the normalised prototypes.
+        scores1, scores2: (B, P) scores of the two views against the normalised prototypes, or
+            (S, B, P) for S seeds, giving (S,) losses.
     """
     q1, q2 = sinkhorn(scores1.detach(), eps, iters), sinkhorn(scores2.detach(), eps, iters)
-    l12 = -(q1 * F.log_softmax(scores2 / temperature, dim=1)).sum(1).mean()
-    l21 = -(q2 * F.log_softmax(scores1 / temperature, dim=1)).sum(1).mean()
+    l12 = -(q1 * F.log_softmax(scores2 / temperature, dim=-1)).sum(-1).mean(-1)
+    l21 = -(q2 * F.log_softmax(scores1 / temperature, dim=-1)).sum(-1).mean(-1)
     return 0.5 * (l12 + l21)
 
 
@@ -111,14 +113,19 @@ class SwAV(TwoViewMethod):
         self._normalize_prototypes()
 
     @torch.no_grad()
-    def _normalize_prototypes(self) -> None:
-        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+    def _normalize_prototypes(self, w: torch.Tensor | None = None) -> None:
+        """Each prototype (row of ``w``: (P, d), or (S, P, d) stacked; default the module's) to unit length."""
+        w = self.prototypes.weight if w is None else w
+        w.copy_(F.normalize(w, dim=-1))
 
-    def pair_loss(self, x1, x2):
-        s1 = self.prototypes(F.normalize(self.project(x1), dim=1))
-        s2 = self.prototypes(F.normalize(self.project(x2), dim=1))
+    def pair_loss(self, x1, x2, st=None):
+        s1 = self.run("prototypes", F.normalize(self.project(x1, st), dim=-1), st)
+        s2 = self.run("prototypes", F.normalize(self.project(x2, st), dim=-1), st)
         c = self.cfg
         return {"swav": swav_loss(s1, s2, c.temperature, c.sinkhorn_eps, c.sinkhorn_iters)}
 
     def after_step(self) -> None:
         self._normalize_prototypes()
+
+    def after_step_batched(self, p, b, rng) -> None:
+        self._normalize_prototypes(p["prototypes.weight"])

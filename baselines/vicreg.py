@@ -21,33 +21,37 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bench import stacked_nn
 from bench.augment import AugmentConfig
 from bench.methods import METHODS
 from bench.twoview import TwoViewMethod
 
 
 def invariance_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """``s(Z, Z') = 1/(N d) sum_b ||z_b - z'_b||^2`` (mean squared error), Bardes et al. 2022, eq. 5."""
-    return F.mse_loss(z1, z2)
+    """``s(Z, Z') = 1/(N d) sum_b ||z_b - z'_b||^2`` (mean squared error), Bardes et al. 2022, eq. 5.
+
+    (S, N, d) inputs (S seeds): the (S,) per-seed values, ``F.mse_loss`` per seed (its own reduction)."""
+    return stacked_nn.per_seed(F.mse_loss, z1, z2)
 
 
 def variance_loss(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
     """``v(Z) = 1/d sum_j max(0, gamma - sqrt(Var(z_j) + eps))`` (unbiased variance), eq. 1-2."""
-    return F.relu(gamma - torch.sqrt(z.var(0) + eps)).mean()
+    return F.relu(gamma - torch.sqrt(z.var(-2) + eps)).mean(-1)
 
 
 def covariance_loss(z: torch.Tensor) -> torch.Tensor:
     """``c(Z) = 1/d sum_{i != j} Cov(Z)_ij^2``, ``Cov = (Z - mean)^T (Z - mean) / (N - 1)``, eq. 3-4."""
-    n, d = z.shape
-    zc = z - z.mean(0)
-    cov = zc.T @ zc / (n - 1)
-    return (cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()) / d
+    n, d = z.shape[-2:]
+    zc = z - z.mean(-2, keepdim=True)
+    cov = zc.mT @ zc / (n - 1)
+    return (cov.pow(2).sum((-2, -1)) - torch.diagonal(cov, dim1=-2, dim2=-1).pow(2).sum(-1)) / d
 
 
 def vicreg_terms(
     z1: torch.Tensor, z2: torch.Tensor, sim: float = 25.0, var: float = 25.0, cov: float = 1.0
 ) -> dict[str, torch.Tensor]:
-    """The three weighted terms of :func:`vicreg_loss` (their sum is the loss)."""
+    """The three weighted terms of :func:`vicreg_loss` (their sum is the loss); each (S,) for (S, N, d)
+    embeddings of S seeds (batch dim -2, features -1 in every term)."""
     return {
         "invariance": sim * invariance_loss(z1, z2),
         "variance": var * (variance_loss(z1) + variance_loss(z2)),
@@ -98,6 +102,6 @@ class VICReg(TwoViewMethod):
     Config = VICRegConfig
     proj_layers = 2
 
-    def pair_loss(self, x1, x2):
+    def pair_loss(self, x1, x2, st=None):
         c = self.cfg
-        return vicreg_terms(self.project(x1), self.project(x2), c.sim, c.var, c.cov)
+        return vicreg_terms(self.project(x1, st), self.project(x2, st), c.sim, c.var, c.cov)

@@ -96,15 +96,22 @@ def _uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * u
 
 
-def affine_matrices(n: int, cfg: AugmentConfig, device: torch.device) -> torch.Tensor:
+def affine_matrices(n: int, cfg: AugmentConfig, device: torch.device,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
     """(n, 2, 3) random ``affine_grid`` matrices: resized crop, then rotation and translation.
 
     In ``affine_grid``'s normalised coordinates (image = [-1, 1]^2) an output point ``u`` samples
     the input at ``R(theta) diag(s_w, s_h) u + c + t``: ``s_w, s_h`` are the crop's side
     fractions, ``c`` its centre (drawn so the crop lies inside the image), ``t`` the shift.
-    Rotation acts in normalised coordinates, i.e. exactly for square images.
+    Rotation acts in normalised coordinates, i.e. exactly for square images. Draws from
+    ``generator`` (None: the global RNG).
     """
-    u = torch.rand(n, 6, device=device)
+    u = torch.rand(n, 6, device=device, generator=generator)
+    return _affine_from(u, torch.rand(n, device=device, generator=generator), cfg)
+
+
+def _affine_from(u: torch.Tensor, u_rot: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """:func:`affine_matrices` of its uniform draws ``u`` (n, 6) and ``u_rot`` (n,)."""
     area = _uniform(u[:, 0], cfg.crop_scale_min, cfg.crop_scale_max)
     log_r = math.log(cfg.crop_ratio_max)
     ratio = torch.exp(_uniform(u[:, 1], -log_r, log_r))
@@ -112,14 +119,20 @@ def affine_matrices(n: int, cfg: AugmentConfig, device: torch.device) -> torch.T
     sh = torch.sqrt(area / ratio).clamp(max=1.0)
     cx = (1 - sw) * _uniform(u[:, 2], -1, 1) + 2 * cfg.translate * _uniform(u[:, 4], -1, 1)
     cy = (1 - sh) * _uniform(u[:, 3], -1, 1) + 2 * cfg.translate * _uniform(u[:, 5], -1, 1)
-    theta = math.radians(cfg.rotate_deg) * _uniform(torch.rand(n, device=device), -1, 1)
+    theta = math.radians(cfg.rotate_deg) * _uniform(u_rot, -1, 1)
     cos, sin = torch.cos(theta), torch.sin(theta)
     return torch.stack([torch.stack([sw * cos, -sh * sin, cx], 1), torch.stack([sw * sin, sh * cos, cy], 1)], 1)
 
 
-def erase_masks(n: int, h: int, w: int, cfg: AugmentConfig, device: torch.device) -> torch.Tensor:
+def erase_masks(n: int, h: int, w: int, cfg: AugmentConfig, device: torch.device,
+                generator: torch.Generator | None = None) -> torch.Tensor:
     """(n, h, w) boolean masks, each a random box (or nothing, with prob. 1 - erase_prob)."""
-    u = torch.rand(n, 5, device=device)
+    return _erase_from(torch.rand(n, 5, device=device, generator=generator), h, w, cfg)
+
+
+def _erase_from(u: torch.Tensor, h: int, w: int, cfg: AugmentConfig) -> torch.Tensor:
+    """:func:`erase_masks` of its uniform draws ``u`` (n, 5)."""
+    device = u.device
     area = h * w * _uniform(u[:, 0], cfg.erase_scale_min, cfg.erase_scale_max)
     ratio = torch.exp(_uniform(u[:, 1], math.log(ERASE_RATIO[0]), math.log(ERASE_RATIO[1])))
     bh = torch.sqrt(area * ratio).round().clamp(1, h)
@@ -136,33 +149,91 @@ def erase_masks(n: int, h: int, w: int, cfg: AugmentConfig, device: torch.device
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def augment_images(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig) -> torch.Tensor:
-    """One random view of flattened images ``x`` (N, C*H*W) in [0, 1] -> (N, C*H*W) in [0, 1]."""
+_BASE_GRIDS: dict[tuple, torch.Tensor] = {}
+
+
+def affine_grid(theta: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """``F.affine_grid(theta, size, align_corners=False)`` bit for bit, its (N, H, W, 3) base grid kept
+    between calls on a CPU (rebuilding it, a strided fill, cost more than the transform itself, and
+    more than linearly so for the S*B rows of seeds trained together). The same ``bmm`` of the same
+    base grid as ``affine_grid_generator``'s; other devices call ``F.affine_grid``."""
+    n, _, h, w = size
+    if theta.device.type != "cpu":
+        return F.affine_grid(theta, size, align_corners=False)
+    key = (n, h, w, theta.dtype)
+    base = _BASE_GRIDS.get(key)
+    if base is None:
+        if len(_BASE_GRIDS) >= 16:
+            _BASE_GRIDS.clear()
+        base = torch.empty(n, h, w, 3, dtype=theta.dtype)
+        base[..., 0] = _linspace_from_neg_one(w, theta.dtype)
+        base[..., 1] = _linspace_from_neg_one(h, theta.dtype).unsqueeze(-1)
+        base[..., 2] = 1
+        _BASE_GRIDS[key] = base
+    return base.view(n, h * w, 3).bmm(theta.transpose(1, 2)).view(n, h, w, 2)
+
+
+def _linspace_from_neg_one(k: int, dtype: torch.dtype) -> torch.Tensor:
+    """ATen's ``linspace_from_neg_one`` (align_corners=False): pixel centres in [-1, 1]."""
+    if k <= 1:
+        return torch.zeros((), dtype=dtype)
+    return torch.linspace(-1, 1, k, dtype=dtype) * (k - 1) / k
+
+
+def image_draws(n: int, image_shape: tuple[int, int, int], cfg: AugmentConfig, device: torch.device,
+                dtype: torch.dtype, generator: torch.Generator | None = None) -> list[torch.Tensor | None]:
+    """Every random draw of one image view of ``n`` inputs, in :func:`augment_images`' order:
+    the crop/shift uniforms (n, 6), the rotation's (n,), the erasing's (n, 5), the pixel noise
+    (n, C, H, W) (None when ``noise_std`` is 0), from ``generator`` (None: the global RNG)."""
+    u = torch.rand(n, 6, device=device, generator=generator)
+    u_rot = torch.rand(n, device=device, generator=generator)
+    u_erase = torch.rand(n, 5, device=device, generator=generator)
+    noise = (torch.randn((n, *image_shape), device=device, dtype=dtype, generator=generator)
+             if cfg.noise_std > 0 else None)
+    return [u, u_rot, u_erase, noise]
+
+
+def images_view(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig,
+                draws: list[torch.Tensor | None]) -> torch.Tensor:
+    """The view of flattened images ``x`` (N, C*H*W) that :func:`image_draws` ``draws`` make: no
+    randomness of its own, every op per row, so the draws of several seeds concatenated on dim 0
+    give each seed's rows exactly (the seeds trained together warp, erase and add noise at once)."""
+    u, u_rot, u_erase, noise = draws
     n = x.shape[0]
     c, h, w = image_shape
     img = x.reshape(n, c, h, w)
-    grid = F.affine_grid(affine_matrices(n, cfg, x.device).to(x.dtype), [n, c, h, w], align_corners=False)
+    grid = affine_grid(_affine_from(u, u_rot, cfg).to(x.dtype), [n, c, h, w])
     img = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # in place on grid_sample's fresh output (no gradient flows through a view): the same values
     # as out-of-place masked_fill, noise add and clamp, without three (N, C, H, W) temporaries
-    img.masked_fill_(erase_masks(n, h, w, cfg, x.device)[:, None], 0.0)
-    if cfg.noise_std > 0:
-        img.add_(torch.randn_like(img).mul_(cfg.noise_std))
+    img.masked_fill_(_erase_from(u_erase, h, w, cfg)[:, None], 0.0)
+    if noise is not None:
+        img.add_(noise.mul_(cfg.noise_std))
     return img.clamp_(0.0, 1.0).reshape(n, c * h * w)
 
 
-def augment_vectors(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+def augment_images(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """One random view of flattened images ``x`` (N, C*H*W) in [0, 1] -> (N, C*H*W) in [0, 1]."""
+    return images_view(x, image_shape, cfg, image_draws(x.shape[0], image_shape, cfg, x.device, x.dtype, generator))
+
+
+def augment_vectors(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """One random view of vectors ``x`` (N, D): relative Gaussian noise, then feature dropout."""
     if cfg.feature_noise > 0:
-        x = x + cfg.feature_noise * x.detach().std(0, correction=0, keepdim=True) * torch.randn_like(x)
+        x = x + cfg.feature_noise * x.detach().std(0, correction=0, keepdim=True) * torch.randn_like(
+            x, generator=generator)
     if cfg.feature_dropout > 0:
-        x = x * (torch.rand_like(x) >= cfg.feature_dropout)
+        x = x * (torch.rand_like(x, generator=generator) >= cfg.feature_dropout)
     return x
 
 
-def augment(x: torch.Tensor, image_shape: tuple[int, int, int] | None, cfg: AugmentConfig) -> torch.Tensor:
+def augment(x: torch.Tensor, image_shape: tuple[int, int, int] | None, cfg: AugmentConfig,
+            generator: torch.Generator | None = None) -> torch.Tensor:
     """One random view of ``x`` (N, D): image augmentations when ``image_shape`` is set, else vector ones."""
-    return augment_vectors(x, cfg) if image_shape is None else augment_images(x, image_shape, cfg)
+    if image_shape is None:
+        return augment_vectors(x, cfg, generator)
+    return augment_images(x, image_shape, cfg, generator)
 
 
 def make_views(
@@ -170,3 +241,24 @@ def make_views(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independent random views ``(x1, x2)`` of the minibatch ``x`` (N, D), each (N, D)."""
     return augment(x, image_shape, cfg), augment(x, image_shape, cfg)
+
+
+def make_views_stacked(
+    x: torch.Tensor, image_shape: tuple[int, int, int] | None, cfg: AugmentConfig,
+    generators: list[torch.Generator],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`make_views` for S seeds trained together: ``x`` (S, B, D), seed s's views drawn from
+    ``generators[s]`` in the single-seed order (view 1's draws, then view 2's), each (S, B, D)
+    slice equal to ``make_views(x[s])`` under that seed's global RNG. Images: the draws per seed
+    (S small calls), the warp, erasing and noise once on the (S*B) rows; vectors: per seed (their
+    noise scale is a batch statistic)."""
+    S, B, D = x.shape
+    if image_shape is None:
+        return tuple(torch.stack([augment_vectors(x[s], cfg, g) for s, g in enumerate(generators)])
+                     for _ in range(2))
+    views = []
+    for _ in range(2):
+        per = [image_draws(B, image_shape, cfg, x.device, x.dtype, g) for g in generators]
+        draws = [None if d[0] is None else torch.cat(d) for d in zip(*per, strict=True)]
+        views.append(images_view(x.reshape(S * B, D), image_shape, cfg, draws).view(S, B, D))
+    return views[0], views[1]

@@ -9,6 +9,12 @@
 * a step draws two views ``make_views(x, image_shape, cfg)`` (:mod:`bench.augment`) and returns
   :meth:`TwoViewMethod.pair_loss` of them, the one hook a method implements.
 
+Seeds trained together (:mod:`bench.seedbatch`; off, see ``TwoViewMethod.batched``): ``loss_terms_batched`` draws each seed's views
+from its own generator (:func:`bench.augment.make_views_stacked`) and calls the same
+``pair_loss`` with ``st = (p, b)``, the stacked parameters and buffers; a method runs its modules
+through :meth:`TwoViewMethod.run` (the module itself, or :func:`bench.stacked_nn.forward` on the
+stacked tensors) and writes its loss once for (B, d) and (S, B, d) (batch dim -2, features -1).
+
 Each method keeps in its own file its paper's loss (a pure function), its config and whatever
 else it trains (predictor, prototypes, momentum targets and queue, ``after_step``), created
 after ``super().__init__`` so that the parameters keep their order: encoder, projector, the rest.
@@ -21,8 +27,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.augment import make_views
+from bench import stacked_nn
+from bench.augment import make_views, make_views_stacked
 from bench.methods import Method
+
+Stack = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]  # (p, b): stacked parameters, buffers
 
 
 def mlp_head(d_in: int, hidden: int, d_out: int, n_hidden: int = 1, batch_norm: bool = True) -> nn.Sequential:
@@ -42,6 +51,13 @@ class TwoViewMethod(Method):
     The config is an :class:`~bench.augment.AugmentConfig` with ``proj_hidden`` and ``proj_dim``.
     """
 
+    # The batched step (loss_terms_batched below, each method's after_step_batched) is bit-identical to
+    # one seed at a time (tests/test_seedbatch_twoview.py switches it on) but does not pay on a CPU:
+    # 0.85-1.01x the sequential seed-samples/s at S = 3 and 10 on mnist5k, by CPU time, for all six
+    # (benchmarks/seedbatch_twoview_speed.py). Their step is arithmetic and memory traffic (784-pixel
+    # views, 512-wide heads), not dispatch: bmm runs ~10% slower than S mm, and S-fold tensors fall out
+    # of cache. So the seeds train one at a time; set True where the step is launch-bound (a GPU).
+    batched: ClassVar[bool] = False
     proj_layers: ClassVar[int] = 1  # hidden blocks of the projector (mlp_head's n_hidden)
     proj_batch_norm: ClassVar[bool] = True
 
@@ -54,15 +70,26 @@ class TwoViewMethod(Method):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.encoder(x))
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Projection ``projector(encode(x))`` of inputs ``x`` (N, D) -> (N, proj_dim)."""
-        return self.projector(self.encode(x))
+    def run(self, name: str, x: torch.Tensor, st: Stack | None = None) -> torch.Tensor:
+        """The module called ``name`` on ``x``: (N, D) through the module itself, or, with ``st``,
+        (S, N, D) through each seed's stacked tensors."""
+        mod = getattr(self, name)
+        return mod(x) if st is None else stacked_nn.forward(mod, name, x, *st)
+
+    def project(self, x: torch.Tensor, st: Stack | None = None) -> torch.Tensor:
+        """Projection ``projector(encode(x))`` of inputs ``x`` (N, D) -> (N, proj_dim) (or S seeds' (S, N, .))."""
+        return self.run("projector", torch.relu(self.run("encoder", x, st)), st)
 
     def loss_terms(self, x, y=None):
         x1, x2 = make_views(x, self.info.image_shape, self.cfg)
         return self.pair_loss(x1, x2)
 
-    def pair_loss(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss_terms_batched(self, p, b, x, y, rng):
+        x1, x2 = make_views_stacked(x, self.info.image_shape, self.cfg, rng.dev)
+        return self.pair_loss(x1, x2, (p, b))
+
+    def pair_loss(self, x1: torch.Tensor, x2: torch.Tensor, st: Stack | None = None) -> dict[str, torch.Tensor]:
         """Named loss terms of two views ``x1``, ``x2`` (N, D) of one minibatch, row i of each
-        from the same input."""
+        from the same input; with ``st`` (S seeds trained together) the views are (S, N, D) and
+        each term is (S,)."""
         raise NotImplementedError

@@ -330,16 +330,20 @@ def test_a_view_of_a_digit_stays_that_digits_image(digits):
 
 def test_images_are_warped_in_one_batched_call(monkeypatch):
     calls = {"grid_sample": 0, "affine_grid": 0}
-    for name in calls:
-        orig = getattr(augment.F, name)
+    for name, owner in (("grid_sample", augment.F), ("affine_grid", augment)):
+        orig = getattr(owner, name)
 
         def counted(*a, _orig=orig, _name=name, **k):
             calls[_name] += 1
             return _orig(*a, **k)
 
-        monkeypatch.setattr(augment.F, name, counted)
+        monkeypatch.setattr(owner, name, counted)
     make_views(torch.rand(257, 64), (1, 8, 8), AugmentConfig())
     assert calls == {"grid_sample": 2, "affine_grid": 2}  # one per view, whatever the batch size
+    # S seeds trained together: still one per view, over the S*B rows
+    gens = [torch.Generator().manual_seed(s) for s in range(3)]
+    augment.make_views_stacked(torch.rand(3, 257, 64), (1, 8, 8), AugmentConfig(), gens)
+    assert calls == {"grid_sample": 4, "affine_grid": 4}
 
 
 # ------------------------------------------------------------------------------ configs
