@@ -122,7 +122,7 @@ class RunContext:
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{method}: {e}") from None
         return JobSpec(method, mcfg, name, self.data_config(data, seed), width, seed,
-                       self.cfg.resolved_epochs(name), self.cfg.batch_size)
+                       self.cfg.resolved_epochs(name), self.cfg.batch_size, self.cfg.compile)
 
     def plan(self) -> int:
         """Run the protocol against a recorder: submit every job it asks for to the pool now.

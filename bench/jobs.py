@@ -56,6 +56,7 @@ class JobSpec:
     seed: int
     epochs: int
     batch_size: int
+    compile: bool = False  # compile=true: bench.compiled's fused step (other numerics: a job of its own)
 
     def code_version(self) -> str:
         """Hash of the source that trains this encoder: the method's module, the project
@@ -79,7 +80,7 @@ class JobSpec:
         data_cfg = dataclasses.asdict(self.data_cfg)
         data_cfg.pop("root", None)  # where the files live does not change the encoder
         data_cfg.pop("download", None)
-        return {
+        ident = {
             "bench_version": bench.__version__,
             "code": self.code_version(),
             "libraries": library_versions(),
@@ -92,6 +93,11 @@ class JobSpec:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
         }
+        if self.compile:  # only when set: the eager jobs' keys stay what they were
+            ident["compile"] = True
+            ident["compile_code"] = hashlib.sha256(module_source(importlib.import_module("bench.compiled")).encode()
+                                                   ).hexdigest()[:12]
+        return ident
 
     @property
     def key(self) -> str:
@@ -272,7 +278,8 @@ class JobCache:
 
     def train(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
         method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
-                                   batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch)
+                                   batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch,
+                                   compile=spec.compile)
         meta = {"spec": spec.identity(), "key": spec.key, **meta}
         return Encoder(spec, method, meta["status"], meta.get("reason", ""), meta["train_seconds"], False, meta)
 
