@@ -21,7 +21,8 @@ they get their own copies back.
 
 A method whose step is not one traceable graph falls back to the eager trainer with a one-line
 reason (recorded in the job's meta as ``compile``): those in :data:`EAGER_ONLY`, one whose
-``loss_terms`` rebinds a buffer (RBM's persistent chains), or one whose compilation raises.
+``loss_terms`` rebinds a buffer or an attribute (RBM's persistent chains, MoCo's keys kept for its
+``after_step``: state outside the graph), or one whose compilation raises.
 """
 
 from __future__ import annotations
@@ -154,6 +155,19 @@ def _names(method: nn.Module) -> tuple[list[str], list[str]]:
     return train, others
 
 
+def _state_ids(method: nn.Module) -> dict[str, int]:
+    """``{name: id(value)}`` of every buffer and plain attribute of every submodule (not parameters,
+    submodules or hooks): what a loss that keeps state outside its graph would rebind."""
+    out = {}
+    for mod_name, mod in method.named_modules():
+        for attr, value in vars(mod).items():
+            if attr == "_buffers":
+                out |= {f"{mod_name}.{k}".lstrip("."): id(b) for k, b in value.items()}
+            elif not (attr.startswith("_") and isinstance(value, dict | set)):  # not nn.Module bookkeeping
+                out[f"{mod_name}.{attr}".lstrip(".")] = id(value)
+    return out
+
+
 def _key(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> tuple:
     shapes = tuple((n, tuple(t.shape), t.dtype) for n, t in method.state_dict(keep_vars=True).items())
     return (method.name, method.cfg, type(method).__qualname__, method.width, shapes, tuple(x.shape), x.dtype,
@@ -165,27 +179,32 @@ def _build(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: 
     if method.name in EAGER_ONLY:
         return EAGER_ONLY[method.name]
     template = copy.deepcopy(method).train()
-    before = {n: id(b) for n, b in template.named_buffers()} | {n: None for n, b in template._buffers.items() if b is None}
+    before = _state_ids(template)
     # the loss's term names (the graph returns their values only): one eager probe of the copy,
     # with the RNG streams restored so the job's draws are untouched
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         n = min(batch_size, x.shape[0])
         terms = list(template.loss_terms(x[:n], None if y is None else y[:n]).keys())
-    after = {n: id(b) for n, b in template.named_buffers()}
-    rebound = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
-    if rebound:
-        return f"loss_terms rebinds buffer(s) {rebound} (state outside the graph)"
+    after = _state_ids(template)
+    rebound = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if rebound:  # e.g. RBM's persistent chains, MoCo's keys kept for after_step: state outside any graph
+        return f"loss_terms sets {', '.join(rebound)} (state outside the graph)"
     train_names, other_names = _names(method)
     named = dict(method.named_parameters()) | dict(method.named_buffers())
     params = [named[n].detach().clone() for n in train_names]
-    return _Entry(step=_compile(make_step(template, train_names, other_names), x.device, tag),
+    entry = _Entry(step=_compile(make_step(template, train_names, other_names), x.device, tag),
                   train_names=train_names, other_names=other_names, terms=terms + ["loss"], params=params,
                   others=[named[n].detach().clone() for n in other_names],
                   m=[torch.zeros_like(p) for p in params], v=[torch.zeros_like(p) for p in params],
                   t=torch.zeros((), dtype=torch.long, device=x.device),
                   sums=torch.zeros(len(terms) + 1, device=x.device), x=torch.empty_like(x),
                   y=None if y is None else torch.empty_like(y))
+    if x.device.type == "cuda":  # CUDA graphs replay in place only on inputs at fixed, declared addresses
+        for t in (*entry.params, *entry.others, *entry.m, *entry.v, entry.t, entry.sums, entry.x, entry.y):
+            if t is not None:
+                torch._dynamo.mark_static_address(t)
+    return entry
 
 
 def _entry(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> _Entry | str:

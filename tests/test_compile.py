@@ -82,7 +82,7 @@ def test_a_method_that_rebinds_a_buffer_falls_back_to_the_eager_step():
     m_eager, meta_eager = fit_encoder("rbm", cfg, ds, 16, 0, **kw)
     m_comp, meta = fit_encoder("rbm", cfg, ds, 16, 0, compile=True, **kw)
     assert "compile" not in meta_eager
-    assert meta["compile"].startswith("eager: loss_terms rebinds buffer"), meta["compile"]
+    assert meta["compile"].startswith("eager: loss_terms sets chains"), meta["compile"]
     for (k, a), b in zip(m_eager.state_dict().items(), m_comp.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
@@ -119,7 +119,7 @@ def test_a_step_that_is_not_one_graph_falls_back_with_its_start_restored():
     class Branchy(infomax):
         def loss_terms(self, x, y=None):
             terms = super().loss_terms(x, y)
-            if float(terms["lse"]) > 1e9:  # .item(): a graph break, refused under fullgraph
+            if float(terms["lse"].detach()) > 1e9:  # .item(): a graph break, refused under fullgraph
                 terms["lse"] = terms["lse"] * 0
             return terms
 
