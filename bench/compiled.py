@@ -5,11 +5,11 @@ these small models the step is overhead, not arithmetic. Here the whole step, fo
 (``torch.func.grad_and_value`` over ``torch.func.functional_call``) and the Adam update written
 out by hand, is one graph under ``torch.compile`` (``fullgraph=True``; ``mode="reduce-overhead"``,
 i.e. CUDA graphs, on a GPU). It trains the same model with the same data order, loss and
-optimiser (torch's Adam: betas (0.9, 0.999), eps 1e-8, weight decay as L2 added to the gradient),
-but a compiled kernel rounds differently, and random draws inside a loss (DAE masks, VAE noise,
-augmentations) come from the compiler's own generator (seeded from the job's global one), so the
-weights are not the eager ones: a compiled job is a job of its own (``JobSpec.compile``, cached
-beside the eager encoder, never replacing it).
+optimiser (torch's Adam: betas (0.9, 0.999), eps 1e-8, weight decay as L2 added to the gradient)
+and the same random draws inside a loss (DAE masks, VAE noise, augmentations: torch's own random
+ops on the job's generators, ``fallback_random``), but a compiled kernel rounds differently, and
+amplified over a job (InfoMax) that makes other weights: a compiled job is a job of its own
+(``JobSpec.compile``, cached beside the eager encoder, never replacing it).
 
 Compiling costs seconds to tens of seconds, so a compiled step is kept per (method, config,
 shapes, device) in :data:`_ENTRIES`: a long-lived worker compiles once and every later job of the
@@ -124,8 +124,12 @@ def _compile(fn: Callable, device: torch.device, tag: str) -> Callable:
     # object, and every entry would otherwise pile up on make_step's one inner function
     fn = type(fn)(fn.__code__.replace(co_name=f"step_{tag}"), fn.__globals__, f"step_{tag}", fn.__defaults__,
                   fn.__closure__)
-    mode = "reduce-overhead" if device.type == "cuda" else None
-    return torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
+    # fallback_random: random ops stay torch's own, so a loss draws what the eager step draws (DAE masks,
+    # VAE noise, augmentations: max |dW| 2e-7 against eager for dae, 2e-2 with inductor's generator)
+    options = {"fallback_random": True}
+    if device.type == "cuda":  # mode="reduce-overhead": CUDA graphs (mode= and options= are exclusive)
+        options |= torch._inductor.list_mode_options("reduce-overhead")
+    return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
 
 
 @dataclass
