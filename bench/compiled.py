@@ -174,7 +174,7 @@ def _state_ids(method: nn.Module) -> dict[str, int]:
 
 def _key(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> tuple:
     shapes = tuple((n, tuple(t.shape), t.dtype) for n, t in method.state_dict(keep_vars=True).items())
-    return (method.name, method.cfg, type(method).__qualname__, method.width, shapes, tuple(x.shape), x.dtype,
+    return (method.name, method.cfg, method.info, type(method).__qualname__, method.width, shapes, tuple(x.shape), x.dtype,
             None if y is None else (tuple(y.shape), y.dtype), batch_size, x.device.type, x.device.index)
 
 

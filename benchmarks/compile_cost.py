@@ -10,15 +10,17 @@ For each method (``mnist5k``, K = 64, batch 128) it prints:
   does not decide the ratio;
 * the **cold compile** seconds (a fresh process with an empty inductor cache: what the first job
   of a new worker pays), the **warm-disk** seconds (a fresh process whose inductor cache is
-  filled: a restarted worker), and the **reused** job (the second job in the same process: the
-  entry of :mod:`bench.compiled` is hit, nothing compiles);
-* the **break-even**: the epochs of one job after which a cold compile has paid for itself
-  (compile seconds / (eager - compiled) seconds per epoch), and the same for a warm-disk start.
+  filled: a restarted worker), and a **reused** job beside an eager one (``epochs`` epochs, best
+  of 3: the entry of :mod:`bench.compiled` is hit, nothing compiles);
+* the **break-even**: the epochs after which a cold compile has paid for itself (compile seconds /
+  (eager - compiled) seconds per epoch), the same for a warm-disk start, and both in jobs of
+  confirm's budget on that dataset (a worker that trains that many jobs of one kind gains).
 
 ``probe=all`` (or a list of methods) trains every gradient method (or those) compiled for 2 epochs
 on ``digits`` and says which compile and which fall back to the eager step (with the reason), the
-compile seconds, whether two compiled runs of one seed agree bit for bit (random draws in the loss
-come from the compiler's generator), and the max weight difference against the eager run.
+compile seconds, whether two compiled runs of one seed agree bit for bit, and the max weight (and
+buffer) difference against the eager run (random draws in a loss are torch's own under
+``fallback_random``, so what differs is rounding, amplified over the steps).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import catalog, compiled, trainer  # noqa: E402
+from bench.config import RunConfig  # noqa: E402
 from bench.data import load_dataset  # noqa: E402
 from bench.methods import METHODS  # noqa: E402
 
@@ -82,33 +85,41 @@ def _spawn(args: list[str], cache_dir: str) -> dict:
 def cost(methods: list[str], dataset: str, epochs: int) -> None:
     ds = load_dataset(dataset)
     steps = len(trainer.batch_slices(len(ds.train.x), BATCH))
+    budget = RunConfig(profile="confirm").resolved_epochs(dataset)
     print(f"== compile cost: {dataset} (K={WIDTH}, batch {BATCH}, {steps} steps/epoch), one process, "
           f"{torch.get_num_threads()} thread, torch {torch.__version__}, {time.strftime('%H:%M:%S')}")
     head = (f"{'method':<9} {'eager ms/step':>13} {'compiled ms/step':>16} {'speedup':>7} {'cold compile s':>14} "
-            f"{'warm-disk s':>11} {'reused job s':>12} {'eager job s':>11} {'break-even ep (cold/warm)':>26}")
+            f"{'warm-disk s':>11} {'reused job s':>12} {'eager job s':>11} {'break-even ep (cold/warm)':>26} "
+            f"{'jobs (cold/warm)':>22}")
     print(head)
     for name in methods:
         with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
             cold = _spawn(["child", name, dataset, str(epochs)], cache)  # empty inductor cache
             warm = _spawn(["child", name, dataset, str(epochs)], cache)  # its cache filled by the cold one
         eager_ep, comp_ep = [], list(cold["compiled_epochs"]) + list(warm["compiled_epochs"])
-        eager_total = float("inf")
-        for _ in range(2):  # eager and compiled interleaved in this process (its entry compiles once)
-            per, total, _ = _epochs(name, ds, epochs + 1, False)
-            eager_ep += per[1:]
-            eager_total = min(eager_total, total * epochs / (epochs + 1))
-            comp_ep += _epochs(name, ds, epochs + 1, True)[0][1:]
+        eager_total = reused_total = float("inf")
+        _epochs(name, ds, 1, True)  # this process's entry: compiled once (its disk cache is warm), then reused
+        for _ in range(3):  # eager and compiled jobs interleaved
+            per, total, _ = _epochs(name, ds, epochs, False)
+            eager_ep += per
+            eager_total = min(eager_total, total)
+            per, total, _ = _epochs(name, ds, epochs, True)
+            comp_ep += per
+            reused_total = min(reused_total, total)
         e, c = min(eager_ep) / steps, min(comp_ep) / steps
         # a compiled job's first epoch = compile + one epoch: the compile time is its excess
         cold_s = cold["first_epoch"] - c * steps
         warm_s = warm["first_epoch"] - c * steps
         gain = (e - c) * steps  # seconds saved per epoch
         be = (f"{cold_s / gain:.0f} / {warm_s / gain:.0f}" if gain > 0 else "never")
+        jobs = (f"{cold_s / gain / budget:.1f} / {warm_s / gain / budget:.1f}" if gain > 0 else "never")
         print(f"{name:<9} {1e3 * e:>13.2f} {1e3 * c:>16.2f} {e / c:>6.2f}x {cold_s:>14.1f} {warm_s:>11.1f} "
-              f"{cold['second_total']:>12.2f} {eager_total:>11.2f} {be:>26}")
-        print(f"          (cold: {cold['note']}; second job in that process: {cold['second_note']})")
-    print("break-even: epochs of one job after which the compile has paid (a reused entry pays from its first step);"
-          f" per-step times are the fastest epoch of {epochs}+ (eager and compiled interleaved)")
+              f"{reused_total:>12.2f} {eager_total:>11.2f} {be:>26} {jobs:>22}")
+        print(f"          (cold process: {cold['note']}, then {cold['second_note']} in {cold['second_total']:.2f} s; "
+              f"warm-disk process: {warm['note']})")
+    print(f"break-even: epochs (and {budget}-epoch jobs: confirm's {dataset} budget) after which a worker's compile "
+          f"has paid; a reused entry pays from its first step. ms/step: the fastest of the timed epochs, eager and "
+          f"compiled interleaved; job s: {epochs}-epoch jobs, best of 3")
 
 
 def probe(names: list[str]) -> None:
