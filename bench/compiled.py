@@ -46,7 +46,8 @@ BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as bench.trainer uses them
 EPS = 1e-8
 # methods never compiled, with why (measured: benchmarks/compile_cost.py probe=all)
 EAGER_ONLY: dict[str, str] = {
-    "mae": "timm ViT with random patch masking: compile time exceeds the job's training time",
+    # it does compile (fallback_random keeps its masks), but cold in 776 s on the loaded 2-core machine
+    "mae": "timm ViT: its compile (776 s cold, 2 epochs of digits) costs more than a mae job trains",
 }
 
 _ENTRIES: dict[tuple, _Entry | str] = {}  # key -> compiled step, or the reason it falls back
@@ -174,8 +175,8 @@ def _state_ids(method: nn.Module) -> dict[str, int]:
 
 def _key(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> tuple:
     shapes = tuple((n, tuple(t.shape), t.dtype) for n, t in method.state_dict(keep_vars=True).items())
-    return (method.name, method.cfg, method.info, type(method).__qualname__, method.width, shapes, tuple(x.shape), x.dtype,
-            None if y is None else (tuple(y.shape), y.dtype), batch_size, x.device.type, x.device.index)
+    return (method.name, method.cfg, method.info, type(method).__qualname__, method.width, shapes, tuple(x.shape),
+            x.dtype, None if y is None else (tuple(y.shape), y.dtype), batch_size, x.device.type, x.device.index)
 
 
 def _build(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, tag: str) -> _Entry | str:

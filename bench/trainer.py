@@ -139,8 +139,9 @@ def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed
     ``history`` and, when ok, ``diagnostics``, ``under_trained`` and ``convergence``
     (:mod:`bench.convergence`; None for a method that is not gradient-trained). ``track=False``
     skips the convergence scores (the tests check that the weights do not depend on it);
-    ``train_seconds`` excludes their time. A diverged job is returned as failed with its reason
-    (never raised): the sweep records it and goes on.
+    ``train_seconds`` excludes their time. ``compile=True`` trains with :mod:`bench.compiled`'s fused
+    step and records in ``meta["compile"]`` whether it compiled or fell back to eager (and why). A
+    diverged job is returned as failed with its reason (never raised): the sweep records it and goes on.
     """
     torch.manual_seed(seed)
     method = build(method_name, method_cfg, data_info(ds), width).to(device)
