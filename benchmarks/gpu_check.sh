@@ -14,6 +14,7 @@
 #   5. the same slice through `bench run` with several workers on the one GPU: prediction=pruning under
 #      profile=confirm seeds=[100,101,102] (batch_seeds=true), then the quick profile's infomax and ae jobs
 #      with compile=false and compile=true (confirm refuses compile=).
+# With REF=<a CPU run dir of the same confirm slice>, the slice's table is compared with it.
 # Everything it writes goes to $OUT (or ./gpu_out). DEV=cpu runs the python parts on the CPU (smoke test).
 set -uo pipefail
 OUT=${OUT:-gpu_out}
@@ -39,7 +40,8 @@ step() {
     local t0=$SECONDS rc=0
     timeout "$max" "$@" > "$OUT/$name.txt" 2>&1 || rc=$?
     cat "$OUT/$name.txt" | tail -n 40
-    echo "== $name: exit $rc in $(( SECONDS - t0 )) s$([ $rc = 124 ] && echo ' (timed out)')" | tee -a "$OUT/summary.txt"
+    echo "== $name: exit $rc in $(( SECONDS - t0 )) s$([ $rc = 124 ] && echo ' (timed out)')" \
+        | tee -a "$OUT/summary.txt"
 }
 # the bench subcommands this checkout has (from its own "unknown command" message)
 CMDS=$(python3 -m bench __no_such_command__ 2>&1 | sed -n 's/.*choices: \(.*\))$/\1/p')
@@ -80,6 +82,7 @@ except ImportError:
     print("bench.seedbatch: not in this checkout; the batched-vs-sequential check is skipped")
     sys.exit(0)
 catalog.load_all()
+torch.set_num_threads(1)  # as bench run (threads=1): more threads only slow these small steps
 dev = torch.device(os.environ.get("DEV", "cuda"))
 ds = load_dataset("digits", device=dev)
 cfg, seeds, kw = METHODS.get("infomax").Config(), [0, 1, 2], {"epochs": 2, "batch_size": 128, "device": dev}
@@ -121,6 +124,7 @@ try:
 except ImportError:
     seedbatch = None
 catalog.load_all()
+torch.set_num_threads(1)  # as bench run (threads=1): more threads only slow these small steps
 dev = torch.device(os.environ.get("DEV", "cuda"))
 deadline = int(os.environ.get("DEADLINE", "0")) or time.time() + 110
 epochs = RunConfig(profile="confirm").resolved_epochs("mnist5k")
@@ -181,4 +185,20 @@ for c in false true; do
     cold_run "quick_compile_$c" 45 prediction=probe dataset=mnist5k 'methods=[infomax,ae]' \
         'seeds=[100,101,102]' compile=$c batch_seeds=false
 done
+# the confirm slice's table beside a CPU reference of the same run, when one is given (REF=run dir)
+if [ -n "${REF:-}" ] && [ "$(left)" -gt 15 ]; then
+    timeout "$(( $(left) - 5 ))" python3 - "$REF" "$OUT/confirm_pruning" <<'EOF' 2>&1 | tee -a "$OUT/summary.txt"
+import sys
+
+from bench import results
+
+try:
+    gpu = results.read_run(results.latest_run(sys.argv[2], "pruning"))[0]
+except Exception as e:  # the slice did not finish within its budget
+    print(f"GPU table vs CPU reference: no finished GPU run ({type(e).__name__}: {e})")
+    sys.exit(0)
+same, why = results.same_values(results.read_run(sys.argv[1])[0], gpu)
+print("GPU table vs CPU reference:", "identical" if same else why)
+EOF
+fi
 echo "total: $(( BUDGET - $(left) )) s of the ${BUDGET} s budget" | tee -a "$OUT/summary.txt"
