@@ -125,7 +125,7 @@ class RunContext:
                 raise ConfigError(f"{method}: {e}") from None
         data_cfg = self.data_config(data, seed)  # the key hashes the data the job reads: its own split
         return JobSpec(method, mcfg, name, data_cfg, width, seed, self.cfg.resolved_epochs(name), self.cfg.batch_size,
-                       self._dataset_for(name, data_cfg).content_hash)
+                       self._dataset_for(name, data_cfg).content_hash, self.cfg.compile)
 
     def plan(self) -> int:
         """Run the protocol against a recorder: submit every job it asks for to the pool now.
@@ -292,7 +292,8 @@ class RunContext:
         (``batch_seeds=true``), every other job alone; in first-seen order."""
         groups: dict[Any, list[JobSpec]] = {}
         for s in specs:
-            together = self.cfg.batch_seeds and seedbatch.batchable(s.method, self.dataset(s.dataset).input_dim)
+            together = (self.cfg.batch_seeds and not s.compile  # a compiled step is one seed's graph
+                        and seedbatch.batchable(s.method, self.dataset(s.dataset).input_dim))
             groups.setdefault(s.cell() if together else s, []).append(s)
         return list(groups.values())
 

@@ -67,13 +67,14 @@ class JobSpec:
     epochs: int
     batch_size: int
     data_hash: str  # Dataset.content_hash of the data the job reads (its own split): the data's part of the key
+    compile: bool = False  # compile=true: bench.compiled's fused step (other numerics: a job of its own)
 
     @classmethod
     def make(cls, method: str, method_cfg: Any, dataset: str, data_cfg: DataConfig, width: int, seed: int,
-             epochs: int, batch_size: int, ds: Dataset | None = None) -> JobSpec:
+             epochs: int, batch_size: int, ds: Dataset | None = None, compile: bool = False) -> JobSpec:
         """The job on ``ds`` (default: ``load_dataset(dataset, data_cfg)``, memoised), its data hash filled in."""
         ds = load_dataset(dataset, data_cfg) if ds is None else ds
-        return cls(method, method_cfg, dataset, data_cfg, width, seed, epochs, batch_size, ds.content_hash)
+        return cls(method, method_cfg, dataset, data_cfg, width, seed, epochs, batch_size, ds.content_hash, compile)
 
     def code_version(self) -> str:
         """Hash of the source that trains this encoder: the method's module, the project
@@ -103,7 +104,7 @@ class JobSpec:
         data_cfg = dataclasses.asdict(self.data_cfg)
         data_cfg.pop("root", None)  # where the files live does not change the encoder
         data_cfg.pop("download", None)
-        return {
+        ident = {
             "bench_version": bench.__version__,
             "code": self.code_version(),
             "libraries": library_versions(),
@@ -117,6 +118,11 @@ class JobSpec:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
         }
+        if self.compile:  # only when set: the eager jobs' keys stay what they were
+            ident["compile"] = True
+            ident["compile_code"] = hashlib.sha256(module_source(importlib.import_module("bench.compiled")).encode()
+                                                   ).hexdigest()[:12]
+        return ident
 
     @property
     def key(self) -> str:
@@ -298,6 +304,8 @@ class JobCache:
         the cached ones are loaded, and the missing ones whose lock this process gets train together
         (:func:`bench.seedbatch.train_group`: bit-identical to one at a time), each cached as its own
         entry. Seeds another process is training are waited for, one by one, as :meth:`get` does."""
+        if any(s.compile for s in specs):  # a compiled step is one seed's graph: one at a time
+            return [self.get(s, ds, on_epoch) for s, ds in zip(specs, datasets, strict=True)]
         found: dict[str, Encoder] = {}
         held: list[tuple[JobSpec, Dataset, EntryLock]] = []
         try:
@@ -349,7 +357,8 @@ class JobCache:
         if why := data_mismatch(spec, ds):  # never cache an encoder under a key that names other data
             raise ValueError(why)
         method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
-                                   batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch)
+                                   batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch,
+                                   compile=spec.compile)
         return self._encoder(spec, method, meta)
 
     @staticmethod

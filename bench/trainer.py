@@ -66,6 +66,7 @@ def train(
     batch_size: int,
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    compiled: bool = False,
 ) -> TrainLog:
     """Minimise ``sum(method.loss_terms(xb, yb).values())`` for ``epochs`` passes over ``x``.
 
@@ -78,6 +79,10 @@ def train(
     Raises:
         JobFailed: when a loss or a parameter is NaN/inf; the history so far is attached.
     """
+    if compiled:  # compile=true: the fused step of bench.compiled (imported here: eager keys do not hash it)
+        from bench import compiled as fused
+
+        return fused.train(method, x, y, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=on_epoch)
     params = [p for p in method.parameters() if p.requires_grad]
     # fused Adam on CUDA: one kernel per step instead of a chain of small ones (CPU keeps the default)
     opt = torch.optim.Adam(params, lr=method.cfg.lr, weight_decay=method.cfg.weight_decay,
@@ -136,16 +141,18 @@ def seeded_build(method_name: str, method_cfg: Any, ds: Dataset, width: int, see
 
 def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int, *, epochs: int,
                 batch_size: int, device: torch.device, on_epoch=None,
-                track: bool = True) -> tuple[Method | None, dict[str, Any]]:
+                track: bool = True, compile: bool = False) -> tuple[Method | None, dict[str, Any]]:
     """Seed, build and fit one job on ``ds.train``; return ``(method or None, meta)``.
 
     ``meta`` holds ``status`` ("ok" | "failed"), ``reason``, ``train_seconds``, the loss
     ``history`` and, when ok, ``diagnostics``, ``under_trained`` and ``convergence``
     (:mod:`bench.convergence`; None for a method that is not gradient-trained). ``track=False``
     skips the convergence scores (the tests check that the weights do not depend on it);
-    ``train_seconds`` excludes their time. A diverged job is returned as failed with its reason
-    (never raised): the sweep records it and goes on. This is the reference path: the seeds of
-    one cell trained together (:func:`bench.seedbatch.train_group`) give the same weights bit for bit.
+    ``train_seconds`` excludes their time. ``compile=True`` trains with :mod:`bench.compiled`'s fused
+    step and records in ``meta["compile"]`` whether it compiled or fell back to eager (and why). A
+    diverged job is returned as failed with its reason (never raised): the sweep records it and goes on.
+    This is the reference path: the seeds of one cell trained together
+    (:func:`bench.seedbatch.train_group`) give the same weights bit for bit.
     """
     method = seeded_build(method_name, method_cfg, ds, width, seed, device)
     x, y = ds.train.x, ds.train.y
@@ -163,7 +170,9 @@ def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed
         if method.kind == "gradient":
             if tracker is not None and tracker.half_epoch == 0:  # a one-epoch budget: "half" is the start
                 tracker.record("half")
-            log = train(method, x, y, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=hook)
+            log = train(method, x, y, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=hook, compiled=compile)
+            if compile:
+                meta["compile"] = log.compile
             meta["history"] = log.history
             meta["final_loss"] = log.final
             if tracker is not None:
