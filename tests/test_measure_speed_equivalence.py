@@ -192,3 +192,28 @@ def test_knn_r2_two_pass_update_matches_the_reference(digits):
 def _restore_fast():
     yield
     Pruning.fast = Transfer.fast = True
+
+
+def test_pruning_measures_a_supervised_encoder_with_its_head_both_ways(digits):
+    """A method with its own classifier adds the head curves (head_pruning, which fits no probe):
+    the fast and reference paths both measure it, with the same head rows (a `fast=` passed where
+    it does not belong failed every supervised encoder of a cold pruning run)."""
+    from bench.config import RunConfig
+    from bench.trainer import fit_encoder
+
+    cfg = RunConfig().method_config("supervised")
+    method, meta = fit_encoder("supervised", cfg, digits, 16, 0, epochs=1, batch_size=128, device=torch.device("cpu"),
+                               track=False)
+    assert meta["status"] == "ok" and method.classifier() is not None
+    enc = SimpleNamespace(spec=SimpleNamespace(dataset="digits", method="supervised", width=16, seed=0),
+                          method=method, meta={}, train_seconds=0.0, features=method.encode_all)
+    pred = Pruning(PruningConfig(dataset="digits", width=16, fractions=(0.5,), criteria=("importance", "random")))
+    try:
+        out = {}
+        for fast in (False, True):
+            pred.fast = fast
+            out[fast] = _rows(pred, pred.measure_encoder, enc, _Src(digits), 0)
+    finally:
+        pred.fast = True
+    heads = [k for k in out[True] if k[0] == "head_acc" or k[2] == "head"]
+    assert heads and all(out[True][k] == out[False][k] for k in heads)

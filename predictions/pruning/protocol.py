@@ -128,7 +128,7 @@ class Pruning(Prediction):
         head = _head(method, f_tr, ds.n_classes)
         if head is not None:
             hc = curves.head_pruning(head, f_tr, f_va, ds.val.y, f_te, ds.test.y, weight=w, fractions=c.fractions,
-                                     criteria=c.criteria, random_draws=c.random_draws, seed=seed, fast=self.fast)
+                                     criteria=c.criteria, random_draws=c.random_draws, seed=seed)
             add("head_acc", hc.test_acc)
             self._curve_rows(add, hc, chance, ("head",))
         self._unstructured_rows(add, method, ds, cv, (f_tr, f_va, f_te))
