@@ -1,6 +1,6 @@
 """Make ``bench/costs_default.json``: the cost table of the reference machine (``bench plan``).
 
-    python benchmarks/make_cost_table.py CACHE_DIR [CACHE_DIR ...] [--steps 8] [--out bench/costs_default.json]
+    python benchmarks/make_cost_table.py CACHE_DIR [...] [--measures CACHE_DIR ...] [--steps 8] [--out FILE]
 
 Run it on the reference machine (a 2-core CPU), from the repository root, with cache folders of
 real runs there (only read). It writes:
@@ -13,7 +13,8 @@ real runs there (only read). It writes:
   per-epoch checks, the convergence scores and a shared machine's contention);
 * **batched seeds**: measured here with :func:`bench.perf_table.batch_table` when
   :mod:`bench.seedbatch` is in this build, else none (rerun this script after it is);
-* **measurements**: the median recorded seconds per (prediction.measurement, method, dataset).
+* **measurements**: the median recorded seconds per (prediction.measurement, method, dataset);
+  the cells of ``--measures`` folders (recent runs of today's code) replace the older ones.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import torch
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("caches", nargs="+", help="cache folders of real runs (read only)")
+    ap.add_argument("--measures", nargs="*", default=[],
+                    help="cache folders of recent runs whose measurement seconds take precedence (today's code)")
     ap.add_argument("--steps", type=int, default=8, help="timed training steps per cell")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "bench" / "costs_default.json"))
     args = ap.parse_args(argv)
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
     t0 = time.perf_counter()
     table = harvest(args.caches)
+    if args.measures:
+        fresh = harvest(args.measures).measure
+        table.measure.update(fresh)
+        print(f"measurements of today's code: {len(fresh)} cells", flush=True)
     recorded = dict(table.train)
     print(f"recorded: {len(recorded)} training cells, {len(table.measure)} measurement cells", flush=True)
     with_tmp = Path("/tmp") / "bench-cost-table-cache"  # an empty cache: only its path is used by the plan
