@@ -20,8 +20,10 @@ over the run's workers (:func:`greedy_wall`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
+import io
 import sys
 import time
 from collections.abc import Iterable
@@ -90,8 +92,9 @@ def enumerate_prediction(cfg: RunConfig, device, cache: JobCache) -> Enumerated:
     ctx.recorder = rec
     error = ""
     try:
-        for _ in prediction.run(ctx):
-            pass
+        with contextlib.redirect_stderr(io.StringIO()):  # its "skipping m on d" lines: the header lists them
+            for _ in prediction.run(ctx):
+                pass
     except Exception as e:  # noqa: BLE001 - a protocol that needs real rows to go on: say so
         from bench.config import ConfigError
 
@@ -328,8 +331,10 @@ def versus(made: Plan | None, name: str, run_dir) -> None:
         return
     t = results.read_run(run_dir)[2].get("timing", {})
     tr, me = made.per_prediction().get(name, (0.0, 0.0))
+    pool = t.get("workers", 1) > 1  # a pooled job's recorded wall includes the measurement made after it
     print(f"estimate vs actual: training {tr:,.0f} s est / {t.get('train_seconds', 0.0):,.0f} s actual, "
-          f"measurements {me:,.0f} s est / {t.get('measure_seconds', 0.0):,.0f} s actual (worker-seconds)")
+          f"measurements {me:,.0f} s est / {t.get('measure_seconds', 0.0):,.0f} s actual (worker-seconds"
+          + ("; the pool's recorded training includes the measurements made right after it)" if pool else ")"))
 
 
 def wall_versus(made: Plan | None, wall: float) -> None:
