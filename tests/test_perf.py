@@ -119,3 +119,25 @@ def test_harvest_reads_seconds_per_epoch_and_measurements(tmp_path, digits):
     t = harvest([tmp_path])
     assert t.train == {"infomax|digits": {"epoch_seconds": pytest.approx(0.6), "n_train": digits.train.x.shape[0]}}
     assert t.measure == {"pruning.measure_encoder|pca|digits": 3.0}
+
+
+def test_batched_seed_lines_time_train_group_against_fit_encoder(monkeypatch, digits):
+    from types import SimpleNamespace
+
+    from bench import plan
+    from bench.perf_table import batch_lines
+    from bench.trainer import fit_encoder
+
+    calls = []
+
+    def train_group(method, cfg, datasets, width, seeds, *, epochs, batch_size, device, on_epoch=None, track=True):
+        calls.append((method, len(datasets), list(seeds)))
+        return [fit_encoder(method, cfg, ds, width, s, epochs=epochs, batch_size=batch_size, device=device,
+                            track=track) for ds, s in zip(datasets, seeds, strict=True)]
+
+    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m: m == "infomax", train_group=train_group))
+    lines = batch_lines(digits, __import__("torch").device("cpu"), methods=("infomax", "simclr"))
+    rows = [line.split() for line in lines[1:]]
+    assert [r[:2] for r in rows] == [["method", "S"], ["infomax", "3"], ["infomax", "10"], ["simclr", "3"]]
+    assert rows[1][-1].endswith("x") and " ".join(rows[3][2:]) == "skipped: simclr is not batchable"
+    assert ("infomax", 3, [0, 1, 2]) in calls and ("infomax", 10, list(range(10))) in calls
