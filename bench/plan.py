@@ -41,11 +41,15 @@ except ImportError:  # pragma: no cover - depends on the branch
     seedbatch = None
 
 
-def batchable(method: str) -> bool:
+def batchable(method: str, input_dim: int | None = None) -> bool:
+    """Whether the seeds of ``method``'s cells train together (on data of ``input_dim`` inputs)."""
     if seedbatch is None:
         return False
     try:
-        return bool(seedbatch.batchable(method))
+        try:
+            return bool(seedbatch.batchable(method, input_dim))
+        except TypeError:  # a seedbatch whose batchable() takes the method alone
+            return bool(seedbatch.batchable(method))
     except Exception:  # noqa: BLE001 - an unknown or unbatchable method trains alone
         return False
 
@@ -77,6 +81,7 @@ class Enumerated:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""  # the protocol raised on the empty rows: what it asked for before is listed
     sizes: dict[str, int] = field(default_factory=dict)  # dataset -> training-set size (as loaded)
+    dims: dict[str, int] = field(default_factory=dict)  # dataset -> input dimension
 
 
 def enumerate_prediction(cfg: RunConfig, device, cache: JobCache) -> Enumerated:
@@ -102,7 +107,8 @@ def enumerate_prediction(cfg: RunConfig, device, cache: JobCache) -> Enumerated:
             raise
         error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
     sizes = {name: int(ds.train.x.shape[0]) for (name, _), ds in ctx._datasets.items()}
-    return Enumerated(cfg.prediction, list(rec.specs), list(rec.tasks.values()), ctx.skipped, error, sizes)
+    dims = {name: int(ds.input_dim) for (name, _), ds in ctx._datasets.items()}
+    return Enumerated(cfg.prediction, list(rec.specs), list(rec.tasks.values()), ctx.skipped, error, sizes, dims)
 
 
 # ----------------------------------------------------------------------------- the estimate
@@ -130,7 +136,10 @@ def greedy_wall(costs: Iterable[float], workers: int) -> float:
 
 
 def cell_of(spec: JobSpec) -> JobSpec:
-    """A job's cell: the job but for its seed (and, in ``confirm``, its split seed)."""
+    """A job's cell: the job but for its seed (and, in ``confirm``, its split seed): ``JobSpec.cell``
+    where the jobs have one (it also blanks the data hash)."""
+    if hasattr(spec, "cell"):
+        return spec.cell()
     return dataclasses.replace(spec, seed=0, data_cfg=dataclasses.replace(spec.data_cfg, split_seed=0))
 
 
@@ -190,6 +199,7 @@ def make_plan(cfgs: dict[str, RunConfig]) -> Plan:
     specs = list(dict.fromkeys(s for e in enums for s in e.specs))
     tasks = list({t.key: t for e in enums for t in e.tasks}.values())
     sizes = {k: v for e in enums for k, v in e.sizes.items()}
+    dims = {k: v for e in enums for k, v in e.dims.items()}
     job_cached = {s: cache.has(s) for s in specs}
     task_cached = {t.key: cached(t, cache, mcache, read=False) is not None for t in tasks}
     table = costs.load_table(first.cache_dir(), device)
@@ -198,7 +208,8 @@ def make_plan(cfgs: dict[str, RunConfig]) -> Plan:
     groups: dict[JobSpec, list[JobSpec]] = {}
     for s in specs:
         if not job_cached[s]:
-            groups.setdefault(cell_of(s) if first.batch_seeds and batchable(s.method) else s, []).append(s)
+            together = first.batch_seeds and batchable(s.method, dims.get(s.dataset))
+            groups.setdefault(cell_of(s) if together else s, []).append(s)
     work, of_spec, train_cost = [], {}, {}
     for members in groups.values():
         s = members[0]

@@ -51,7 +51,7 @@ def _table(speedup3: float = 1.5) -> CostTable:
 
 def test_batched_seeds_make_fewer_and_cheaper_tasks_when_batching_pays(tmp_path, monkeypatch):
     monkeypatch.setattr(costs, "load_table", lambda cache_dir, device: _table())
-    monkeypatch.setattr(plan, "batchable", lambda m: m == "infomax")
+    monkeypatch.setattr(plan, "batchable", lambda m, d=None: m == "infomax")
     base = ["prediction=probe", "dataset=digits", "seeds=3", "epochs=4", "methods=[infomax,pca]", "workers=2",
             f"cache={tmp_path}/cache"]
     on = plan.make_plan(configs([*base, "batch_seeds=true"]))
@@ -116,3 +116,14 @@ def test_bad_input_exits_2_with_one_line(bad, tmp_path, capsys):
     err = captured.err.strip()
     assert err.startswith("bench: error:") and len(err.splitlines()) == 1, err
     assert captured.out == ""
+
+
+def test_batchable_asks_seedbatch_with_the_data_input_dim(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m, d=None: m == "ae" and (d or 0) <= 256))
+    assert plan.batchable("ae", 64) and not plan.batchable("ae", 784) and not plan.batchable("mae", 64)
+    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m: m == "ae"))  # the method alone
+    assert plan.batchable("ae", 784) and not plan.batchable("pca", 64)
+    monkeypatch.setattr(plan, "seedbatch", None)  # a build without it: every seed alone
+    assert not plan.batchable("ae", 64)
