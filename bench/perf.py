@@ -322,7 +322,9 @@ def cmd_perf(args: list[str]) -> int:
 
     from bench.perf_table import batch_lines
 
-    out += batch_lines(ds if steps is None else _head(ds, steps * BATCHES[0]), device)
+    small = load_dataset("digits", DataConfig(), device)
+    cut = (lambda d: d) if steps is None else (lambda d: _head(d, steps * BATCHES[0]))  # noqa: E731
+    out += batch_lines(cut(ds), device, small=cut(small))
     t_probe, acc = probe_seconds(ds, device)
     out.append(f"probe fit: {t_probe:.2f} s (linear probe, 6-value L2 grid, untrained infomax features, "
                f"test acc {acc:.3f})")

@@ -163,22 +163,26 @@ def seed_rates(method: str, ds, device: torch.device, seeds: int, epochs: int = 
     return work / min(seq), work / min(bat)
 
 
-def batch_lines(ds, device: torch.device, methods=("infomax", "ae", "simclr"), epochs: int = 1) -> list[str]:
-    """``bench perf``'s batched-seeds table (one line saying why when there is nothing to time)."""
+def batch_lines(ds, device: torch.device, methods=("infomax", "ae", "simclr"), epochs: int = 1,
+                small=None) -> list[str]:
+    """``bench perf``'s batched-seeds table (one line saying why when there is nothing to time). A
+    method that batches small inputs only (``batch_max_dim``) is timed on ``small`` (e.g. digits)."""
     from bench import plan
 
-    title = (f"batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder, {ds.name} "
-             f"({ds.train.x.shape[0]} samples), {epochs} epoch(s), best of 2 (A B A B), seed-samples/s")
+    title = (f"batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder, {epochs} epoch(s), "
+             f"best of 2 (A B A B), seed-samples/s")
     if plan.seedbatch is None:
         return [f"{title}: skipped (bench.seedbatch is not in this build)"]
-    rows = [f"  {'method':<10} {'S':>3} {'sequential':>12} {'batched':>12} {'ratio':>7}"]
+    rows = [f"  {'method':<10} {'S':>3} {'data':<10} {'sequential':>12} {'batched':>12} {'ratio':>7}"]
     for m in methods:
+        data = ds if plan.batchable(m, ds.input_dim) else small
+        if data is None or not plan.batchable(m, data.input_dim):
+            where = ds.name + ("" if small is None else f" or {small.name}")
+            rows.append(f"  {m:<10} {'-':>3} {'-':<10} skipped: {m} is not batchable on {where}")
+            continue
         for s in BATCH_POINTS:
-            got = seed_rates(m, ds, device, s, epochs)
-            if got is None:
-                rows.append(f"  {m:<10} {s:>3}  skipped: {m} is not batchable on {ds.name} (D = {ds.input_dim})")
-                break
-            rows.append(f"  {m:<10} {s:>3} {got[0]:>12,.0f} {got[1]:>12,.0f} {got[1] / got[0]:>6.2f}x")
+            seq, bat = seed_rates(m, data, device, s, epochs)
+            rows.append(f"  {m:<10} {s:>3} {data.name:<10} {seq:>12,.0f} {bat:>12,.0f} {bat / seq:>6.2f}x")
     return [title, *rows]
 
 
