@@ -62,6 +62,7 @@ PROFILE_BELOW = 0.30
 PROFILE_STEPS = 5
 PROFILE_TOP = 8
 E2E_ARGS = ("prediction=all", "profile=quick")
+BATCH_EPOCHS = 3  # epochs per seed in the batched-seeds lines (building and the final encode amortised)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -324,7 +325,7 @@ def cmd_perf(args: list[str]) -> int:
 
     small = load_dataset("digits", DataConfig(), device)
     cut = (lambda d: d) if steps is None else (lambda d: _head(d, steps * BATCHES[0]))  # noqa: E731
-    out += batch_lines(cut(ds), device, small=cut(small))
+    out += batch_lines(cut(ds), device, small=cut(small), epochs=BATCH_EPOCHS if steps is None else 1)
     t_probe, acc = probe_seconds(ds, device)
     out.append(f"probe fit: {t_probe:.2f} s (linear probe, 6-value L2 grid, untrained infomax features, "
                f"test acc {acc:.3f})")
