@@ -1,4 +1,4 @@
-"""Command line: ``bench run``, ``bench list``, ``bench report``.
+"""Command line: ``bench run``, ``bench plan``, ``bench list``, ``bench report``, ``bench perf``.
 
 Bad input prints one line naming the bad part and the valid choices, exits 2, and writes
 nothing.
@@ -15,7 +15,8 @@ USAGE = """usage:
   bench list [methods|datasets|predictions] [PATTERN] [format=plain|markdown]
   bench report [RUN_DIR ...] [out=results] [reports=reports] [workers=auto|N]
   bench rerun RUN_DIR [key=value ...]         rerun a run's recorded command and compare the tables
-  bench perf [device=auto|cpu|cuda] [e2e=true]   trainer throughput, roofline fraction, probe time
+  bench plan prediction=NAME|all [key=value ...]  what a run would train and measure, and its estimated time
+  bench perf [device=auto|cpu|cuda] [e2e=true] [table=true]   trainer throughput, batched seeds, cost table
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
       profile=quick|full|confirm out= reports= cache= threads= workers=auto|N
       executor=local|dask|slurm executor.address=tcp://HOST:PORT executor.partition= executor.gpus_per_job=
@@ -146,34 +147,61 @@ def all_configs(args: list[str]) -> dict:
     return cfgs
 
 
-def cmd_run(args: list[str]) -> int:
-    from bench import report
+def configs(args: list[str], cmd: str = "run") -> dict:
+    """``bench run`` / ``bench plan``'s key=value args -> {prediction: RunConfig} (one, or the four of
+    ``prediction=all``), every prediction's options checked before anything runs."""
     from bench.config import parse_overrides
     from bench.protocol import PREDICTIONS
-    from bench.runner import build_prediction, execute, execute_all
+    from bench.runner import build_prediction
 
     pred_tokens = [a for a in args if a.startswith("prediction=")]
     if not pred_tokens:
-        raise UsageError(f"missing prediction=NAME (choices: all, {', '.join(PREDICTIONS.names())})")
+        raise UsageError(f"{cmd}: missing prediction=NAME (choices: all, {', '.join(PREDICTIONS.names())})")
     pname = pred_tokens[0].partition("=")[2]
     if pname == "all":
         cfgs = all_configs(args)
-        for cfg in cfgs.values():
-            build_prediction(cfg)  # every prediction's options are checked before anything runs
+    else:
+        cfgs = {pname: parse_overrides(args, PREDICTIONS.get(pname).Config, pname)}
+    for cfg in cfgs.values():
+        build_prediction(cfg)  # validates the prediction's own options before anything runs
+    return cfgs
+
+
+def cmd_run(args: list[str]) -> int:
+    import time
+
+    from bench import report
+    from bench.plan import announce, versus, wall_versus
+    from bench.runner import execute, execute_all
+
+    cfgs = configs(args)
+    made = announce(cfgs)
+    t0 = time.perf_counter()
+    if len(cfgs) > 1:  # prediction=all
         run_dirs = execute_all(cfgs, ["bench", "run", *args])
+        wall = time.perf_counter() - t0
         for name, run_dir in zip(cfgs, run_dirs, strict=True):
             print(f"\n=== {name} ===")
             _print_verdicts(name, run_dir, report.build_report(run_dir, cfgs[name].reports), primary_only=True)
             _time_line(run_dir)
+            versus(made, name, run_dir)
         _summary(next(iter(cfgs.values())).out, next(iter(cfgs.values())).reports)
+        wall_versus(made, wall)
         return 0
-    pcls = PREDICTIONS.get(pname)
-    cfg = parse_overrides(args, pcls.Config, pname)
-    build_prediction(cfg)  # validates the prediction's own options before anything runs
+    (pname, cfg), = cfgs.items()
     run_dir = execute(cfg, ["bench", "run", *args])
+    wall = time.perf_counter() - t0
     _print_verdicts(pname, run_dir, report.build_report(run_dir, cfg.reports))
     _time_line(run_dir)
+    versus(made, pname, run_dir)
+    wall_versus(made, wall)
     return 0
+
+
+def cmd_plan(args: list[str]) -> int:
+    from bench.plan import cmd_plan as plan
+
+    return plan(args)
 
 
 def cmd_perf(args: list[str]) -> int:
@@ -346,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd != "report":  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
         load_all()
-    commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "rerun": cmd_rerun, "perf": cmd_perf}
+    commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "rerun": cmd_rerun, "perf": cmd_perf,
+                "plan": cmd_plan}
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")
     try:

@@ -57,6 +57,7 @@ class RunContext:
         self.measure_seconds = 0.0  # measurements computed for this run (worker-seconds)
         self.mcache = MeasureCache(self.cache.root)
         self.planning = self.planned = False
+        self.recorder = None  # bench.plan's dry run: encoders()/measure() hand it their specs/tasks, yield nothing
         self._datasets: dict[tuple, Dataset] = {}
         self._fresh: dict[str, tuple[Encoder, float]] = {}  # trained with their cell, not yet handed out
 
@@ -186,6 +187,9 @@ class RunContext:
         ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's;
         ``method_cfg`` overrides fields of the selection's method configs (e.g. ``{"channels": 6}``)."""
         specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
+        if self.recorder is not None:  # a dry run (bench plan): what would be trained, nothing yielded
+            self.recorder.jobs(specs)
+            return
         engine = self.engine
         if engine.parallel:  # misses go to the pool now (a cell's seeds together); hits load here
             misses = [s for s in specs if not engine.pooled(s) and not self.cache.has(s)]
@@ -226,6 +230,9 @@ class RunContext:
         specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
         # a measurement reads the split its encoder trained on (confirm: the job's seed's)
         tasks = [MeasureTask.make(spec, fn, args, self.data_config(seed=spec.seed), self.device.type) for spec in specs]
+        if self.recorder is not None:  # a dry run (bench plan): what would be measured, nothing yielded
+            self.recorder.measures(tasks)
+            return
         engine = self.engine
         todo = [t for t in tasks if not engine.pooled(t.spec, t)
                 and cached(t, self.cache, self.mcache, read=False) is None]

@@ -21,10 +21,16 @@ Prints one aligned table:
   says where the time goes;
 * **probe fit**: one full :func:`bench.probe.linear_probe` (its whole L2 grid) on the mnist5k
   features of an untrained (seeded) ``infomax`` encoder;
+* **batched seeds**: seed-samples/s of ``infomax``, ``ae`` and ``simclr`` at S = 3 and S = 10
+  trained by :func:`bench.seedbatch.train_group` against S sequential
+  :func:`bench.trainer.fit_encoder` calls, and the ratio (:func:`bench.perf_table.batch_lines`);
 * **end to end** (``e2e=true``): the wall time of ``bench run prediction=all`` (quick profile)
   in a subprocess, into a temporary ``out=`` with a fresh cache.
 
-Keys: ``device=auto|cpu|cuda``, ``e2e=false|true``, ``steps=N`` (optional: N steps per epoch
+``table=true`` instead measures the cost table of ``bench plan`` on this device and stores it in
+the cache (``cache=``, default ``results/cache``): :mod:`bench.perf_table`.
+
+Keys: ``device=auto|cpu|cuda``, ``e2e=false|true``, ``table=false|true``, ``cache=DIR``, ``steps=N`` (optional: N steps per epoch
 instead of full epochs, for a fast smoke run), ``threads=N`` (CPU threads for torch, default 1
 like ``bench run``). CUDA clocks are read after ``torch.cuda.synchronize()``.
 """
@@ -44,7 +50,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench.config import ConfigError
 
-KEYS = ("device", "e2e", "steps", "threads")
+KEYS = ("device", "e2e", "steps", "threads", "table", "cache")
 DATASET = "mnist5k"
 WIDTH = 64
 METHODS_TIMED = ("infomax", "simclr")
@@ -56,12 +62,13 @@ PROFILE_BELOW = 0.30
 PROFILE_STEPS = 5
 PROFILE_TOP = 8
 E2E_ARGS = ("prediction=all", "profile=quick")
+BATCH_EPOCHS = 3  # epochs per seed in the batched-seeds lines (building and the final encode amortised)
 
 
 # ----------------------------------------------------------------------------- parsing
 def parse_args(args: list[str]) -> dict:
     """``key=value`` args -> {device, e2e, steps, threads}; a bad one raises a one-line ConfigError."""
-    opts: dict = {"device": "auto", "e2e": False, "steps": None, "threads": 1}
+    opts: dict = {"device": "auto", "e2e": False, "steps": None, "threads": 1, "table": False, "cache": None}
     for a in args:
         if "=" not in a:
             raise ConfigError(f"perf: expected key=value, got '{a}' (keys: {', '.join(KEYS)})")
@@ -72,10 +79,14 @@ def parse_args(args: list[str]) -> dict:
             if v not in ("auto", "cpu", "cuda"):
                 raise ConfigError(f"device: unknown '{v}' (choices: auto, cpu, cuda)")
             opts[k] = v
-        elif k == "e2e":
+        elif k in ("e2e", "table"):
             if v.lower() not in ("true", "false"):
-                raise ConfigError(f"e2e: expected true or false, got '{v}'")
+                raise ConfigError(f"{k}: expected true or false, got '{v}'")
             opts[k] = v.lower() == "true"
+        elif k == "cache":
+            if not v:
+                raise ConfigError("cache: expected a folder, got ''")
+            opts[k] = v
         else:
             try:
                 n = int(v)
@@ -277,6 +288,8 @@ def cmd_perf(args: list[str]) -> int:
         torch.set_num_threads(opts["threads"])
     load_all()
     t_all = time.perf_counter()
+    if opts["table"]:
+        return _cost_table(opts, device, t_all)
     ds = load_dataset(DATASET, DataConfig(), device)
     info = data_info(ds)
     steps, epochs = opts["steps"], EPOCHS if opts["steps"] is None else 1
@@ -308,6 +321,11 @@ def cmd_perf(args: list[str]) -> int:
                    f"{100 * PROFILE_BELOW:.0f}% of peak; top ops by self CPU time (trainer steps):")
         out += ["  " + line for line in profile_lines(info, ds.train.x, BATCHES[-1])]
 
+    from bench.perf_table import batch_lines
+
+    small = load_dataset("digits", DataConfig(), device)
+    cut = (lambda d: d) if steps is None else (lambda d: _head(d, steps * BATCHES[0]))  # noqa: E731
+    out += batch_lines(cut(ds), device, small=cut(small), epochs=BATCH_EPOCHS if steps is None else 1)
     t_probe, acc = probe_seconds(ds, device)
     out.append(f"probe fit: {t_probe:.2f} s (linear probe, 6-value L2 grid, untrained infomax features, "
                f"test acc {acc:.3f})")
@@ -318,4 +336,35 @@ def cmd_perf(args: list[str]) -> int:
         out.append("end to end: skipped (e2e=true runs bench run prediction=all)")
     out.append(f"perf total: {time.perf_counter() - t_all:.1f} s")
     print("\n".join(out), flush=True)
+    return 0
+
+
+def _head(ds, n: int):
+    """``ds`` with its training set cut to the first ``n`` samples (a fast smoke run)."""
+    import dataclasses
+
+    from bench.data import Split
+
+    t = ds.train
+    cut = Split(t.x[:n], None if t.y is None else t.y[:n], None if t.factors is None else t.factors[:n])
+    return dataclasses.replace(ds, train=cut)
+
+
+def _cost_table(opts: dict, device: torch.device, t_all: float) -> int:
+    """``bench perf table=true``: measure the cost table of this device and store it in the cache."""
+    from bench import costs
+    from bench.config import RunConfig
+    from bench.perf_table import measure_table
+
+    cache = opts["cache"] or RunConfig().cache_dir()
+    label = f"{device.type} ({device_name(device)}), torch {torch.__version__}, threads {torch.get_num_threads()}"
+    print(f"bench perf table: timing the training cells of bench plan prediction=all profile=confirm on {label}",
+          flush=True)
+    table = measure_table(cache, device, label, steps=opts["steps"] or 4,
+                          log=lambda line: print(line, flush=True))
+    table.note = "bench perf table=true: a few timed training steps per cell; measurements from this cache"
+    path = table.save(costs.stored_path(cache, device.type, device_name(device)))
+    print(f"cost table: {len(table.train)} training cells, {len(table.batch)} batched methods, "
+          f"{len(table.measure)} measurements -> {path} (bench plan with cache={cache} uses it on this device)")
+    print(f"perf total: {time.perf_counter() - t_all:.1f} s")
     return 0

@@ -21,6 +21,17 @@ def test_perf_prints_every_line(capsys, monkeypatch):
     assert "infomax step FLOP/s" in out and "peak" in out and "roofline" in out
     assert "profile: infomax batch 1024" in out and "ms/step" in out
     assert "probe fit:" in out and "end to end: skipped" in out
+    assert "batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder" in out
+    from bench import plan
+
+    if plan.seedbatch is None:
+        assert "skipped (bench.seedbatch is not in this build)" in out
+    else:
+        for name in ("infomax", "ae", "simclr"):  # timed at S = 3 and 10, or one line saying why not
+            timed = all(any(line.split()[:2] == [name, str(s)] and line.endswith("x") for line in out.splitlines())
+                        for s in (3, 10))
+            assert timed or any(line.split()[:3] == [name, "-", "-"] and "skipped:" in line
+                                for line in out.splitlines()), name
 
 
 def test_step_flops_is_the_analytic_count():
@@ -69,3 +80,66 @@ def test_e2e_line(capsys, monkeypatch):
     monkeypatch.setattr(perf, "e2e_seconds", lambda args, device: (12.5, 0))
     assert perf.cmd_perf(["steps=1", "e2e=true"]) == 0
     assert "end to end: 12.5 s (bench run prediction=all profile=quick, fresh cache, exit code 0)" in capsys.readouterr().out
+
+
+def test_table_mode_stores_the_table_bench_plan_then_reads(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from bench import costs, perf_table, plan
+    from bench.cli import configs
+    from bench.jobs import JobCache
+
+    cpu = torch.device("cpu")
+    cfg = configs(["prediction=probe", "dataset=digits", "methods=[infomax,pca]", "seeds=1", "epochs=2"])["probe"]
+    specs = plan.enumerate_prediction(cfg, cpu, JobCache(tmp_path / "c", cpu)).specs
+    monkeypatch.setattr(perf_table, "confirm_cells", lambda cache_dir, device: {(s.method, s.dataset): s for s in specs})
+    assert perf.cmd_perf(["table=true", f"cache={tmp_path}", "steps=2", "device=cpu"]) == 0
+    assert "cost table: 2 training cells" in capsys.readouterr().out
+    stored = costs.stored_path(tmp_path, "cpu", perf.device_name(cpu))
+    got = costs.load_table(tmp_path, cpu)
+    assert got.source == str(stored) and set(got.train) == {"infomax|digits", "pca|digits"}
+    assert all(v["epoch_seconds"] > 0 and v["n_train"] > 0 for v in got.train.values())
+
+
+def test_harvest_reads_seconds_per_epoch_and_measurements(tmp_path, digits):
+    import dataclasses
+    import json
+
+    from bench.data import DataConfig
+    from bench.measure import MeasureCache, Measured
+    from bench.perf_table import harvest
+
+    data_cfg = dataclasses.asdict(DataConfig())
+    for name, group in (("a", None), ("b", 3)):  # a batched entry is not a sequential cost: left out
+        (tmp_path / name).mkdir()
+        meta = {"spec": {"method": "infomax", "dataset": "digits", "data_cfg": data_cfg, "epochs": 4},
+                "status": "ok", "train_seconds": 2.0 if group is None else 0.1, "convergence": {"seconds": 0.4},
+                "seed_group": group}
+        (tmp_path / name / "meta.json").write_text(json.dumps(meta))
+    rows = [{"dataset": "digits", "method": "pca", "metric": "aurc", "value": 0.5}]
+    MeasureCache(tmp_path).store("pca-measure_encoder-0123456789abcdef", Measured(rows, [], 3.0))
+    t = harvest([tmp_path])
+    assert t.train == {"infomax|digits": {"epoch_seconds": pytest.approx(0.6), "n_train": digits.train.x.shape[0]}}
+    assert t.measure == {"pruning.measure_encoder|pca|digits": 3.0}
+
+
+def test_batched_seed_lines_time_train_group_against_fit_encoder(monkeypatch, digits):
+    from types import SimpleNamespace
+
+    from bench import plan
+    from bench.perf_table import batch_lines
+    from bench.trainer import fit_encoder
+
+    calls = []
+
+    def train_group(method, cfg, datasets, width, seeds, *, epochs, batch_size, device, on_epoch=None, track=True):
+        calls.append((method, len(datasets), list(seeds)))
+        return [fit_encoder(method, cfg, ds, width, s, epochs=epochs, batch_size=batch_size, device=device,
+                            track=track) for ds, s in zip(datasets, seeds, strict=True)]
+
+    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m, d=None: m == "infomax", train_group=train_group))
+    lines = batch_lines(digits, __import__("torch").device("cpu"), methods=("infomax", "simclr"))
+    rows = [line.split() for line in lines[1:]]
+    assert [r[:2] for r in rows] == [["method", "S"], ["infomax", "3"], ["infomax", "10"], ["simclr", "-"]]
+    assert rows[1][-1].endswith("x") and " ".join(rows[3][3:]).startswith("skipped: simclr is not batchable on digits")
+    assert ("infomax", 3, [0, 1, 2]) in calls and ("infomax", 10, list(range(10))) in calls
