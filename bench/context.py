@@ -297,12 +297,7 @@ class RunContext:
     def _cells(self, specs: list[JobSpec]) -> list[list[JobSpec]]:
         """``specs`` in groups that train together: the seeds of one cell of a batchable method
         (``batch_seeds=true``), every other job alone; in first-seen order."""
-        groups: dict[Any, list[JobSpec]] = {}
-        for s in specs:
-            together = (self.cfg.batch_seeds and not s.compile  # a compiled step is one seed's graph
-                        and seedbatch.batchable(s.method, self.dataset(s.dataset).input_dim))
-            groups.setdefault(s.cell() if together else s, []).append(s)
-        return list(groups.values())
+        return seedbatch.cells(specs, self.cfg.batch_seeds, lambda name: self.dataset(name).input_dim)
 
     def _train_cells(self, specs: list[JobSpec]) -> None:
         """In this process: train the missing seeds of each cell together before they are asked for

@@ -21,7 +21,6 @@ over the run's workers (:func:`greedy_wall`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import heapq
 import io
 import sys
@@ -31,26 +30,18 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from bench import seedbatch
 from bench.config import RunConfig
 from bench.jobs import JobCache, JobSpec
 from bench.measure import MeasureCache, MeasureTask, cached
-
-try:  # the batched-seeds trainer (issue 20); absent: every method trains one seed at a time
-    from bench import seedbatch
-except ImportError:  # pragma: no cover - depends on the branch
-    seedbatch = None
+from bench.registry import UnknownNameError
 
 
 def batchable(method: str, input_dim: int | None = None) -> bool:
     """Whether the seeds of ``method``'s cells train together (on data of ``input_dim`` inputs)."""
-    if seedbatch is None:
-        return False
     try:
-        try:
-            return bool(seedbatch.batchable(method, input_dim))
-        except TypeError:  # a seedbatch whose batchable() takes the method alone
-            return bool(seedbatch.batchable(method))
-    except Exception:  # noqa: BLE001 - an unknown or unbatchable method trains alone
+        return seedbatch.batchable(method, input_dim)
+    except UnknownNameError:  # an unknown method trains alone
         return False
 
 
@@ -135,14 +126,6 @@ def greedy_wall(costs: Iterable[float], workers: int) -> float:
     return max(loads)
 
 
-def cell_of(spec: JobSpec) -> JobSpec:
-    """A job's cell: the job but for its seed (and, in ``confirm``, its split seed): ``JobSpec.cell``
-    where the jobs have one (it also blanks the data hash)."""
-    if hasattr(spec, "cell"):
-        return spec.cell()
-    return dataclasses.replace(spec, seed=0, data_cfg=dataclasses.replace(spec.data_cfg, split_seed=0))
-
-
 @dataclass
 class Plan:
     enumerated: list[Enumerated]
@@ -205,13 +188,9 @@ def make_plan(cfgs: dict[str, RunConfig]) -> Plan:
     table = costs.load_table(first.cache_dir(), device)
     fallbacks: dict[str, int] = {}
 
-    groups: dict[JobSpec, list[JobSpec]] = {}
-    for s in specs:
-        if not job_cached[s]:
-            together = first.batch_seeds and batchable(s.method, dims.get(s.dataset))
-            groups.setdefault(cell_of(s) if together else s, []).append(s)
+    groups = seedbatch.cells([s for s in specs if not job_cached[s]], first.batch_seeds, dims.get)
     work, of_spec, train_cost = [], {}, {}
-    for members in groups.values():
+    for members in groups:
         s = members[0]
         per_epoch, how = table.epoch_seconds(s.method, s.dataset, sizes.get(s.dataset))
         if how != "table":

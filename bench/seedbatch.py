@@ -54,6 +54,18 @@ def batchable(method_name: str, input_dim: int | None = None) -> bool:
     return input_dim is None or cls.batch_max_dim is None or input_dim <= cls.batch_max_dim
 
 
+def cells(specs: Sequence[Any], batch_seeds: bool, input_dim: Callable[[str], int | None]) -> list[list[Any]]:
+    """Jobs (:class:`bench.jobs.JobSpec`) in the groups that train as one task, in first-seen order:
+    with ``batch_seeds`` the seeds of one cell (``spec.cell()``) of a method whose step pays on
+    that data (``input_dim(dataset)``; :func:`batchable`), every other job alone (a compiled step
+    is one seed's graph). The run (:mod:`bench.context`) and its plan (:mod:`bench.plan`) group alike."""
+    groups: dict[Any, list[Any]] = {}
+    for s in specs:
+        together = batch_seeds and not s.compile and batchable(s.method, input_dim(s.dataset))
+        groups.setdefault(s.cell() if together else s, []).append(s)
+    return list(groups.values())
+
+
 class SeedRNG:
     """Each seed's own generators for the draws inside a step, in the single-seed job's order.
 
@@ -268,4 +280,4 @@ def train_group(method_name: str, method_cfg: Any, datasets: Sequence[Dataset], 
     return out
 
 
-__all__ = ["JobFailed", "SeedRNG", "Stacked", "batchable", "stacked_linear", "train_group", "train_stacked"]
+__all__ = ["JobFailed", "SeedRNG", "Stacked", "batchable", "cells", "stacked_linear", "train_group", "train_stacked"]

@@ -120,12 +120,7 @@ def test_bad_input_exits_2_with_one_line(bad, tmp_path, capsys):
     assert captured.out == ""
 
 
-def test_batchable_asks_seedbatch_with_the_data_input_dim(monkeypatch):
-    from types import SimpleNamespace
-
-    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m, d=None: m == "ae" and (d or 0) <= 256))
-    assert plan.batchable("ae", 64) and not plan.batchable("ae", 784) and not plan.batchable("mae", 64)
-    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m: m == "ae"))  # the method alone
-    assert plan.batchable("ae", 784) and not plan.batchable("pca", 64)
-    monkeypatch.setattr(plan, "seedbatch", None)  # a build without it: every seed alone
-    assert not plan.batchable("ae", 64)
+def test_batchable_asks_seedbatch_with_the_data_input_dim():
+    assert plan.batchable("ae", 64) and not plan.batchable("ae", 784)  # ae.batch_max_dim
+    assert plan.batchable("infomax", 784) and not plan.batchable("mae", 64) and not plan.batchable("pca", 64)
+    assert not plan.batchable("no_such_method", 64)  # an unknown method trains alone
