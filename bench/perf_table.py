@@ -171,8 +171,6 @@ def batch_lines(ds, device: torch.device, methods=("infomax", "ae", "simclr"), e
 
     title = (f"batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder, {epochs} epoch(s), "
              f"best of 2 (A B A B), seed-samples/s")
-    if plan.seedbatch is None:
-        return [f"{title}: skipped (bench.seedbatch is not in this build)"]
     rows = [f"  {'method':<10} {'S':>3} {'data':<10} {'sequential':>12} {'batched':>12} {'ratio':>7}"]
     for m in methods:
         data = ds if plan.batchable(m, ds.input_dim) else small
@@ -234,8 +232,6 @@ def batch_table(methods, device: torch.device, log=print) -> dict[str, dict[str,
     from bench import plan
     from bench.data import DataConfig, load_dataset
 
-    if plan.seedbatch is None:
-        return {}
     big, small = (load_dataset(n, DataConfig(), device) for n in ("mnist5k", "digits"))
     out = {}
     for m in sorted(m for m in set(methods) if plan.batchable(m)):

@@ -22,16 +22,11 @@ def test_perf_prints_every_line(capsys, monkeypatch):
     assert "profile: infomax batch 1024" in out and "ms/step" in out
     assert "probe fit:" in out and "end to end: skipped" in out
     assert "batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder" in out
-    from bench import plan
-
-    if plan.seedbatch is None:
-        assert "skipped (bench.seedbatch is not in this build)" in out
-    else:
-        for name in ("infomax", "ae", "simclr"):  # timed at S = 3 and 10, or one line saying why not
-            timed = all(any(line.split()[:2] == [name, str(s)] and line.endswith("x") for line in out.splitlines())
-                        for s in (3, 10))
-            assert timed or any(line.split()[:3] == [name, "-", "-"] and "skipped:" in line
-                                for line in out.splitlines()), name
+    for name in ("infomax", "ae", "simclr"):  # timed at S = 3 and 10, or one line saying why not
+        timed = all(any(line.split()[:2] == [name, str(s)] and line.endswith("x") for line in out.splitlines())
+                    for s in (3, 10))
+        assert timed or any(line.split()[:3] == [name, "-", "-"] and "skipped:" in line
+                            for line in out.splitlines()), name
 
 
 def test_step_flops_is_the_analytic_count():
