@@ -1,8 +1,8 @@
-"""Small stacked-seed helpers for the baselines (a candidate for :mod:`bench.seedbatch`).
+"""Small stacked-seed helpers for the baselines (a candidate for :mod:`bench.train.seedbatch`).
 
 :func:`stacked_module` runs an ``nn.Linear`` or an ``nn.Sequential`` of ``Linear`` / ``ReLU`` /
 ``Tanh`` layers for S seeds at once, from the stacked parameters ``p`` (name -> (S, ...)) of
-:class:`bench.seedbatch.Stacked`: each seed's slice is bit-identical to the module on that slice
+:class:`bench.train.seedbatch.Stacked`: each seed's slice is bit-identical to the module on that slice
 (``addmm`` <-> ``baddbmm``).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.seedbatch import stacked_linear
+from bench.train.seedbatch import stacked_linear
 
 _ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from baselines._stacked import stacked_module
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
 
 
 def reconstruction_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +45,7 @@ class AE(Method):
     def loss_terms(self, x, y=None):
         return {"mse": reconstruction_mse(self.reconstruct(x), x)}
 
-    # seeds trained together (bench.seedbatch): the same loss on (S, B, D), the stacked weights in p,
+    # seeds trained together (bench.train.seedbatch): the same loss on (S, B, D), the stacked weights in p,
     # bit-identical (tests/test_baselines_ae_rbm.py). It pays on small inputs only: on one CPU thread at
     # mnist5k (D = 784), K = 64 it runs at 0.86-1.04x the sequential speed (the step is GEMM- and
     # memory-bound, and stacking the seeds' (B, D) tensors takes them out of L2); on digits (D = 64) 3x at

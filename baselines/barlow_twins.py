@@ -3,7 +3,7 @@
 Zbontar, J., Jing, L., Misra, I., LeCun, Y., Deny, S. (2021). Barlow Twins: Self-Supervised
 Learning via Redundancy Reduction. ICML. arXiv:2103.03230.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.train.twoview`'s
 shared body). Training-only: the projector (three linear layers, batch norm and ReLU after the
 first two: the paper's). Loss :func:`barlow_twins_loss` on the two views' projections. Defaults:
 
@@ -11,7 +11,7 @@ first two: the paper's). Loss :func:`barlow_twins_loss` on the two views' projec
 * projector widths 512-512-512 instead of 8192-8192-8192 (the encoder has K = 16-256
   features here, not 2048; an 8192-wide projector would be 10^4 times the deployed encoder and
   slow on CPU); Adam lr 1e-3 (the suite's optimiser) instead of LARS; views from
-  :mod:`bench.augment`.
+  :mod:`bench.train.augment`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from bench import stacked_nn
-from bench.augment import AugmentConfig
-from bench.methods import METHODS
-from bench.twoview import TwoViewMethod
+from bench.train import stacked_nn
+from bench.train.augment import AugmentConfig
+from bench.train.methods import METHODS
+from bench.train.twoview import TwoViewMethod
 
 
 def batch_standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

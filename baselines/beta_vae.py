@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baselines.vae import VAE, VAEConfig
-from bench.methods import METHODS
+from bench.train.methods import METHODS
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Grill, J.-B., Strub, F., Altche, F., et al. (2020). Bootstrap Your Own Latent: A
 to Self-Supervised Learning. NeurIPS. arXiv:2006.07733.
 
 Deployed: the online encoder ``h = ReLU(Linear(D, K) x)``, exactly the subject's
-(:mod:`bench.twoview`'s shared body). Training-only: the online projector and predictor
+(:mod:`bench.train.twoview`'s shared body). Training-only: the online projector and predictor
 (``Linear - BN - ReLU - Linear`` each, the paper's), and the target encoder + projector (an
 exponential moving average of the online ones, never trained by gradients:
 ``requires_grad=False``, updated in :meth:`BYOL.after_step` as
@@ -19,7 +19,7 @@ Defaults:
   0.996) is used;
 * projection 128 and hidden width 512 instead of 256 and 4096 (the encoder has K = 16-256
   features here, not 2048); Adam lr 1e-3 (the suite's optimiser) instead of LARS;
-  views from :mod:`bench.augment`.
+  views from :mod:`bench.train.augment`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import stacked_nn
-from bench.augment import AugmentConfig
-from bench.methods import METHODS
-from bench.twoview import TwoViewMethod, mlp_head
+from bench.train import stacked_nn
+from bench.train.augment import AugmentConfig
+from bench.train.methods import METHODS
+from bench.train.twoview import TwoViewMethod, mlp_head
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

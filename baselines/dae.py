@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from baselines.ae import AE, reconstruction_mse
-from bench.methods import METHODS, MethodConfig
-from bench.seedbatch import SeedRNG
+from bench.train.methods import METHODS, MethodConfig
+from bench.train.seedbatch import SeedRNG
 
 
 def masking_noise(x: torch.Tensor, fraction: float, generator: torch.Generator | SeedRNG | None = None) -> torch.Tensor:
@@ -32,7 +32,7 @@ def masking_noise(x: torch.Tensor, fraction: float, generator: torch.Generator |
 
     The choice is the top ``round(fraction * D)`` of uniform draws ``(N, D)`` from ``generator``
     (None: the global RNG). For S seeds trained together, ``x`` is (S, N, D) and ``generator`` a
-    :class:`~bench.seedbatch.SeedRNG`: seed s's draws come from its own generator, as in its own job."""
+    :class:`~bench.train.seedbatch.SeedRNG`: seed s's draws come from its own generator, as in its own job."""
     n_drop = round(fraction * x.shape[-1])
     if n_drop == 0:
         return x

@@ -43,7 +43,7 @@ from sklearn.decomposition import FastICA as SkFastICA
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from bench.methods import METHODS, DataInfo, Method
+from bench.train.methods import METHODS, DataInfo, Method
 
 
 @dataclass(frozen=True)

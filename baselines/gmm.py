@@ -38,7 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-from bench.methods import METHODS, DataInfo, Method
+from bench.train.methods import METHODS, DataInfo, Method
 
 
 @dataclass(frozen=True)

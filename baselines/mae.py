@@ -47,7 +47,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
 
 PATCH_SIZES = (4, 2, 1)
 HEAD_COUNTS = (4, 2, 1)

@@ -6,7 +6,7 @@ Baselines with Momentum Contrastive Learning. arXiv:2003.04297 (v2: MLP head, te
 stronger augmentation).
 
 Deployed: the query encoder ``h = ReLU(Linear(D, K) x)``, exactly the subject's
-(:mod:`bench.twoview`'s shared body). Training-only: the MLP head ``Linear - ReLU - Linear``
+(:mod:`bench.train.twoview`'s shared body). Training-only: the MLP head ``Linear - ReLU - Linear``
 (v2's, no batch norm, so MoCo's shuffling BN is not needed), the key encoder and key head
 (momentum copies, no gradients) and the queue of negative keys. A step: query ``q`` from view
 1, key ``k`` from view 2 through the momentum copy, InfoNCE of ``q`` against ``k`` and the
@@ -24,7 +24,7 @@ the queue. Defaults:
 * queue 1024 keys instead of 65536: the queue must be smaller than the training set (1258
   ``digits`` training inputs), or it holds stale keys of the very input being contrasted;
 * head hidden width 512 instead of 2048 (the encoder has K = 16-256 features here); Adam,
-  lr 1e-3 (the suite's optimiser) instead of SGD 0.03; views from :mod:`bench.augment`.
+  lr 1e-3 (the suite's optimiser) instead of SGD 0.03; views from :mod:`bench.train.augment`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import stacked_nn
-from bench.augment import AugmentConfig
-from bench.methods import METHODS
-from bench.twoview import TwoViewMethod
+from bench.train import stacked_nn
+from bench.train.augment import AugmentConfig
+from bench.train.methods import METHODS
+from bench.train.twoview import TwoViewMethod
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:

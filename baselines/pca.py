@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.methods import METHODS, Method, NoConfig
+from bench.train.methods import METHODS, Method, NoConfig
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.methods import METHODS, Method, NoConfig
+from bench.train.methods import METHODS, Method, NoConfig
 
 
 @METHODS.register()

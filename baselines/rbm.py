@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
-from bench.seedbatch import SeedRNG, stacked_linear
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.seedbatch import SeedRNG, stacked_linear
 
 
 def free_energy(v: torch.Tensor, weight: torch.Tensor, hbias: torch.Tensor, vbias: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,7 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
 
 def bernoulli(p: torch.Tensor, generator: torch.Generator | SeedRNG | None = None) -> torch.Tensor:
     """Binary samples ``torch.bernoulli(p)`` from ``generator`` (None: the global RNG); for S seeds,
-    ``p`` (S, ...) and a :class:`~bench.seedbatch.SeedRNG`: seed s's samples from its own generator."""
+    ``p`` (S, ...) and a :class:`~bench.train.seedbatch.SeedRNG`: seed s's samples from its own generator."""
     if isinstance(generator, SeedRNG):
         return torch.stack([torch.bernoulli(ps, generator=g) for ps, g in zip(p, generator.dev, strict=True)])
     return torch.bernoulli(p, generator=generator)
@@ -145,7 +145,7 @@ class RBM(Method):
     def loss_terms(self, x, y=None):
         return terms(x, self.negative_sample(x), *self.weights())
 
-    # seeds trained together (bench.seedbatch): the same sampler and terms on stacked tensors, each
+    # seeds trained together (bench.train.seedbatch): the same sampler and terms on stacked tensors, each
     # seed's Gibbs samples from its own generator; PCD chains are the stacked buffer b["chains"]. Bit-identical;
     # small inputs only: 0.96-1.05x at mnist5k, K = 64, S = 10 on one CPU thread (the S per-seed Bernoulli
     # draws and the (S, B, D) tensors cost what the fewer dispatches save; 1.8x on digits)

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from baselines.ae import reconstruction_mse
-from bench.methods import METHODS, Method, MethodConfig
-from bench.seedbatch import stacked_linear
+from bench.train.methods import METHODS, Method, MethodConfig
+from bench.train.seedbatch import stacked_linear
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class SAE(Method):
         """Renormalise every decoder column (one feature's dictionary atom) to unit L2 norm."""
         unit_columns_(self.decoder.weight)
 
-    # seeds trained together (bench.seedbatch): the same terms and renormalisation on stacked tensors;
+    # seeds trained together (bench.train.seedbatch): the same terms and renormalisation on stacked tensors;
     # bit-identical; small inputs only, as for ae: 0.97x at mnist5k, K = 64, S = 10 on one CPU thread (3x on digits)
     batched = True
     batch_max_dim = 256

@@ -3,7 +3,7 @@
 Chen, T., Kornblith, S., Norouzi, M., Hinton, G. (2020). A Simple Framework for Contrastive
 Learning of Visual Representations. ICML. arXiv:2002.05709.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.train.twoview`'s
 shared body). Training-only: the projection head ``g(h) = W2 ReLU(BN(W1 h))`` (the paper's
 nonlinear head; its code adds batch norm), whose output ``z`` enters the loss. Defaults:
 
@@ -12,7 +12,7 @@ nonlinear head; its code adds batch norm), whose output ``z`` enters the loss. D
   features, and a 2048-wide head would be 10-100x the deployed encoder (small-image adaptation);
 * Adam at the suite's lr 1e-3 (the trainer's optimiser for every method) instead of LARS at
   batch 4096, which exists to make huge batches trainable; no weight decay, like the subject;
-* views from :mod:`bench.augment` (mild crops, rotation, noise, erasing) instead of the
+* views from :mod:`bench.train.augment` (mild crops, rotation, noise, erasing) instead of the
   ImageNet recipe, which is too strong for 8x8 and 28x28 grey digits.
 """
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench import stacked_nn
-from bench.augment import AugmentConfig
-from bench.methods import METHODS
-from bench.twoview import TwoViewMethod
+from bench.train import stacked_nn
+from bench.train.augment import AugmentConfig
+from bench.train.methods import METHODS
+from bench.train.twoview import TwoViewMethod
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:

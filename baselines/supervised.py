@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._stacked import stacked_module
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Supervised(Method):
             raise ValueError(f"{self.name}: loss_terms needs labels y")
         return {"ce": cross_entropy(self.logits(x), y)}
 
-    # seeds trained together (bench.seedbatch): the same network and loss on stacked weights. On: 1.2-1.3x
+    # seeds trained together (bench.train.seedbatch): the same network and loss on stacked weights. On: 1.2-1.3x
     # at mnist5k, K = 64, S = 3 and 10 on one CPU thread (benchmarks/seedbatch_speed.py); supervised_mlp2
     # inherits it (1.02-1.10x there, 2.1x on digits)
     batched = True

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
 
 POOL_MIN_SIDE = 16
 STAGE_MULTIPLIERS = (1, 2, 4, 8)  # stage widths c x these: resnet10t's ratios (ImageNet's c is 64)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from baselines.supervised import Supervised
-from bench.methods import METHODS, MethodConfig
+from bench.train.methods import METHODS, MethodConfig
 
 
 @dataclass(frozen=True)

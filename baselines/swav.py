@@ -3,7 +3,7 @@
 Caron, M., Misra, I., Mairal, J., Goyal, P., Bojanowski, P., Joulin, A. (2020). Unsupervised
 Learning of Visual Features by Contrasting Cluster Assignments. NeurIPS. arXiv:2006.09882.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.train.twoview`'s
 shared body). Training-only: the projection head ``Linear - BN - ReLU - Linear`` (the paper's)
 and the prototypes ``C`` (P unit vectors, re-normalised after every step in
 :meth:`SwAV.after_step`, as the paper's code does). Each view's l2-normalised projection ``z``
@@ -20,7 +20,7 @@ Defaults:
   spare), the feature queue (the paper adds it only for small batches over long schedules) and
   the first-epoch freezing of the prototypes;
 * projection hidden width 512 instead of 2048 (the encoder has K = 16-256 features here); Adam
-  lr 1e-3 (the suite's optimiser) instead of LARS; views from :mod:`bench.augment`.
+  lr 1e-3 (the suite's optimiser) instead of LARS; views from :mod:`bench.train.augment`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.augment import AugmentConfig
-from bench.methods import METHODS
-from bench.twoview import TwoViewMethod
+from bench.train.augment import AugmentConfig
+from bench.train.methods import METHODS
+from bench.train.twoview import TwoViewMethod
 
 
 @torch.no_grad()

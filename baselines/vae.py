@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._stacked import stacked_module
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
-from bench.seedbatch import SeedRNG
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.seedbatch import SeedRNG
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def standard_normal(like: torch.Tensor, generator: torch.Generator | SeedRNG | None = None) -> torch.Tensor:
     """``eps ~ N(0, I)`` of ``like``'s shape: ``torch.randn_like(like)`` from ``generator`` (None: the
-    global RNG). For S seeds, ``like`` is (S, N, K) and ``generator`` a :class:`~bench.seedbatch.SeedRNG`:
+    global RNG). For S seeds, ``like`` is (S, N, K) and ``generator`` a :class:`~bench.train.seedbatch.SeedRNG`:
     seed s's (N, K) draws come from its own generator, as in its own job."""
     if isinstance(generator, SeedRNG):
         return generator.randn(*like.shape[1:])
@@ -102,7 +102,7 @@ class VAE(Method):
         recon = self.reconstruction_nll(decode(z), x)
         return {"recon": recon, "kl": self.cfg.beta * gaussian_kl(mu, logvar).mean(-1)}
 
-    # seeds trained together (bench.seedbatch): the same terms on stacked tensors, each seed's own noise;
+    # seeds trained together (bench.train.seedbatch): the same terms on stacked tensors, each seed's own noise;
     # bit-identical; small inputs only, as for ae: 0.94x at mnist5k, K = 64, S = 10 on one CPU thread (2.3x on
     # digits); beta_vae inherits the flags
     batched = True

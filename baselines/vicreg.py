@@ -3,7 +3,7 @@
 Bardes, A., Ponce, J., LeCun, Y. (2022). VICReg: Variance-Invariance-Covariance
 Regularization for Self-Supervised Learning. ICLR. arXiv:2105.04906.
 
-Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.twoview`'s
+Deployed: ``h = ReLU(Linear(D, K) x)``, exactly the subject's encoder (:mod:`bench.train.twoview`'s
 shared body). Training-only: the expander, the base's ``projector`` (three linear layers, batch
 norm and ReLU after the first two: the paper's). Loss :func:`vicreg_loss`, logged as its three
 weighted terms. Defaults:
@@ -11,7 +11,7 @@ weighted terms. Defaults:
 * coefficients sim 25, var 25, cov 1, variance target gamma 1 and epsilon 1e-4 (the paper's);
 * expander widths 512-512-512 instead of 8192-8192-8192 (the encoder has K = 16-256 features
   here, not 2048); Adam lr 1e-3 (the suite's optimiser) instead of LARS; views from
-  :mod:`bench.augment`.
+  :mod:`bench.train.augment`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench import stacked_nn
-from bench.augment import AugmentConfig
-from bench.methods import METHODS
-from bench.twoview import TwoViewMethod
+from bench.train import stacked_nn
+from bench.train.augment import AugmentConfig
+from bench.train.methods import METHODS
+from bench.train.twoview import TwoViewMethod
 
 
 def invariance_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,11 @@ def _import_package(name: str) -> None:
 
 
 def load_all() -> None:
-    """Import ``bench.subject`` and every module of ``baselines/`` and ``predictions/``."""
+    """Import ``bench.train.subject`` and every module of ``baselines/`` and ``predictions/``."""
     global _loaded
     if _loaded:
         return
-    importlib.import_module("bench.subject")
+    importlib.import_module("bench.train.subject")
     _import_package("baselines")
     _import_package("predictions")
     _loaded = True

@@ -7,7 +7,10 @@ nothing.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+
+from bench.arguments import UsageError, bad_input_errors, configs, own_tokens
 
 USAGE = """usage:
   bench run prediction=NAME [key=value ...]   run a prediction (e.g. bench run prediction=pruning)
@@ -25,10 +28,6 @@ keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=aut
       <method>.<field>= (e.g. infomax.lambda_tc=0.5)  <prediction>.<field>= (e.g. pruning.fractions=[0.1,0.5])"""
 
 
-class UsageError(Exception):
-    pass
-
-
 def _fail(msg: str) -> int:
     print(f"bench: error: {msg}", file=sys.stderr)
     return 2
@@ -36,7 +35,7 @@ def _fail(msg: str) -> int:
 
 def methods_markdown(pattern: str = "*") -> str:
     """The README's methods table: one row per method, sorted by name, ``|`` escaped in cells."""
-    from bench.methods import METHODS
+    from bench.train.methods import METHODS
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
@@ -50,8 +49,8 @@ def methods_markdown(pattern: str = "*") -> str:
 
 def cmd_list(args: list[str]) -> int:
     from bench.data import DATASETS
-    from bench.methods import METHODS
     from bench.protocol import PREDICTIONS, VIEWS
+    from bench.train.methods import METHODS
 
     kv = dict(a.split("=", 1) for a in args if "=" in a)
     for k in kv:
@@ -96,8 +95,9 @@ def cmd_list(args: list[str]) -> int:
 
 
 def _print_verdicts(pname: str, run_dir: Path, pdf: Path, primary_only: bool = False) -> None:
-    from bench import report, results
+    from bench import results
     from bench.protocol import VIEWS
+    from bench.report import build as report
 
     df, config, _ = results.read_run(run_dir)
     profile = config.get("profile")
@@ -114,65 +114,19 @@ def _print_verdicts(pname: str, run_dir: Path, pdf: Path, primary_only: bool = F
 
 def _time_line(run_dir: Path) -> None:
     from bench import results
-    from bench.engine import timing_line
+    from bench.engine.scheduler import timing_line
 
     _, _, man = results.read_run(run_dir)
     if "timing" in man:
         print(f"time:    {timing_line(man['timing'])}")
 
 
-def own_tokens(tokens: list[str], name: str) -> list[str]:
-    """The tokens of a ``prediction=all`` command that concern prediction ``name``: the shared
-    ones and its own ``name.field=`` (other predictions' sections and ``prediction=`` dropped)."""
-    from bench.runner import ALL
-
-    return [t for t in tokens if not t.startswith("prediction=")
-            and (t.partition("=")[0].partition(".")[0] not in ALL or t.startswith(f"{name}."))]
-
-
-def all_configs(args: list[str]) -> dict:
-    """``prediction=all``: one RunConfig per prediction; ``NAME.field=`` tokens go to NAME only."""
-    from bench.config import parse_overrides
-    from bench.protocol import PREDICTIONS
-    from bench.runner import ALL
-
-    rest = [a for a in args if not a.startswith("prediction=")]
-    for a in rest:
-        if a.split("=", 1)[0] in ("dataset", "width"):
-            raise UsageError(f"prediction=all: '{a.split('=', 1)[0]}=' differs per prediction; "
-                             f"set it for one (e.g. pruning.{a})")
-    cfgs = {}
-    for name in ALL:
-        cfgs[name] = parse_overrides([*own_tokens(rest, name), f"prediction={name}"], PREDICTIONS.get(name).Config, name)
-    return cfgs
-
-
-def configs(args: list[str], cmd: str = "run") -> dict:
-    """``bench run`` / ``bench plan``'s key=value args -> {prediction: RunConfig} (one, or the four of
-    ``prediction=all``), every prediction's options checked before anything runs."""
-    from bench.config import parse_overrides
-    from bench.protocol import PREDICTIONS
-    from bench.runner import build_prediction
-
-    pred_tokens = [a for a in args if a.startswith("prediction=")]
-    if not pred_tokens:
-        raise UsageError(f"{cmd}: missing prediction=NAME (choices: all, {', '.join(PREDICTIONS.names())})")
-    pname = pred_tokens[0].partition("=")[2]
-    if pname == "all":
-        cfgs = all_configs(args)
-    else:
-        cfgs = {pname: parse_overrides(args, PREDICTIONS.get(pname).Config, pname)}
-    for cfg in cfgs.values():
-        build_prediction(cfg)  # validates the prediction's own options before anything runs
-    return cfgs
-
-
 def cmd_run(args: list[str]) -> int:
     import time
 
-    from bench import report
-    from bench.plan import announce, versus, wall_versus
-    from bench.runner import execute, execute_all
+    from bench.engine.plan import announce, versus, wall_versus
+    from bench.engine.runner import execute, execute_all
+    from bench.report import build as report
 
     cfgs = configs(args)
     made = announce(cfgs)
@@ -199,19 +153,27 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_plan(args: list[str]) -> int:
-    from bench.plan import cmd_plan as plan
+    """``bench plan prediction=NAME|all [key=value ...]``: the run's jobs, measurements and cost."""
+    from bench.engine.plan import estimate_lines, header_lines, make_plan, table_lines
 
-    return plan(args)
+    cfgs = configs(args, "plan")
+    if not cfgs:
+        raise UsageError("missing prediction=NAME")
+    t0 = time.perf_counter()
+    plan = make_plan(cfgs)
+    print("\n".join([*header_lines(plan, cfgs), *table_lines(plan), *estimate_lines(plan)]))
+    print(f"(planned in {time.perf_counter() - t0:.1f} s, nothing trained)", file=sys.stderr)
+    return 0
 
 
 def cmd_perf(args: list[str]) -> int:
-    from bench.perf import cmd_perf as perf
+    from bench.engine.perf import cmd_perf as perf
 
     return perf(args)
 
 
 def _summary(out, reports_dir) -> None:
-    from bench.summary import build_summary
+    from bench.report.summary import build_summary
 
     _print_summary(build_summary(out, reports_dir))
 
@@ -274,10 +236,10 @@ def _report_task(kind: str, target: str, reports_dir: str):
 
     try:
         if kind == "report":
-            from bench import report
+            from bench.report import build as report
 
             return report.build_report(Path(target), reports_dir)
-        from bench.summary import build_summary
+        from bench.report.summary import build_summary
 
         return build_summary(target, reports_dir)
     except (UsageError, ConfigError, UnknownNameError) as e:
@@ -286,7 +248,7 @@ def _report_task(kind: str, target: str, reports_dir: str):
 
 def _workers(value: str, tasks: int) -> int:
     if value == "auto":
-        from bench.executors import usable_cores  # the cores bench run's workers=auto counts (affinity-aware)
+        from bench.engine.executors import usable_cores  # the cores bench run's workers=auto counts (affinity-aware)
 
         return max(1, min(tasks, usable_cores()))
     try:
@@ -320,7 +282,7 @@ def cmd_report(args: list[str]) -> int:
             raise UsageError(f"no runs under '{out}' (run one with: bench run prediction=NAME)")
     workers = _workers(kv.get("workers", "auto"), len(runs) + 1)
     if workers == 1:
-        from bench import report
+        from bench.report import build as report
 
         for r in runs:
             print(f"{r} -> {report.build_report(r, reports_dir)}")
@@ -353,17 +315,6 @@ def _task_result(future):
     return got
 
 
-def _bad_input_errors() -> tuple[type[Exception], ...]:
-    """The errors that mean bad input (one line, exit 2), from the modules that are loaded: a module
-    not imported has raised none of them, and ``bench report`` need not import torch for the check."""
-    found = [UsageError]
-    for module, name in (("bench.config", "ConfigError"), ("bench.data", "DataNotFoundError"),
-                         ("bench.registry", "UnknownNameError")):
-        if module in sys.modules:
-            found.append(getattr(sys.modules[module], name))
-    return tuple(found)
-
-
 def main(argv: list[str] | None = None) -> int:
     from bench.catalog import load_all
 
@@ -381,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands[cmd](rest)
     except Exception as e:
-        if not isinstance(e, _bad_input_errors()):
+        if not isinstance(e, bad_input_errors()):
             raise
         return _fail(str(e).strip("'\""))
     except KeyboardInterrupt:

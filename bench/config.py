@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.data import DATASETS, DataConfig, base_name
-from bench.data_views import parse_view
-from bench.executors import ExecutorConfig
-from bench.methods import METHODS
+from bench.data.views import parse_view
+from bench.train.methods import METHODS
 
 PROFILES = ("quick", "full", "confirm")
 EXPLORATORY = ("quick", "full")  # no verdicts: n, mean d, interval, d_z and direction only
@@ -61,6 +60,35 @@ class ConfigError(ValueError):
         super().__init__(str(msg).translate(_LINE_BREAKS))
 
 
+ENGINES = ("local", "dask", "slurm")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """``executor=`` and its ``executor.*`` options (defaults here, and only here)."""
+
+    kind: str = "local"
+    address: str = ""  # dask: scheduler address; empty = a local cluster
+    partition: str = ""  # slurm partition
+    gpus_per_job: int = 0
+    cpus_per_job: int = 1
+    time_min: int = 60  # slurm time limit per job, minutes
+    cluster: str = "slurm"  # submitit cluster: "slurm", or "local" (tests, a workstation)
+    folder: str = ""  # submitit logs; empty = <out>/slurm
+
+    def check(self) -> None:
+        if self.kind not in ENGINES:
+            raise ValueError(f"executor: unknown '{self.kind}' (choices: {', '.join(ENGINES)})")
+        if self.cluster not in ("slurm", "local"):
+            raise ValueError(f"executor.cluster: unknown '{self.cluster}' (choices: slurm, local)")
+        if self.address and not self.address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise ValueError(f"executor.address: expected tcp://HOST:PORT, got '{self.address}'")
+        for key in ("gpus_per_job", "cpus_per_job", "time_min"):
+            lo = 0 if key == "gpus_per_job" else 1
+            if getattr(self, key) < lo:
+                raise ValueError(f"executor.{key}: must be >= {lo}, got {getattr(self, key)}")
+
+
 @dataclass
 class RunConfig:
     """The run's options (``bench run prediction=NAME [key=value ...]``)."""
@@ -81,7 +109,7 @@ class RunConfig:
     workers: int | str = "auto"  # processes training jobs at once: "auto" = the CPU cores (several per GPU)
     batch_seeds: bool = True  # train a cell's missing seeds as one batched step (bit-identical; false: one at a time)
     compile: bool = False  # a fused torch.compile'd step (other numerics: its encoders are cached apart)
-    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # local | dask | slurm (bench.executors)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # local | dask | slurm (bench.engine.executors)
     data: DataConfig = field(default_factory=DataConfig)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     prediction_overrides: dict[str, Any] = field(default_factory=dict)

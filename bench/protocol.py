@@ -11,7 +11,7 @@ A prediction is two registered classes, each in its own file under ``predictions
   Its per-encoder work is a *measurement*: a method ``measure_x(enc, src, *args) -> rows`` that
   reads one encoder (and datasets through ``src.dataset``), asked for with
   ``src.measure(self.measure_x, *args, methods=..., dataset=...)``. The runner runs it where the
-  encoder is (in the pool worker that trained it) and caches its rows (:mod:`bench.measure`);
+  encoder is (in the pool worker that trained it) and caches its rows (:mod:`bench.engine.measure`);
   ``run`` keeps what needs several encoders (summaries over seeds or pairs). A measurement must
   depend only on the encoder, its arguments, the config and the datasets.
 * :class:`View` (``view.py``, registered in :data:`VIEWS` under the same name): the essay's
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from bench.families import ABLATIONS, FAMILIES, REFERENCES, family  # noqa: F401 (re-exported)
+from bench.evaluate.families import ABLATIONS, FAMILIES, REFERENCES, family  # noqa: F401 (re-exported)
+from bench.evaluate.verdicts import verdict_from_tidy
 from bench.registry import Registry
-from bench.verdicts import verdict_from_tidy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from bench.data import Dataset
-    from bench.jobs import Encoder
+    from bench.engine.jobs import JobSpec
+    from bench.train.methods import Method
 
 SUBJECT = "infomax"
 NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
@@ -91,6 +92,28 @@ class EncoderSource(Protocol):
 
     def matrix(self, enc: Encoder, name: str, values: np.ndarray) -> None:
         """Record a matrix-valued result (e.g. a K x K correlation matrix) in the matrices table."""
+
+
+@dataclass
+class Encoder:
+    """A trained (or loaded) encoder and what its training recorded."""
+
+    spec: JobSpec
+    method: Method | None
+    status: str  # "ok" | "failed"
+    reason: str = ""
+    train_seconds: float = 0.0
+    cached: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Deployed features of ``x`` (N, D) -> (N, K), in eval mode, on x's device."""
+        assert self.method is not None, f"job {self.spec.key} failed: {self.reason}"
+        return self.method.encode_all(x)
 
 
 def row(enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str, Any]:
@@ -217,7 +240,7 @@ class View:
         return tuple(v for v in self.verdicts if not any(v is p for p in self.primaries))
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
-        """The unjudged rows of one declared verdict (``bench.verdicts.verdict_from_tidy``); views
+        """The unjudged rows of one declared verdict (``bench.evaluate.verdicts.verdict_from_tidy``); views
         may override it or add columns, never decide verdicts (:meth:`verdict_tables` does)."""
         return verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
                                  margin=v.margin, na=v.na, judged=False)
@@ -235,7 +258,7 @@ class View:
         """The judged verdict tables: with two primaries an overall per-member table first, then each
         primary (families judged together across them), then each secondary whose rows exist (each
         judged on its own). The first table carries the headline and the family counts."""
-        from bench import families
+        from bench.evaluate import families
 
         prims = [v for i, v in enumerate(self.primaries) if i == 0 or self.present(df, v)]
         frames = families.judge([self.verdict_frame(df, v) for v in prims], [v.direction for v in prims], self.pa)

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ import numpy as np
 import pandas as pd
 
 import bench
+from bench.provenance import library_versions
 
 KEY_COLUMNS = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value"]
 TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "under_trained", "note"]
 PROTOCOL_DOC = "docs/protocol.md"  # the scientific contract; its git blob hash goes into every manifest
-LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
-             "matplotlib", "seaborn", "pyarrow")
 
 
 def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -103,16 +101,6 @@ def protocol_version(commit: str | None = None, root: Path | None = None) -> tup
     path = root / PROTOCOL_DOC
     working = _git(root, "hash-object", "--", str(path)) if path.is_file() else None
     return committed, working != committed
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "absent"
-    return out
 
 
 def now() -> str:

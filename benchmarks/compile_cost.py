@@ -4,14 +4,14 @@
 
 For each method (``mnist5k``, K = 64, batch 128) it prints:
 
-* the **per-step time** of the eager trainer (:func:`bench.trainer.train`) and of the compiled step
-  (:mod:`bench.compiled`), each the fastest epoch of ``epochs`` (after a warm-up epoch), the two
+* the **per-step time** of the eager trainer (:func:`bench.train.trainer.train`) and of the compiled step
+  (:mod:`bench.train.compiled`), each the fastest epoch of ``epochs`` (after a warm-up epoch), the two
   runs interleaved (eager, compiled, eager, compiled), so a burst of other work on a shared machine
   does not decide the ratio;
 * the **cold compile** seconds (a fresh process with an empty inductor cache: what the first job
   of a new worker pays), the **warm-disk** seconds (a fresh process whose inductor cache is
   filled: a restarted worker), and a **reused** job beside an eager one (``epochs`` epochs, best
-  of 3: the entry of :mod:`bench.compiled` is hit, nothing compiles);
+  of 3: the entry of :mod:`bench.train.compiled` is hit, nothing compiles);
 * the **break-even**: the epochs after which a cold compile has paid for itself (compile seconds /
   (eager - compiled) seconds per epoch), the same for a warm-disk start, and both in jobs of
   confirm's budget on that dataset (a worker that trains that many jobs of one kind gains).
@@ -38,10 +38,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import catalog, compiled, trainer  # noqa: E402
+from bench import catalog  # noqa: E402
 from bench.config import RunConfig  # noqa: E402
 from bench.data import load_dataset  # noqa: E402
-from bench.methods import METHODS  # noqa: E402
+from bench.train import compiled, trainer  # noqa: E402
+from bench.train.methods import METHODS  # noqa: E402
 
 WIDTH = 64
 BATCH = 128

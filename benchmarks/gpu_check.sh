@@ -5,8 +5,8 @@
 # It installs what the device image lacks (mlxtend: carry its wheel in .wheels/), then:
 #   1. bench perf on CUDA (trainer vs plain loop, roofline, probe time; the per-method cost table);
 #   2. the confirm plan, bench plan prediction=all profile=confirm (skipped where `bench plan` is absent);
-#   3. ONCE: is batched-seed GPU training (bench.seedbatch.train_group) bit-identical to per-seed GPU
-#      training (bench.trainer.fit_encoder)? infomax on digits, 2 epochs, S = 3, torch.equal on every
+#   3. ONCE: is batched-seed GPU training (bench.train.seedbatch.train_group) bit-identical to per-seed GPU
+#      training (bench.train.trainer.fit_encoder)? infomax on digits, 2 epochs, S = 3, torch.equal on every
 #      state_dict tensor; prints "bit-identical" or the max difference, either way (and the sequential
 #      run-to-run difference beside it, which says whether the GPU path is deterministic at all);
 #   4. a timed slice of confirm's training on the device, one process: infomax, ae, simclr on mnist5k at
@@ -73,13 +73,13 @@ import torch
 
 from bench import catalog
 from bench.data import load_dataset
-from bench.methods import METHODS
-from bench.trainer import fit_encoder
+from bench.train.methods import METHODS
+from bench.train.trainer import fit_encoder
 
 try:
-    from bench import seedbatch
+    from bench.train import seedbatch
 except ImportError:
-    print("bench.seedbatch: not in this checkout; the batched-vs-sequential check is skipped")
+    print("bench.train.seedbatch: not in this checkout; the batched-vs-sequential check is skipped")
     sys.exit(0)
 catalog.load_all()
 torch.set_num_threads(1)  # as bench run (threads=1): more threads only slow these small steps
@@ -116,11 +116,11 @@ import torch
 from bench import catalog
 from bench.config import RunConfig
 from bench.data import load_dataset
-from bench.methods import METHODS
-from bench.trainer import fit_encoder
+from bench.train.methods import METHODS
+from bench.train.trainer import fit_encoder
 
 try:
-    from bench import seedbatch
+    from bench.train import seedbatch
 except ImportError:
     seedbatch = None
 catalog.load_all()

@@ -12,9 +12,9 @@ import torch
 
 from bench.catalog import load_all
 from bench.data import load_dataset
-from bench.jobs import data_info
-from bench.methods import METHODS
-from bench.trainer import train
+from bench.engine.jobs import data_info
+from bench.train.methods import METHODS
+from bench.train.trainer import train
 
 
 def main() -> None:

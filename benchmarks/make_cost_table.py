@@ -8,13 +8,13 @@ real runs there (only read). It writes:
 * **training** cells: the median recorded seconds per seed-epoch (``train_seconds`` plus the
   convergence scoring's seconds, over ``epochs``) of the cache entries trained one seed at a time;
   every other cell that ``bench plan prediction=all profile=confirm`` needs is timed here
-  (:func:`bench.perf_table.time_cells`: a few steps, scaled to an epoch); the median ratio
+  (:func:`bench.engine.perf_table.time_cells`: a few steps, scaled to an epoch); the median ratio
   recorded / timed over the cells that have both puts them on one scale, and the whole table is
   then scaled to issue 20's cold ``prediction=pruning`` run on a quiet reference machine
   (:data:`ISSUE_TRAIN`; ``--no-issue-anchor``: the recorded scale), since the recorded runs and
   today's timings ran under other loads;
-* **batched seeds**: measured here with :func:`bench.perf_table.batch_table` when
-  :mod:`bench.seedbatch` is in this build, else none (rerun this script after it is);
+* **batched seeds**: measured here with :func:`bench.engine.perf_table.batch_table` when
+  :mod:`bench.train.seedbatch` is in this build, else none (rerun this script after it is);
 * **measurements**: the median recorded seconds per (prediction.measurement, method, dataset);
   the cells of ``--measures`` folders (recent runs of today's code) replace the older ones (the
   older cells of the same measurement are scaled by its median today/older ratio), all scaled
@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from bench.catalog import load_all
-    from bench.costs import cell
-    from bench.perf import device_name
-    from bench.perf_table import batch_table, confirm_cells, harvest, time_cells
+    from bench.engine.costs import cell, device_name
+    from bench.engine.perf_table import batch_table, confirm_cells, harvest, time_cells
 
     load_all()
     torch.set_num_threads(1)  # as bench run's workers
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"cells), scaled to the quiet machine of issue 20's cold pruning run by {r_anchor:.3f} (median over "
                   f"{len(anchors)} of its methods); measurements recorded by real runs"
                   + (f" (recent ones anchored to {args.anchor} s)" if args.anchor else "") + "; "
-                  f"batched seeds {'measured' if table.batch else 'not measured (no bench.seedbatch)'}")
+                  f"batched seeds {'measured' if table.batch else 'not measured (no bench.train.seedbatch)'}")
     table.save(args.out)
     print(f"{table.note}\nwrote {args.out} in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -5,7 +5,7 @@ source of ``--pair`` (default ``mnist_lo_hi``: mnist5k[0-4] -> mnist5k[5-9]), th
 process on one thread, best of ``--repeats`` with the two variants interleaved (A B A B ...):
 
 * ``pruning``: :meth:`predictions.pruning.protocol.Pruning.measure_encoder` with ``fast=False``
-  and the kNN R^2 of ``bench/metrics.py`` at git revision ``--ref`` (the old path), against the
+  and the kNN R^2 of ``bench/evaluate/metrics.py`` at git revision ``--ref`` (the old path), against the
   working tree with ``fast=True``;
 * ``transfer``: :meth:`predictions.transfer.protocol.Transfer.measure_pair` (the pair's transfer
   reference, every feasible budget) with ``fast=False`` (one batched probe per scaling) and the
@@ -37,11 +37,11 @@ from bench.catalog import load_all
 
 load_all()
 
-import bench.probe as probe  # noqa: E402
+import bench.evaluate.probe as probe  # noqa: E402
 from bench.config import parse_overrides  # noqa: E402
-from bench.context import RunContext  # noqa: E402
+from bench.engine.context import RunContext  # noqa: E402
+from bench.engine.runner import build_prediction, setup_device  # noqa: E402
 from bench.protocol import PREDICTIONS  # noqa: E402
-from bench.runner import build_prediction, setup_device  # noqa: E402
 from predictions.pruning import protocol as pruning_protocol  # noqa: E402
 from predictions.transfer import pairs as P  # noqa: E402
 from predictions.transfer import probing  # noqa: E402
@@ -49,7 +49,7 @@ from predictions.transfer import probing  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def load_ref(rev: str, path: str = "bench/metrics.py"):
+def load_ref(rev: str, path: str = "bench/evaluate/metrics.py"):
     """``path`` at git revision ``rev``, as a module."""
     src = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     file = pathlib.Path(tempfile.mkdtemp()) / "metrics_ref.py"
@@ -70,7 +70,7 @@ def context(prediction: str, method: str, cache: str, extra: tuple[str, ...] = (
 
 
 class Evaluations:
-    """Counts probe-evaluations of :func:`bench.probe.fit_logreg` (G per loss evaluation)."""
+    """Counts probe-evaluations of :func:`bench.evaluate.probe.fit_logreg` (G per loss evaluation)."""
 
     def __init__(self):
         self.n = 0
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--pair", default="mnist_lo_hi", choices=sorted(P.PAIRS))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cache", default=str(pathlib.Path(tempfile.gettempdir()) / "measure-cost-cache"))
-    ap.add_argument("--ref", default="123fc13", help="git revision of the old bench/metrics.py (kNN R^2)")
+    ap.add_argument("--ref", default="123fc13", help="git revision of the old bench/evaluate/metrics.py (kNN R^2)")
     ap.add_argument("--only", choices=("pruning", "transfer"), default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)

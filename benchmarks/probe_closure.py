@@ -2,7 +2,7 @@
 
 The pruning prediction's shape: G = 70 masks of one (3500, 64) float32 standardised mnist5k
 feature matrix (a seeded random Linear(784, 64) + ReLU), 10 classes, the 6-value L2 path; and
-the same G probes on a (G, N, K) stack (the 3-D path). The reference is ``bench/probe.py`` at
+the same G probes on a (G, N, K) stack (the 3-D path). The reference is ``bench/evaluate/probe.py`` at
 git revision ``--ref`` (default ``main``), loaded as a module next to the working tree's.
 
     PYTHONPATH=. python3 benchmarks/probe_closure.py [--ref main] [--repeats 3] [--groups 70]
@@ -20,13 +20,13 @@ import time
 
 import torch
 
-import bench.probe as current
+import bench.evaluate.probe as current
 
 
 def load_ref(rev: str):
-    """``bench/probe.py`` at git revision ``rev``, as a module."""
+    """``bench/evaluate/probe.py`` at git revision ``rev``, as a module."""
     root = pathlib.Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "show", f"{rev}:bench/probe.py"], cwd=root, check=True,
+    src = subprocess.run(["git", "show", f"{rev}:bench/evaluate/probe.py"], cwd=root, check=True,
                          capture_output=True, text=True).stdout
     path = pathlib.Path(tempfile.mkdtemp()) / "probe_ref.py"
     path.write_text(src)
@@ -131,7 +131,7 @@ def one_closure(mod, z, ys, masks, c, repeats, scale=0.1):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default="main", help="git revision of the reference bench/probe.py")
+    ap.add_argument("--ref", default="main", help="git revision of the reference bench/evaluate/probe.py")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--groups", type=int, default=70)
     ap.add_argument("--threads", type=int, default=1)

@@ -1,4 +1,4 @@
-"""Seed-samples/s of seeds trained together (bench.seedbatch) against one seed at a time.
+"""Seed-samples/s of seeds trained together (bench.train.seedbatch) against one seed at a time.
 
     python -m benchmarks.seedbatch_speed ae dae sae vae [--seeds 3 10] [--repeats 3] [--dataset mnist5k] [--force]
 
@@ -23,9 +23,9 @@ import torch
 from bench.catalog import load_all
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.methods import METHODS
-from bench.seedbatch import batchable, train_group
-from bench.trainer import fit_encoder
+from bench.train.methods import METHODS
+from bench.train.seedbatch import batchable, train_group
+from bench.train.trainer import fit_encoder
 
 
 def main() -> None:

@@ -3,8 +3,8 @@
     python benchmarks/seedbatch_twoview_speed.py simclr moco [--seeds 3 10] [--repeats 3] [--threads 1]
 
 For each method and each S: the seed-samples/s of S seeds trained as one batched step
-(:func:`bench.seedbatch.train_stacked`) and of the same S seeds trained one after another
-(:func:`bench.trainer.train`), on mnist5k (K=64, batch 128, 2 epochs by default, one thread), and
+(:func:`bench.train.seedbatch.train_stacked`) and of the same S seeds trained one after another
+(:func:`bench.train.trainer.train`), on mnist5k (K=64, batch 128, 2 epochs by default, one thread), and
 their ratio. The two variants alternate (A B A B ...) and the best of ``--repeats`` is kept, so a
 busy machine hurts both alike. Only the training loops are timed (no scoring, no checks).
 
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from bench.catalog import load_all
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.seedbatch import SeedRNG, Stacked, _global_generators, train_stacked
-from bench.trainer import seeded_build, train
+from bench.train.seedbatch import SeedRNG, Stacked, _global_generators, train_stacked
+from bench.train.trainer import seeded_build, train
 
 
 def _clocks() -> tuple[float, float]:
@@ -40,7 +40,7 @@ def _since(t0: tuple[float, float]) -> tuple[float, float]:
 
 
 def sequential(name, cfg, ds, width, seeds, epochs, batch_size, device) -> tuple[float, float]:
-    """(wall, cpu) seconds of the seeds' :func:`bench.trainer.train` loops, one after another."""
+    """(wall, cpu) seconds of the seeds' :func:`bench.train.trainer.train` loops, one after another."""
     wall = cpu = 0.0
     for seed in seeds:
         m = seeded_build(name, cfg, ds, width, seed, device)
@@ -52,7 +52,7 @@ def sequential(name, cfg, ds, width, seeds, epochs, batch_size, device) -> tuple
 
 
 def batched(name, cfg, ds, width, seeds, epochs, batch_size, device) -> tuple[float, float]:
-    """(wall, cpu) seconds of the seeds' batched loop, :func:`bench.seedbatch.train_stacked`."""
+    """(wall, cpu) seconds of the seeds' batched loop, :func:`bench.train.seedbatch.train_stacked`."""
     methods, cpu, dev = [], [], []
     for seed in seeds:
         methods.append(seeded_build(name, cfg, ds, width, seed, device))

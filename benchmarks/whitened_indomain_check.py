@@ -21,8 +21,8 @@ import torch
 
 from bench.catalog import load_all
 from bench.data import load_dataset
-from bench.methods import METHODS
-from bench.trainer import fit_encoder
+from bench.train.methods import METHODS
+from bench.train.trainer import fit_encoder
 from predictions.transfer import probing
 from predictions.transfer.pairs import draw_subsets, kappa
 

@@ -20,8 +20,8 @@ from baselines.ae import AE
 from baselines.dae import DAE, DAEConfig, masking_noise
 from baselines.rbm import RBM, RBMConfig, free_energy
 from baselines.vae import VAE, VAEConfig, gaussian_kl
-from bench.jobs import data_info
-from bench.methods import METHODS, DataInfo, MethodConfig
+from bench.engine.jobs import data_info
+from bench.train.methods import METHODS, DataInfo, MethodConfig
 
 D, K = 6, 4  # the tiny RBM
 IMG = DataInfo(D, image_shape=(1, 2, 3))
@@ -168,7 +168,7 @@ def test_dae_without_noise_is_the_ae(digits):
 
 # ----------------------------------------------------------------------------- SAE
 def test_sae_decoder_columns_stay_unit_norm_so_the_l1_cannot_be_dodged(digits):
-    from bench.trainer import train
+    from bench.train.trainer import train
 
     cls = METHODS.get("sae")
     torch.manual_seed(0)
@@ -251,7 +251,7 @@ def test_vae_gradient_reaches_the_variance_head(digits):
 
 
 # ----------------------------------------------------------------------------- seeds trained together
-# Every one of these methods has a bit-identical batched step (bench.seedbatch), switched on only where
+# Every one of these methods has a bit-identical batched step (bench.train.seedbatch), switched on only where
 # it pays (the class flag ``batched``; see benchmarks/seedbatch_speed.py). The flag is forced on here so
 # that the steps that are off stay verified: the default configs, and the configs whose batched step
 # takes another branch (PCD chains, k > 1, a hidden decoder layer, the Gaussian likelihood of
@@ -274,8 +274,8 @@ def test_batched_seeds_equal_one_seed_at_a_time(digits, monkeypatch, name, reals
     import dataclasses
 
     from bench.config import RunConfig
-    from bench.seedbatch import train_group
-    from bench.trainer import fit_encoder
+    from bench.train.seedbatch import train_group
+    from bench.train.trainer import fit_encoder
 
     monkeypatch.setattr(METHODS.get(name), "batched", True)
     cpu = torch.device("cpu")

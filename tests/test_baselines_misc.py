@@ -16,9 +16,9 @@ from sklearn.mixture import GaussianMixture
 
 from baselines.mae import MAE, auto_num_heads, auto_patch_size, masked_mse, random_masking
 from bench.data import DataConfig, load_dataset
-from bench.jobs import data_info
-from bench.methods import METHODS, DataInfo
-from bench.trainer import train
+from bench.engine.jobs import data_info
+from bench.train.methods import METHODS, DataInfo
+from bench.train.trainer import train
 
 VECTORS = DataInfo(input_dim=8, n_classes=None, image_shape=None)
 MNIST_INFO = DataInfo(input_dim=784, n_classes=10, image_shape=(1, 28, 28))
@@ -175,8 +175,8 @@ def test_fastica_is_a_frozen_linear_encoder_with_dead_extra_features(ica):
 def test_decompositions_on_digits_with_constant_pixels(digits, name):
     """docs/protocol.md §9: on the data the suite runs (digits has constant border pixels, the first
     one among them), FastICA's train features are uncorrelated and as informative as PCA's."""
-    from bench.metrics import correlation
-    from bench.probe import linear_probe
+    from bench.evaluate.metrics import correlation
+    from bench.evaluate.probe import linear_probe
 
     assert (digits.train.x[:, 0] == digits.train.x[0, 0]).all()  # the case that broke sklearn's whitening
     k = 32

@@ -12,19 +12,20 @@ import pytest
 import torch
 
 import bench.data as data
-import bench.jobs as jobs
+from bench import provenance
 from bench.config import RunConfig
 from bench.data import DATASETS, DataConfig, Dataset, Split, load_dataset
-from bench.executors import run_job
-from bench.jobs import JobCache, JobSpec
-from bench.measure import MeasureCache, MeasureTask, run_measure
+from bench.engine.jobs import JobCache, JobSpec
+from bench.engine.measure import MeasureCache, MeasureTask
+from bench.engine.runner import RunContext
+from bench.engine.worker import run_job, run_measure
 from bench.protocol import PredictionConfig, row
-from bench.runner import RunContext
 
 CPU = torch.device("cpu")
 DEFAULT = DataConfig()
 # the data modules as they were hashed before (spelled out: the old code has no DATA_MODULES to import)
-DATA_CODE = ("bench.data", "bench.data_views", "bench.sprites", "bench.torchvision_data")
+DATA_CODE = ("bench.data", "bench.data.core", "bench.data.embedded", "bench.data.views", "bench.data.sprites",
+             "bench.data.fullsize")
 
 
 class _Stub:
@@ -68,8 +69,8 @@ def test_adding_a_dataset_keeps_a_cached_digits_encoder_a_hit(tmp_path, monkeypa
     # add a dataset: its loader in the registry, its source in the data modules (as a new loader there would be)
     DATASETS.register("_digits_mirrored")(load_digits_mirrored)
     try:
-        real, added = jobs.module_source, inspect.getsource(load_digits_mirrored)
-        monkeypatch.setattr(jobs, "module_source", lambda m: real(m) + (added if m.__name__ in DATA_CODE else ""))
+        real, added = provenance.module_source, inspect.getsource(load_digits_mirrored)
+        monkeypatch.setattr(provenance, "module_source", lambda m: real(m) + (added if m.__name__ in DATA_CODE else ""))
         mirrored = load_dataset("_digits_mirrored")
         assert mirrored.input_dim == 64 and not torch.equal(mirrored.train.x, ctx.dataset().train.x)
 
@@ -133,7 +134,9 @@ def test_the_data_hash_is_memoised_and_computed_from_cpu_bytes(monkeypatch):
     cfg = DataConfig(split_seed=11)  # a fresh load: no memo yet
     calls = []
     real = data.content_hash
-    monkeypatch.setattr(data, "content_hash", lambda ds: calls.append(1) or real(ds))
+    import bench.data.core as core  # where Dataset.content_hash looks it up
+
+    monkeypatch.setattr(core, "content_hash", lambda ds: calls.append(1) or real(ds))
     one, two = load_dataset("digits", cfg), load_dataset("digits", cfg)
     h = one.content_hash
     assert two.content_hash == one.to("cpu").content_hash == h and len(calls) == 1  # once per loaded dataset
@@ -156,14 +159,14 @@ def test_the_data_modules_are_not_in_the_code_hash(monkeypatch):
     cfg = RunConfig()
     spec = JobSpec.make("simclr", cfg.method_config("simclr"), "digits", cfg.data, 8, 0, 2, 128)
     key = spec.key
-    real = jobs.module_source
+    real = provenance.module_source
     def edit(name: str):
         return lambda m: real(m) + ("\n# edit" if m.__name__ == name else "")
 
     for name in DATA_CODE:
-        monkeypatch.setattr(jobs, "module_source", edit(name))
+        monkeypatch.setattr(provenance, "module_source", edit(name))
         assert spec.key == key, name
-    monkeypatch.setattr(jobs, "module_source", edit("bench.augment"))
+    monkeypatch.setattr(provenance, "module_source", edit("bench.train.augment"))
     assert spec.key != key  # what the method imports from the project stays in it
 
 

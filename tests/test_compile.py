@@ -1,4 +1,4 @@
-"""compile=true (bench.compiled): its own job keys, a loss that falls like the eager one, torch's Adam."""
+"""compile=true (bench.train.compiled): its own job keys, a loss that falls like the eager one, torch's Adam."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import shutil
 import pytest
 import torch
 
-from bench import compiled
 from bench.data import DataConfig, load_dataset
-from bench.jobs import JobSpec
-from bench.methods import METHODS
-from bench.trainer import batch_slices, build, data_info, fit_encoder, train
+from bench.engine.jobs import JobSpec
+from bench.train import compiled
+from bench.train.methods import METHODS
+from bench.train.trainer import batch_slices, build, data_info, fit_encoder, train
 
 CPU = torch.device("cpu")
 EAGER_IDENTITY = {"bench_version", "code", "libraries", "method", "method_cfg", "dataset", "data_cfg", "width", "seed",

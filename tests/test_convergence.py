@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from bench import convergence
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.jobs import JobCache, JobSpec
-from bench.methods import METHODS, Method, MethodConfig
+from bench.engine.jobs import JobCache, JobSpec
 from bench.protocol import row
-from bench.trainer import fit_encoder
+from bench.train import convergence
+from bench.train.methods import METHODS, Method, MethodConfig
+from bench.train.trainer import fit_encoder
 
 CPU = torch.device("cpu")
 
@@ -123,7 +123,7 @@ def test_dsprites_probes_the_shape_label():
 
 
 def test_probe_val_acc_is_the_best_val_accuracy_over_the_l2_grid(digits):
-    from bench.probe import L2_GRID, linear_probe
+    from bench.evaluate.probe import L2_GRID, linear_probe
 
     f_tr, f_va = digits.train.x[:, :20], digits.val.x[:, :20]
     got = convergence.probe_val_acc(f_tr, digits.train.y, f_va, digits.val.y, 10)
@@ -165,8 +165,8 @@ def test_probe_is_fit_on_a_fixed_subset_of_a_large_train_split(reveal, digits, m
 def test_recording_restores_every_module_s_own_mode(digits):
     """A submodule kept in eval mode (a frozen target network, say) stays so after a score."""
     from bench.catalog import load_all
-    from bench.methods import METHODS
-    from bench.trainer import build, data_info
+    from bench.train.methods import METHODS
+    from bench.train.trainer import build, data_info
 
     load_all()
     method = build("byol", METHODS.get("byol").Config(), data_info(digits), 16)

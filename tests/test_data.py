@@ -18,8 +18,8 @@ from bench.data import (
     load_dataset,
     stratified_split,
 )
+from bench.data.sprites import render as _render_sprites
 from bench.registry import UnknownNameError
-from bench.sprites import render as _render_sprites
 
 SMALL = DataConfig(n=2000)
 EMBEDDED_IMAGES = {"digits": (1797, (1, 8, 8)), "mnist5k": (5000, (1, 28, 28))}

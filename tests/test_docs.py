@@ -45,9 +45,9 @@ def in_git_checkout() -> bool:
 
 
 def test_the_link_parser_finds_links_and_skips_code():
-    text = ("see [the protocol](docs/protocol.md) and ![fig](reports/a.png \"a\")\n[ref]: bench/stats.py\n"
+    text = ("see [the protocol](docs/protocol.md) and ![fig](reports/a.png \"a\")\n[ref]: bench/evaluate/stats.py\n"
             "<a href=\"tests/x.py\">x</a> `[no](in/code.md)`\n```\n[no](fenced.md)\n```\n")
-    assert links(text) == ["docs/protocol.md", "reports/a.png", "bench/stats.py", "tests/x.py"]
+    assert links(text) == ["docs/protocol.md", "reports/a.png", "bench/evaluate/stats.py", "tests/x.py"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())

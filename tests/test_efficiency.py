@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import stats
 from bench.config import RunConfig
-from bench.methods import METHODS, DataInfo
+from bench.engine.runner import execute
+from bench.evaluate import stats
+from bench.evaluate.stats import FIELDS
 from bench.results import read_run
-from bench.runner import execute
-from bench.stats import FIELDS
+from bench.train.methods import METHODS, DataInfo
 from predictions.efficiency import curves as C
 from predictions.efficiency import protocol as P
 from predictions.efficiency import tables as T

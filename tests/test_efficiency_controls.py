@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy.stats import ttest_1samp
 
-from bench import stats
+from bench.evaluate import stats
 from predictions.efficiency import curves as C
 from predictions.efficiency import tables as T
 
@@ -35,7 +35,7 @@ def log_linear(g):
 def outcome(d) -> str:
     """The single-row rule: ``p_t`` and the exact sign-flip p both < 0.05, in mean d's direction."""
     d = np.asarray(d, float)
-    if ttest_1samp(d, 0.0).pvalue < 0.05 and stats.sign_flip_p(d) < 0.05:  # bench.stats' p_t (d is not constant)
+    if ttest_1samp(d, 0.0).pvalue < 0.05 and stats.sign_flip_p(d) < 0.05:  # bench.evaluate.stats' p_t (d is not constant)
         return T.direction_of(float(d.mean()), "higher")
     return "none"
 

@@ -1,4 +1,4 @@
-"""Known answers and the planted controls of docs/protocol.md §9 (P4) for :mod:`bench.factors`."""
+"""Known answers and the planted controls of docs/protocol.md §9 (P4) for :mod:`bench.evaluate.factors`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from bench import factors as fx
-from bench import sprites
-from bench.data import DataConfig, load_dataset
+from bench.data import DataConfig, load_dataset, sprites
+from bench.evaluate import factors as fx
 
 AVG = [0, 1, 3, 4]  # shape, scale, pos_x, pos_y: orientation is reported per factor only
 
@@ -64,8 +63,8 @@ def test_a_whitened_rotation_and_pca_score_clearly_lower_on_the_two_rotation_mix
 def test_fastica_reaches_mcc_095_and_pca_does_not_through_p4s_own_path():
     """§9: FastICA on the linear Laplace mixture reaches MCC > 0.95, PCA does not, scored as P4
     scores them: pre-activations (pre_activations), clipped to train (clip_to_train), fx.mcc."""
-    from bench.jobs import data_info
-    from bench.methods import METHODS
+    from bench.engine.jobs import data_info
+    from bench.train.methods import METHODS
     from predictions.interpretability.protocol import pre_activations
 
     ds = load_dataset("ica", DataConfig(n=6000))

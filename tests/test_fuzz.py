@@ -29,12 +29,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bench import cli, families, metrics, probe, results, runner, stats
+from bench import cli, results
 from bench.config import ConfigError, RunConfig, _fields, coerce, parse_overrides, split_list
 from bench.data import DataConfig
-from bench.methods import METHODS
+from bench.engine import runner
+from bench.evaluate import families, metrics, probe, stats
+from bench.evaluate.verdicts import verdict_from_tidy
 from bench.protocol import PREDICTIONS
-from bench.verdicts import verdict_from_tidy
+from bench.train.methods import METHODS
 
 # BENCH_FUZZ_EXAMPLES=N: a longer, randomised search (N examples a test) instead of the fixed budget
 _LONG = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "0"))

@@ -12,11 +12,11 @@ from torch import nn
 
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.jobs import data_info
-from bench.methods import METHODS
+from bench.engine.jobs import data_info
+from bench.engine.runner import execute
 from bench.protocol import SUBJECT, family
 from bench.results import read_matrices, read_run
-from bench.runner import execute
+from bench.train.methods import METHODS
 from predictions.interpretability import ridge
 from predictions.interpretability.protocol import InterpretabilityConfig, pre_activations
 from predictions.interpretability.view import ICA_NA, InterpretabilityView

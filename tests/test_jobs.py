@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from bench.config import RunConfig
-from bench.jobs import JobCache, JobSpec
-from bench.methods import METHODS, Method, MethodConfig
+from bench.engine.jobs import JobCache, JobSpec
+from bench.engine.runner import RunContext
 from bench.registry import Registry
-from bench.runner import RunContext
-from bench.trainer import batch_slices
+from bench.train.methods import METHODS, Method, MethodConfig
+from bench.train.trainer import batch_slices
 
 
 @dataclass(frozen=True)
@@ -82,20 +82,22 @@ def test_cache_key_changes_with_everything_that_determines_the_encoder():
 
 
 def test_editing_the_training_code_or_a_library_version_invalidates_the_entry(monkeypatch):
-    import bench.jobs as jobs
+    import bench.engine.jobs as jobs
 
     cfg = RunConfig()
     spec = JobSpec.make("pca", cfg.method_config("pca"), "digits", cfg.data, 16, 0, 5, 128)
     key = spec.key
-    real = jobs.module_source
-    monkeypatch.setattr(jobs, "module_source",
-                        lambda m: real(m) + ("\n# edited fit" if m.__name__ == "bench.trainer" else ""))
+    from bench import provenance
+
+    real = provenance.module_source
+    monkeypatch.setattr(provenance, "module_source",
+                        lambda m: real(m) + ("\n# edited fit" if m.__name__ == "bench.train.trainer" else ""))
     assert spec.key != key  # the trainer is hashed (the data code is not: tests/test_cache_keys.py)
-    monkeypatch.setattr(jobs, "module_source", real)
+    monkeypatch.setattr(provenance, "module_source", real)
     assert spec.key == key
-    versions = jobs.library_versions()
-    assert set(versions) >= {"torch", "sklearn", "timm"}
-    monkeypatch.setattr(jobs, "library_versions", lambda: {**versions, "sklearn": "0.0-other"})
+    versions = provenance.library_versions(jobs.KEY_LIBRARIES)
+    assert set(versions) >= {"torch", "scikit-learn", "timm"}
+    monkeypatch.setattr(provenance, "library_versions", lambda libs=(): {**versions, "scikit-learn": "0.0-other"})
     assert spec.key != key
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import losses
+from bench.train import losses
 
 
 @pytest.fixture

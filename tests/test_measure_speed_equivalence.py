@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import bench.probe as probe
-from bench import metrics as M
-from bench.methods import METHODS, DataInfo
+import bench.evaluate.probe as probe
+from bench.evaluate import metrics as M
+from bench.train.methods import METHODS, DataInfo
 from predictions.pruning.protocol import Pruning, PruningConfig
 from predictions.transfer import pairs as P
 from predictions.transfer.probing import budget_probe, budget_probes
@@ -47,7 +47,7 @@ class _Src:
 
 
 def _count_evaluations(monkeypatch) -> dict:
-    """Counts the probe-evaluations of :func:`bench.probe.fit_logreg`: each loss evaluation of a
+    """Counts the probe-evaluations of :func:`bench.evaluate.probe.fit_logreg`: each loss evaluation of a
     batched problem of G probes counts G (its cost is about linear in G)."""
     calls = {"n": 0}
     real = probe._problem
@@ -199,7 +199,7 @@ def test_pruning_measures_a_supervised_encoder_with_its_head_both_ways(digits):
     the fast and reference paths both measure it, with the same head rows (a `fast=` passed where
     it does not belong failed every supervised encoder of a cold pruning run)."""
     from bench.config import RunConfig
-    from bench.trainer import fit_encoder
+    from bench.train.trainer import fit_encoder
 
     cfg = RunConfig().method_config("supervised")
     method, meta = fit_encoder("supervised", cfg, digits, 16, 0, epochs=1, batch_size=128, device=torch.device("cpu"),

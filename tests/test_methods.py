@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from bench.config import RunConfig
-from bench.jobs import JobCache, JobSpec, data_info
-from bench.methods import METHODS
-from bench.probe import linear_probe
-from bench.trainer import train
+from bench.engine.jobs import JobCache, JobSpec, data_info
+from bench.evaluate.probe import linear_probe
+from bench.train.methods import METHODS
+from bench.train.trainer import train
 
 ALL = METHODS.names()
 GRADIENT = [m for m in ALL if METHODS.get(m).kind == "gradient"]

@@ -1,4 +1,4 @@
-"""Known-answer tests for the P1 metrics (bench/metrics.py)."""
+"""Known-answer tests for the P1 metrics (bench/evaluate/metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import mutual_info_score
 
-from bench import metrics as M
+from bench.evaluate import metrics as M
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import perf
 from bench.config import ConfigError
+from bench.engine import perf
 
 
 def test_perf_prints_every_line(capsys, monkeypatch):
@@ -32,7 +32,7 @@ def test_perf_prints_every_line(capsys, monkeypatch):
 def test_step_flops_is_the_analytic_count():
     import torch
 
-    from bench.methods import DataInfo
+    from bench.train.methods import DataInfo
 
     b, d, k = 128, 784, perf.WIDTH
     assert perf.step_flops(DataInfo(d, 10, (1, 28, 28)), torch.rand(b, d), b) == 4 * b * d * k + 6 * b * k * k
@@ -80,9 +80,9 @@ def test_e2e_line(capsys, monkeypatch):
 def test_table_mode_stores_the_table_bench_plan_then_reads(tmp_path, monkeypatch, capsys):
     import torch
 
-    from bench import costs, perf_table, plan
-    from bench.cli import configs
-    from bench.jobs import JobCache
+    from bench.arguments import configs
+    from bench.engine import costs, perf_table, plan
+    from bench.engine.jobs import JobCache
 
     cpu = torch.device("cpu")
     cfg = configs(["prediction=probe", "dataset=digits", "methods=[infomax,pca]", "seeds=1", "epochs=2"])["probe"]
@@ -90,7 +90,7 @@ def test_table_mode_stores_the_table_bench_plan_then_reads(tmp_path, monkeypatch
     monkeypatch.setattr(perf_table, "confirm_cells", lambda cache_dir, device: {(s.method, s.dataset): s for s in specs})
     assert perf.cmd_perf(["table=true", f"cache={tmp_path}", "steps=2", "device=cpu"]) == 0
     assert "cost table: 2 training cells" in capsys.readouterr().out
-    stored = costs.stored_path(tmp_path, "cpu", perf.device_name(cpu))
+    stored = costs.stored_path(tmp_path, "cpu", costs.device_name(cpu))
     got = costs.load_table(tmp_path, cpu)
     assert got.source == str(stored) and set(got.train) == {"infomax|digits", "pca|digits"}
     assert all(v["epoch_seconds"] > 0 and v["n_train"] > 0 for v in got.train.values())
@@ -101,8 +101,8 @@ def test_harvest_reads_seconds_per_epoch_and_measurements(tmp_path, digits):
     import json
 
     from bench.data import DataConfig
-    from bench.measure import MeasureCache, Measured
-    from bench.perf_table import harvest
+    from bench.engine.measure import MeasureCache, Measured
+    from bench.engine.perf_table import harvest
 
     data_cfg = dataclasses.asdict(DataConfig())
     for name, group in (("a", None), ("b", 3)):  # a batched entry is not a sequential cost: left out
@@ -121,9 +121,9 @@ def test_harvest_reads_seconds_per_epoch_and_measurements(tmp_path, digits):
 def test_batched_seed_lines_time_train_group_against_fit_encoder(monkeypatch, digits):
     from types import SimpleNamespace
 
-    from bench import plan
-    from bench.perf_table import batch_lines
-    from bench.trainer import fit_encoder
+    from bench.engine import plan
+    from bench.engine.perf_table import batch_lines
+    from bench.train.trainer import fit_encoder
 
     calls = []
 

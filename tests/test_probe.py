@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.probe import L2_GRID, knn_accuracy, linear_probe
+from bench.evaluate.probe import L2_GRID, knn_accuracy, linear_probe
 
 
 def _splits(x, y, n=(600, 200, 200)):
@@ -66,9 +66,9 @@ def test_batched_probe_matches_converged_sklearn_at_the_same_l2(digits):
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from bench.jobs import data_info
-    from bench.methods import METHODS
-    from bench.probe import standardize
+    from bench.engine.jobs import data_info
+    from bench.evaluate.probe import standardize
+    from bench.train.methods import METHODS
 
     torch.manual_seed(0)
     k = 32
@@ -118,7 +118,7 @@ def test_analytic_gradient_is_autograds(stacked, masked, weighted):
     """fit_logreg's closure (loss and gradient in one pass, no autograd) against autograd's
     gradient of the same loss, in float64, on random data: shared (N, K) or stacked (G, N, K)
     features, with and without 0/1 masks and row weights, at a non-trivial point."""
-    from bench.probe import _problem
+    from bench.evaluate.probe import _problem
 
     gen = torch.Generator().manual_seed(int(stacked) + 2 * int(masked) + 4 * int(weighted))
     n, k, c, l2 = 50, 7, 4, 0.3

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from baselines.pca import PCA
-from bench import metrics as M
-from bench.methods import METHODS, DataInfo
-from bench.probe import accuracy, fit_logreg, standardize
+from bench.evaluate import metrics as M
+from bench.evaluate.probe import accuracy, fit_logreg, standardize
+from bench.train.methods import METHODS, DataInfo
 from predictions.pruning import criteria as C
 from predictions.pruning import curves as P
 
@@ -238,7 +238,7 @@ def test_magnitude_pruning_handles_channels_last_conv_weights(digits):
     """supervised_cnn keeps its conv weights channels_last (faster on CPU); global_unstructured
     flattens with view(-1), which crashed the cold pruning run at that method."""
     from bench.config import RunConfig
-    from bench.jobs import build, data_info
+    from bench.engine.jobs import build, data_info
     from predictions.pruning.curves import magnitude_pruned
 
     cfg = RunConfig()

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from bench.cli import main
-from bench.jobs import data_info
-from bench.methods import METHODS
-from bench.probe import linear_probe
-from bench.trainer import train
+from bench.engine.jobs import data_info
+from bench.evaluate.probe import linear_probe
+from bench.train.methods import METHODS
+from bench.train.trainer import train
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -60,9 +60,9 @@ def test_add_a_prediction_example_works_verbatim(tmp_path):
     """The README's two-file prediction registers, runs through the runner a user calls, and its
     view turns the tidy table alone into a verdict table."""
     from bench.config import RunConfig
+    from bench.engine.runner import execute
     from bench.protocol import PREDICTIONS, VIEWS
     from bench.results import read_run
-    from bench.runner import execute
 
     blocks = dict(re.findall(r"<!-- example: (predictions/\w+/\w+)\.py -->\s*```python\n(.*?)```", README.read_text(),
                              re.S))

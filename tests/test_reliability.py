@@ -22,7 +22,7 @@ from bench import results
 from bench.cli import main
 from bench.config import RunConfig
 from bench.data import load_dataset
-from bench.jobs import HOST, EntryLock, JobCache, JobSpec, sweep_orphans
+from bench.engine.jobs import HOST, EntryLock, JobCache, JobSpec, sweep_orphans
 
 # 5 methods x 2 seeds on digits; about a second a job, so a kill lands mid-sweep
 SWEEP = ["prediction=probe", "dataset=digits", "methods=[infomax,ae,dae,vae,pca]", "seeds=[0,1]", "epochs=25",
@@ -129,7 +129,7 @@ def test_two_runs_at_once_on_one_cache_train_each_job_once(uninterrupted, tmp_pa
     assert not leftovers(tmp_path)
 
 
-HOLD = "import sys, time; from pathlib import Path; from bench.jobs import EntryLock; " \
+HOLD = "import sys, time; from pathlib import Path; from bench.engine.jobs import EntryLock; " \
        "l = EntryLock(Path(sys.argv[1])); assert l.acquire(); print('locked', flush=True); time.sleep(120)"
 
 
@@ -265,7 +265,7 @@ def test_a_diverged_subject_is_failed_with_its_reason_and_the_sweep_goes_on(tmp_
 
 
 def test_a_partly_diverged_subject_uses_the_seeds_that_finished():
-    from bench.verdicts import verdict_from_tidy
+    from bench.evaluate.verdicts import verdict_from_tidy
 
     rows = []
     for s in range(3):

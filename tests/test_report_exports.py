@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import verdicts
+from bench.evaluate import verdicts
 from bench.protocol import SUBJECT, VIEWS, Table
-from bench.report import _fmt, build_report, tex_escape
+from bench.report.build import _fmt, build_report, tex_escape
 from bench.results import tidy_frame, write_run
 
 RUN_ID = "20250101-000000-ab_1"

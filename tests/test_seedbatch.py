@@ -1,4 +1,4 @@
-"""Seeds trained together (bench.seedbatch) against the reference path, one seed at a time.
+"""Seeds trained together (bench.train.seedbatch) against the reference path, one seed at a time.
 
 For every method with a batched step: S = 3 seeds, 2 epochs, both ways; every parameter and buffer
 must be ``torch.equal`` and the per-epoch loss histories and convergence scores equal. A seed that
@@ -16,9 +16,9 @@ from torch import nn
 from bench.catalog import load_all
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.methods import METHODS, DataInfo, Method, MethodConfig
-from bench.seedbatch import batchable, stacked_linear, train_group
-from bench.trainer import fit_encoder
+from bench.train.methods import METHODS, DataInfo, Method, MethodConfig
+from bench.train.seedbatch import batchable, stacked_linear, train_group
+from bench.train.trainer import fit_encoder
 
 load_all()
 CPU = torch.device("cpu")

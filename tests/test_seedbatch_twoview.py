@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import stacked_nn
-from bench.augment import AugmentConfig, make_views, make_views_stacked
 from bench.config import RunConfig
 from bench.data import DataConfig, load_dataset
-from bench.methods import METHODS
-from bench.seedbatch import train_group
-from bench.trainer import fit_encoder
+from bench.train import stacked_nn
+from bench.train.augment import AugmentConfig, make_views, make_views_stacked
+from bench.train.methods import METHODS
+from bench.train.seedbatch import train_group
+from bench.train.trainer import fit_encoder
 
 CPU = torch.device("cpu")
 TWO_VIEW = ["simclr", "moco", "byol", "swav", "barlow_twins", "vicreg"]
@@ -162,7 +162,7 @@ def test_moco_queues_stay_each_seeds_own(digits, queue_size, on):
 
 @pytest.mark.parametrize("size", [[128, 1, 28, 28], [106, 1, 8, 8], [64, 3, 5, 9], [7, 1, 1, 4]])
 def test_cached_affine_grid_is_affine_grid(size):
-    from bench.augment import affine_grid
+    from bench.train.augment import affine_grid
 
     for _ in range(2):  # built, then from the cache
         theta = torch.randn(size[0], 2, 3)

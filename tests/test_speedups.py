@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import augment
-from bench.augment import ERASE_RATIO, AugmentConfig, _uniform, affine_matrices, make_views
+from bench.train import augment
+from bench.train.augment import ERASE_RATIO, AugmentConfig, _uniform, affine_matrices, make_views
 
 
 def _old_erase_masks(n, h, w, cfg, device):
@@ -78,7 +78,7 @@ def test_nt_xent_target_unchanged():
 def test_supervised_cnn_channels_last_same_function():
     """channels_last is a memory layout: outputs and gradients match the contiguous model."""
     from baselines.supervised_cnn import SupervisedCNN, SupervisedCNNConfig
-    from bench.methods import DataInfo
+    from bench.train.methods import DataInfo
 
     info = DataInfo(784, 10, (1, 28, 28))
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def test_supervised_cnn_channels_last_same_function():
 def test_supervised_cnn_channels_last_state_round_trip(tmp_path):
     """The job cache's save / load (weights_only) keeps the encoder's function."""
     from baselines.supervised_cnn import SupervisedCNN, SupervisedCNNConfig
-    from bench.methods import DataInfo
+    from bench.train.methods import DataInfo
 
     info = DataInfo(784, 10, (1, 28, 28))
     torch.manual_seed(0)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench import seedbatch, trainer
 from bench.config import RunConfig
 from bench.data import DATASETS, DataConfig, load_dataset
-from bench.jobs import JobSpec
-from bench.measure import MeasureTask
+from bench.engine.jobs import JobSpec
+from bench.engine.measure import MeasureTask
+from bench.engine.runner import RunContext
 from bench.protocol import Prediction, PredictionConfig, row
-from bench.runner import RunContext
+from bench.train import seedbatch, trainer
 
 CPU = torch.device("cpu")
 SMALL = DataConfig(n=600)  # dsprites / ica draws: small, the split logic is the same

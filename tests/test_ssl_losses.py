@@ -2,7 +2,7 @@
 
 Every loss is compared with an independent, literal transcription of its paper's formula in
 plain Python (explicit loops over a tiny batch, ``math.exp`` / ``math.log``), to 1e-5. The
-views of :mod:`bench.augment` get known-answer checks (identity strengths give the input back,
+views of :mod:`bench.train.augment` get known-answer checks (identity strengths give the input back,
 a crop stays inside the image, the erased region is one box, noise has its std) and the
 properties the baselines rely on (a view of a digit is still that digit's image).
 """
@@ -21,11 +21,11 @@ from baselines.moco import info_nce
 from baselines.simclr import nt_xent
 from baselines.swav import sinkhorn, swav_loss
 from baselines.vicreg import vicreg_loss, vicreg_terms
-from bench import augment
-from bench.augment import AugmentConfig, make_views
 from bench.config import ConfigError, parse_overrides
-from bench.jobs import data_info
-from bench.methods import METHODS
+from bench.engine.jobs import data_info
+from bench.train import augment
+from bench.train.augment import AugmentConfig, make_views
+from bench.train.methods import METHODS
 
 SSL = ["simclr", "moco", "byol", "swav", "barlow_twins", "vicreg"]
 IDENTITY = AugmentConfig(

@@ -1,4 +1,4 @@
-"""Tests of bench.stats against scipy on fixed numbers and hand-computed literals."""
+"""Tests of bench.evaluate.stats against scipy on fixed numbers and hand-computed literals."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from bench.families import NA
-from bench.stats import (
+from bench.evaluate.families import NA
+from bench.evaluate.stats import (
     VERDICTS,
     Comparison,
     compare,
@@ -23,7 +23,7 @@ from bench.stats import (
     t_interval,
     verdict,
 )
-from bench.verdicts import verdict_from_tidy
+from bench.evaluate.verdicts import verdict_from_tidy
 
 D = np.array([0.8, 1.1, 0.3, 0.9, 1.4])
 BASE = {0: 10.0, 1: 10.5, 2: 9.7, 3: 10.2, 4: 9.9}
@@ -491,7 +491,7 @@ def test_overall_line_counts_empty_comparisons():
 
 
 def test_report_helpers_show_reason():
-    from bench.report import overall, verdict_display
+    from bench.report.build import overall, verdict_display
 
     out = verdict_from_tidy(_status_tidy(), "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"})
     shown = verdict_display(out)

@@ -1,4 +1,4 @@
-"""The one-page summary of the four predictions (``bench.summary.build_summary``), on fake tidy runs.
+"""The one-page summary of the four predictions (``bench.report.summary.build_summary``), on fake tidy runs.
 
 Only ``profile=confirm`` gives verdicts: an exploratory summary (quick, full) shows directions and
 no verdict word or p-value anywhere, in SUMMARY.md or in the PDF's drawn texts."""
@@ -16,10 +16,10 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.text import Text
 
 from bench.protocol import SUBJECT, VIEWS, View
-from bench.report import overall_lines
-from bench.report import view as report_view
+from bench.report.build import overall_lines
+from bench.report.build import view as report_view
+from bench.report.summary import NAMES, build_summary
 from bench.results import read_run, tidy_frame, write_run
-from bench.summary import NAMES, build_summary
 
 METHODS = (SUBJECT, "ae", "pca", "sae")
 CONFIRM_SEEDS = list(range(100, 110))

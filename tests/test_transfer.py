@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.data import load_dataset
-from bench.probe import L2_GRID, accuracy, fit_logreg, standardize
+from bench.evaluate.probe import L2_GRID, accuracy, fit_logreg, standardize
 from predictions.transfer import pairs as P
 from predictions.transfer.probing import budget_probe, fit_subsets
 from predictions.transfer.protocol import Transfer, TransferConfig, flag

@@ -1,4 +1,4 @@
-"""P2's data views (bench/data_views.py): ``digits28c`` framed like MNIST and the step-matched sources."""
+"""P2's data views (bench/data/views.py): ``digits28c`` framed like MNIST and the step-matched sources."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from bench.config import RunConfig
 from bench.data import DataConfig, base_name, load_dataset, provides
-from bench.data_views import frame_like_mnist, parse_matched
+from bench.data.views import frame_like_mnist, parse_matched
 
 
 def _all_images(name: str) -> torch.Tensor:

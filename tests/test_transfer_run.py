@@ -7,9 +7,9 @@ import pytest
 
 from bench.config import RunConfig
 from bench.data import DataConfig
+from bench.engine.runner import execute
 from bench.protocol import VIEWS, family
 from bench.results import read_run
-from bench.runner import execute
 from predictions.transfer import pairs as P
 from predictions.transfer.protocol import PRIMARY_SUBSET
 

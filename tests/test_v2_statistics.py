@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import families
+from bench.evaluate import families
+from bench.evaluate.resampling import sign_flip_p, westfall_young
+from bench.evaluate.stats import compare
 from bench.protocol import SUBJECT, Verdict, View
-from bench.resampling import sign_flip_p, westfall_young
-from bench.stats import compare
 
 SEEDS = list(range(100, 110))
 

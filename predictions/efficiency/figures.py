@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench import plots
 from bench.protocol import SUBJECT
+from bench.report import plots
 from predictions.efficiency.curves import isotonic
 
 CONVENTIONAL = {"supervised": "#1f77b4", "supervised_mlp2": "#2ca02c", "supervised_cnn": "#9467bd"}

@@ -7,7 +7,7 @@ swept over ``cnn_channels`` at projection width ``cnn_width`` (64; its rows have
 condition column ``channels`` = c; c = 8 is the CNN every other prediction trains). For every
 encoder:
 
-* ``probe_acc``: the standard linear probe (L2 on val, test once; :func:`bench.probe.linear_probe`);
+* ``probe_acc``: the standard linear probe (L2 on val, test once; :func:`bench.evaluate.probe.linear_probe`);
 * ``params_deployed``: P, every float the deployed encoder reads (:func:`curves.deployed_floats`);
   ``params_train``: the training-only parameters (heads, decoders, projectors), counted apart;
 * ``train_steps``: ``epochs * ceil(N_train / batch)`` for gradient methods (NaN with the reason
@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from bench.data import base_name, load_dataset
-from bench.probe import linear_probe
+from bench.evaluate.probe import linear_probe
 from bench.protocol import PREDICTIONS, SUBJECT, EncoderSource, Prediction, PredictionConfig, row
 from predictions.efficiency.curves import CNN, PA, curve_points, delta_rows, deployed_floats
 
@@ -79,7 +79,7 @@ class EfficiencyConfig(PredictionConfig):
         if self.cnn_width < 1:
             raise ValueError(f"cnn_width: must be >= 1, got {self.cnn_width}")
         if base_name(self.dataset) in CNN_SWEEP_DATASETS:
-            from bench.trainer import data_info
+            from bench.train.trainer import data_info
 
             why = cnn_sweep_error(data_info(load_dataset(self.dataset)), self.primary_widths, self.cnn_channels,
                                   self.cnn_width)
@@ -95,7 +95,7 @@ def sweep_widths(cfg: EfficiencyConfig, profile: str) -> tuple[int, ...]:
 def counted_params(method: str, info, width: int, **cfg: Any) -> int:
     """P of an untrained ``method`` (default config, ``cfg`` fields replaced) at ``width``: no training."""
     from bench.catalog import load_all
-    from bench.methods import METHODS
+    from bench.train.methods import METHODS
 
     load_all()  # the subject and the baselines registered (a config may be checked before the run loads them)
     cls = METHODS.get(method)

@@ -1,7 +1,7 @@
 """P3's report tables, computed from the tidy table alone (never a model or the cache).
 
 * :func:`unjudged_rows`: the verdict frames' rows: per baseline B a one-sample comparison of the
-  per-seed ``d_s = Delta_B,s + delta`` against 0 (``bench.stats.compare`` against zeros: n, mean d,
+  per-seed ``d_s = Delta_B,s + delta`` against 0 (``bench.evaluate.stats.compare`` against zeros: n, mean d,
   t-interval, d_z, ``p_t``, Wilcoxon p; the exact sign-flip ``p_perm``, the per-seed ``diffs``,
   ``direction``, the under-trained seed count), with B's gain per doubling g_B beside it. No
   correction and no verdict here: the report judges within the families (docs/protocol.md, statistics).
@@ -19,8 +19,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bench import plots, stats
-from bench.verdicts import STATUS_METRICS
+from bench.evaluate import stats
+from bench.evaluate.verdicts import STATUS_METRICS
+from bench.report import plots
 from predictions.efficiency.curves import curve_points, delta_rows, fit_saturating, log2_slope, reach
 
 RAW = "raw"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import plots
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
+from bench.report import plots
 from predictions.efficiency import figures as F
 from predictions.efficiency import tables as T
 from predictions.efficiency.curves import PA

@@ -1,4 +1,4 @@
-"""Prediction 4, interpretability: the metrics live in :mod:`bench.factors`; the protocol turns
+"""Prediction 4, interpretability: the metrics live in :mod:`bench.evaluate.factors`; the protocol turns
 encoders into tidy rows and matrices (protocol), the view reads them into verdicts (view) and
 figures (figures)."""
 

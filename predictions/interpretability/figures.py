@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench import plots
 from bench.protocol import SUBJECT
+from bench.report import plots
 
 FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")
 PANELS = (

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import factors as fx
-from bench import metrics
+from bench.evaluate import factors as fx
+from bench.evaluate import metrics
 from bench.protocol import PREDICTIONS, SUBJECT, EncoderSource, Prediction, PredictionConfig, data_tag, row
 from predictions.interpretability import ridge
 

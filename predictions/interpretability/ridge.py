@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from bench.probe import standardize
+from bench.evaluate.probe import standardize
 
 RIDGE_GRID = tuple(float(v) for v in torch.logspace(-4, 3, 8, dtype=torch.float64))
 ALL = "all"

@@ -19,9 +19,9 @@ import math
 
 import pandas as pd
 
-from bench import plots
+from bench.evaluate.verdicts import STATUS_METRICS, verdict_from_tidy
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
-from bench.verdicts import STATUS_METRICS, verdict_from_tidy
+from bench.report import plots
 from predictions.interpretability import figures
 
 ICA = {"setting": "ica_linear", "feature": "pre", "corr": "pearson"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.probe import knn_accuracy, linear_probe
+from bench.evaluate.probe import knn_accuracy, linear_probe
 from bench.protocol import PREDICTIONS, EncoderSource, Prediction, PredictionConfig, row
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from bench import plots
 from bench.protocol import VIEWS, Table, Verdict, View
+from bench.report import plots
 
 
 @VIEWS.register()

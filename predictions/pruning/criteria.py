@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from bench.metrics import DEAD_TOL, correlation
+from bench.evaluate.metrics import DEAD_TOL, correlation
 
 CRITERIA = ("magnitude", "variance", "random", "importance", "redundancy")
 PRIMARY_CRITERIA = ("variance", "random", "importance", "redundancy")  # apply to every method

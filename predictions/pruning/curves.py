@@ -17,7 +17,7 @@ the full probe and sets removed features to their train mean (0 after standardis
 zeroes their probe weights; ``head`` (a model with its own trained classifier, e.g. the
 ``supervised`` baseline) zeroes the removed hidden units and applies the model's own head.
 
-Probes: :func:`bench.probe.linear_probe`, the suite's one probe. The full probe and every pruned
+Probes: :func:`bench.evaluate.probe.linear_probe`, the suite's one probe. The full probe and every pruned
 variant choose their own L2 strength on val from the full grid of §6; all masks of all criteria
 are one batched problem. Its path starts (at the strongest penalty) from the full probe's fit at
 that same penalty restricted to each mask (``fast``, :attr:`Curves.start`), which is close to the
@@ -39,8 +39,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from bench import metrics
-from bench.probe import L2_GRID, accuracy, linear_probe, standardize
+from bench.evaluate import metrics
+from bench.evaluate.probe import L2_GRID, accuracy, linear_probe, standardize
 from predictions.pruning.criteria import (
     CRITERIA,
     PRIMARY_CRITERIA,
@@ -91,7 +91,7 @@ class Summary:
 
 def summarize(curves: Curves, chance: float, tol: float = 0.01, lo: float = 0.1, hi: float = 0.9,
               candidates: Sequence[str] = PRIMARY_CRITERIA) -> Summary:
-    """AURC (:func:`bench.metrics.aurc`), prunable fraction and the val-chosen best criterion.
+    """AURC (:func:`bench.evaluate.metrics.aurc`), prunable fraction and the val-chosen best criterion.
 
     An encoder whose unpruned accuracy is within ``tol`` of chance has nothing to prune away:
     its r, AURC and prunable fraction are nan and it has no best criterion.
@@ -320,7 +320,7 @@ def unstructured_pruning(
     the path begins; the reference path passed the val-chosen unpruned probe).
 
     Args:
-        method: the trained :class:`bench.methods.Method` (not modified).
+        method: the trained :class:`bench.train.methods.Method` (not modified).
         splits: ((x, y) train, (x, y) val, (x, y) test) inputs and labels.
         unpruned: the unpruned features of the three splits, if already computed (sparsity 0).
     """

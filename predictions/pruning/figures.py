@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench import plots
 from bench.protocol import SUBJECT
+from bench.report import plots
 from predictions.pruning.criteria import CRITERIA
 
 MODES = ("refit", "frozen", "head")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import plots
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
+from bench.report import plots
 from predictions.pruning import figures
 
 REFIT = {"probe_mode": "refit"}

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench import plots
 from bench.protocol import SUBJECT
+from bench.report import plots
 
 if TYPE_CHECKING:
     from predictions.transfer.view import TransferView

@@ -52,7 +52,7 @@ MATCH_TOLERANCE = 0.1  # the primary's own source serves as step-matched when tr
 def matched_source(source_train: int, target_train: int, pair: Pair) -> str:
     """The co-primary's source for ``pair``: the primary's own (``pair.source``) when the source's
     and target's train sizes differ by less than 10% of the target's, else the step-matched view
-    ``source~target`` (:mod:`bench.data_views`: a stratified random subset of the source's train
+    ``source~target`` (:mod:`bench.data.views`: a stratified random subset of the source's train
     split of the target's train size, trained for the target's epochs, hence its steps)."""
     if abs(source_train - target_train) < MATCH_TOLERANCE * target_train:
         return pair.source

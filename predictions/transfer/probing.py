@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.probe import FIRST_ITER, L2_GRID, accuracy, standardize
+from bench.evaluate.probe import FIRST_ITER, L2_GRID, accuracy, standardize
 
 RIDGE_GRID = tuple(float(v) for v in torch.logspace(-4, 3, 8, dtype=torch.float64))
 SCALINGS = ("scalar", "unit")  # the main rows' rotation-invariant scaling; v1's per-unit standardisation
@@ -38,7 +38,7 @@ def scale_codes(train: torch.Tensor, *others: torch.Tensor, scaling: str = "scal
     ``scalar``: centre with the train mean code and divide every unit by one scalar
     ``s = sqrt(tr Cov_train / K)`` (1 for a constant code), so ``(x - mu) / s`` maps a rotated
     code ``x Q`` to the rotated scaled code: an L2-penalised linear probe reads both alike.
-    ``unit``: v1's per-unit standardisation (:func:`bench.probe.standardize`), which whitens a
+    ``unit``: v1's per-unit standardisation (:func:`bench.evaluate.probe.standardize`), which whitens a
     decorrelated code (noise directions included), so it is not rotation invariant.
 
     Args:

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.methods import METHODS
 from bench.protocol import PREDICTIONS, EncoderSource, Prediction, PredictionConfig, row
+from bench.train.methods import METHODS
 from predictions.transfer import pairs as P
 from predictions.transfer.probing import budget_probe, budget_probes
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import plots
+from bench.evaluate.verdicts import verdict_from_tidy
 from bench.protocol import SUBJECT, VIEWS, Table, Verdict, View
-from bench.verdicts import verdict_from_tidy
+from bench.report import plots
 from predictions.transfer import figures
 
 REFERENCES = ("raw", "random")

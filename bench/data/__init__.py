@@ -1,0 +1,81 @@
+"""Datasets of the bench: embedded (no network) and torchvision-backed, as in-memory tensors.
+
+Every loader is registered in :data:`DATASETS` and returns a :class:`Dataset` of CPU tensors
+with fixed train / val / test splits. Inputs are flattened ``float32`` (N, D), labels ``int64``.
+Splits and generated data depend only on ``DataConfig.split_seed`` (never on a method seed);
+every preprocessing statistic is fit on the train split only. :func:`load_dataset` memoises
+each (name, config) in-process, so treat the returned tensors as read-only.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bench.data import embedded, fullsize  # noqa: F401  (they register their loaders)
+from bench.data.core import (
+    _CACHE,
+    DATASETS,
+    PROVIDES,
+    DataConfig,
+    DataNotFoundError,
+    Dataset,
+    Split,
+    content_hash,
+    stratified_split,
+)
+from bench.data.views import budget_base, class_subset, matched_subset, parse_matched, parse_view
+
+__all__ = [
+    "DATASETS",
+    "DataConfig",
+    "DataNotFoundError",
+    "Dataset",
+    "PROVIDES",
+    "Split",
+    "base_name",
+    "content_hash",
+    "load_dataset",
+    "provides",
+    "stratified_split",
+]
+
+
+def base_name(name: str) -> str:
+    """The registered dataset a name takes its budget (epochs) and provisions from: the base of a
+    class-subset view, the budget's base of a step-matched view (:mod:`bench.data.views`)."""
+    return budget_base(name)
+
+
+def provides(name: str) -> set[str]:
+    """What ``name`` provides beyond inputs (a view provides what its base does)."""
+    return PROVIDES.get(base_name(name), set())
+
+
+def load_dataset(
+    name: str, cfg: DataConfig = DataConfig(), device: torch.device | str = "cpu"  # noqa: B008 (frozen)
+) -> Dataset:
+    """Load a registered dataset, memoised per ``(name, cfg)``, and move it to ``device``.
+
+    ``name`` may be a class-subset view ``base[classes]`` (:func:`parse_view`): the base's own
+    train / val / test splits restricted to those classes, labels renumbered 0..C-1 in
+    increasing order (``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4), or a step-matched view
+    ``source~budget`` (``source``'s train split cut to ``budget``'s size): :mod:`bench.data.views`.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message lists the choices).
+        ValueError: a malformed view, or a view naming classes its base does not have.
+        DataNotFoundError: a torchvision dataset is absent under ``cfg.root``.
+    """
+    matched = parse_matched(name)
+    base, classes = parse_view(matched[0] if matched else name)
+    loader = DATASETS.get(base)
+    key = (name, cfg)
+    if key not in _CACHE:
+        if matched:
+            n_train = len(load_dataset(matched[1], cfg).train.x)
+            _CACHE[key] = matched_subset(load_dataset(matched[0], cfg), n_train, cfg.split_seed, name)
+        elif classes is None:
+            _CACHE[key] = loader(cfg)
+        else:
+            _CACHE[key] = class_subset(load_dataset(base, cfg), classes, name)
+    return _CACHE[key].to(device)
