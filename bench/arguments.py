@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import sys
 
+from bench.config import ConfigError, RunConfig
+from bench.protocol import PREDICTIONS, Prediction, in_all
+
 
 class UsageError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
@@ -13,16 +16,13 @@ class UsageError(Exception):
 def own_tokens(tokens: list[str], name: str) -> list[str]:
     """The tokens of a ``prediction=all`` command that concern prediction ``name``: the shared
     ones and its own ``name.field=`` (other predictions' sections and ``prediction=`` dropped)."""
-    from bench.engine.runner import ALL
-
     return [t for t in tokens if not t.startswith("prediction=")
-            and (t.partition("=")[0].partition(".")[0] not in ALL or t.startswith(f"{name}."))]
+            and (t.partition("=")[0].partition(".")[0] not in in_all() or t.startswith(f"{name}."))]
 
 
 def all_configs(args: list[str]) -> dict:
     """``prediction=all``: one RunConfig per prediction; ``NAME.field=`` tokens go to NAME only."""
     from bench.config import parse_overrides
-    from bench.engine.runner import ALL
     from bench.protocol import PREDICTIONS
 
     rest = [a for a in args if not a.startswith("prediction=")]
@@ -31,7 +31,7 @@ def all_configs(args: list[str]) -> dict:
             raise UsageError(f"prediction=all: '{a.split('=', 1)[0]}=' differs per prediction; "
                              f"set it for one (e.g. pruning.{a})")
     cfgs = {}
-    for name in ALL:
+    for name in in_all():
         cfgs[name] = parse_overrides([*own_tokens(rest, name), f"prediction={name}"], PREDICTIONS.get(name).Config, name)
     return cfgs
 
@@ -40,7 +40,6 @@ def configs(args: list[str], cmd: str = "run") -> dict:
     """``bench run`` / ``bench plan``'s key=value args -> {prediction: RunConfig} (one, or the four of
     ``prediction=all``), every prediction's options checked before anything runs."""
     from bench.config import parse_overrides
-    from bench.engine.runner import build_prediction
     from bench.protocol import PREDICTIONS
 
     pred_tokens = [a for a in args if a.startswith("prediction=")]
@@ -65,3 +64,20 @@ def bad_input_errors() -> tuple[type[Exception], ...]:
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)
+
+
+def build_prediction(cfg: RunConfig) -> Prediction:
+    pcls = PREDICTIONS.get(cfg.prediction)
+    over = dict(cfg.prediction_overrides)
+    if cfg.dataset is not None:
+        over["dataset"] = cfg.dataset
+    if cfg.width is not None:
+        over["width"] = cfg.width
+    try:
+        pcfg = pcls.Config(**over)
+        pcfg.check()
+        prediction = pcls(pcfg)
+        prediction.check_profile(cfg.profile)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{cfg.prediction}: {e}") from None
+    return prediction

@@ -24,3 +24,16 @@ def load_all() -> None:
     _import_package("baselines")
     _import_package("predictions")
     _loaded = True
+
+
+def load_views() -> None:
+    """Import every prediction's view (``predictions/<name>/view.py``): what a report needs, no training code."""
+    pkg = importlib.import_module("predictions")
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.ispkg and not info.name.startswith("_"):
+            try:
+                importlib.import_module(f"predictions.{info.name}.view")
+            except ModuleNotFoundError as e:
+                if e.name != f"predictions.{info.name}.view":
+                    raise
+                importlib.import_module(f"predictions.{info.name}")  # a one-module prediction

@@ -213,6 +213,8 @@ class View:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    in_all: ClassVar[bool] = True  # part of prediction=all and the summary (see in_all())
+    order: ClassVar[float] = 100.0  # their order: lower first, then by name
     statement: ClassVar[str] = ""  # the essay's words
     protocol: ClassVar[str] = ""  # the protocol in brief, for the report
     verdicts: ClassVar[tuple[Verdict, ...]] = ()  # the first is the primary
@@ -289,3 +291,13 @@ class View:
 
 PREDICTIONS: Registry[type[Prediction]] = Registry("prediction")
 VIEWS: Registry[type[View]] = Registry("view")
+
+
+def in_all() -> tuple[str, ...]:
+    """The predictions of ``prediction=all`` and of the summary, in order: every prediction whose view
+    keeps ``in_all`` (importing every prediction's view first). A new prediction joins with no edit here."""
+    from bench.catalog import load_views
+
+    load_views()
+    views = [VIEWS.get(n) for n in VIEWS.names()]
+    return tuple(v.name for v in sorted((v for v in views if v.in_all), key=lambda v: (v.order, v.name)))

@@ -114,9 +114,9 @@ LAYERS = (
     ("bench.train",),  # methods contract, losses, the training loops
     ("bench.protocol", "bench.results", "bench.catalog"),  # the contracts: predictions, tidy tables, the registries
     ("bench.config",),
+    ("bench.arguments",),  # the command line's words to configs and predictions
     ("bench.report",),  # reads tidy tables: never the engine
     ("bench.engine",),  # runs jobs: never the report
-    ("bench.arguments",),
     ("bench.cli", "bench.__main__"),
 )
 PLUGIN_MAY_NOT = {  # plugins are components of the flow, never drivers of it

@@ -19,11 +19,12 @@ import pandas as pd
 import torch
 
 from bench import results
+from bench.arguments import build_prediction
 from bench.config import ConfigError, RunConfig
 from bench.data import PROVIDES, Dataset
 from bench.engine.context import RunContext
 from bench.engine.scheduler import Engine, timing
-from bench.protocol import NEEDS, PREDICTIONS, Prediction
+from bench.protocol import NEEDS, Prediction
 from bench.train.methods import METHODS
 
 
@@ -33,23 +34,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-def build_prediction(cfg: RunConfig) -> Prediction:
-    pcls = PREDICTIONS.get(cfg.prediction)
-    over = dict(cfg.prediction_overrides)
-    if cfg.dataset is not None:
-        over["dataset"] = cfg.dataset
-    if cfg.width is not None:
-        over["width"] = cfg.width
-    try:
-        pcfg = pcls.Config(**over)
-        pcfg.check()
-        prediction = pcls(pcfg)
-        prediction.check_profile(cfg.profile)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{cfg.prediction}: {e}") from None
-    return prediction
 
 
 def has(ds: Dataset, need: str) -> bool:
@@ -124,7 +108,6 @@ def execute(cfg: RunConfig, argv: list[str] | None = None, engine: Engine | None
     return results.write_run(Path(cfg.out), cfg.prediction, run_id, df, resolved, man, matrices)
 
 
-ALL = ("pruning", "transfer", "efficiency", "interpretability")  # prediction=all, in this order
 
 
 def execute_all(cfgs: dict[str, RunConfig], argv: list[str] | None = None) -> list[Path]:

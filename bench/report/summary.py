@@ -31,14 +31,12 @@ import pandas as pd
 
 from bench.evaluate import stats
 from bench.evaluate.families import FAMILIES, family
-from bench.protocol import SUBJECT, Table, Verdict, View
+from bench.protocol import SUBJECT, Table, Verdict, View, in_all
 from bench.report import plots
 from bench.report.build import exploratory, overall_lines
 from bench.report.build import view as report_view
 from bench.report.summary_page import CONFIRM, draw, openers, primaries
 from bench.results import atomic_write, latest_run, read_run
-
-NAMES = ("pruning", "transfer", "efficiency", "interpretability")
 
 
 @dataclass
@@ -256,9 +254,9 @@ def build_summary(out: Path | str = "results", reports_dir: Path | str = "report
     """Write ``<reports_dir>/summary.pdf`` (one page) and ``<out>/SUMMARY.md`` from the latest run of
     each of the four predictions; None (nothing written) when none of them has a run."""
     out, reports_dir = Path(out), Path(reports_dir)
-    if all(latest_run(out, name) is None for name in NAMES):
+    if all(latest_run(out, name) is None for name in in_all()):
         return None
-    entries = [_entry(name, out) for name in NAMES]
+    entries = [_entry(name, out) for name in in_all()]
     pdf_path, md_path = reports_dir / "summary.pdf", out / "SUMMARY.md"
     atomic_write(pdf_path, draw(entries, reports_dir))
     atomic_write(md_path, markdown(entries, reports_dir))

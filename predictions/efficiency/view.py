@@ -27,6 +27,7 @@ NA = {"raw": "raw reads no parameters (P = 0): it has no curve to read at 2 P_S(
 class EfficiencyView(View):
     """P3 parameter efficiency: probe accuracy against deployed parameters over a width sweep."""
 
+    order = 3  # its place in prediction=all and the summary
     name = "efficiency"
     title = "Parameter efficiency: do smaller InfoMax models match larger conventional ones?"
     statement = ("\u201cSmaller InfoMax models match larger conventional models. Same information, fewer "

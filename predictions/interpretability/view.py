@@ -57,6 +57,7 @@ def scoped(df: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
 class InterpretabilityView(View):
     """P4: does each feature correspond to an independent factor? MCC, DCI, MIG, purity, atlas."""
 
+    order = 4  # its place in prediction=all and the summary
     name = "interpretability"
     title = "P4 interpretability: does each InfoMax feature correspond to an independent factor?"
     statement = ("\u201cInfoMax features are interpretable. Each corresponds to an independent factor. "

@@ -15,6 +15,7 @@ from bench.report import plots
 class ProbeView(View):
     """Linear probe of every method's frozen features (the foundation's sanity protocol)."""
 
+    in_all = False  # the minimal example prediction: not part of prediction=all
     name = "probe"
     title = "Linear probe: are InfoMax features good features?"
     statement = (

@@ -25,6 +25,7 @@ REFIT = {"probe_mode": "refit"}
 class PruningView(View):
     """P1: can InfoMax features be pruned? Structured, unstructured and end-to-end pruning."""
 
+    order = 1  # its place in prediction=all and the summary
     name = "pruning"
     title = "P1 prunability: can InfoMax-pretrained features be pruned?"
     statement = (

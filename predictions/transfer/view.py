@@ -51,6 +51,7 @@ def oracles(df: pd.DataFrame) -> set[str]:
 class TransferView(View):
     """P2: do InfoMax features transfer better? Label-budget probes on new data and unseen classes."""
 
+    order = 2  # its place in prediction=all and the summary
     name = "transfer"
     title = "P2 transfer: do InfoMax features transfer better?"
     statement = ("\u201cInfoMax features transfer better. They're universal, not task-specific.\u201d "
