@@ -34,7 +34,7 @@ def _fail(msg: str) -> int:
 
 
 def methods_markdown(pattern: str = "*") -> str:
-    """The README's methods table: one row per method, sorted by name, ``|`` escaped in cells."""
+    """The methods table of docs/methods.md: one row per method, sorted by name, ``|`` escaped in cells."""
     from bench.train.methods import METHODS
 
     def cell(text: str) -> str:

@@ -105,7 +105,7 @@ class RunConfig:
     out: str = "results"
     reports: str = "reports"
     cache: str | None = None  # None: <out>/cache
-    threads: int = 1  # CPU threads for torch, per process (see README: one is fastest for these small models)
+    threads: int = 1  # CPU threads for torch, per process (docs/performance.md: one is fastest for these small models)
     workers: int | str = "auto"  # processes training jobs at once: "auto" = the CPU cores (several per GPU)
     batch_seeds: bool = True  # train a cell's missing seeds as one batched step (bit-identical; false: one at a time)
     compile: bool = False  # a fused torch.compile'd step (other numerics: its encoders are cached apart)

@@ -117,7 +117,7 @@ LAYERS = (
     ("bench.arguments",),  # the command line's words to configs and predictions
     ("bench.report",),  # reads tidy tables: never the engine
     ("bench.engine",),  # runs jobs: never the report
-    ("bench.cli", "bench.__main__"),
+    ("bench.cli", "bench.__main__", "bench.docgen"),
 )
 PLUGIN_MAY_NOT = {  # plugins are components of the flow, never drivers of it
     "baselines": ("predictions", "bench.protocol", "bench.results", "bench.config", "bench.report", "bench.engine",
