@@ -48,18 +48,15 @@ def methods_markdown(pattern: str = "*") -> str:
 
 
 def cmd_list(args: list[str]) -> int:
+    from bench.config import key_values
     from bench.data import DATASETS
     from bench.protocol import PREDICTIONS, VIEWS
     from bench.train.methods import METHODS
 
-    kv = dict(a.split("=", 1) for a in args if "=" in a)
-    for k in kv:
-        if k != "format":
-            raise UsageError(f"unknown key '{k}' (keys: format)")
+    kv, args = key_values(args, ("format",), positional=True)
     fmt = kv.get("format", "plain")
     if fmt not in ("plain", "markdown"):
         raise UsageError(f"format: unknown '{fmt}' (choices: plain, markdown)")
-    args = [a for a in args if "=" not in a]
     what = args[0] if args else "all"
     pattern = args[1] if len(args) > 1 else "*"
     if what not in ("all", "methods", "datasets", "predictions"):
@@ -265,13 +262,11 @@ def cmd_report(args: list[str]) -> int:
     ``out``), then the summary. With ``workers`` > 1 (default: one per CPU, at most one per task) each
     report and the summary are built in their own spawned process; the output is the same."""
     from bench import results
+    from bench.config import key_values
 
-    kv = dict(a.split("=", 1) for a in args if "=" in a)
-    for k in kv:
-        if k not in ("out", "reports", "workers"):
-            raise UsageError(f"unknown key '{k}' (keys: out, reports, workers)")
+    kv, positional = key_values(args, ("out", "reports", "workers"), positional=True)
     out, reports_dir = Path(kv.get("out", "results")), kv.get("reports", "reports")
-    runs = [Path(a) for a in args if "=" not in a]
+    runs = [Path(a) for a in positional]
     for r in runs:
         if not (r / "manifest.json").exists():
             raise UsageError(f"'{r}' is not a run directory (no manifest.json)")

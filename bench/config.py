@@ -220,6 +220,30 @@ RUN_KEYS = ("dataset", "methods", "width", "seeds", "epochs", "batch_size", "dev
             "out", "reports", "cache", "threads", "workers", "executor", "batch_seeds", "compile")
 
 
+def key_values(args: list[str], keys: tuple[str, ...] | None = None, cmd: str = "",
+               positional: bool = False) -> tuple[dict[str, str], list[str]]:
+    """The one ``key=value`` splitter of the command line: tokens -> ({key: text}, positional tokens).
+    An empty key, a key given twice, a key not in ``keys`` (when given) or, unless ``positional``, a
+    token without ``=`` is one :class:`ConfigError` naming the bad part (``cmd`` prefixes it)."""
+    kv: dict[str, str] = {}
+    rest: list[str] = []
+    pre = f"{cmd}: " if cmd else ""
+    for tok in args:
+        key, eq, text = tok.partition("=")
+        if not eq and positional:
+            rest.append(tok)
+            continue
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"{pre}expected key=value, got '{tok}'" + (f" (keys: {', '.join(keys)})" if keys else ""))
+        if keys is not None and key not in keys:
+            raise ConfigError(f"{pre}unknown key '{key}' (keys: {', '.join(keys)})")
+        if key in kv:
+            raise ConfigError(f"{pre}'{key}' given twice")
+        kv[key] = text
+    return kv, rest
+
+
 def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
                     prediction_name: str = "") -> RunConfig:
     """Build a validated :class:`RunConfig` from ``key=value`` tokens (``prediction`` included)."""
@@ -227,17 +251,8 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
     data_kw: dict[str, Any] = {}
     exec_kw: dict[str, Any] = {}
     run_types = _fields(RunConfig)
-    seen: set[str] = set()
-    for tok in args:
-        if "=" not in tok:
-            raise ConfigError(f"expected key=value, got '{tok}'")
-        key, _, text = tok.partition("=")
-        key = key.strip()
-        if not key:
-            raise ConfigError(f"expected key=value, got '{tok}'")
-        if key in seen:
-            raise ConfigError(f"'{key}' given twice")
-        seen.add(key)
+    given = key_values(args)[0]
+    for key, text in given.items():
         if key == "prediction":
             cfg.prediction = text
         elif key == "seeds":
@@ -291,7 +306,7 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
         raise ConfigError(f"data: {e}") from None
     cfg.executor = ExecutorConfig(**exec_kw)
     validate(cfg)
-    check_profile_keys(cfg, seen)
+    check_profile_keys(cfg, set(given))
     return cfg
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import pandas as pd
 
 import bench
 from bench.provenance import library_versions
+from bench.storage import atomic_dir_write, atomic_write, sweep_orphans  # noqa: F401 (atomic_write: re-exported)
 
 KEY_COLUMNS = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value"]
 TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "under_trained", "note"]
@@ -44,20 +44,6 @@ def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         if df[c].dtype == object:
             df[c] = df[c].astype("string")
     return df
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from bench.storage import _tmp_name
-
-    tmp = path.parent / _tmp_name(path)  # owner in the name: a killed writer's leftover is swept
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def git_commit() -> str:
@@ -141,7 +127,6 @@ def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config:
 
     ``matrices`` (optional): matrix-valued results in long form (``matrix, i, j, value`` with the
     job's columns), kept out of the tidy table as ``matrices.parquet``."""
-    from bench.storage import _tmp_name, sweep_orphans
 
     for what, name in (("prediction", prediction), ("run_id", run_id)):
         if not _is_name(str(name)):
@@ -149,20 +134,13 @@ def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config:
     pred_dir = Path(out) / prediction
     pred_dir.mkdir(parents=True, exist_ok=True)
     sweep_orphans(pred_dir)  # a killed run's half-written directory (its writer is dead)
-    tmp = pred_dir / _tmp_name(pred_dir / run_id)
-    tmp.mkdir()
-    try:
-        df.to_parquet(tmp / "results.parquet", index=False)
-        df.to_csv(tmp / "results.csv", index=False)
-        if matrices is not None and len(matrices):
-            matrices.to_parquet(tmp / "matrices.parquet", index=False)
-        (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str))
-        (tmp / "manifest.json").write_text(json.dumps(man, indent=1, default=str))
-        final = pred_dir / run_id
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    files = {"results.parquet": df.to_parquet(index=False), "results.csv": df.to_csv(index=False).encode()}
+    if matrices is not None and len(matrices):
+        files["matrices.parquet"] = matrices.to_parquet(index=False)
+    files["config.json"] = json.dumps(config, indent=1, default=str).encode()
+    files["manifest.json"] = json.dumps(man, indent=1, default=str).encode()
+    final = pred_dir / run_id
+    atomic_dir_write(final, files)
     atomic_write(pred_dir / "latest", run_id + "\n")
     return final
 

@@ -63,6 +63,20 @@ def sweep_orphans(folder: Path, max_age_s: float = 24 * 3600) -> list[Path]:
     return gone
 
 
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write one file through a temporary sibling (its owner in the name: a killed writer's leftover
+    is swept) renamed into place: a reader sees the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / _tmp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_dir_write(final: Path, files: dict[str, bytes]) -> None:
     """Write all files into a temporary sibling directory, then rename it into place (an existing
     entry, e.g. a corrupt one being replaced, is first renamed aside so the swap is atomic)."""

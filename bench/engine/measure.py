@@ -28,7 +28,6 @@ import functools
 import hashlib
 import io
 import json
-import os
 import sys
 import time
 import traceback
@@ -45,7 +44,7 @@ from bench import provenance
 from bench.data import DataConfig, Dataset
 from bench.engine.jobs import KEY_LIBRARIES, JobCache, JobSpec
 from bench.protocol import Encoder
-from bench.storage import _tmp_name
+from bench.storage import atomic_write
 
 MEASURES = "measures"  # the cache's subfolder of measurements
 # reached through bench.protocol's View only: they decide verdicts from the tidy table and never run
@@ -183,15 +182,7 @@ class MeasureCache:
         arrays |= {f"m{i}": v for i, (_, v) in enumerate(m.matrices)}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / _tmp_name(final)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(buf.getvalue())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(self.path(key), buf.getvalue())
 
 
 def cached_job(cache: JobCache, spec: JobSpec) -> dict[str, Any] | None:

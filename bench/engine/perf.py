@@ -46,7 +46,7 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench.config import ConfigError
+from bench.config import ConfigError, key_values
 from bench.engine.costs import device_name
 
 KEYS = ("device", "e2e", "steps", "threads", "table", "cache")
@@ -68,12 +68,7 @@ BATCH_EPOCHS = 3  # epochs per seed in the batched-seeds lines (building and the
 def parse_args(args: list[str]) -> dict:
     """``key=value`` args -> {device, e2e, steps, threads}; a bad one raises a one-line ConfigError."""
     opts: dict = {"device": "auto", "e2e": False, "steps": None, "threads": 1, "table": False, "cache": None}
-    for a in args:
-        if "=" not in a:
-            raise ConfigError(f"perf: expected key=value, got '{a}' (keys: {', '.join(KEYS)})")
-        k, v = a.split("=", 1)
-        if k not in KEYS:
-            raise ConfigError(f"perf: unknown key '{k}' (keys: {', '.join(KEYS)})")
+    for k, v in key_values(args, KEYS, "perf")[0].items():
         if k == "device":
             if v not in ("auto", "cpu", "cuda"):
                 raise ConfigError(f"device: unknown '{v}' (choices: auto, cpu, cuda)")
