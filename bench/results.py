@@ -28,7 +28,7 @@ KEY_COLUMNS = ["run_id", "prediction", "dataset", "method", "width", "seed", "me
 TAIL_COLUMNS = ["n_params_encoder", "n_params_train", "train_seconds", "under_trained", "note"]
 PROTOCOL_DOC = "docs/protocol.md"  # the scientific contract; its git blob hash goes into every manifest
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
-             "matplotlib", "seaborn", "pyarrow")
+             "matplotlib", "pyarrow")
 
 
 def tidy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
