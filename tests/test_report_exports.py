@@ -47,6 +47,7 @@ def _tabular_rows(tex: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
     reports = tmp_path / "reports"
     pdf = build_report(run_dir, reports)
@@ -86,6 +87,7 @@ def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
     assert not [p for p in reports.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkeypatch):
     cls = VIEWS.get("probe")
     base_tables = cls.tables
@@ -118,6 +120,7 @@ def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkey
     assert len(rows[0]) == header_cells  # no unescaped & splitting a cell
 
 
+@pytest.mark.slow
 def test_no_verdict_tables_no_exports(run_dir, tmp_path, monkeypatch):
     cls = VIEWS.get("probe")
     monkeypatch.setattr(cls, "tables", lambda self, df: [Table("Means", pd.DataFrame({"a": [1.0]}))])
@@ -131,6 +134,7 @@ def test_tex_escape():
         "a\\_b\\%c\\&d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k")
 
 
+@pytest.mark.slow
 def test_exploratory_exports_have_no_p_value_or_verdict(run_dir, tmp_path):
     import json
 
