@@ -120,7 +120,6 @@ def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkey
     assert len(rows[0]) == header_cells  # no unescaped & splitting a cell
 
 
-@pytest.mark.slow
 def test_no_verdict_tables_no_exports(run_dir, tmp_path, monkeypatch):
     cls = VIEWS.get("probe")
     monkeypatch.setattr(cls, "tables", lambda self, df: [Table("Means", pd.DataFrame({"a": [1.0]}))])
@@ -134,7 +133,6 @@ def test_tex_escape():
         "a\\_b\\%c\\&d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k")
 
 
-@pytest.mark.slow
 def test_exploratory_exports_have_no_p_value_or_verdict(run_dir, tmp_path):
     import json
 
