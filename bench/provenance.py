@@ -18,7 +18,7 @@ from types import ModuleType
 PROJECT = ("bench", "predictions", "baselines")  # the packages whose source can enter a hash
 # every direct dependency whose version a manifest records (distribution names)
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
-             "matplotlib", "seaborn", "pyarrow")
+             "matplotlib", "pyarrow")
 
 
 def module_source(module: ModuleType) -> str:

@@ -256,6 +256,7 @@ def test_vae_gradient_reaches_the_variance_head(digits):
 # that the steps that are off stay verified: the default configs, and the configs whose batched step
 # takes another branch (PCD chains, k > 1, a hidden decoder layer, the Gaussian likelihood of
 # real-valued data: digits declared without an image shape, no masking draws, more masking).
+@pytest.mark.slow
 @pytest.mark.parametrize("name, reals, overrides", [
     ("ae", False, {}),
     ("dae", False, {}),

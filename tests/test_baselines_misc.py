@@ -171,6 +171,7 @@ def test_fastica_is_a_frozen_linear_encoder_with_dead_extra_features(ica):
     assert bool(m.converged) and int(m.n_iter) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fastica", "pca"])
 def test_decompositions_on_digits_with_constant_pixels(digits, name):
     """docs/protocol.md §9: on the data the suite runs (digits has constant border pixels, the first

@@ -75,6 +75,7 @@ def probe_run(tmp_path_factory):
     return tmp, proc
 
 
+@pytest.mark.slow
 def test_run_writes_table_manifest_and_report(probe_run):
     tmp, proc = probe_run
     pred_dir = tmp / "results" / "probe"
@@ -99,6 +100,7 @@ def test_run_writes_table_manifest_and_report(probe_run):
     assert not any(w in proc.stdout for w in ("supported", "contradicted", "inconclusive", "p (Holm)", "p (t)"))
 
 
+@pytest.mark.slow
 def test_rerun_hits_the_cache_and_report_regenerates(probe_run, capsys):
     tmp, _ = probe_run
     args = ["run", "prediction=probe", "dataset=digits", "methods=[infomax,sae]", "seeds=2", "epochs=3",

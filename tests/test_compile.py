@@ -88,6 +88,7 @@ def test_a_method_that_rebinds_a_buffer_falls_back_to_the_eager_step():
         assert torch.equal(a, b), k
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_CXX, reason="torch.compile on CPU needs a C++ compiler (none on PATH)")
 def test_compiled_infomax_lowers_the_loss_near_the_eager_run():
     full = load_dataset("digits")  # its first 1024 rows: 8 whole batches, one graph to compile

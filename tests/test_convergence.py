@@ -138,6 +138,7 @@ def test_probe_val_acc_is_the_best_val_accuracy_over_the_l2_grid(digits):
 RNG_OR_MODE = ["infomax", "dae", "simclr", "vae", "mae", "supervised_cnn", "byol", "moco", "swav"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RNG_OR_MODE)
 def test_weights_are_bit_identical_with_and_without_the_flag(name, digits):
     tracked, meta = _fit(name, digits, epochs=3)  # "half" after epoch 1 of 3: training goes on after it

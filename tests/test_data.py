@@ -89,6 +89,7 @@ def test_stratified_split_rejects_bad_fractions():
 # ----------------------------------------------------------------------------- embedded images
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EMBEDDED_IMAGES))
 def test_embedded_image_dataset(name):
     total, image_shape = EMBEDDED_IMAGES[name]
@@ -395,6 +396,7 @@ def test_to_moves_every_tensor():
     assert ds.train.x.device.type == "cpu"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["digits", "mnist5k", "dsprites", "ica"])
 def test_provides_declares_what_each_dataset_has(name):
     from bench.data import PROVIDES

@@ -9,6 +9,7 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.cli import main
@@ -58,6 +59,7 @@ def test_add_a_baseline_example_works_verbatim(digits, capsys):
         sys.modules.pop(mod.__name__, None)
 
 
+@pytest.mark.slow
 def test_add_a_prediction_example_works_verbatim(tmp_path):
     """The add-a-prediction page's two-file prediction registers, runs through the runner a user calls, and its
     view turns the tidy table alone into a verdict table."""

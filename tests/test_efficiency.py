@@ -237,6 +237,7 @@ def _run(tmp_path, methods, name="r", **over):
     return read_run(execute(cfg))[0]
 
 
+@pytest.mark.slow
 def test_the_run_on_digits_sweeps_caps_and_keys_its_rows(tmp_path):
     df = _run(tmp_path, ["infomax", "pca", "supervised_mlp2", "raw"], widths=(16, 32, 128), primary_widths=(16,))
     acc = df[df["metric"] == "probe_acc"]
@@ -272,6 +273,7 @@ def test_the_run_on_digits_sweeps_caps_and_keys_its_rows(tmp_path):
     assert [n for n, _ in view.figures(df, None)] == ["accuracy_vs_params", "delta_2p", "multipliers"]
 
 
+@pytest.mark.slow
 def test_the_cnn_is_swept_over_its_channel_width_and_read_at_twice_the_subjects_p(tmp_path):
     """On digits (D = 64) c in {2, 3} at projection 4 spans P 5.2e3 to 1.1e4 around 2 P_S(64) = 8320."""
     over = {"widths": (32, 64), "primary_widths": (64,), "cnn_channels": (2, 3), "cnn_width": 4, "secondary": False}

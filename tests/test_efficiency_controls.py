@@ -57,6 +57,7 @@ def copy_ds(curve, rng, n: int, factor: float, margin: float, seed_sd=0.005, poi
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_copies_at_the_same_p_with_margin_0_reach_an_outcome_in_at_most_5_percent():
     """(a) 1000 simulated rows of 10 seeds: the subject against a copy of itself at the same P."""
     rng = np.random.default_rng(20261207)

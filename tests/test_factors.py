@@ -99,6 +99,7 @@ def test_dci_known_answers():
     assert d == pytest.approx(1.0) and c == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_true_factors_plus_59_noise_units_give_dci_d_near_1_with_trees_and_with_boosting(sprite_factors):
     (raw_tr, raw_te), (v_tr, v_te) = sprite_factors
     rng = np.random.default_rng(0)
@@ -116,6 +117,7 @@ def test_true_factors_plus_59_noise_units_give_dci_d_near_1_with_trees_and_with_
     assert fx.mig_per_factor(mi, h)[AVG].mean() > 0.9
 
 
+@pytest.mark.slow
 def test_live_duplicated_units_keep_dci_d_and_zero_mig(sprite_factors):
     (raw_tr, raw_te), (v_tr, v_te) = sprite_factors
     rng = np.random.default_rng(0)
@@ -247,6 +249,7 @@ def test_auroc_matches_sklearn():
     assert a[2, 1] == pytest.approx(roc_auc_score(y == 2, f[:, 1]))
 
 
+@pytest.mark.slow
 def test_sparse_probing_on_784_noise_features_is_near_chance_although_train_picks_a_lucky_one():
     rng = np.random.default_rng(0)
     y_tr, y_te = rng.integers(0, 10, 1000), rng.integers(0, 10, 1000)

@@ -89,6 +89,7 @@ def _check_parsed(tokens: list[str], pname: str) -> RunConfig | None:
     return cfg
 
 
+@pytest.mark.slow
 @FUZZ
 @given(tokens=TOKENS, pname=PRED)
 def test_parse_overrides_fuzzed(tokens, pname):
@@ -415,6 +416,7 @@ TIDY_ROW = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.slow
 @FUZZ
 @given(rows=st.lists(TIDY_ROW, max_size=12), direction=DIRECTION,
        methods=st.one_of(st.none(), st.lists(st.sampled_from(["subj", "a", "b", "z", "raw"]), max_size=3)),
@@ -608,6 +610,7 @@ def test_latest_plain_and_unreadable(tmp_path):
     assert results.latest_run(out, "pruning") is None  # was IsADirectoryError
 
 
+@pytest.mark.slow
 @FUZZ
 @given(content=st.one_of(st.text(max_size=20), st.sampled_from(["../x", "/tmp", "..", "r1", " r1 "])))
 def test_latest_fuzzed_stays_inside(content):

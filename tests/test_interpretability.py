@@ -34,6 +34,7 @@ def small_run(tmp_path_factory):
     return df, read_matrices(run_dir)
 
 
+@pytest.mark.slow
 def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(small_run):
     df, mats = small_run
     mcc = df[df["metric"] == "mcc"]
@@ -66,6 +67,7 @@ def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(sma
     assert (imp["i"].max() + 1, imp["j"].max() + 1) == (5, 5)
 
 
+@pytest.mark.slow
 def test_the_view_builds_comparison_rows_tables_and_the_atlas(small_run):
     df, mats = small_run
     view = InterpretabilityView()
@@ -105,6 +107,7 @@ def test_two_primaries_the_fastica_margin_and_n_a_by_design_on_ica_are_declared(
     assert "verdict_tables" not in view.__dict__  # judged by the base View, not here
 
 
+@pytest.mark.slow
 def test_report_text_of_the_view_holds_no_verdict_word_or_p_value(small_run):
     df, _ = small_run
     view = InterpretabilityView()

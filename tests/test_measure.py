@@ -7,9 +7,13 @@ warning; a measurement that raises becomes a ``measure_failed`` row and the run 
 
 from __future__ import annotations
 
+import pytest
+
 from bench import results
 from bench.cli import main
 from predictions.probe.protocol import Probe
+
+pytestmark = pytest.mark.slow  # every test here trains or runs a prediction
 
 SWEEP = ["prediction=probe", "dataset=digits", "methods=[infomax,pca]", "seeds=[0,1]", "epochs=2", "workers=1"]
 

@@ -77,6 +77,7 @@ def _refit_touched(k) -> bool:
     return (k[0] == "acc" and k[2] == "refit" and k[1] != "rank") or k[0] == "unstructured_acc"
 
 
+@pytest.mark.slow
 def test_pruning_curves_fast_stay_within_the_reference_probes_own_rounding_noise(digits, monkeypatch):
     """The fast warm start against the reference path, on every curve the measurement produces.
 
@@ -121,6 +122,7 @@ def test_pruning_curves_fast_stay_within_the_reference_probes_own_rounding_noise
     assert evaluations[True] < 0.95 * evaluations[False], evaluations
 
 
+@pytest.mark.slow
 def test_transfer_both_scalings_in_one_batch_equal_one_probe_per_scaling(digits):
     enc = _encoder(digits, width=16, seed=1)
     f = [enc.features(s.x) for s in (digits.train, digits.val, digits.test)]
@@ -133,6 +135,7 @@ def test_transfer_both_scalings_in_one_batch_equal_one_probe_per_scaling(digits)
             assert torch.equal(getattr(alone, field), getattr(together[sc], field)), (sc, field)
 
 
+@pytest.mark.slow
 def test_transfer_measurement_fast_equals_the_reference(digits):
     enc, src = _encoder(digits, width=16, seed=2), _Src(digits)
     pred = Transfer(TransferConfig(budgets=("1", "5", "10"), draws=(3, 2, 1)))
@@ -144,6 +147,7 @@ def test_transfer_measurement_fast_equals_the_reference(digits):
     assert out[False] == out[True]
 
 
+@pytest.mark.slow
 def test_batched_lbfgs_compaction_keeps_every_iterate(digits, monkeypatch):
     """Dropping stopped problems from the L-BFGS state changes no probe's result, bit for bit."""
     import functools
@@ -194,6 +198,7 @@ def _restore_fast():
     Pruning.fast = Transfer.fast = True
 
 
+@pytest.mark.slow
 def test_pruning_measures_a_supervised_encoder_with_its_head_both_ways(digits):
     """A method with its own classifier adds the head curves (head_pruning, which fits no probe):
     the fast and reference paths both measure it, with the same head rows (a `fast=` passed where

@@ -80,6 +80,7 @@ def random_acc(digits):
 LEARNERS = [m for m in ALL if METHODS.get(m).role != "reference"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [pytest.param(m, marks=pytest.mark.xfail(reason=DIGITS_TOO_SMALL[m], strict=True)) if m in DIGITS_TOO_SMALL
@@ -101,6 +102,7 @@ def test_learns_on_digits(name, digits, random_acc):
         assert acc > random_acc + 0.05, f"{name}: probe {acc:.3f} vs random {random_acc:.3f}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", GRADIENT)
 def test_same_job_twice_gives_identical_features(name, digits, tmp_path):
     cfg = RunConfig()
@@ -115,6 +117,7 @@ def test_same_job_twice_gives_identical_features(name, digits, tmp_path):
 MNIST5K_BUDGET = {"beta_vae": (3000, 32, 20), "mae": (3500, 64, 40), "sae": (3000, 32, 20)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DIGITS_TOO_SMALL))
 def test_learns_on_mnist5k(name):
     """The methods too small for digits must learn on 28x28 MNIST."""

@@ -31,6 +31,7 @@ def reference(tmp_path_factory):
     return run(tmp_path_factory.mktemp("ref"), "w1", "workers=1")
 
 
+@pytest.mark.slow
 def test_workers_1_and_2_give_identical_tables(reference, tmp_path):
     df1, _, man1, _ = reference
     df2, config, man2, out = run(tmp_path, "w2", "workers=2")
@@ -46,6 +47,7 @@ def test_workers_1_and_2_give_identical_tables(reference, tmp_path):
     assert all(j["cached"] for j in man3["jobs"]) and results.same_values(df1, df3)[0]
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_matches_workers_1(reference, tmp_path):
     pytest.importorskip("distributed")
     df1, *_ = reference
@@ -56,6 +58,7 @@ def test_dask_local_cluster_matches_workers_1(reference, tmp_path):
     assert "dask" in man["timing"]["where"] and all(not j["cached"] for j in man["jobs"])
 
 
+@pytest.mark.slow
 def test_slurm_through_submitit_local_executor(reference, tmp_path):
     pytest.importorskip("submitit")
     df1, *_ = reference
@@ -77,6 +80,7 @@ def test_executor_options_are_checked(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # reads the module fixture's whole run
 def test_manifest_records_the_command_and_the_pool(reference):
     _, config, man, _ = reference
     assert man["rerun"]["argv"][:3] == ["bench", "run", "prediction=probe"]

@@ -8,6 +8,7 @@ from bench.config import ConfigError
 from bench.engine import perf
 
 
+@pytest.mark.slow
 def test_perf_prints_every_line(capsys, monkeypatch):
     monkeypatch.setattr(perf, "PEAK_N", 256)  # the peak's matmul size does not matter here
     monkeypatch.setattr(perf, "PROFILE_BELOW", 2.0)  # always print the profile
@@ -69,6 +70,7 @@ def test_e2e_runs_bench_run_into_a_temporary_out_and_cache(monkeypatch):
         assert any(a.startswith(key) and "bench-perf-" in a for a in cmd), key
 
 
+@pytest.mark.slow
 def test_e2e_line(capsys, monkeypatch):
     monkeypatch.setattr(perf, "PEAK_N", 256)
     monkeypatch.setattr(perf, "METHODS_TIMED", ("infomax",))
@@ -77,6 +79,7 @@ def test_e2e_line(capsys, monkeypatch):
     assert "end to end: 12.5 s (bench run prediction=all profile=quick, fresh cache, exit code 0)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_table_mode_stores_the_table_bench_plan_then_reads(tmp_path, monkeypatch, capsys):
     import torch
 

@@ -16,6 +16,7 @@ def _args(tmp_path, *extra: str) -> list[str]:
             f"cache={tmp_path}/cache", f"out={tmp_path}/out", f"reports={tmp_path}/rep", *extra]
 
 
+@pytest.mark.slow
 def test_plan_counts_equal_the_real_run_and_all_are_cached_after(tmp_path, capsys):
     args = _args(tmp_path)
     before = plan.make_plan(configs(args))

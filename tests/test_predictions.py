@@ -30,6 +30,7 @@ SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (
                       "draws": (1, 1, 1)}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PREDICTIONS.names())
 def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
     pcls = PREDICTIONS.get(name)

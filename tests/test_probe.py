@@ -59,6 +59,7 @@ def test_l2_is_chosen_on_val_not_test():
     assert abs(float(a.test_acc[0]) + float(b.test_acc[0]) - 1) < 1e-9
 
 
+@pytest.mark.slow
 def test_batched_probe_matches_converged_sklearn_at_the_same_l2(digits):
     """The one probe against scikit-learn's LogisticRegression, C = 1 / (l2 N), on the data the
     suite runs: every masked probe of the batched path (the pruning protocol's use) scores within

@@ -79,6 +79,7 @@ def test_val_halves_are_disjoint_stratified_and_fixed():
     assert torch.equal(a, C.val_halves(y)[0]) and not torch.equal(a, torch.arange(0, len(y), 2))
 
 
+@pytest.mark.slow
 def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
     """§9: K/4 distinct features copied 4 times: prunable fraction 0.75 +- 0.1 under redundancy and
     under the val-chosen best criterion; effective rank near 0.25; r(0) = 1 exactly."""
@@ -97,6 +98,7 @@ def test_planted_duplicates_prunable_fraction_and_effective_rank(planted):
     assert s.prunable[("rank", "refit")] == pytest.approx(0.75, abs=0.1)
 
 
+@pytest.mark.slow  # reads the module fixture's whole run
 def test_frozen_mode_is_the_full_probe_with_features_at_their_train_mean(planted):
     curves, _ = planted
     g = _gen(0)
@@ -117,6 +119,7 @@ def pca_digits(digits):
         return m, [m.encode(s.x) for s in (digits.train, digits.val, digits.test)]
 
 
+@pytest.mark.slow
 def test_pca_variance_beats_random_at_every_fraction(pca_digits, digits):
     """§9 / issue 4: PCA is decorrelated, yet its low-variance components go at little cost."""
     m, f = pca_digits
@@ -128,6 +131,7 @@ def test_pca_variance_beats_random_at_every_fraction(pca_digits, digits):
         assert curves.test[("variance", mode)][0] == curves.test[("random", mode)][0] == curves.test_acc
 
 
+@pytest.mark.slow
 def test_rank_curve_is_rotation_invariant_and_unit_pruning_is_not(pca_digits, digits):
     """§9: a random orthogonal rotation of the (unwhitened) PCA code keeps its probe accuracy and its
     ``rank`` AURC (within 0.02) while its unit-pruning AURC under the best criterion changes."""
@@ -205,6 +209,7 @@ def test_head_pruning_uses_the_models_own_head(digits):
     assert all(r[0] == 1.0 for r in s.retained.values()) and s.best["head"] in ("importance", "random")
 
 
+@pytest.mark.slow
 def test_cli_smoke(tmp_path):
     """``bench run prediction=pruning`` as a user runs it, on digits with a tiny budget."""
     out, rep = tmp_path / "results", tmp_path / "reports"

@@ -54,6 +54,7 @@ def leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if ".tmp-" in p.name or ".trash-" in p.name]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_completes_with_the_same_table(uninterrupted, tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     proc = subprocess.Popen(bench_cmd(out, cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,6 +89,7 @@ def children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_pool_workers_exit_when_the_main_process_is_killed(tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
@@ -109,6 +111,7 @@ def test_pool_workers_exit_when_the_main_process_is_killed(tmp_path):
     assert not alive, f"orphaned pool processes still running: {alive}"
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_on_one_cache_train_each_job_once(uninterrupted, tmp_path):
     cache = tmp_path / "cache"
     procs = [subprocess.Popen(bench_cmd(tmp_path / f"out{i}", cache), stdout=subprocess.DEVNULL,
@@ -139,6 +142,7 @@ def hold_lock(path: Path) -> subprocess.Popen:
     return p
 
 
+@pytest.mark.slow
 def test_a_dead_writers_lock_is_taken_over(tmp_path):
     path = tmp_path / ".locks" / "job.lock"
     holder = hold_lock(path)
@@ -165,6 +169,7 @@ def small_spec(seed: int = 0, method: str = "infomax") -> JobSpec:
     return JobSpec.make(method, cfg.method_config(method), "digits", cfg.data, 8, seed, 2, 128)
 
 
+@pytest.mark.slow
 def test_a_waiting_run_takes_over_when_the_writer_dies(tmp_path, digits):
     cache = JobCache(tmp_path, torch.device("cpu"))
     spec = small_spec()
@@ -178,6 +183,7 @@ def test_a_waiting_run_takes_over_when_the_writer_dies(tmp_path, digits):
     assert enc.ok and not enc.cached and cache.trained == [spec.key]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate_state", "foreign", "other_version", "bad_json", "no_state"])
 def test_an_unusable_cache_entry_is_reported_in_one_line_and_retrained(damage, tmp_path, digits):
     warnings: list[str] = []
@@ -249,6 +255,7 @@ def test_a_corrupt_dataset_file_is_a_one_line_error_naming_it(damage, tmp_path, 
     assert not out.exists() and not (tmp_path / "rep").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_a_diverged_subject_is_failed_with_its_reason_and_the_sweep_goes_on(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["run", "prediction=probe", "dataset=digits", "methods=[infomax,pca,ae]", "seeds=3", "epochs=3",
@@ -280,6 +287,7 @@ def test_a_partly_diverged_subject_uses_the_seeds_that_finished():
     assert r["n"] == 1 and r["verdict"] == "inconclusive" and r["n_missing"] == 2
 
 
+@pytest.mark.slow
 def test_repeated_run_is_identical_and_bench_rerun_reproduces_it(uninterrupted, tmp_path, capsys):
     df0, _, _ = uninterrupted
     out, cache = tmp_path / "out", tmp_path / "cache"

@@ -47,6 +47,7 @@ def _tabular_rows(tex: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
     reports = tmp_path / "reports"
     pdf = build_report(run_dir, reports)
@@ -86,6 +87,7 @@ def test_verdicts_exported_beside_the_pdf(run_dir, tmp_path):
     assert not [p for p in reports.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkeypatch):
     cls = VIEWS.get("probe")
     base_tables = cls.tables

@@ -39,6 +39,7 @@ def _report(out, reports, workers: str, capsys) -> tuple[int, list[str], str]:
     return code, lines, (out / "SUMMARY.md").read_text().replace(str(reports), "REPORTS")
 
 
+@pytest.mark.slow
 def test_parallel_report_matches_serial(out, tmp_path, capsys):
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     code_s, lines_s, md_s = _report(out, serial, "1", capsys)
@@ -57,6 +58,7 @@ def test_parallel_report_matches_serial(out, tmp_path, capsys):
         ["probe.pdf", "summary.pdf", "transfer.pdf"]
 
 
+@pytest.mark.slow
 def test_parallel_bad_prediction_fails_like_serial(tmp_path, capsys):
     run = _run(tmp_path / "results", "nosuch", "20250101-000000-cccc", "probe_acc", {"infomax": 0.9, "pca": 0.7}, {})
     got = []

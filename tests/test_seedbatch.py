@@ -62,6 +62,7 @@ def test_the_subject_and_the_autoencoders_are_batched():
     assert not batchable("pca") and not batchable("raw")  # closed-form / nothing to train
 
 
+@pytest.mark.slow
 def test_a_step_that_does_not_pay_on_large_inputs_trains_one_seed_at_a_time(digits):
     assert batchable("ae", 64) and not batchable("ae", 784)  # ae.batch_max_dim: measured on mnist5k
     assert batchable("infomax", 784) and batchable("infomax", 4096)
@@ -77,6 +78,7 @@ def test_a_step_that_does_not_pay_on_large_inputs_trains_one_seed_at_a_time(digi
     assert_same(group, one)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BATCHED)
 def test_batched_seeds_equal_one_seed_at_a_time(name, digits):
     if METHODS.get(name).unsupported(DataInfo(digits.input_dim, digits.n_classes, digits.image_shape)):
@@ -86,6 +88,7 @@ def test_batched_seeds_equal_one_seed_at_a_time(name, digits):
     assert_same(group, one)
 
 
+@pytest.mark.slow
 def test_seeds_on_their_own_splits_are_batched_too():
     """confirm: each seed trains on its own split seed's data (another train set of the same shape)."""
     dss = [load_dataset("digits", DataConfig(split_seed=s), CPU) for s in (100, 101)]
@@ -95,6 +98,7 @@ def test_seeds_on_their_own_splits_are_batched_too():
     assert_same(group, one)
 
 
+@pytest.mark.slow
 def test_timing_is_the_groups_wall_time_shared(digits):
     group, _ = both_ways("infomax", digits, epochs=1)
     metas = [m for _, m in group]

@@ -15,6 +15,8 @@ import pytest
 from bench import results
 from bench.cli import main
 
+pytestmark = pytest.mark.slow  # every test here trains or runs a prediction
+
 SWEEP = ["prediction=probe", "dataset=digits", "methods=[infomax,lse_only,pca]", "seeds=3", "epochs=2", "width=16"]
 
 

@@ -125,6 +125,7 @@ def _both_ways(name, cfg, datasets, seeds, width=16, epochs=2, track=False):
     return group
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TWO_VIEW)
 def test_digits_batched_equal_one_seed_at_a_time(name, digits, on):
     """tests/test_seedbatch.py's check (S = 3, 2 epochs, convergence scores too) for a method that is off."""
@@ -134,6 +135,7 @@ def test_digits_batched_equal_one_seed_at_a_time(name, digits, on):
     _both_ways(name, RunConfig().method_config(name), [digits] * 3, [0, 1, 2], track=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TWO_VIEW)
 def test_vectors_batched_equal_one_seed_at_a_time(name, on):
     on(name)

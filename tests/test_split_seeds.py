@@ -86,6 +86,7 @@ def test_confirm_jobs_of_two_seeds_get_their_own_split(dataset, tmp_path):
     assert ctx.data_config({"mixing": "nonlinear"}, 101).split_seed == 101  # overrides keep the job's split
 
 
+@pytest.mark.slow
 def test_confirm_job_and_its_measurement_read_the_same_split(tmp_path, monkeypatch):
     trained_on: dict[int, float] = {}
     real_build = trainer.seeded_build

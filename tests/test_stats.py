@@ -150,6 +150,7 @@ def test_bad_direction_raises():
         compare_all(SUBJ, {"b": BASE}, "up")
 
 
+@pytest.mark.slow
 def test_verdict_follows_p_not_ci():
     # the old rule (CI strictly off 0) and the new one (p < 0.05) agree for a single t-test...
     c = compare(SUBJ10, BASE10, "higher")
@@ -208,6 +209,7 @@ def _modest(n: int, k: int) -> dict[int, float]:
     return {s: -(1.0 + spread[(s + k) % n]) for s in range(n)}
 
 
+@pytest.mark.slow
 def test_holm_makes_twenty_modest_effects_inconclusive():
     subj = {s: 0.0 for s in range(10)}
     modest = {f"b{k:02d}": _modest(8 + k % 3, k) for k in range(20)}
@@ -237,6 +239,7 @@ def test_holm_makes_twenty_modest_effects_inconclusive():
     )
 
 
+@pytest.mark.slow
 def test_contradicted_after_holm():
     subj = {s: 0.0 for s in range(10)}
     above = {s: 2.0 + 0.01 * s for s in range(10)}  # baseline far above: mean d < 0

@@ -179,6 +179,7 @@ def test_one_page_and_markdown(three_runs, tmp_path, drawn):
     assert not list(reports.glob(".*")) and not list(three_runs.glob(".*"))  # no temporary file left
 
 
+@pytest.mark.slow
 def test_exploratory_shows_no_verdict_word_or_p_value(tmp_path, drawn):
     """(quick, every prediction, PA + AB + REF members, one planted effect): directions only, in the
     markdown and in every text the PDF draws; the legend says what the colours mean."""
@@ -201,6 +202,7 @@ def test_exploratory_shows_no_verdict_word_or_p_value(tmp_path, drawn):
     assert sum(t.startswith("exploratory (profile quick): no verdicts") for t in drawn) == 1 + 4  # page + columns
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prediction", NAMES)
 def test_confirm_headline_supported(tmp_path, drawn, prediction):
     """(confirm, seeds 100..109) the subject beats every PA member by d_z about 3 (P4: on both primaries):
@@ -235,6 +237,7 @@ def test_confirm_na_by_design(tmp_path):
     assert "Headline: supported" in md  # an n/a cell leaves the intersection
 
 
+@pytest.mark.slow
 def test_every_primary_group_is_shown(tmp_path):
     """P4 has two primaries (MCC on ica, DCI on dsprites): a table each; confirm adds the overall verdict."""
     view = report_view("interpretability")
@@ -248,6 +251,7 @@ def test_every_primary_group_is_shown(tmp_path):
         assert ("overall (both primaries)" in section) == (profile == "confirm")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("planted", "expected", "side"), [(0.9, "supported", "as predicted"),
                                                           (0.1, "contradicted", "opposite")])
 @pytest.mark.parametrize("prediction", NAMES)

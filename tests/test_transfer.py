@@ -83,6 +83,7 @@ def _weighted_budget_probe(f_train, y_train, f_val, y_val, f_test, y_test, n_cla
     return best_test, best_l2, fixed
 
 
+@pytest.mark.slow
 def test_budget_probe_agrees_with_the_weighted_formulation_on_a_real_code():
     d, f = _digits_code()
     budgets, draws = ("1", "5", "10", "all"), (6, 4, 3, 1)
@@ -100,6 +101,7 @@ def test_budget_probe_agrees_with_the_weighted_formulation_on_a_real_code():
     assert float((new.test_acc - old_test).abs().max()) <= 0.05
 
 
+@pytest.mark.slow
 def test_a_probe_does_not_depend_on_the_other_subsets_in_the_batch():
     d, f = _digits_code()
     ones, fives = P.draw_subsets(d.train.y, "1", 2, 0, "alone"), P.draw_subsets(d.train.y, "5", 1, 0, "alone")
@@ -149,6 +151,7 @@ def _pca(d, k: int) -> list[torch.Tensor]:
     return [((s.x.double() - mu) @ v.T).float() for s in (d.train, d.val, d.test)]
 
 
+@pytest.mark.slow
 def test_a_random_rotation_of_any_code_keeps_its_cca():
     """Fails under v1's per-unit standardisation (it whitens the PCA code; a rotated one it does not)."""
     d, relu = _digits_code()
@@ -158,6 +161,7 @@ def test_a_random_rotation_of_any_code_keeps_its_cca():
         assert abs(a - b) <= 0.01, (name, a, b)
 
 
+@pytest.mark.slow
 def test_pca_at_k_equal_d_gives_raws_cca():
     """PCA at K = D is a rotation of the centred pixels: the probe must read it like ``raw`` (v1: it did not)."""
     d = load_dataset("digits")

@@ -59,6 +59,7 @@ def test_digits28c_shares_digits_rows_labels_and_split():
     assert provides("digits28c") == {"labels"} and a.image_shape == (1, 28, 28)
 
 
+@pytest.mark.slow
 def test_a_step_matched_view_is_a_stratified_random_subset_of_the_in_domain_size():
     name = "mnist5k~digits28c"
     assert parse_matched(name) == ("mnist5k", "digits28c") and parse_matched("mnist5k[0-4]") is None

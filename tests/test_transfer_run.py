@@ -38,6 +38,7 @@ def primary(tmp_path_factory):
                 draws=(1, 1, 1))
 
 
+@pytest.mark.slow
 def test_every_method_and_every_reference_probes_the_same_labelled_subsets(primary):
     sums = primary[primary["metric"] == "subset_checksum"]
     assert set(sums["method"]) == set(METHODS)
@@ -48,6 +49,7 @@ def test_every_method_and_every_reference_probes_the_same_labelled_subsets(prima
     assert s1["digits_lo_hi", 0] != s1["digits_lo_hi", 1]  # seeded by the seed
 
 
+@pytest.mark.slow  # reads the module fixture's whole run
 def test_raw_transfer_equals_in_domain(primary):
     raw = primary[primary["method"] == "raw"]
     gaps = raw[raw["metric"].isin(["gap", "gap_mean"])]["value"]
@@ -57,6 +59,7 @@ def test_raw_transfer_equals_in_domain(primary):
     assert len(t) and t.equals(i)
 
 
+@pytest.mark.slow  # reads the module fixture's whole run
 def test_step_matched_sources_and_widths(primary):
     k = primary[primary["metric"] == "kappa"]
     matched = k[k["reference"] == "matched"]
@@ -73,6 +76,7 @@ def test_step_matched_sources_and_widths(primary):
     assert "supervised" not in set(primary.loc[primary["metric"].isin(["gap", "gap_mean"]), "method"])
 
 
+@pytest.mark.slow
 def test_primary_and_coprimary_average_the_same_cells_and_the_view_reads_them(primary):
     k = primary[(primary["metric"] == "kappa") & (primary["l2_mode"] == "val") & (primary["scaling"] == "scalar")]
     for m in ("infomax", "pca"):
@@ -107,11 +111,13 @@ def test_primary_and_coprimary_average_the_same_cells_and_the_view_reads_them(pr
         assert name and fig.axes
 
 
+@pytest.mark.slow  # reads the module fixture's whole run
 def test_derived_rows_carry_under_trained(primary):
     derived = primary[primary["metric"].isin(["gap", "gap_mean", "kappa_transfer_mean"])]
     assert "under_trained" in derived.columns and len(derived)
 
 
+@pytest.mark.slow
 def test_a_pairs_subset_computes_no_primary_and_says_so(subset):
     assert not len(subset[subset["pair"] == "primary"].query("metric != 'skipped'"))
     note = subset[(subset["metric"] == "skipped") & (subset["pair"] == "primary")]["note"]
@@ -120,12 +126,14 @@ def test_a_pairs_subset_computes_no_primary_and_says_so(subset):
     assert any(PRIMARY_SUBSET in str(v) for t in tables for v in t.frame.get("note", []))
 
 
+@pytest.mark.slow  # reads the module fixture's whole run
 def test_infeasible_budgets_are_skipped_with_their_reason(subset):
     skipped = subset[(subset["metric"] == "skipped") & (subset["pair"] == "digits_lo_hi")]
     assert set(skipped["budget"]) == {"200"} and skipped["note"].str.contains("200 per class infeasible").all()
     assert not len(subset[(subset["metric"] == "kappa") & (subset["budget"] == "200")])
 
 
+@pytest.mark.slow
 def test_a_pair_whose_files_are_absent_is_skipped_with_its_reason(tmp_path):
     df = _run(tmp_path, ["pca"], pairs=("mnist_fashion",), data=DataConfig(root=str(tmp_path / "none")))
     assert set(df["metric"]) == {"skipped"} and set(df["pair"]) == {"mnist_fashion", "primary"}

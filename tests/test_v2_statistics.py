@@ -171,6 +171,7 @@ def test_non_inferiority_margin_shifts_d():
     assert shifted.at["pca", "mean_diff"] == pytest.approx(plain.at["pca", "mean_diff"])
 
 
+@pytest.mark.slow
 def test_every_real_view_applies_its_declared_margins_and_n_a_cells():
     """A view that overrides ``verdict_frame`` must still pass its Verdicts' ``margin`` and ``na`` on
     (P4's fastica margin and P2's oracle cells were once dropped that way)."""
