@@ -1,4 +1,4 @@
-"""Make ``bench/costs_default.json``: the cost table of the reference machine (``bench plan``).
+"""Make ``bench/engine/costs_default.json``: the cost table of the reference machine (``bench plan``).
 
     python benchmarks/make_cost_table.py CACHE_DIR [...] [--measures CACHE_DIR ...] [--steps 8] [--out FILE]
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--issue-anchor", action=argparse.BooleanOptionalAction, default=True,
                     help="scale the training cells to issue 20's cold pruning run (ISSUE_TRAIN)")
     ap.add_argument("--steps", type=int, default=8, help="timed training steps per cell")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "bench" / "costs_default.json"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "bench" / "engine" / "costs_default.json"))
     args = ap.parse_args(argv)
 
     from bench.catalog import load_all

@@ -11,7 +11,7 @@
   ``prediction.function`` (:attr:`bench.engine.measure.MeasureTask.name`): seconds per measurement, else
   the median of that measurement, else :data:`MEASURE_DEFAULT`.
 
-A default table ships with the package (``bench/costs_default.json``), made on the reference
+A default table ships with the package (``bench/engine/costs_default.json``), made on the reference
 machine (a 2-core CPU, ``workers=2``) from real cache entries by ``benchmarks/make_cost_table.py``.
 ``bench perf table=true`` measures a table on the current device and stores it in the cache
 (``CACHE/perf/costs-DEVICE.json``); :func:`load_table` prefers that one for its device.
