@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from bench.train.methods import Method
 
 SUBJECT = "infomax"
+PROFILES = ("quick", "full", "confirm")
+EXPLORATORY = ("quick", "full")  # no verdicts: n, mean d, interval, d_z and direction only
 NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
 @dataclass(frozen=True)
 class PredictionConfig:

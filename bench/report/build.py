@@ -11,9 +11,7 @@ tables, they are also exported beside the figures for pasting into a paper:
 
 from __future__ import annotations
 
-import importlib
 import io
-import pkgutil
 import sys
 import textwrap
 from dataclasses import MISSING, fields
@@ -27,12 +25,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from bench.config import EXPLORATORY  # noqa: E402
+from bench.catalog import load_view  # noqa: E402
 from bench.evaluate import (
     families,  # noqa: E402
     stats,
 )
-from bench.protocol import SUBJECT, VIEWS, Table, View  # noqa: E402
+from bench.protocol import EXPLORATORY, SUBJECT, VIEWS, Table, View  # noqa: E402
 from bench.report.pdftable import draw_table  # noqa: E402
 from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
 
@@ -63,18 +61,10 @@ def overall_lines(tables: list[Table], profile: str | None) -> list[str]:
 
 
 def view(name: str) -> View:
-    """The registered view of prediction ``name``, importing ``predictions.<name>`` first if needed
-    (``bench report`` imports the views it reads, not every method and baseline)."""
+    """The registered view of prediction ``name``, importing its ``view`` module first if needed
+    (``bench report`` imports the views it reads: no protocol, method or baseline, no torch)."""
     if name not in VIEWS:
-        try:
-            importlib.import_module(f"predictions.{name}")  # registers the view
-        except ModuleNotFoundError as e:
-            if e.name != f"predictions.{name}":
-                raise
-            package = importlib.import_module("predictions")  # no such prediction: register every view,
-            for info in pkgutil.iter_modules(package.__path__):  # so that the error lists them all
-                if not info.name.startswith("_"):
-                    importlib.import_module(f"predictions.{info.name}")
+        load_view(name)
     return VIEWS.get(name)()  # UnknownNameError, with the choices, for a prediction that has no view
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench.protocol import SUBJECT
 from bench.report import plots
-from predictions.pruning.criteria import CRITERIA
+from predictions.pruning.names import CRITERIA
 
 MODES = ("refit", "frozen", "head")
 CURVES = (*CRITERIA, "rank")
