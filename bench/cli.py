@@ -86,7 +86,7 @@ def cmd_list(args: list[str]) -> int:
     if what in ("all", "predictions"):
         print("predictions:")
         for n in PREDICTIONS.names(pattern):
-            cls, primary = PREDICTIONS.get(n), VIEWS.get(n).verdicts[0]
+            cls, primary = PREDICTIONS.get(n), VIEWS.get(n)().primary
             print(f"  {n:16s} {cls.describe()}  (primary: {primary.metric}, predicted: subject {primary.direction})")
             import dataclasses
 

@@ -53,7 +53,7 @@ def overall_lines(tables: list[Table], profile: str | None) -> list[str]:
     first = next((t for t in tables if t.verdict), None)
     if first is None:
         return []
-    frames = [t.frame for t in tables if t.role == "primary"] or [first.frame]
+    frames = [t.frame for t in tables if t.is_primary] or [first.frame]
     if exploratory(profile):
         return [families.exploratory_counts(frames, profile or "unknown")]
     word, why = first.headline or ("inconclusive", "")
@@ -173,7 +173,7 @@ def verdicts_csv(verdicts: list[Table], prediction: str = "", profile: str | Non
         if explore:
             f = f.drop(columns=[c for c in f.columns if c.startswith("p_") or "p_holm" in c or "p_wy" in c
                                 or "verdict" in c])
-        f.insert(0, "primary", t.role in ("primary", "overall"))
+        f.insert(0, "primary", t.is_primary or t.role == "overall")
         f.insert(0, "role", t.role)
         f.insert(0, "table", t.title)
         frames.append(f)
