@@ -31,12 +31,11 @@ from bench.evaluate import (
     stats,
 )
 from bench.protocol import EXPLORATORY, SUBJECT, VIEWS, Table, View  # noqa: E402
-from bench.report.pdftable import draw_table  # noqa: E402
+from bench.report.pdftable import draw_table, fit_table, text_width  # noqa: E402
 from bench.results import atomic_write, read_matrices, read_run  # noqa: E402
 
 PAGE = (8.27, 11.69)  # A4 portrait, inches
 VERDICT_COLORS = {"supported": "#c7e9c0", "contradicted": "#fcbba1", "inconclusive": "#e0e0e0"}
-ROWS_PER_PAGE = 34
 TEXT_SINK: list[str] | None = None  # when a list, every string the report draws is appended (tests)
 P_LABELS = {"p_t": "p (t)", "p_wilcoxon": "p (Wilcoxon)", "p_perm": "p (perm)", "p_holm": "p (Holm)",
             "p_wy": "p (WY)"}
@@ -211,15 +210,42 @@ def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str, profile: s
     return "\n".join(parts)
 
 
-def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int = 100, style="normal") -> float:
+LEFT, RIGHT, BOTTOM = 0.07, 0.96, 0.035  # the text block's margins (figure fractions of PAGE)
+TABLE_X = (0.03, 0.97)  # a table's axes, the page's width less narrow margins
+
+
+def _chars(size: float, weight: str = "normal", span: float = RIGHT - LEFT) -> int:
+    """How many characters of ``size``-point text fit in ``span`` of the page's width: the width of a
+    typical line of prose measured once per font (wide letters and digits count at their width)."""
+    sample = "The prediction, in the essay's words: 0.123 [-0.45, 6.78] AURC acc(0) under-trained"
+    per_char = text_width(sample, size, weight == "bold") / len(sample)
+    return max(20, int(span * PAGE[0] * 72 / (per_char * 1.08)))
+
+
+def _line_step(size: float) -> float:
+    return 0.0165 * size / 9  # figure fraction per text line
+
+
+def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int | None = None,
+          style="normal") -> float:
+    """Draw ``text`` from ``y`` down (each paragraph wrapped to the page: at most ``width`` characters
+    a line, fewer when the font needs it); the ``y`` below it."""
     if TEXT_SINK is not None:
         TEXT_SINK.append(text)
+    width = min(width or 10**6, _chars(size, weight))
     for para in text.split("\n"):
         lines = textwrap.wrap(para, width) or [""]
         for line in lines:
-            fig.text(0.07, y, line, fontsize=size, weight=weight, va="top", style=style)
-            y -= 0.0165 * size / 9
+            fig.text(LEFT, y, line, fontsize=size, weight=weight, va="top", style=style)
+            y -= _line_step(size)
     return y - 0.006
+
+
+def _text_height(text: str, size: float = 9, weight: str = "normal", width: int | None = None) -> float:
+    """What :func:`_text` takes of the page's height for ``text`` (figure fraction)."""
+    width = min(width or 10**6, _chars(size, weight))
+    n = sum(len(textwrap.wrap(p, width) or [""]) for p in text.split("\n"))
+    return n * _line_step(size) + 0.006
 
 
 def _save(pdf: PdfPages, fig) -> None:
@@ -231,27 +257,58 @@ def _save(pdf: PdfPages, fig) -> None:
     pdf.savefig(fig)
 
 
+NOTE_SIZE = 6.5
+
+
 def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95, explore: bool = False,
                  lines: tuple[str, ...] = ()) -> None:
+    """``table`` on as many pages as it needs, starting on ``first_fig`` below ``y0`` when the title,
+    the lines above the table and a few rows fit there: fitted to the page's width (:func:`fit_table`:
+    long text wraps or becomes numbered notes under its rows, the font shrinks), the rows that fit on
+    each page, the header repeated, "(continued)" in the title of every page after the first."""
     frame = verdict_display(table.frame, explore) if table.verdict else table.frame
-    chunks = [frame.iloc[i : i + ROWS_PER_PAGE] for i in range(0, max(len(frame), 1), ROWS_PER_PAGE)]
-    for i, chunk in enumerate(chunks):
-        fig = first_fig if (i == 0 and first_fig is not None) else plt.figure(figsize=PAGE)
+    cells = frame.map(_fmt)
+    if TEXT_SINK is not None:
+        TEXT_SINK.extend([*map(str, cells.columns), *cells.to_numpy().ravel().tolist()])
+    table_w = (TABLE_X[1] - TABLE_X[0]) * PAGE[0]  # inches
+    lay = fit_table(cells, table_w * 72)
+    color_by = "verdict" if table.verdict and "verdict" in cells.columns else None
+    heights = lay.heights[1:] or [0.0]
+    notes = [[_text_height(n, NOTE_SIZE) for n in row] for row in lay.notes] or [[]]
+    head = _text_height(table.title, 11, "bold") + sum(_text_height(x, 9, "bold", 110) for x in lines) + (
+        _text_height(table.note, 8) if table.note else 0.0)
+    few = min(3, len(frame))
+    need = head + (lay.heights[0] + sum(heights[:few])) / PAGE[1] + sum(map(sum, notes[:few]))
+    if first_fig is not None and y0 - need < BOTTOM:  # too little room left under the first page's text
+        _save(pdf, first_fig)
+        plt.close(first_fig)
+        first_fig = None
+    start, page = 0, 0
+    while start < max(len(frame), 1):
+        fig = first_fig if (page == 0 and first_fig is not None) else plt.figure(figsize=PAGE)
         y = y0 if fig is first_fig else 0.95
-        y = _text(fig, y, table.title + (" (continued)" if i else ""), 11, "bold")
-        for line in lines if i == 0 else ():
+        y = _text(fig, y, table.title + (" (continued)" if page else ""), 11, "bold")
+        for line in lines if page == 0 else ():
             y = _text(fig, y, line, 9, "bold", width=110)
-        if table.note and i == 0:
+        if table.note and page == 0:
             y = _text(fig, y, table.note, 8)
-        h = min(0.03 + 0.021 * (len(chunk) + 1), y - 0.04)
-        ax = fig.add_axes((0.04, y - h, 0.92, h))
-        cells = chunk.map(_fmt)
-        if TEXT_SINK is not None:
-            TEXT_SINK.extend([*map(str, cells.columns), *cells.to_numpy().ravel().tolist()])
-        color_by = "verdict" if table.verdict and "verdict" in cells.columns else None
-        draw_table(ax, cells, color_by, VERDICT_COLORS)
+        room = (y - BOTTOM - 0.008) * PAGE[1] - lay.heights[0]  # inches below the header
+        end, used, note_h = start, 0.0, 0.0
+        while end < len(frame):
+            nh = (sum(notes[end]) + 0.004 * len(notes[end])) * PAGE[1]
+            if end > start and used + heights[end] + note_h + nh > room:
+                break
+            used, note_h, end = used + heights[end], note_h + nh, end + 1
+        h = (lay.heights[0] + used) / PAGE[1]
+        ax = fig.add_axes((TABLE_X[0], y - h, TABLE_X[1] - TABLE_X[0], h))
+        draw_table(ax, cells, color_by, VERDICT_COLORS, lay, slice(start, max(end, start + 1) if len(frame) else 0))
+        y -= h + 0.008
+        for row in lay.notes[start:end]:
+            for n in row:
+                y = _text(fig, y, n, NOTE_SIZE) + 0.004
         _save(pdf, fig)
         plt.close(fig)
+        start, page = max(end, start + 1), page + 1
 
 
 def _save_png(fig, path: Path, dpi: float = 130) -> None:
@@ -352,7 +409,12 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
             "method configs: " + "; ".join(f"{m}: {c}" for m, c in config.get("resolved", {}).get("method_configs", {}).items()),
         ]
         for line in lines:
-            y = _text(fig, y, line, 8, width=120)
+            if y - _text_height(line, 8) < BOTTOM:  # a long provenance continues on the next page
+                _save(pdf, fig)
+                plt.close(fig)
+                fig = plt.figure(figsize=PAGE)
+                y = _text(fig, 0.95, "Provenance (continued)", 13, "bold")
+            y = _text(fig, y, line, 8)
         _save(pdf, fig)
         plt.close(fig)
     out = reports_dir / f"{name}.pdf"
