@@ -21,6 +21,7 @@ FONT, MIN_FONT = 6.5, 5.0  # a table's font, and the smallest it is shrunk to be
 WRAP = 32  # text cells longer than this wrap onto lines of at most this many characters
 NOTE_AT = 90  # a text cell longer than this becomes a numbered note under the table
 PAD = 0.1  # a column is as wide as its widest label plus 2 x PAD of it (matplotlib's Cell.PAD)
+EDGE_PT = 2.0  # and at least this many points each side (a one-digit column does not touch its edges)
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,7 +65,8 @@ def _is_text(col: pd.Series) -> bool:
 
 
 def _widths(header: list[str], rows: list[list[str]], size: float) -> list[float]:
-    return [max(text_width(r[c], size) for r in [header, *rows]) * (1 + 2 * PAD) for c in range(len(header))]
+    return [max(text_width(r[c], size) for r in [header, *rows]) * (1 + 2 * PAD) + 2 * EDGE_PT
+            for c in range(len(header))]
 
 
 def fit_table(cells: pd.DataFrame, width_pt: float, size: float = FONT) -> Layout:
@@ -172,9 +174,11 @@ class _Grid(Artist):
         to_axes = self._ax.bbox.width  # display units per axes fraction (transAxes scale)
         ncols = len(self._cells[0])
 
+        edge = 2 * EDGE_PT / 72 * self.get_figure().dpi / to_axes
+
         def measure() -> list[float]:
             return [max(self._layout(renderer, row[c])[0] for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
-                    for c in range(ncols)]
+                    + edge for c in range(ncols)]
 
         widths = measure()
         if sum(widths) > 1.0:  # wider than its axes (a confirm table has many columns): a smaller font, same layout
