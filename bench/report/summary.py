@@ -33,9 +33,9 @@ from bench.evaluate import stats
 from bench.evaluate.families import FAMILIES, family
 from bench.protocol import ROLE_LABELS, SUBJECT, Table, Verdict, View, in_all
 from bench.report import plots
-from bench.report.tables import exploratory, overall_lines
 from bench.report.build import view as report_view
 from bench.report.summary_page import CONFIRM, draw, openers, primaries
+from bench.report.tables import exploratory, overall_lines
 from bench.results import atomic_write, latest_run, read_run
 
 
