@@ -4,9 +4,12 @@ prediction (``prediction=all`` gives one per prediction), and the errors that me
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from bench.config import ConfigError, RunConfig
 from bench.protocol import PREDICTIONS, Prediction, in_all
+
+if TYPE_CHECKING:  # bench.config imports the data and the methods (torch): imported where a config is made
+    from bench.config import RunConfig
 
 
 class UsageError(Exception):
@@ -67,6 +70,8 @@ def bad_input_errors() -> tuple[type[Exception], ...]:
 
 
 def build_prediction(cfg: RunConfig) -> Prediction:
+    from bench.config import ConfigError
+
     pcls = PREDICTIONS.get(cfg.prediction)
     over = dict(cfg.prediction_overrides)
     if cfg.dataset is not None:

@@ -83,7 +83,7 @@ def cmd_list(args: list[str]) -> int:
     if what in ("all", "predictions"):
         print("predictions:")
         for n in PREDICTIONS.names(pattern):
-            cls, primary = PREDICTIONS.get(n), VIEWS.get(n).verdicts[0]
+            cls, primary = PREDICTIONS.get(n), VIEWS.get(n)().primary
             print(f"  {n:16s} {cls.describe()}  (primary: {primary.metric}, predicted: subject {primary.direction})")
             import dataclasses
 
@@ -228,9 +228,6 @@ def _report_task(kind: str, target: str, reports_dir: str):
     """One unit of ``bench report`` in a worker process: a run's report (its PDF's path) or the
     summary (``build_summary``'s result). A bad-input error comes back as ``("error", message)``, so
     the main process fails with the same one line as the serial path; anything else is raised."""
-    from bench.config import ConfigError
-    from bench.registry import UnknownNameError
-
     try:
         if kind == "report":
             from bench.report import build as report
@@ -239,13 +236,15 @@ def _report_task(kind: str, target: str, reports_dir: str):
         from bench.report.summary import build_summary
 
         return build_summary(target, reports_dir)
-    except (UsageError, ConfigError, UnknownNameError) as e:
+    except Exception as e:
+        if not isinstance(e, bad_input_errors()):  # the loaded modules' bad-input errors (bench.config: not loaded)
+            raise
         return ("error", str(e).strip("'\""))
 
 
 def _workers(value: str, tasks: int) -> int:
     if value == "auto":
-        from bench.engine.executors import usable_cores  # the cores bench run's workers=auto counts (affinity-aware)
+        from bench.provenance import usable_cores  # the cores bench run's workers=auto counts (affinity-aware)
 
         return max(1, min(tasks, usable_cores()))
     try:

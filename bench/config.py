@@ -22,10 +22,9 @@ from typing import Any
 
 from bench.data import DATASETS, DataConfig, base_name
 from bench.data.views import parse_view
+from bench.protocol import EXPLORATORY, PROFILES  # noqa: F401 (the profiles, in the contract a report reads)
 from bench.train.methods import METHODS
 
-PROFILES = ("quick", "full", "confirm")
-EXPLORATORY = ("quick", "full")  # no verdicts: n, mean d, interval, d_z and direction only
 DEVICES = ("auto", "cpu", "cuda")
 CONFIRM_SEEDS = tuple(range(100, 110))  # seeds and split seeds >= 100 belong to confirm alone
 SEEDS = {"quick": 3, "full": 10}

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from bench.train.methods import Method
 
 SUBJECT = "infomax"
+PROFILES = ("quick", "full", "confirm")
+EXPLORATORY = ("quick", "full")  # no verdicts: n, mean d, interval, d_z and direction only
 NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
 @dataclass(frozen=True)
 class PredictionConfig:
@@ -160,7 +162,14 @@ class Prediction:
         raise NotImplementedError
 
 
-ROLES = ("primary", "secondary")
+ROLES = ("overall", "primary", "co-primary", "secondary")
+"""What a verdict table is, the one home of these words; consumers read ``Table.role`` / ``Verdict.role``,
+never a title. ``overall``: the per-member table of a prediction with two primaries (made by
+:meth:`View.verdict_tables`, never declared); ``primary``; ``co-primary``: a second primary that the
+prediction names so (P2's step-matched gap), judged exactly as a primary; ``secondary``."""
+PRIMARY_ROLES = ("primary", "co-primary")  # the tables the headline and the summary read
+ROLE_LABELS = {"overall": "Overall per member", "primary": "Primary", "co-primary": "Co-primary",
+               "secondary": "Secondary"}
 
 
 @dataclass(frozen=True)
@@ -168,9 +177,10 @@ class Verdict:
     """A verdict declared as data: the subject against every baseline on ``metric`` (rows
     matching ``where``), predicted ``direction`` ("higher" / "lower") for subject - baseline.
 
-    ``role``: ``"primary"`` or ``"secondary"``; empty: the first declared verdict is the primary
-    and the rest are secondaries. A prediction with two primaries (P2's co-primary, P4's MCC and
-    DCI) marks both ``"primary"``: they are judged together (Holm and Westfall-Young over both,
+    ``role`` (one of :data:`ROLES` but ``overall``): ``"primary"``, ``"co-primary"`` or ``"secondary"``;
+    empty: the first declared verdict is the primary and the rest are secondaries. A prediction with two
+    primaries marks both (P4's MCC and DCI: ``"primary"`` twice; P2: ``"primary"`` and its
+    ``"co-primary"``): they are judged together (Holm and Westfall-Young over both,
     the two-primaries rule per member). ``margin``: member -> non-inferiority margin added to
     every per-seed d of that member's row (supported = non-inferior within the margin).
     ``na``: member -> why that member's cell is n/a by design (it leaves the headline's
@@ -185,6 +195,10 @@ class Verdict:
     margin: dict[str, float] = field(default_factory=dict)
     na: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.role not in ("", *ROLES[1:]):
+            raise ValueError(f"role: unknown '{self.role}' (choices: {', '.join(ROLES[1:])})")
+
     @property
     def title(self) -> str:
         return f"{self.label or self.metric}; predicted subject {self.direction}"
@@ -194,8 +208,7 @@ class Verdict:
 class Table:
     """A titled table for the report; ``verdict`` tables are the ones verdicts are read from.
 
-    ``role`` (verdict tables): ``"overall"`` (the per-member table of a prediction with two
-    primaries), ``"primary"`` or ``"secondary"``. The first verdict table of a view carries the
+    ``role`` (verdict tables): one of :data:`ROLES`; the title is for the reader only. The first verdict table of a view carries the
     prediction's ``headline`` (word and why) and the family ``counts`` line."""
 
     title: str
@@ -207,6 +220,15 @@ class Table:
     headline: tuple[str, str] | None = None
     counts: str = ""
 
+    def __post_init__(self) -> None:
+        if self.role not in ("", *ROLES):
+            raise ValueError(f"role: unknown '{self.role}' (choices: {', '.join(ROLES)})")
+
+    @property
+    def is_primary(self) -> bool:
+        """A primary's (or co-primary's) own table: what the headline and the summary read."""
+        return self.role in PRIMARY_ROLES
+
 
 class View:
     """The report side of a prediction: reads the tidy table only (see the module docstring)."""
@@ -217,7 +239,7 @@ class View:
     order: ClassVar[float] = 100.0  # their order: lower first, then by name
     statement: ClassVar[str] = ""  # the essay's words
     protocol: ClassVar[str] = ""  # the protocol in brief, for the report
-    verdicts: ClassVar[tuple[Verdict, ...]] = ()  # the first is the primary
+    verdicts: ClassVar[tuple[Verdict, ...]] = ()  # the first is the primary unless roles say otherwise
     verdict_by: ClassVar[tuple[str, ...]] = ("dataset",)  # columns that split verdict groups
     pa: ClassVar[tuple[str, ...] | None] = None  # the PA family; None: every method but AB and REF
     profile: str | None = None  # the run's profile, set by the report before tables and figures
@@ -233,8 +255,8 @@ class View:
 
     @property
     def primaries(self) -> tuple[Verdict, ...]:
-        """The declared primaries: those with ``role="primary"``, else the first verdict."""
-        marked = tuple(v for v in self.verdicts if v.role == "primary")
+        """The declared primaries: those with a role in :data:`PRIMARY_ROLES`, else the first verdict."""
+        marked = tuple(v for v in self.verdicts if v.role in PRIMARY_ROLES)
         return marked or self.verdicts[:1]
 
     @property
@@ -264,13 +286,14 @@ class View:
 
         prims = [v for i, v in enumerate(self.primaries) if i == 0 or self.present(df, v)]
         frames = families.judge([self.verdict_frame(df, v) for v in prims], [v.direction for v in prims], self.pa)
-        tables = [Table(f"Primary: {v.title}", f, verdict=True, note=v.note, role="primary", spec=v)
-                  for v, f in zip(prims, frames, strict=True)]
+        roles = [v.role or "primary" for v in prims]
+        tables = [Table(f"{ROLE_LABELS[r]}: {v.title}", f, verdict=True, note=v.note, role=r, spec=v)
+                  for v, r, f in zip(prims, roles, frames, strict=True)]
         combined = None
         if len(prims) > 1:
             short = [v.metric for v in prims]  # the metric names: the table's column headers stay short
             combined = families.combine(frames, short if len(set(short)) == len(short) else [v.label for v in prims])
-            tables.insert(0, Table("Overall per member, both primaries together (the two-primaries rule)", combined,
+            tables.insert(0, Table(f"{ROLE_LABELS['overall']}, both primaries together (the two-primaries rule)", combined,
                                    verdict=True, role="overall",
                                    note="" if self.exploratory else "A member reads supported only if supported on "
                                    "every primary that applies to it, contradicted if contradicted on either."))
@@ -279,7 +302,8 @@ class View:
         for v in self.secondaries if secondaries else ():
             if self.present(df, v):
                 (f,) = families.judge([self.verdict_frame(df, v)], [v.direction], self.pa)
-                tables.append(Table(f"Secondary: {v.title}", f, verdict=True, note=v.note, role="secondary", spec=v))
+                tables.append(Table(f"{ROLE_LABELS['secondary']}: {v.title}", f, verdict=True, note=v.note,
+                                    role="secondary", spec=v))
         return tables
 
     def tables(self, df: pd.DataFrame) -> list[Table]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import platform
 import sys
 from collections.abc import Iterable
@@ -63,3 +64,11 @@ def library_versions(libraries: Iterable[str] = LIBRARIES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[lib] = "absent"
     return out
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (affinity-aware): what ``workers=auto`` counts."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -63,6 +63,15 @@ def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(sma
     assert {"importance_dsprites_narrow", "corr_ica_linear", "atlas_top", "atlas_top_label", "atlas_unit",
             "atlas_weight"} <= names
     assert set(mats.loc[mats["matrix"] == "atlas_top", "seed"]) == {0}  # first seed only
+    # the atlas's thumbnails are the run's own: the top inputs' test rows, quantised (digits: 8 x 8, kept)
+    thumb = {n: g for n, g in mats[(mats["method"] == "infomax")].groupby("matrix") if n.startswith("atlas_")}
+    index = thumb["atlas_thumb_index"].sort_values("i")["value"].to_numpy(int)
+    assert set(thumb["atlas_top"]["value"].astype(int)) == set(index)
+    assert thumb["atlas_thumb_shape"].sort_values("j")["value"].tolist() == [8, 8, 8, 8]
+    x = load_dataset("digits").test.x.numpy()[index]
+    q = np.round((x - x.min()) / (x.max() - x.min()) * 255)
+    stored = thumb["atlas_thumb"].pivot(index="i", columns="j", values="value").to_numpy()
+    assert np.abs(stored - q).max() <= 1  # float32 rounding at a half level
     imp = mats[(mats["matrix"] == "importance_dsprites_narrow") & (mats["method"] == "infomax")]
     assert (imp["i"].max() + 1, imp["j"].max() + 1) == (5, 5)
 
@@ -84,6 +93,33 @@ def test_the_view_builds_comparison_rows_tables_and_the_atlas(small_run):
     (ax,) = figs["atlas_digits_infomax"].axes  # one mosaic: a tile and a label per unit
     labels = [t.get_text() for t in ax.texts]
     assert len(labels) == 8 and all(t == "dead" or t.startswith(f"u{i}: ") for i, t in enumerate(labels))  # K = 8
+    assert "atlas_missing" not in figs
+
+
+def test_a_run_without_thumbnails_says_so_in_one_line(small_run):
+    """A run made before the protocol stored thumbnails: no atlas, and one line that says why."""
+    df, mats = small_run
+    old = mats[~mats["matrix"].str.startswith("atlas_thumb")]
+    figs = dict(InterpretabilityView().figures(df, old))
+    assert not [n for n in figs if n.startswith("atlas_digits")]
+    (text,) = [t.get_text() for t in figs["atlas_missing"].texts]
+    assert "no thumbnails" in text and "infomax on digits" in text and "fastica on digits" in text
+
+
+def test_thumbnails_pool_quantise_and_come_back_at_full_size():
+    from predictions.interpretability.figures import _thumbnails
+    from predictions.interpretability.protocol import thumbnails
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(5, 28 * 28))
+    got = thumbnails(images, np.array([3, 7, 9, 20, 41]), (28, 28))
+    assert got["atlas_thumb"].shape == (5, 14 * 14) and got["atlas_thumb_shape"].tolist() == [[14, 14, 28, 28]]
+    assert got["atlas_thumb"].min() == 0 and got["atlas_thumb"].max() == 255
+    assert np.array_equal(got["atlas_thumb"], np.round(got["atlas_thumb"]))
+    back, shape = _thumbnails(got)
+    assert shape == (28, 28) and sorted(back) == [3, 7, 9, 20, 41] and back[7].shape == (28, 28)
+    pooled = images[1].reshape(14, 2, 14, 2).mean(axis=(1, 3))
+    assert np.corrcoef(back[7][::2, ::2].ravel(), pooled.ravel())[0, 1] > 0.999
 
 
 def test_two_primaries_the_fastica_margin_and_n_a_by_design_on_ica_are_declared():

@@ -92,7 +92,7 @@ def test_primary_and_coprimary_average_the_same_cells_and_the_view_reads_them(pr
             assert sel["gap_mean"] == pytest.approx(matched["value"].mean() - t["in_domain"])
     view = VIEWS.get("transfer")()
     v1, v2 = view.verdicts[:2]
-    assert (v1.metric, v2.metric) == ("kappa_transfer_mean", "gap_mean") and v1.role == v2.role == "primary"
+    assert (v1.metric, v2.metric) == ("kappa_transfer_mean", "gap_mean") and (v1.role, v2.role) == ("primary", "co-primary")
     assert set(v2.na) == {"supervised", "supervised_mlp2", "supervised_cnn"} and not v1.na
     assert all(v.role == "secondary" for v in view.verdicts[2:])
     frame = view.verdict_frame(primary, v1)

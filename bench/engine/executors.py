@@ -31,18 +31,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from bench.config import ENGINES, ExecutorConfig  # noqa: F401 (re-exported)
+from bench.provenance import usable_cores  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from bench.engine.jobs import JobSpec
 
 GPU_WORKERS_PER_DEVICE = 6  # tiny models leave one GPU idle between a single process's kernel launches
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def resolve_workers(workers: int | str, device_type: str) -> int:

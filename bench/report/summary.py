@@ -31,11 +31,11 @@ import pandas as pd
 
 from bench.evaluate import stats
 from bench.evaluate.families import FAMILIES, family
-from bench.protocol import SUBJECT, Table, Verdict, View, in_all
+from bench.protocol import ROLE_LABELS, SUBJECT, Table, Verdict, View, in_all
 from bench.report import plots
-from bench.report.build import exploratory, overall_lines
 from bench.report.build import view as report_view
 from bench.report.summary_page import CONFIRM, draw, openers, primaries
+from bench.report.tables import exploratory, overall_lines
 from bench.results import atomic_write, latest_run, read_run
 
 
@@ -64,6 +64,7 @@ class Entry:
     seeds: list[int] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)  # bench.report.build.overall_lines: headline + counts, or exploratory
     groups: list[Group] = field(default_factory=list)
+    headline: str = ""  # the headline's word (confirm): the first verdict table's ``headline``
     joint: dict[str, str] | None = None  # member -> verdict over both primaries (the "overall" table; confirm)
     error: str = ""
 
@@ -137,7 +138,9 @@ def _entry(name: str, out: Path) -> Entry:
     view.profile = e.profile
     tables = view.verdict_tables(df, secondaries=False)
     e.lines = [line for line in overall_lines(tables, e.profile) if line]
-    e.groups = [g for t in tables if t.role == "primary" for g in _groups(view, t, df) if len(g.rows)]
+    if tables and not e.explore:
+        e.headline = (tables[0].headline or ("inconclusive", ""))[0]
+    e.groups = [g for t in tables if t.is_primary for g in _groups(view, t, df) if len(g.rows)]
     if not e.groups:
         e.error = f"no rows of the primary metric {view.primary.metric}"
     joint = next((t for t in tables if t.role == "overall"), None)
@@ -210,7 +213,7 @@ def markdown(entries: list[Entry], reports_dir: Path) -> str:
             continue
         prims = primaries(e.groups)
         for v in prims:
-            lines.append(f"**Primary metric:** {_metric_line(v)}.  ")
+            lines.append(f"**{ROLE_LABELS[v.role or 'primary']} metric:** {_metric_line(v)}.  ")
         for i, line in enumerate(e.lines):
             head, sep, rest = line.partition("; ") if e.explore else (line, "", "")
             lines.append(f"**{head}**{sep}{rest}  " if i == 0 else f"{line}  ")

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from bench.protocol import SUBJECT, Verdict  # noqa: E402
+from bench.protocol import ROLE_LABELS, SUBJECT, Verdict  # noqa: E402
 from bench.report import plots  # noqa: E402
 
 if TYPE_CHECKING:
@@ -78,13 +78,13 @@ def _column_text(fig, e: Entry, x: float, y: float, reports_dir: Path, width: fl
         return _wrap(fig, x, y, f"run {e.run_id}: {e.error}", 7, width, color="#b00000")
     for v in primaries(e.groups):
         where = ", ".join(f"{k}={val}" for k, val in v.where.items())
-        y = _wrap(fig, x, y, f"Primary: {v.metric}{f' ({where})' if where else ''}; predicted subject "
+        y = _wrap(fig, x, y, f"{ROLE_LABELS[v.role or 'primary']}: {v.metric}{f' ({where})' if where else ''}; predicted subject "
                              f"{v.direction.upper()} than each baseline", 6.5, width)
     for i, line in enumerate(e.lines):
         if e.explore:
             y = _wrap(fig, x, y, line, 6, width, bold=False)
         elif i == 0:
-            color = VERDICT_COLORS.get(line.removeprefix("Headline: ").split(" ")[0], "black")
+            color = VERDICT_COLORS.get(e.headline, "black")
             y = _wrap(fig, x, y, line, 7, width, bold=True, color=color if color != "#9e9e9e" else "#505050")
         else:
             y = _wrap(fig, x, y, line, 6, width)

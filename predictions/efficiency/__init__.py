@@ -1,5 +1,6 @@
 """Prediction 3, parameter efficiency: parameter counts and accuracy-vs-parameters curves (curves),
 the protocol that sweeps widths and writes tidy rows (protocol), and the report's verdicts, tables
-and figures (view, tables, figures)."""
+and figures (view, tables, figures).
 
-from predictions.efficiency import protocol, view  # noqa: F401  (registers the prediction and its view)
+Imports nothing: :func:`bench.catalog.load_all` registers ``protocol`` and ``view``, and a report
+imports the view alone (:func:`bench.catalog.load_views`), never the protocol and never torch."""

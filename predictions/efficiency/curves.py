@@ -20,11 +20,13 @@ one lucky point forward), linearly in ``log P`` between sweep points and never o
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 REL_TOL = 1e-9  # P* within this relative distance of a sweep end counts as inside (exact 2x counts)
 CNN = "supervised_cnn"  # swept over its channel width c (column ``channels``) at one projection width

@@ -4,14 +4,14 @@
 - ``importance``: DCI importance matrices (units x factors) of the figure methods (first seed);
 - ``ica_corr``: test |corr| between pre-activations and sources on ica linear;
 - ``atlas_<dataset>_<method>``: per unit its incoming weights as an image, its top-9 test inputs,
-  its majority label and its purity, starred when the unit is unnameable at m. The test images are read back from the dataset by name (data,
-  not a model); the recorded labels of the top-9 are checked against them.
+  its majority label and its purity, starred when the unit is unnameable at m. The test images are the
+  run's stored thumbnails (``atlas_thumb``); a run without them gets a one-line note instead.
 """
 
 from __future__ import annotations
 
-import functools
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -81,14 +81,16 @@ def heatmaps(matrices: pd.DataFrame, prefix: str, title: str, xlabels):
     return fig
 
 
-@functools.lru_cache(maxsize=4)
-def _test_images(dataset: str):
-    """The test split's images, labels and image shape (read once per dataset: every atlas of it shares them)."""
-    from bench.data import load_dataset
-
-    ds = load_dataset(dataset)
-    shape = ds.image_shape[1:] if ds.image_shape else None
-    return ds.test.x.cpu().numpy(), ds.test.y.cpu().numpy(), shape
+def _thumbnails(get: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], tuple[int, int]] | None:
+    """The run's stored thumbnails (``atlas_thumb*``, written by the protocol): test row -> image at the
+    stored images' full size (nearest-neighbour upsampling), and that size; None for a run without them."""
+    if not {"atlas_thumb", "atlas_thumb_index", "atlas_thumb_shape"} <= set(get):
+        return None
+    th, tw, h, w = (int(v) for v in get["atlas_thumb_shape"][0])
+    up = np.ones((h // th, w // tw))
+    images = {int(i): np.kron(t.reshape(th, tw), up)
+              for i, t in zip(get["atlas_thumb_index"][:, 0], get["atlas_thumb"], strict=True)}
+    return images, (h, w)
 
 
 def _tile(weight, images: np.ndarray, shape) -> np.ndarray:
@@ -112,10 +114,11 @@ def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64
     get = {n: _matrix(g) for n, g in sel.groupby("matrix") if n.startswith("atlas_")}
     if "atlas_top" not in get:
         return None
-    x, y, shape = _test_images(dataset)
+    stored = _thumbnails(get)
+    if stored is None:
+        return None  # a run made before thumbnails were stored: all_figures says so in one line
+    thumbs, shape = stored
     top = get["atlas_top"].astype(int)
-    if shape is None or top.max() >= len(x) or not np.array_equal(y[top], get["atlas_top_label"].astype(int)):
-        return None  # the test split read back is not the run's: draw nothing rather than wrong images
     unit = get["atlas_unit"]
     weight = get.get("atlas_weight")
     k = min(len(top), max_units)
@@ -123,7 +126,7 @@ def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64
     rows = math.ceil(k / cols)
     # one image of k tiles and k text labels on one axes (64 axes per atlas made it the slowest
     # figure of every report: their creation and layout, not the pixels, cost the time)
-    tiles = [_tile(None if weight is None else weight[i], x[top[i]], shape) for i in range(k)]
+    tiles = [_tile(None if weight is None else weight[i], [thumbs[int(t)] for t in top[i]], shape) for i in range(k)]
     th, tw = tiles[0].shape
     gap, head = max(2, tw // 16), max(4, th // 4)  # white space between tiles, room for each label
     canvas = np.ones((rows * (th + head), cols * tw + (cols - 1) * gap))
@@ -161,9 +164,23 @@ def all_figures(df: pd.DataFrame, matrices: pd.DataFrame) -> list:
         out.append(("ica_corr", fig))
     if len(matrices):
         at = matrices[matrices["matrix"] == "atlas_top"]
+        missing = []
         for (dataset, method), _ in sorted(at.groupby(["dataset", "method"]),
                                            key=lambda kv: (kv[0][0], kv[0][1] != SUBJECT, kv[0][1])):
             fig = atlas(matrices, dataset, method)
             if fig is not None:
                 out.append((f"atlas_{dataset}_{method}", fig))
+            else:
+                missing.append(f"{method} on {dataset}")
+        if missing:
+            out.append(("atlas_missing", note_figure(
+                f"Feature atlases not drawn ({', '.join(missing)}): this run stores no thumbnails of the top test "
+                "inputs (made before the protocol recorded them); rerun prediction=interpretability to draw them.")))
     return out
+
+
+def note_figure(text: str):
+    """A one-line note as a strip of a page (what a report shows in place of a figure it cannot draw)."""
+    fig = plt.figure(figsize=(8.27, 0.5))
+    fig.text(0.02, 0.5, "\n".join(textwrap.wrap(text, 140)), fontsize=7.5, va="center", color="#b00000")
+    return fig

@@ -17,7 +17,7 @@ Settings (``settings=``; each names its own dataset, so the run's ``dataset`` is
   permuted-label value, ``unnameable_at_m`` (a count per encoder: dead units plus units with fewer
   than m test rows above their lowest test score), k-sparse probing (units chosen on train), and
   the atlas of ``atlas_methods`` (matrices ``atlas_weight``, ``atlas_top``, ``atlas_top_label``,
-  ``atlas_unit``).
+  ``atlas_unit``, and the top inputs' thumbnails ``atlas_thumb``, ``atlas_thumb_index``, ``atlas_thumb_shape``).
 
 Every code is first clipped to its train [0.1%, 99.9%] range (one outlier row changes no metric).
 Tidy rows carry the condition columns ``setting``, ``feature`` (pre / act), ``corr``
@@ -264,8 +264,9 @@ class Interpretability(Prediction):
 
     def _atlas(self, src: EncoderSource, enc, ds, p: fx.Purity) -> None:
         """What the atlas page draws, per unit: incoming weights (K, D) when single-layer, the
-        top-9 test indices and their labels (K, 9; the view reloads the test images by dataset
-        name and checks the labels), and (majority label, purity, tail, dead, unnameable) (K, 5)."""
+        top-9 test indices and their labels (K, 9), (majority label, purity, tail, dead, unnameable)
+        (K, 5), and the thumbnails of those test images (:func:`thumbnails`): the report draws the
+        atlas from the run's own tables, never from the dataset."""
         w = enc.method.encoder_weight()
         if w is not None:
             src.matrix(enc, "atlas_weight", _np(w))
@@ -273,3 +274,25 @@ class Interpretability(Prediction):
         src.matrix(enc, "atlas_top", top)
         src.matrix(enc, "atlas_top_label", ds.test.y.cpu().numpy()[top])
         src.matrix(enc, "atlas_unit", np.stack([p.majority, p.purity, p.tail, p.dead, p.unnameable], axis=1))
+        if ds.image_shape:
+            index = np.unique(top)
+            for name, values in thumbnails(_np(ds.test.x[torch.as_tensor(index, device=ds.test.x.device)]), index,
+                                           tuple(ds.image_shape[1:])).items():
+                src.matrix(enc, name, values)
+
+
+def thumbnails(images: np.ndarray, index: np.ndarray, shape: tuple[int, int], max_side: int = 16) -> dict[str, np.ndarray]:
+    """The stored thumbnails of the test images ``index`` (rows of ``images``, each ``shape`` flattened):
+    ``atlas_thumb`` (n, h' w') mean-pooled by an integer factor to at most ``max_side`` pixels a side
+    (MNIST 28 -> 14; digits 8 stays 8) and quantised to 256 grey levels over their common range (the
+    atlas rescales each tile to its own range: only the levels matter); ``atlas_thumb_index`` (n, 1),
+    the test rows they are; ``atlas_thumb_shape`` (1, 4): h', w', h, w."""
+    h, w = shape
+    f = max(1, -(-max(h, w) // max_side))
+    while h % f or w % f:  # an integer factor that divides both sides
+        f -= 1
+    x = images.reshape(len(images), h // f, f, w // f, f).mean(axis=(2, 4))
+    lo, hi = float(x.min()), float(x.max())
+    q = np.round((x - lo) / (hi - lo + 1e-12) * 255).reshape(len(images), -1)
+    return {"atlas_thumb": q, "atlas_thumb_index": np.asarray(index).reshape(-1, 1),
+            "atlas_thumb_shape": np.array([[h // f, w // f, h, w]])}

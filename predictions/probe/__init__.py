@@ -1,3 +1,4 @@
-"""The sanity protocol ``probe``: linear-probe and kNN accuracy of every method (protocol, view)."""
+"""The sanity protocol ``probe``: linear-probe and kNN accuracy of every method (protocol, view).
 
-from predictions.probe import protocol, view  # noqa: F401  (registers the prediction and its view)
+Imports nothing: :func:`bench.catalog.load_all` registers ``protocol`` and ``view``, and a report
+imports the view alone (:func:`bench.catalog.load_views`), never the protocol and never torch."""

@@ -1,5 +1,6 @@
 """Prediction 1, prunability: removal orders (criteria), accuracy curves (curves), the protocol
 that turns encoders into tidy rows (protocol), and the report's verdicts, tables and figures
-(view, figures)."""
+(view, figures).
 
-from predictions.pruning import protocol, view  # noqa: F401  (registers the prediction and its view)
+Imports nothing: :func:`bench.catalog.load_all` registers ``protocol`` and ``view``, and a report
+imports the view alone (:func:`bench.catalog.load_views`), never the protocol and never torch."""

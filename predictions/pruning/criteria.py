@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.evaluate.metrics import DEAD_TOL, correlation
+from predictions.pruning.names import CRITERIA, PRIMARY_CRITERIA  # noqa: F401 (re-exported)
 
-CRITERIA = ("magnitude", "variance", "random", "importance", "redundancy")
-PRIMARY_CRITERIA = ("variance", "random", "importance", "redundancy")  # apply to every method
 DEAD_EIG = 1e-9  # rank: components with eigenvalue below this fraction of the largest are dead
 
 

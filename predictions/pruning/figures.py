@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from bench.protocol import SUBJECT
 from bench.report import plots
-from predictions.pruning.criteria import CRITERIA
+from predictions.pruning.names import CRITERIA
 
 MODES = ("refit", "frozen", "head")
 CURVES = (*CRITERIA, "rank")
@@ -113,7 +115,7 @@ def _dots(ax, sel: pd.DataFrame, label: str) -> None:
             tick.set_color(plots.SUBJECT_COLOR)
     if SUBJECT in set(t["method"]):
         ax.axvline(float(t.loc[t["method"] == SUBJECT, "mean"].iloc[0]), color=plots.SUBJECT_COLOR, lw=0.6, ls="--")
-    ax.set_xlabel(label)
+    ax.set_xlabel(textwrap.fill(label, 34))  # a panel a quarter of the page wide: a long label wraps
     ax.set_ylim(-0.6, len(t) - 0.4)
 
 

@@ -1,3 +1,4 @@
-"""Prediction 2, transfer: label-budget probes on new data and unseen classes (protocol, view)."""
+"""Prediction 2, transfer: label-budget probes on new data and unseen classes (protocol, view).
 
-from predictions.transfer import protocol, view  # noqa: F401  (registers the prediction and its view)
+Imports nothing: :func:`bench.catalog.load_all` registers ``protocol`` and ``view``, and a report
+imports the view alone (:func:`bench.catalog.load_views`), never the protocol and never torch."""

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.protocol import SUBJECT
+from bench.protocol import ROLE_LABELS, SUBJECT
 from bench.report import plots
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def kappa_figure(df: pd.DataFrame):
 def verdict_figure(df: pd.DataFrame, view: TransferView):
     """The primary and the co-primary as dot-and-whisker per baseline: mean paired difference and 95% CI
     (references hollow); no verdicts (the report's verdict tables carry them, in ``confirm`` only)."""
-    frames = [(v, view.verdict_frame(df, v)) for v in view.verdicts[:2]]
+    frames = [(v, view.verdict_frame(df, v)) for v in view.primaries]
     frames = [(v, f) for v, f in frames if not f.empty]
     if not frames:
         return None
@@ -128,7 +128,7 @@ def verdict_figure(df: pd.DataFrame, view: TransferView):
                       fontsize=7)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_xlabel("subject - baseline (per-seed paired difference)")
-        ax.set_title(textwrap.fill(("Primary: " if v is view.verdicts[0] else "Co-primary: ") + v.title, 70), fontsize=8)
+        ax.set_title(textwrap.fill(f"{ROLE_LABELS[v.role or 'primary']}: {v.title}", 70), fontsize=8)
     fig.suptitle("Paired differences subject - baseline, mean and 95% t-interval over seeds "
                  "(label-trained methods: no co-primary, n/a by design)", fontsize=9)
     fig.tight_layout()

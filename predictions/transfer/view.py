@@ -1,6 +1,6 @@
 """Prediction 2, transfer, the view: comparison frames, tables and figures from the tidy table alone.
 
-Two primaries (both ``role="primary"``, judged together by the base view's machinery):
+Two primaries (``role="primary"`` and ``role="co-primary"``, judged together by the base view's machinery):
 ``kappa_transfer_mean`` over the primary pairs x n in {1, 5, 10} (scalar scaling, L2 chosen on
 val; predicted subject higher) and the co-primary ``gap_mean``, the same cells' mean of kappa
 step-matched - kappa in-domain per method (its paired difference subject - baseline is
@@ -90,7 +90,7 @@ class TransferView(View):
                 "(cca_S,t - cca_B,t) - (cca_S,in - cca_B,in), step-matched sources, same cells",
                 "Per method and seed, mean over the cells of cca step-matched transfer - cca in-domain; the paired "
                 "difference is the subject's gap minus the baseline's. > 0: the subject loses less when it moves. "
-                "n/a by design for the label-trained methods (" + ORACLE_NA + ").", role="primary", na=NA),
+                "n/a by design for the label-trained methods (" + ORACLE_NA + ").", role="co-primary", na=NA),
         *_secondaries(),
     )
     verdict_by = ()
