@@ -99,4 +99,4 @@ class BYOL(TwoViewMethod):
 
     def after_step_batched(self, p, b, rng) -> None:
         targets = [n for n in p if n.startswith(("target_encoder.", "target_projector."))]
-        stacked_nn.ema_([p[n] for n in targets], [p[n[len("target_"):]] for n in targets], self.cfg.tau)
+        stacked_nn.ema_([p[n] for n in targets], [p[n[len("target_") :]] for n in targets], self.cfg.tau)

@@ -138,7 +138,7 @@ class MoCo(TwoViewMethod):
     @torch.no_grad()
     def after_step_batched(self, p, b, rng) -> None:
         keys = [n for n in p if n.startswith(("key_encoder.", "key_projector."))]
-        stacked_nn.ema_([p[n] for n in keys], [p[n[len("key_"):]] for n in keys], self.cfg.momentum)
+        stacked_nn.ema_([p[n] for n in keys], [p[n[len("key_") :]] for n in keys], self.cfg.momentum)
         k, self._pending_keys = self._pending_keys, None
         if k is not None:
             enqueue_(b["queue"], b["queue_ptr"], k)

@@ -166,8 +166,14 @@ def visible_probs(h: torch.Tensor, weight: torch.Tensor, vbias: torch.Tensor) ->
 
 
 @torch.no_grad()
-def gibbs(v: torch.Tensor, k: int, weight: torch.Tensor, hbias: torch.Tensor, vbias: torch.Tensor,
-          generator: torch.Generator | SeedRNG | None = None) -> torch.Tensor:
+def gibbs(
+    v: torch.Tensor,
+    k: int,
+    weight: torch.Tensor,
+    hbias: torch.Tensor,
+    vbias: torch.Tensor,
+    generator: torch.Generator | SeedRNG | None = None,
+) -> torch.Tensor:
     """``k`` steps of block Gibbs sampling ``v -> h -> v`` (samples from ``generator``, see :func:`bernoulli`)."""
     for _ in range(k):
         h = bernoulli(torch.sigmoid(_linear(v, weight, hbias)), generator)
@@ -175,9 +181,15 @@ def gibbs(v: torch.Tensor, k: int, weight: torch.Tensor, hbias: torch.Tensor, vb
     return v
 
 
-def negative_sample(x: torch.Tensor, chains: torch.Tensor | None, cfg: RBMConfig, weight: torch.Tensor,
-                    hbias: torch.Tensor, vbias: torch.Tensor,
-                    generator: torch.Generator | SeedRNG | None = None) -> torch.Tensor:
+def negative_sample(
+    x: torch.Tensor,
+    chains: torch.Tensor | None,
+    cfg: RBMConfig,
+    weight: torch.Tensor,
+    hbias: torch.Tensor,
+    vbias: torch.Tensor,
+    generator: torch.Generator | SeedRNG | None = None,
+) -> torch.Tensor:
     """The chain ends for the negative phase: CD starts at the data ``x``, PCD at the old ``chains``
     (binary samples of the data the first time)."""
     if not cfg.persistent:
@@ -187,8 +199,9 @@ def negative_sample(x: torch.Tensor, chains: torch.Tensor | None, cfg: RBMConfig
     return gibbs(chains, cfg.k, weight, hbias, vbias, generator)
 
 
-def terms(x: torch.Tensor, v_model: torch.Tensor, weight: torch.Tensor, hbias: torch.Tensor,
-          vbias: torch.Tensor) -> dict[str, torch.Tensor]:
+def terms(
+    x: torch.Tensor, v_model: torch.Tensor, weight: torch.Tensor, hbias: torch.Tensor, vbias: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """The CD surrogate and the (detached) mean-field reconstruction error of data ``x`` (B, D) and
     chain ends ``v_model``; for S seeds' (S, B, D), the S per-seed values."""
     cd = free_energy(x, weight, hbias, vbias).mean(-1) - free_energy(v_model, weight, hbias, vbias).mean(-1)

@@ -72,14 +72,22 @@ def small_image_resnet(model: str, in_chans: int, channels: tuple[int, ...], kee
     The replaced deep stem is never used (its zero-width convolutions at c < 8 are not warned about)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        net = timm.create_model(model, pretrained=False, in_chans=in_chans, num_classes=0, channels=channels,
-                                stem_width=max(channels[0] // 2, 1))
+        net = timm.create_model(
+            model,
+            pretrained=False,
+            in_chans=in_chans,
+            num_classes=0,
+            channels=channels,
+            stem_width=max(channels[0] // 2, 1),
+        )
     c0 = channels[0]
     if net.bn1.num_features != c0:
         net.bn1 = type(net.bn1)(c0)
         block = net.layer1[0]
         old = block.conv1
-        block.conv1 = nn.Conv2d(c0, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation, bias=False)
+        block.conv1 = nn.Conv2d(
+            c0, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation, bias=False
+        )
         block.downsample = None  # in and out widths now agree: the identity shortcut, as at even c
     net.conv1 = nn.Conv2d(in_chans, c0, kernel_size=3, stride=1, padding=1, bias=False)
     if not keep_pool:

@@ -94,8 +94,9 @@ class VAE(Method):
     def loss_terms(self, x, y=None):
         return self.terms(self.encoder(x), self.logvar(x), self.decoder, x, None)
 
-    def terms(self, mu: torch.Tensor, logvar: torch.Tensor, decode, x: torch.Tensor,
-              generator: SeedRNG | None) -> dict[str, torch.Tensor]:
+    def terms(
+        self, mu: torch.Tensor, logvar: torch.Tensor, decode, x: torch.Tensor, generator: SeedRNG | None
+    ) -> dict[str, torch.Tensor]:
         """The loss terms of the posterior ``mu``, ``logvar`` (B, K) of inputs ``x`` (B, D), with decoder
         ``decode``; for S seeds at once, (S, B, K), (S, B, D) and their SeedRNG: the S per-seed values."""
         z = mu + (0.5 * logvar).exp() * standard_normal(mu, generator)

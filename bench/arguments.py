@@ -19,8 +19,12 @@ class UsageError(Exception):
 def own_tokens(tokens: list[str], name: str) -> list[str]:
     """The tokens of a ``prediction=all`` command that concern prediction ``name``: the shared
     ones and its own ``name.field=`` (other predictions' sections and ``prediction=`` dropped)."""
-    return [t for t in tokens if not t.startswith("prediction=")
-            and (t.partition("=")[0].partition(".")[0] not in in_all() or t.startswith(f"{name}."))]
+    return [
+        t
+        for t in tokens
+        if not t.startswith("prediction=")
+        and (t.partition("=")[0].partition(".")[0] not in in_all() or t.startswith(f"{name}."))
+    ]
 
 
 def all_configs(args: list[str]) -> dict:
@@ -31,11 +35,14 @@ def all_configs(args: list[str]) -> dict:
     rest = [a for a in args if not a.startswith("prediction=")]
     for a in rest:
         if a.split("=", 1)[0] in ("dataset", "width"):
-            raise UsageError(f"prediction=all: '{a.split('=', 1)[0]}=' differs per prediction; "
-                             f"set it for one (e.g. pruning.{a})")
+            raise UsageError(
+                f"prediction=all: '{a.split('=', 1)[0]}=' differs per prediction; set it for one (e.g. pruning.{a})"
+            )
     cfgs = {}
     for name in in_all():
-        cfgs[name] = parse_overrides([*own_tokens(rest, name), f"prediction={name}"], PREDICTIONS.get(name).Config, name)
+        cfgs[name] = parse_overrides(
+            [*own_tokens(rest, name), f"prediction={name}"], PREDICTIONS.get(name).Config, name
+        )
     return cfgs
 
 
@@ -62,8 +69,11 @@ def bad_input_errors() -> tuple[type[Exception], ...]:
     """The errors that mean bad input (one line, exit 2), from the modules that are loaded: a module
     not imported has raised none of them, and ``bench report`` need not import torch for the check."""
     found = [UsageError]
-    for module, name in (("bench.config", "ConfigError"), ("bench.data", "DataNotFoundError"),
-                         ("bench.registry", "UnknownNameError")):
+    for module, name in (
+        ("bench.syntax", "ConfigError"),
+        ("bench.data", "DataNotFoundError"),
+        ("bench.registry", "UnknownNameError"),
+    ):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)

@@ -23,8 +23,11 @@ def _import_package(name: str) -> None:
 def _prediction_names() -> list[tuple[str, bool]]:
     """``(name, is_package)`` of every prediction under ``predictions/``, sorted by name."""
     pkg = importlib.import_module("predictions")
-    return [(i.name, i.ispkg) for i in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
-            if not i.name.startswith("_")]
+    return [
+        (i.name, i.ispkg)
+        for i in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
+        if not i.name.startswith("_")
+    ]
 
 
 def _import_part(name: str, part: str) -> bool:

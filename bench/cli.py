@@ -139,7 +139,7 @@ def cmd_run(args: list[str]) -> int:
         _summary(next(iter(cfgs.values())).out, next(iter(cfgs.values())).reports)
         wall_versus(made, wall)
         return 0
-    (pname, cfg), = cfgs.items()
+    ((pname, cfg),) = cfgs.items()
     run_dir = execute(cfg, ["bench", "run", *args])
     wall = time.perf_counter() - t0
     _print_verdicts(pname, run_dir, report.build_report(run_dir, cfg.reports))
@@ -204,8 +204,9 @@ def cmd_rerun(args: list[str]) -> int:
     tokens = [t for t in tokens if t.partition("=")[0] not in keys] + extra
     now = results.git_commit()
     if man.get("git_commit") not in (None, now):
-        print(f"bench: note: the run was made at commit {man.get('git_commit')}, the code here is {now}",
-              file=sys.stderr)
+        print(
+            f"bench: note: the run was made at commit {man.get('git_commit')}, the code here is {now}", file=sys.stderr
+        )
     libs = results.library_versions()
     changed = {k: (v, libs.get(k)) for k, v in man.get("libraries", {}).items() if libs.get(k) != v}
     if changed:
@@ -319,8 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd != "report":  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
         load_all()
-    commands = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "rerun": cmd_rerun, "perf": cmd_perf,
-                "plan": cmd_plan}
+    commands = {
+        "run": cmd_run,
+        "list": cmd_list,
+        "report": cmd_report,
+        "rerun": cmd_rerun,
+        "perf": cmd_perf,
+        "plan": cmd_plan,
+    }
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")
     try:

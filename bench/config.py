@@ -14,8 +14,6 @@ choices; the command line turns it into exit code 2 before anything is written.
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 from bench.data import DATASETS, DataConfig, base_name
 from bench.data.views import parse_view
 from bench.protocol import EXPLORATORY, PROFILES  # noqa: F401 (the profiles, in the contract a report reads)
+from bench.syntax import ConfigError, coerce, key_values, split_list  # noqa: F401 (re-exported)
 from bench.train.methods import METHODS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -45,18 +44,8 @@ EPOCHS_DEFAULT = {"quick": 5, "full": 30}  # full-size torchvision datasets
 
 
 # every character str.splitlines() breaks on, escaped so that a message stays one line
-_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
 MAX_SEEDS = 1000  # seeds=n builds the list 0..n-1: a typo such as seeds=1000000000 must not exhaust memory
 SEED_LIMIT = 2**32  # torch.manual_seed and numpy take seeds below 2^64 / 2^32
-
-
-class ConfigError(ValueError):
-    """Bad command-line input; the message is one line naming the bad part and the choices.
-
-    Line breaks inside the message (a token may hold any character) are escaped."""
-
-    def __init__(self, msg: object = "") -> None:
-        super().__init__(str(msg).translate(_LINE_BREAKS))
 
 
 ENGINES = ("local", "dask", "slurm")
@@ -139,112 +128,32 @@ class RunConfig:
 
 
 # ----------------------------------------------------------------------------- parsing
-def split_list(text: str) -> list[str]:
-    """``[a,b]`` -> ['a', 'b']; ``a,b`` -> ['a', 'b']; a malformed bracket is an error."""
-    t = text.strip()
-    if t.startswith("[") != t.endswith("]"):
-        raise ConfigError(f"malformed list '{text}' (write [a,b,c])")
-    if t.startswith("["):
-        t = t[1:-1]
-    if "[" in t or "]" in t:
-        raise ConfigError(f"malformed list '{text}' (write [a,b,c])")
-    items = [s.strip() for s in t.split(",")] if t.strip() else []
-    if any(not s for s in items):
-        raise ConfigError(f"malformed list '{text}' (empty item)")
-    return items
-
-
-def _is_list_type(tp: Any) -> bool:
-    return typing.get_origin(tp) in (list, tuple)
-
-
-def coerce(key: str, text: str, tp: Any) -> Any:
-    """Parse ``text`` as type ``tp`` (int, float, bool, str, list[...], tuple[...], X | None)."""
-    if isinstance(tp, str):
-        tp = eval(tp, vars(typing), {})  # noqa: S307 - dataclass annotations under PEP 563
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if text.lower() in ("none", "null"):
-            return None
-        if len(args) == 1:
-            return coerce(key, text, args[0])
-        for a in args:  # e.g. int | list[int]
-            try:
-                return coerce(key, text, a)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: cannot read '{text}' as {tp}")
-    if _is_list_type(tp):
-        (inner, *_) = typing.get_args(tp) or (str,)
-        try:
-            items = split_list(text)
-        except ConfigError as e:  # name the key: "seeds: malformed list '[0,,1]' (empty item)"
-            raise ConfigError(f"{key}: {e}") from None
-        vals = [coerce(key, s, inner) for s in items]
-        return tuple(vals) if origin is tuple else vals
-    if tp is bool:
-        low = text.lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ConfigError(f"{key}: expected true or false, got '{text}'")
-    if tp is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{key}: expected an integer, got '{text}'") from None
-    if tp is float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise ConfigError(f"{key}: expected a number, got '{text}'") from None
-        if not math.isfinite(v):  # nan / inf pass every range check (nan < lo is False)
-            raise ConfigError(f"{key}: expected a finite number, got '{text}'")
-        return v
-    if tp is str:
-        if text.startswith("["):  # a name may end in a bracket: mnist5k[0-4]
-            raise ConfigError(f"{key}: expected one value, got the list '{text}'")
-        return text
-    raise ConfigError(f"{key}: unsupported type {tp}")
-
-
 def _fields(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-RUN_KEYS = ("dataset", "methods", "width", "seeds", "epochs", "batch_size", "device", "profile",
-            "out", "reports", "cache", "threads", "workers", "executor", "batch_seeds", "compile")
+RUN_KEYS = (
+    "dataset",
+    "methods",
+    "width",
+    "seeds",
+    "epochs",
+    "batch_size",
+    "device",
+    "profile",
+    "out",
+    "reports",
+    "cache",
+    "threads",
+    "workers",
+    "executor",
+    "batch_seeds",
+    "compile",
+)
 
 
-def key_values(args: list[str], keys: tuple[str, ...] | None = None, cmd: str = "",
-               positional: bool = False) -> tuple[dict[str, str], list[str]]:
-    """The one ``key=value`` splitter of the command line: tokens -> ({key: text}, positional tokens).
-    An empty key, a key given twice, a key not in ``keys`` (when given) or, unless ``positional``, a
-    token without ``=`` is one :class:`ConfigError` naming the bad part (``cmd`` prefixes it)."""
-    kv: dict[str, str] = {}
-    rest: list[str] = []
-    pre = f"{cmd}: " if cmd else ""
-    for tok in args:
-        key, eq, text = tok.partition("=")
-        if not eq and positional:
-            rest.append(tok)
-            continue
-        key = key.strip()
-        if not eq or not key:
-            raise ConfigError(f"{pre}expected key=value, got '{tok}'" + (f" (keys: {', '.join(keys)})" if keys else ""))
-        if keys is not None and key not in keys:
-            raise ConfigError(f"{pre}unknown key '{key}' (keys: {', '.join(keys)})")
-        if key in kv:
-            raise ConfigError(f"{pre}'{key}' given twice")
-        kv[key] = text
-    return kv, rest
-
-
-def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
-                    prediction_name: str = "") -> RunConfig:
+def parse_overrides(args: list[str], prediction_config_cls: type | None = None, prediction_name: str = "") -> RunConfig:
     """Build a validated :class:`RunConfig` from ``key=value`` tokens (``prediction`` included)."""
     cfg = RunConfig()
     data_kw: dict[str, Any] = {}
@@ -277,7 +186,9 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
                 etypes = _fields(ExecutorConfig)
                 etypes.pop("kind")
                 if name not in etypes:
-                    raise ConfigError(f"unknown key '{key}' (executor keys: executor, {', '.join('executor.' + k for k in etypes)})")
+                    raise ConfigError(
+                        f"unknown key '{key}' (executor keys: executor, {', '.join('executor.' + k for k in etypes)})"
+                    )
                 exec_kw[name] = coerce(key, text, etypes[name])
             elif section == "data":
                 dtypes = _fields(DataConfig)
@@ -298,7 +209,9 @@ def parse_overrides(args: list[str], prediction_config_cls: type | None = None,
                 choices = ["data", "executor", prediction_name or "<prediction>", *METHODS.names()]
                 raise ConfigError(f"unknown section '{section}' in '{key}' (sections: {', '.join(choices)})")
         else:
-            raise ConfigError(f"unknown key '{key}' (keys: prediction, {', '.join(RUN_KEYS)}, data.*, <method>.*, <prediction>.*)")
+            raise ConfigError(
+                f"unknown key '{key}' (keys: prediction, {', '.join(RUN_KEYS)}, data.*, <method>.*, <prediction>.*)"
+            )
     try:
         cfg.data = DataConfig(**data_kw)
     except (TypeError, ValueError) as e:
@@ -313,23 +226,31 @@ def check_profile_keys(cfg: RunConfig, keys: set[str]) -> None:
     """``confirm`` is pre-registered: it accepts seeds >= 100 and only the keys that say where and
     how it runs (:data:`CONFIRM_KEYS`); exploratory profiles refuse confirm's seeds and split seeds."""
     if cfg.profile == "confirm":
-        extra = sorted(k for k in keys - {"prediction", "profile"}
-                       if k not in CONFIRM_KEYS and k.partition(".")[0] != "executor")
+        extra = sorted(
+            k for k in keys - {"prediction", "profile"} if k not in CONFIRM_KEYS and k.partition(".")[0] != "executor"
+        )
         if extra:
-            raise ConfigError(f"profile=confirm is pre-registered and takes no '{extra[0]}=' (it accepts only "
-                              f"{', '.join(CONFIRM_KEYS)}, executor.*)")
+            raise ConfigError(
+                f"profile=confirm is pre-registered and takes no '{extra[0]}=' (it accepts only "
+                f"{', '.join(CONFIRM_KEYS)}, executor.*)"
+            )
         low = [s for s in cfg.resolved_seeds() if s < CONFIRM_SEEDS[0]]
         if low:
-            raise ConfigError(f"seeds: profile=confirm uses seeds >= {CONFIRM_SEEDS[0]} (its own, default "
-                              f"{CONFIRM_SEEDS[0]}..{CONFIRM_SEEDS[-1]}), got {low[0]}")
+            raise ConfigError(
+                f"seeds: profile=confirm uses seeds >= {CONFIRM_SEEDS[0]} (its own, default "
+                f"{CONFIRM_SEEDS[0]}..{CONFIRM_SEEDS[-1]}), got {low[0]}"
+            )
         return
     high = [s for s in cfg.resolved_seeds() if s >= CONFIRM_SEEDS[0]]
     if high:
-        raise ConfigError(f"seeds: seeds >= {CONFIRM_SEEDS[0]} belong to profile=confirm (exploratory "
-                          f"profile {cfg.profile} got {high[0]})")
+        raise ConfigError(
+            f"seeds: seeds >= {CONFIRM_SEEDS[0]} belong to profile=confirm (exploratory "
+            f"profile {cfg.profile} got {high[0]})"
+        )
     if cfg.data.split_seed >= CONFIRM_SEEDS[0]:
-        raise ConfigError(f"data.split_seed: split seeds >= {CONFIRM_SEEDS[0]} belong to profile=confirm "
-                          f"(got {cfg.data.split_seed})")
+        raise ConfigError(
+            f"data.split_seed: split seeds >= {CONFIRM_SEEDS[0]} belong to profile=confirm (got {cfg.data.split_seed})"
+        )
 
 
 def validate(cfg: RunConfig) -> None:

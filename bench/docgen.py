@@ -74,8 +74,11 @@ def field_comments(cls: type) -> dict[str, str]:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
         return {}
-    comments = {t.start[0]: t.string.lstrip("#").strip()
-                for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+    comments = {
+        t.start[0]: t.string.lstrip("#").strip()
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+        if t.type == tokenize.COMMENT
+    }
     (node,) = ast.parse(source).body
     found = {}
     for stmt in node.body:
@@ -127,8 +130,10 @@ HEADER = ("key", "type", "default", "what")
 def cli_page() -> str:
     load_all()
     run_rows = options(RunConfig, skip=NOT_RUN_KEYS)
-    executor_rows = [("executor", "str", cli_text(ExecutorConfig().kind), "engine: local, dask or slurm"),
-                     *options(ExecutorConfig, "executor.", skip=("kind",))]
+    executor_rows = [
+        ("executor", "str", cli_text(ExecutorConfig().kind), "engine: local, dask or slurm"),
+        *options(ExecutorConfig, "executor.", skip=("kind",)),
+    ]
     parts = [
         "# Command line reference",
         "",
@@ -184,44 +189,54 @@ def cli_page() -> str:
     shared = {f.name for f in dataclasses.fields(PredictionConfig)}
     for name in PREDICTIONS.names():
         cls = PREDICTIONS.get(name)
-        parts += [f"### `{name}`", "", cls.describe(), "",
-                  table(options(cls.Config, f"{name}.", skip=tuple(shared)), HEADER)]
-    parts += ["## Method options (`<method>.<field>=`)", "",
-              "Each method's `Config` (`bench/train/subject.py`, `baselines/<name>.py`); `bench list methods NAME`",
-              "prints the same defaults.", ""]
+        parts += [
+            f"### `{name}`",
+            "",
+            cls.describe(),
+            "",
+            table(options(cls.Config, f"{name}.", skip=tuple(shared)), HEADER),
+        ]
+    parts += [
+        "## Method options (`<method>.<field>=`)",
+        "",
+        "Each method's `Config` (`bench/train/subject.py`, `baselines/<name>.py`); `bench list methods NAME`",
+        "prints the same defaults.",
+        "",
+    ]
     for name in METHODS.names():
         cls = METHODS.get(name)
         rows = options(cls.Config, f"{name}.")
-        parts += [f"### `{name}`", "", cls.describe(), "",
-                  table(rows, HEADER) if rows else "No options.\n"]
+        parts += [f"### `{name}`", "", cls.describe(), "", table(rows, HEADER) if rows else "No options.\n"]
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
 def methods_page() -> str:
     load_all()
-    return "\n".join([
-        "# Methods",
-        "",
-        GENERATED,
-        "",
-        "Every registered method: the subject (`infomax`), its ablations, the baselines and the references.",
-        "Each trains on the same split, at the same width K, for the same number of epochs and batch size, with",
-        "its own published defaults (each file's docstring states its adaptations to small grayscale images).",
-        "Unless a method needs another architecture (`mae`, `supervised_cnn`, `gmm`), its deployed encoder is",
-        "the subject's `Linear(D, K)` plus its activation, so the comparison isolates the objective; decoders,",
-        "projectors, predictors and momentum targets are training-only and counted apart (`n_params_train`).",
-        "`bench list methods` prints the same with each method's defaults; [cli.md](cli.md) lists every option.",
-        "",
-        "The subject (`bench/train/subject.py`, [protocol.md](protocol.md) section 4): `a = ReLU(Wx + b)`, loss",
-        "`LSE + H + TC` with `H = -sum_j log(Var(a_j) + eps)`, `TC = sum_{j!=k} Corr(A)_jk^2` (or",
-        "`infomax.tc=logdet`) and `LSE = -sum_batch logsumexp_j(-a_j)`, whose gradient is the responsibility",
-        "`softmax(-a)_j` (a unit test checks the identity). `-sum log Var` is unbounded below, so every job",
-        "records its activation scale (max |a| on train) and the reports show it.",
-        "",
-        TABLE_COMMENT,
-        methods_markdown(),
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Methods",
+            "",
+            GENERATED,
+            "",
+            "Every registered method: the subject (`infomax`), its ablations, the baselines and the references.",
+            "Each trains on the same split, at the same width K, for the same number of epochs and batch size, with",
+            "its own published defaults (each file's docstring states its adaptations to small grayscale images).",
+            "Unless a method needs another architecture (`mae`, `supervised_cnn`, `gmm`), its deployed encoder is",
+            "the subject's `Linear(D, K)` plus its activation, so the comparison isolates the objective; decoders,",
+            "projectors, predictors and momentum targets are training-only and counted apart (`n_params_train`).",
+            "`bench list methods` prints the same with each method's defaults; [cli.md](cli.md) lists every option.",
+            "",
+            "The subject (`bench/train/subject.py`, [protocol.md](protocol.md) section 4): `a = ReLU(Wx + b)`, loss",
+            "`LSE + H + TC` with `H = -sum_j log(Var(a_j) + eps)`, `TC = sum_{j!=k} Corr(A)_jk^2` (or",
+            "`infomax.tc=logdet`) and `LSE = -sum_batch logsumexp_j(-a_j)`, whose gradient is the responsibility",
+            "`softmax(-a)_j` (a unit test checks the identity). `-sum log Var` is unbounded below, so every job",
+            "records its activation scale (max |a| on train) and the reports show it.",
+            "",
+            TABLE_COMMENT,
+            methods_markdown(),
+            "",
+        ]
+    )
 
 
 PAGES = {CLI_PAGE: cli_page, METHODS_PAGE: methods_page}

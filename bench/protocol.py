@@ -48,6 +48,8 @@ SUBJECT = "infomax"
 PROFILES = ("quick", "full", "confirm")
 EXPLORATORY = ("quick", "full")  # no verdicts: n, mean d, interval, d_z and direction only
 NEEDS = ("labels", "factors")  # what a prediction may require of its dataset
+
+
 @dataclass(frozen=True)
 class PredictionConfig:
     """Options every prediction shares; subclasses add theirs and extend :meth:`check`."""
@@ -70,24 +72,36 @@ class EncoderSource(Protocol):
     methods: list[str]  # the run's methods: what ``encoders()`` serves by default
     profile: str  # "quick" | "full" | "confirm": a prediction may scale its sweep with it (P3's widths)
 
-    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None,
-                seed: int | None = None) -> Dataset:
+    def dataset(self, name: str | None = None, data: dict[str, Any] | None = None, seed: int | None = None) -> Dataset:
         """The run's dataset (or another by name, e.g. a class subset ``mnist5k[0-4]``), on the
         run's device; ``data`` overrides the run's DataConfig fields (``{"mixing": "nonlinear"}``);
         ``seed``: the split of that job seed (in ``confirm`` each seed has its own split)."""
 
-    def encoders(self, methods: Iterable[str] | None = None, widths: Iterable[int] | None = None,
-                 seeds: Iterable[int] | None = None, dataset: str | None = None,
-                 data: dict[str, Any] | None = None, method_cfg: dict[str, Any] | None = None) -> Iterator[Encoder]:
+    def encoders(
+        self,
+        methods: Iterable[str] | None = None,
+        widths: Iterable[int] | None = None,
+        seeds: Iterable[int] | None = None,
+        dataset: str | None = None,
+        data: dict[str, Any] | None = None,
+        method_cfg: dict[str, Any] | None = None,
+    ) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job on ``dataset`` (default: the run's);
         ``method_cfg`` overrides fields of the methods' configs for this request (P3's CNN widths);
         yield the ones that succeeded (failed and skipped jobs become status rows without the
         protocol's help). Encoders come from the shared cache: the same job is trained once."""
 
-    def measure(self, fn: Callable[..., list[dict[str, Any]]], *args: Any, methods: Iterable[str] | None = None,
-                widths: Iterable[int] | None = None, seeds: Iterable[int] | None = None,
-                dataset: str | None = None, data: dict[str, Any] | None = None,
-                method_cfg: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+    def measure(
+        self,
+        fn: Callable[..., list[dict[str, Any]]],
+        *args: Any,
+        methods: Iterable[str] | None = None,
+        widths: Iterable[int] | None = None,
+        seeds: Iterable[int] | None = None,
+        dataset: str | None = None,
+        data: dict[str, Any] | None = None,
+        method_cfg: dict[str, Any] | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`encoders`, but yields, per successful job, the rows of the measurement
         ``fn(enc, src, *args)`` (a method of the prediction; ``src`` there offers ``device``,
         ``dataset(name, data)`` and ``matrix``). Run in the pool when there is one; cached."""
@@ -122,12 +136,19 @@ def row(enc: Encoder, metric: str, value: float, **conditions: Any) -> dict[str,
     """One tidy row for ``enc``; ``conditions`` are the prediction's condition columns."""
     s = enc.spec
     diag = enc.meta.get("diagnostics", {})
-    return {"dataset": s.dataset, "method": s.method, "width": s.width, "seed": s.seed,
-            "metric": metric, "value": float(value), **conditions,
-            "n_params_encoder": diag.get("n_params_encoder"),
-            "n_params_train": diag.get("n_params_train"),
-            "train_seconds": enc.train_seconds,
-            "under_trained": enc.meta.get("under_trained")}
+    return {
+        "dataset": s.dataset,
+        "method": s.method,
+        "width": s.width,
+        "seed": s.seed,
+        "metric": metric,
+        "value": float(value),
+        **conditions,
+        "n_params_encoder": diag.get("n_params_encoder"),
+        "n_params_train": diag.get("n_params_train"),
+        "train_seconds": enc.train_seconds,
+        "under_trained": enc.meta.get("under_trained"),
+    }
 
 
 def data_tag(data: dict[str, Any]) -> str:
@@ -168,8 +189,12 @@ never a title. ``overall``: the per-member table of a prediction with two primar
 :meth:`View.verdict_tables`, never declared); ``primary``; ``co-primary``: a second primary that the
 prediction names so (P2's step-matched gap), judged exactly as a primary; ``secondary``."""
 PRIMARY_ROLES = ("primary", "co-primary")  # the tables the headline and the summary read
-ROLE_LABELS = {"overall": "Overall per member", "primary": "Primary", "co-primary": "Co-primary",
-               "secondary": "Secondary"}
+ROLE_LABELS = {
+    "overall": "Overall per member",
+    "primary": "Primary",
+    "co-primary": "Co-primary",
+    "secondary": "Secondary",
+}
 
 
 @dataclass(frozen=True)
@@ -266,8 +291,17 @@ class View:
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
         """The unjudged rows of one declared verdict (``bench.evaluate.verdicts.verdict_from_tidy``); views
         may override it or add columns, never decide verdicts (:meth:`verdict_tables` does)."""
-        return verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
-                                 margin=v.margin, na=v.na, judged=False)
+        return verdict_from_tidy(
+            df,
+            v.metric,
+            SUBJECT,
+            v.direction,
+            by=self.verdict_by,
+            extra_filter=v.where,
+            margin=v.margin,
+            na=v.na,
+            judged=False,
+        )
 
     def present(self, df: pd.DataFrame, v: Verdict) -> bool:
         """Whether the table has rows for ``v`` (secondaries without rows get no table)."""
@@ -287,23 +321,37 @@ class View:
         prims = [v for i, v in enumerate(self.primaries) if i == 0 or self.present(df, v)]
         frames = families.judge([self.verdict_frame(df, v) for v in prims], [v.direction for v in prims], self.pa)
         roles = [v.role or "primary" for v in prims]
-        tables = [Table(f"{ROLE_LABELS[r]}: {v.title}", f, verdict=True, note=v.note, role=r, spec=v)
-                  for v, r, f in zip(prims, roles, frames, strict=True)]
+        tables = [
+            Table(f"{ROLE_LABELS[r]}: {v.title}", f, verdict=True, note=v.note, role=r, spec=v)
+            for v, r, f in zip(prims, roles, frames, strict=True)
+        ]
         combined = None
         if len(prims) > 1:
             short = [v.metric for v in prims]  # the metric names: the table's column headers stay short
             combined = families.combine(frames, short if len(set(short)) == len(short) else [v.label for v in prims])
-            tables.insert(0, Table(f"{ROLE_LABELS['overall']}, both primaries together (the two-primaries rule)", combined,
-                                   verdict=True, role="overall",
-                                   note="" if self.exploratory else "A member reads supported only if supported on "
-                                   "every primary that applies to it, contradicted if contradicted on either."))
+            tables.insert(
+                0,
+                Table(
+                    f"{ROLE_LABELS['overall']}, both primaries together (the two-primaries rule)",
+                    combined,
+                    verdict=True,
+                    role="overall",
+                    note=""
+                    if self.exploratory
+                    else "A member reads supported only if supported on "
+                    "every primary that applies to it, contradicted if contradicted on either.",
+                ),
+            )
         tables[0].headline = families.headline(frames, [v.direction for v in prims])
         tables[0].counts = families.counts(frames, combined)
         for v in self.secondaries if secondaries else ():
             if self.present(df, v):
                 (f,) = families.judge([self.verdict_frame(df, v)], [v.direction], self.pa)
-                tables.append(Table(f"{ROLE_LABELS['secondary']}: {v.title}", f, verdict=True, note=v.note,
-                                    role="secondary", spec=v))
+                tables.append(
+                    Table(
+                        f"{ROLE_LABELS['secondary']}: {v.title}", f, verdict=True, note=v.note, role="secondary", spec=v
+                    )
+                )
         return tables
 
     def tables(self, df: pd.DataFrame) -> list[Table]:

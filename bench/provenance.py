@@ -18,8 +18,18 @@ from types import ModuleType
 
 PROJECT = ("bench", "predictions", "baselines")  # the packages whose source can enter a hash
 # every direct dependency whose version a manifest records (distribution names)
-LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scipy", "pandas", "scikit-learn", "mlxtend",
-             "matplotlib", "pyarrow")
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "mlxtend",
+    "matplotlib",
+    "pyarrow",
+)
 
 
 def module_source(module: ModuleType) -> str:
@@ -48,8 +58,13 @@ def code_hash(roots: Iterable[ModuleType | str], exclude: Iterable[str] = (), le
         seen[mod.__name__] = mod
         for obj in vars(mod).values():
             used = obj if inspect.ismodule(obj) else inspect.getmodule(obj)
-            if (used is not None and used.__name__.split(".")[0] in PROJECT and used.__name__ not in seen
-                    and not hasattr(used, "__path__") and used.__name__ not in skip):
+            if (
+                used is not None
+                and used.__name__.split(".")[0] in PROJECT
+                and used.__name__ not in seen
+                and not hasattr(used, "__path__")
+                and used.__name__ not in skip
+            ):
                 todo.append(used)
     srcs = [module_source(seen[n]) for n in sorted(seen)]
     return hashlib.sha256("\n".join(srcs).encode()).hexdigest()[:length]

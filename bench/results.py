@@ -50,8 +50,12 @@ def git_commit() -> str:
     here = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if out.returncode != 0:
@@ -97,8 +101,9 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
 
 
-def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[str] | None = None,
-             commit: str | None = None) -> dict[str, Any]:
+def manifest(
+    device: str, started: str, jobs: list[dict[str, Any]], argv: list[str] | None = None, commit: str | None = None
+) -> dict[str, Any]:
     """The run's provenance. ``commit``: the git commit read when the run started (the code it
     imported); read now when not given (a commit made during a long run would otherwise be
     recorded as the run's). ``protocol_hash`` / ``protocol_dirty``: the protocol page at that
@@ -121,8 +126,15 @@ def manifest(device: str, started: str, jobs: list[dict[str, Any]], argv: list[s
     }
 
 
-def write_run(out: Path, prediction: str, run_id: str, df: pd.DataFrame, config: dict, man: dict,
-              matrices: pd.DataFrame | None = None) -> Path:
+def write_run(
+    out: Path,
+    prediction: str,
+    run_id: str,
+    df: pd.DataFrame,
+    config: dict,
+    man: dict,
+    matrices: pd.DataFrame | None = None,
+) -> Path:
     """Write one complete run directory atomically and point ``latest`` at it.
 
     ``matrices`` (optional): matrix-valued results in long form (``matrix, i, j, value`` with the
@@ -151,6 +163,7 @@ TIMING_COLUMNS = ("run_id", "train_seconds")  # differ between identical runs, a
 def same_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, str]:
     """Whether two tidy tables hold the same rows and bit-identical values, timings aside;
     when not, a short description of the first difference."""
+
     def values(df: pd.DataFrame) -> pd.DataFrame:
         df = df[~df["metric"].astype(str).str.endswith("_seconds")]  # timing rows (protocol_seconds)
         return df.drop(columns=[c for c in TIMING_COLUMNS if c in df.columns]).reset_index(drop=True)
@@ -172,7 +185,9 @@ def same_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, str]:
 
 def _is_name(name: str) -> bool:
     """A single path component: no separator, not empty, not ``.`` / ``..``, no NUL."""
-    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and not Path(name).is_absolute()
+    return (
+        bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and not Path(name).is_absolute()
+    )
 
 
 def latest_run(out: Path, prediction: str) -> Path | None:

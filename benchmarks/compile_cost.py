@@ -58,8 +58,16 @@ def _epochs(name: str, ds, epochs: int, compile_: bool) -> tuple[list[float], fl
     m = _method(name, ds)
     y = ds.train.y if m.uses_labels else None
     stamps = [time.perf_counter()]
-    log = trainer.train(m, ds.train.x, y, epochs=epochs, batch_size=BATCH, seed=0, compiled=compile_,
-                        on_epoch=lambda e, t: stamps.append(time.perf_counter()))
+    log = trainer.train(
+        m,
+        ds.train.x,
+        y,
+        epochs=epochs,
+        batch_size=BATCH,
+        seed=0,
+        compiled=compile_,
+        on_epoch=lambda e, t: stamps.append(time.perf_counter()),
+    )
     per = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     return per, stamps[-1] - stamps[0], getattr(log, "compile", "eager")
 
@@ -70,8 +78,15 @@ def child(name: str, dataset: str, epochs: int) -> dict:
     steps = len(trainer.batch_slices(len(ds.train.x), BATCH))
     per1, total1, note1 = _epochs(name, ds, epochs, True)
     per2, total2, note2 = _epochs(name, ds, epochs, True)
-    return {"first_epoch": per1[0], "first_total": total1, "note": note1, "second_total": total2,
-            "second_note": note2, "steps": steps, "compiled_epochs": per1[1:] + per2}
+    return {
+        "first_epoch": per1[0],
+        "first_total": total1,
+        "note": note1,
+        "second_total": total2,
+        "second_note": note2,
+        "steps": steps,
+        "compiled_epochs": per1[1:] + per2,
+    }
 
 
 def _spawn(args: list[str], cache_dir: str) -> dict:
@@ -87,11 +102,15 @@ def cost(methods: list[str], dataset: str, epochs: int) -> None:
     ds = load_dataset(dataset)
     steps = len(trainer.batch_slices(len(ds.train.x), BATCH))
     budget = RunConfig(profile="confirm").resolved_epochs(dataset)
-    print(f"== compile cost: {dataset} (K={WIDTH}, batch {BATCH}, {steps} steps/epoch), one process, "
-          f"{torch.get_num_threads()} thread, torch {torch.__version__}, {time.strftime('%H:%M:%S')}")
-    head = (f"{'method':<9} {'eager ms/step':>13} {'compiled ms/step':>16} {'speedup':>7} {'cold compile s':>14} "
-            f"{'warm-disk s':>11} {'reused job s':>12} {'eager job s':>11} {'break-even ep (cold/warm)':>26} "
-            f"{'jobs (cold/warm)':>22}")
+    print(
+        f"== compile cost: {dataset} (K={WIDTH}, batch {BATCH}, {steps} steps/epoch), one process, "
+        f"{torch.get_num_threads()} thread, torch {torch.__version__}, {time.strftime('%H:%M:%S')}"
+    )
+    head = (
+        f"{'method':<9} {'eager ms/step':>13} {'compiled ms/step':>16} {'speedup':>7} {'cold compile s':>14} "
+        f"{'warm-disk s':>11} {'reused job s':>12} {'eager job s':>11} {'break-even ep (cold/warm)':>26} "
+        f"{'jobs (cold/warm)':>22}"
+    )
     print(head)
     for name in methods:
         with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
@@ -112,15 +131,21 @@ def cost(methods: list[str], dataset: str, epochs: int) -> None:
         cold_s = cold["first_epoch"] - c * steps
         warm_s = warm["first_epoch"] - c * steps
         gain = (e - c) * steps  # seconds saved per epoch
-        be = (f"{cold_s / gain:.0f} / {warm_s / gain:.0f}" if gain > 0 else "never")
-        jobs = (f"{cold_s / gain / budget:.1f} / {warm_s / gain / budget:.1f}" if gain > 0 else "never")
-        print(f"{name:<9} {1e3 * e:>13.2f} {1e3 * c:>16.2f} {e / c:>6.2f}x {cold_s:>14.1f} {warm_s:>11.1f} "
-              f"{reused_total:>12.2f} {eager_total:>11.2f} {be:>26} {jobs:>22}")
-        print(f"          (cold process: {cold['note']}, then {cold['second_note']} in {cold['second_total']:.2f} s; "
-              f"warm-disk process: {warm['note']})")
-    print(f"break-even: epochs (and {budget}-epoch jobs: confirm's {dataset} budget) after which a worker's compile "
-          f"has paid; a reused entry pays from its first step. ms/step: the fastest of the timed epochs, eager and "
-          f"compiled interleaved; job s: {epochs}-epoch jobs, best of 3")
+        be = f"{cold_s / gain:.0f} / {warm_s / gain:.0f}" if gain > 0 else "never"
+        jobs = f"{cold_s / gain / budget:.1f} / {warm_s / gain / budget:.1f}" if gain > 0 else "never"
+        print(
+            f"{name:<9} {1e3 * e:>13.2f} {1e3 * c:>16.2f} {e / c:>6.2f}x {cold_s:>14.1f} {warm_s:>11.1f} "
+            f"{reused_total:>12.2f} {eager_total:>11.2f} {be:>26} {jobs:>22}"
+        )
+        print(
+            f"          (cold process: {cold['note']}, then {cold['second_note']} in {cold['second_total']:.2f} s; "
+            f"warm-disk process: {warm['note']})"
+        )
+    print(
+        f"break-even: epochs (and {budget}-epoch jobs: confirm's {dataset} budget) after which a worker's compile "
+        f"has paid; a reused entry pays from its first step. ms/step: the fastest of the timed epochs, eager and "
+        f"compiled interleaved; job s: {epochs}-epoch jobs, best of 3"
+    )
 
 
 def probe(names: list[str]) -> None:
@@ -135,20 +160,29 @@ def probe(names: list[str]) -> None:
             runs = []
             for c in (False, True, True):
                 m = _method(name, ds)
-                log = trainer.train(m, ds.train.x, ds.train.y if m.uses_labels else None, epochs=2, batch_size=BATCH,
-                                    seed=0, compiled=c)
+                log = trainer.train(
+                    m, ds.train.x, ds.train.y if m.uses_labels else None, epochs=2, batch_size=BATCH, seed=0, compiled=c
+                )
                 runs.append((m.state_dict(), getattr(log, "compile", "eager"), log.history[-1]["loss"]))
             note = runs[1][1]
             status = "eager" if note.startswith("eager") else "compiled"
             same = all(torch.equal(runs[1][0][k], runs[2][0][k]) for k in runs[1][0])
-            dw = max(float((runs[1][0][k].float() - runs[0][0][k].float()).abs().max()) for k in runs[0][0]
-                     if runs[0][0][k].numel())
+            dw = max(
+                float((runs[1][0][k].float() - runs[0][0][k].float()).abs().max())
+                for k in runs[0][0]
+                if runs[0][0][k].numel()
+            )
             secs = time.perf_counter() - t0
-            print(f"{name:<16} {status:<9} {secs:>9.1f} {str(same):>10} {dw:>16.2e}  {note}"
-                  f"{'' if name not in eager_only else ' [EAGER_ONLY: ' + eager_only[name] + ']'}", flush=True)
+            print(
+                f"{name:<16} {status:<9} {secs:>9.1f} {str(same):>10} {dw:>16.2e}  {note}"
+                f"{'' if name not in eager_only else ' [EAGER_ONLY: ' + eager_only[name] + ']'}",
+                flush=True,
+            )
         except Exception as e:  # noqa: BLE001 - a probe reports and goes on
-            print(f"{name:<16} {'error':<9} {time.perf_counter() - t0:>9.1f}  {type(e).__name__}: {str(e)[:200]}",
-                  flush=True)
+            print(
+                f"{name:<16} {'error':<9} {time.perf_counter() - t0:>9.1f}  {type(e).__name__}: {str(e)[:200]}",
+                flush=True,
+            )
     compiled.EAGER_ONLY.update(eager_only)
 
 
@@ -165,8 +199,11 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"compile_cost: unknown key '{k}' (keys: {', '.join(opts)})")
         opts[k] = v
     if opts["probe"] != "false":
-        names = ([n for n in METHODS.names() if METHODS.get(n).kind == "gradient"] if opts["probe"] == "all"
-                 else opts["probe"].split(","))
+        names = (
+            [n for n in METHODS.names() if METHODS.get(n).kind == "gradient"]
+            if opts["probe"] == "all"
+            else opts["probe"].split(",")
+        )
         probe(names)
         return
     cost(opts["methods"].split(","), opts["dataset"], int(opts["epochs"]))

@@ -1,6 +1,6 @@
 """Benchmark (not a test): samples/s of one InfoMax training epoch on mnist5k at batch 128.
 
-    python3 benchmarks/infomax_epoch.py [--device cpu|cuda] [--width 64] [--repeats 5] [--threads 1]
+python3 benchmarks/infomax_epoch.py [--device cpu|cuda] [--width 64] [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     n = ds.train.x.shape[0]
     best, med = min(times), sorted(times)[len(times) // 2]
-    print(f"{args.method} on mnist5k: N={n} D={ds.input_dim} K={args.width} batch={args.batch_size} "
-          f"device={args.device} threads={torch.get_num_threads()}")
+    print(
+        f"{args.method} on mnist5k: N={n} D={ds.input_dim} K={args.width} batch={args.batch_size} "
+        f"device={args.device} threads={torch.get_num_threads()}"
+    )
     print(f"one epoch: median {med * 1e3:.1f} ms, best {best * 1e3:.1f} ms -> {n / med:,.0f} samples/s (median)")
 
 

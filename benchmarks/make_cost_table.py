@@ -45,15 +45,28 @@ ISSUE_MEASURE = 1637.0 / 72
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("caches", nargs="+", help="cache folders of real runs (read only)")
-    ap.add_argument("--measures", nargs="*", default=[],
-                    help="cache folders of recent runs whose measurement seconds take precedence (today's code)")
-    ap.add_argument("--anchor", default="",
-                    help="NAME=SECONDS: scale the --measures cells so that measurement NAME's median is SECONDS "
-                         "(a figure from a quiet machine: recent runs on a shared one are slowed alike)")
-    ap.add_argument("--issue-anchor", action=argparse.BooleanOptionalAction, default=True,
-                    help="scale the training cells to issue 20's cold pruning run (ISSUE_TRAIN)")
+    ap.add_argument(
+        "--measures",
+        nargs="*",
+        default=[],
+        help="cache folders of recent runs whose measurement seconds take precedence (today's code)",
+    )
+    ap.add_argument(
+        "--anchor",
+        default="",
+        help="NAME=SECONDS: scale the --measures cells so that measurement NAME's median is SECONDS "
+        "(a figure from a quiet machine: recent runs on a shared one are slowed alike)",
+    )
+    ap.add_argument(
+        "--issue-anchor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="scale the training cells to issue 20's cold pruning run (ISSUE_TRAIN)",
+    )
     ap.add_argument("--steps", type=int, default=8, help="timed training steps per cell")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "bench" / "engine" / "costs_default.json"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "bench" / "engine" / "costs_default.json")
+    )
     args = ap.parse_args(argv)
 
     from bench.catalog import load_all
@@ -76,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         # an older cell of a measurement today's runs also made: scaled by that measurement's median
         # today/older ratio over the cells both have (the code changed, e.g. more pruning criteria)
         for name in {k.split("|")[0] for k in fresh}:
-            ratios = [fresh[k] / v for k, v in table.measure.items() if k in fresh and k.startswith(name + "|") and v > 0]
+            ratios = [
+                fresh[k] / v for k, v in table.measure.items() if k in fresh and k.startswith(name + "|") and v > 0
+            ]
             if ratios:
                 r = statistics.median(ratios)
                 for k in [k for k in table.measure if k.startswith(name + "|") and k not in fresh]:
@@ -93,15 +108,28 @@ def main(argv: list[str] | None = None) -> int:
     todo = {k: v for k, v in cells.items() if cell(*k) not in recorded or k[0] in CALIBRATE}
     print(f"timing {len(todo)} of them", flush=True)
     timed = time_cells(todo, device, args.steps, log=lambda line: print(line, flush=True))
-    both = [recorded[k]["epoch_seconds"] / v["epoch_seconds"] for k, v in timed.items()
-            if k in recorded and v["epoch_seconds"] > 0 and recorded[k]["epoch_seconds"] > 0]
+    both = [
+        recorded[k]["epoch_seconds"] / v["epoch_seconds"]
+        for k, v in timed.items()
+        if k in recorded and v["epoch_seconds"] > 0 and recorded[k]["epoch_seconds"] > 0
+    ]
     r_rec = statistics.median(both) if both else 1.0
     # the quiet reference machine's scale: the issue's per-epoch figures against today's timings
-    anchors = [((ISSUE_TRAIN[m] / 3 - ISSUE_MEASURE) / 40) / timed[cell(m, "mnist5k")]["epoch_seconds"]
-               for m in ISSUE_TRAIN if cell(m, "mnist5k") in timed] if args.issue_anchor else []
+    anchors = (
+        [
+            ((ISSUE_TRAIN[m] / 3 - ISSUE_MEASURE) / 40) / timed[cell(m, "mnist5k")]["epoch_seconds"]
+            for m in ISSUE_TRAIN
+            if cell(m, "mnist5k") in timed
+        ]
+        if args.issue_anchor
+        else []
+    )
     r_anchor = statistics.median(anchors) if anchors else r_rec
-    print(f"recorded/timed {r_rec:.3f} over {len(both)} cells; issue/timed {r_anchor:.3f} over {len(anchors)} "
-          f"anchors ({', '.join(f'{a:.2f}' for a in anchors)})", flush=True)
+    print(
+        f"recorded/timed {r_rec:.3f} over {len(both)} cells; issue/timed {r_anchor:.3f} over {len(anchors)} "
+        f"anchors ({', '.join(f'{a:.2f}' for a in anchors)})",
+        flush=True,
+    )
     for k, v in recorded.items():
         table.train[k] = {**v, "epoch_seconds": v["epoch_seconds"] * r_anchor / r_rec}
     for k, v in timed.items():
@@ -110,12 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     table.batch = batch_table({m for m, _ in cells}, device, log=lambda line: print(line, flush=True))
     n_timed = sum(1 for k in cells if cell(*k) not in recorded)
     table.device = f"cpu ({device_name(device)}), {torch.get_num_threads()} thread(s) per worker"
-    table.note = (f"reference machine; {len(recorded)} training cells recorded by real runs, {n_timed} timed "
-                  f"({args.steps} steps), on one scale through the recorded/timed ratio {r_rec:.3f} (over {len(both)} "
-                  f"cells), scaled to the quiet machine of issue 20's cold pruning run by {r_anchor:.3f} (median over "
-                  f"{len(anchors)} of its methods); measurements recorded by real runs"
-                  + (f" (recent ones anchored to {args.anchor} s)" if args.anchor else "") + "; "
-                  f"batched seeds {'measured' if table.batch else 'not measured (no bench.train.seedbatch)'}")
+    table.note = (
+        f"reference machine; {len(recorded)} training cells recorded by real runs, {n_timed} timed "
+        f"({args.steps} steps), on one scale through the recorded/timed ratio {r_rec:.3f} (over {len(both)} "
+        f"cells), scaled to the quiet machine of issue 20's cold pruning run by {r_anchor:.3f} (median over "
+        f"{len(anchors)} of its methods); measurements recorded by real runs"
+        + (f" (recent ones anchored to {args.anchor} s)" if args.anchor else "")
+        + "; "
+        f"batched seeds {'measured' if table.batch else 'not measured (no bench.train.seedbatch)'}"
+    )
     table.save(args.out)
     print(f"{table.note}\nwrote {args.out} in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -62,8 +62,16 @@ def load_ref(rev: str, path: str = "bench/evaluate/metrics.py"):
 
 
 def context(prediction: str, method: str, cache: str, extra: tuple[str, ...] = ()):
-    args = [f"prediction={prediction}", f"methods=[{method}]", "seeds=1", "workers=1", f"cache={cache}",
-            f"out={cache}/out", "threads=1", *extra]
+    args = [
+        f"prediction={prediction}",
+        f"methods=[{method}]",
+        "seeds=1",
+        "workers=1",
+        f"cache={cache}",
+        f"out={cache}/out",
+        "threads=1",
+        *extra,
+    ]
     cfg = parse_overrides(args, PREDICTIONS.get(prediction).Config, prediction)
     pred = build_prediction(cfg)
     return pred, RunContext(cfg, pred, setup_device(cfg), [method])
@@ -114,8 +122,10 @@ def ab(name: str, variants: dict, repeats: int, evaluations: Evaluations | None 
     for v in variants:
         extra = f", {evals[v]} probe-evaluations" if evaluations else ""
         print(f"{name:9s} {v:4s}: best {best[v]:6.2f} s of {repeats}{extra}")
-    print(f"{name:9s} old/new = {best[old] / best[new]:.2f}x; max |d acc| between the two: "
-          f"{max_acc_diff(rows[old], rows[new]):.4f}")
+    print(
+        f"{name:9s} old/new = {best[old] / best[new]:.2f}x; max |d acc| between the two: "
+        f"{max_acc_diff(rows[old], rows[new]):.4f}"
+    )
 
 
 def main() -> None:
@@ -129,9 +139,11 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     evaluations = Evaluations()
-    print(f"measure_cost: {a.method}, one thread, torch {torch.__version__}, best of {a.repeats} interleaved "
-          f"(old = fast=False, kNN R^2 at {a.ref}, "
-          "L-BFGS compact=False; new = this tree)")
+    print(
+        f"measure_cost: {a.method}, one thread, torch {torch.__version__}, best of {a.repeats} interleaved "
+        f"(old = fast=False, kNN R^2 at {a.ref}, "
+        "L-BFGS compact=False; new = this tree)"
+    )
 
     if a.only in (None, "pruning"):
         pred, ctx = context("pruning", a.method, a.cache)
@@ -146,6 +158,7 @@ def main() -> None:
                     return pred.measure_encoder(enc, ctx, enc.spec.seed)
                 finally:
                     pruning_protocol.metrics = new_metrics
+
             return run
 
         print(f"pruning: {a.method} on {enc.spec.dataset}, K={enc.spec.width}, seed {enc.spec.seed}")
@@ -168,6 +181,7 @@ def main() -> None:
                     return pred.measure_pair(enc, ctx, a.pair, "transfer", feasible, ())
                 finally:
                     probing.batched_lbfgs = compacting
+
             return run
 
         print(f"transfer: {a.method} {pair.source} -> {pair.target}, K={enc.spec.width}, budgets {list(feasible)}")

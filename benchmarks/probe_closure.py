@@ -26,8 +26,9 @@ import bench.evaluate.probe as current
 def load_ref(rev: str):
     """``bench/evaluate/probe.py`` at git revision ``rev``, as a module."""
     root = pathlib.Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "show", f"{rev}:bench/evaluate/probe.py"], cwd=root, check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{rev}:bench/evaluate/probe.py"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
     path = pathlib.Path(tempfile.mkdtemp()) / "probe_ref.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("probe_ref", path)
@@ -140,7 +141,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ref = load_ref(args.ref)
     z, ys, masks, c = features(args.groups, args.features)
-    print(f"features={args.features} G={len(masks)} N={tuple(z[0].shape)} C={c} threads={torch.get_num_threads()} torch={torch.__version__}")
+    print(
+        f"features={args.features} G={len(masks)} N={tuple(z[0].shape)} C={c} threads={torch.get_num_threads()} torch={torch.__version__}"
+    )
     for scale in (0.1, 3.0):
         for name, mod in (("ref", ref), ("new", current)):
             t = one_closure(mod, z, ys, masks, c, 5 * args.repeats, scale)
@@ -150,12 +153,16 @@ def main() -> None:
         for name, mod in (("ref", ref), ("new", current)):
             t, calls, per, r = probe_run(mod, z, ys, masks, c, args.repeats, stack)
             results[name] = r
-            print(f"{name:4s} linear_probe {'3-D' if stack else '2-D'}: {t:6.2f} s  closures={calls:4d}  "
-                  f"per closure {per * 1e3:6.2f} ms")
+            print(
+                f"{name:4s} linear_probe {'3-D' if stack else '2-D'}: {t:6.2f} s  closures={calls:4d}  "
+                f"per closure {per * 1e3:6.2f} ms"
+            )
         a, b = results["ref"], results["new"]
         d, same = (a.test_acc - b.test_acc).abs(), a.l2 == b.l2
-        print(f"     |test_acc ref - new|: max {float(d.max()):.4f} mean {float(d.mean()):.5f}; same l2 chosen: "
-              f"{int(same.sum())}/{len(same)}, max over those {float(d[same].max()):.4f}")
+        print(
+            f"     |test_acc ref - new|: max {float(d.max()):.4f} mean {float(d.mean()):.5f}; same l2 chosen: "
+            f"{int(same.sum())}/{len(same)}, max over those {float(d[same].max()):.4f}"
+        )
 
 
 if __name__ == "__main__":

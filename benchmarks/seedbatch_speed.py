@@ -44,9 +44,13 @@ def main() -> None:
     cpu = torch.device("cpu")
     ds = load_dataset(a.dataset, DataConfig(), cpu)
     n = ds.train.x.shape[0]
-    print(f"{a.dataset} N_train={n} K={a.width} batch={a.batch_size} epochs={a.epochs} threads=1 "
-          f"best of {a.repeats} (A B interleaved); torch {torch.__version__}")
-    print(f"{'method':<16} {'S':>3} {'seq s-s/s':>10} {'batched s-s/s':>14} {'ratio':>6} {'cpu ratio':>9}  same weights")
+    print(
+        f"{a.dataset} N_train={n} K={a.width} batch={a.batch_size} epochs={a.epochs} threads=1 "
+        f"best of {a.repeats} (A B interleaved); torch {torch.__version__}"
+    )
+    print(
+        f"{'method':<16} {'S':>3} {'seq s-s/s':>10} {'batched s-s/s':>14} {'ratio':>6} {'cpu ratio':>9}  same weights"
+    )
     for name in a.methods:
         cfg = RunConfig().method_config(name)
         if a.force and METHODS.get(name).kind == "gradient":
@@ -63,13 +67,17 @@ def main() -> None:
                 group = train_group(name, cfg, [ds] * S, a.width, seeds, **kw)
                 bat_t, bat_c = min(bat_t, time.perf_counter() - t0), min(bat_c, time.process_time() - c0)
             same = all(
-                (mo is None) == (mg is None) and (mo is None or all(
-                    torch.equal(v, mg.state_dict()[k]) for k, v in mo.state_dict().items()))
-                for (mo, _), (mg, _) in zip(one, group, strict=True))
+                (mo is None) == (mg is None)
+                and (mo is None or all(torch.equal(v, mg.state_dict()[k]) for k, v in mo.state_dict().items()))
+                for (mo, _), (mg, _) in zip(one, group, strict=True)
+            )
             rate = S * a.epochs * n
             note = "" if batchable(name) else "  (no batched step: both sequential)"
-            print(f"{name:<16} {S:>3} {rate / seq_t:>10.0f} {rate / bat_t:>14.0f} {seq_t / bat_t:>6.2f} {seq_c / bat_c:>9.2f}  "
-                  f"{'yes' if same else 'NO'}{note}", flush=True)
+            print(
+                f"{name:<16} {S:>3} {rate / seq_t:>10.0f} {rate / bat_t:>14.0f} {seq_t / bat_t:>6.2f} {seq_c / bat_c:>9.2f}  "
+                f"{'yes' if same else 'NO'}{note}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -85,10 +85,14 @@ def main() -> None:
     n = ds.train.x.shape[0]
     if args.clock == "cpu" and device.type != "cpu":
         ap.error("--clock cpu times CPU work: use --clock wall on a GPU")
-    print(f"{args.dataset}: N={n} D={ds.input_dim} K={args.width} batch={args.batch_size} epochs={args.epochs} "
-          f"threads={torch.get_num_threads()} device={args.device} best of {args.repeats} (interleaved), "
-          f"seed-samples/s by {args.clock} time")
-    print(f"{'method':<14}{'S':>4}{'batched/s':>12}{'sequential/s':>14}{'ratio':>8}   (wall: batched/s sequential/s ratio)")
+    print(
+        f"{args.dataset}: N={n} D={ds.input_dim} K={args.width} batch={args.batch_size} epochs={args.epochs} "
+        f"threads={torch.get_num_threads()} device={args.device} best of {args.repeats} (interleaved), "
+        f"seed-samples/s by {args.clock} time"
+    )
+    print(
+        f"{'method':<14}{'S':>4}{'batched/s':>12}{'sequential/s':>14}{'ratio':>8}   (wall: batched/s sequential/s ratio)"
+    )
     for name in args.methods:
         cfg = RunConfig().method_config(name)
         for S in args.seeds:
@@ -102,8 +106,11 @@ def main() -> None:
             k = 1 if args.clock == "cpu" else 0
             rb, rs = work / min(t[k] for t in tb), work / min(t[k] for t in ts)
             wb, ws = work / min(t[0] for t in tb), work / min(t[0] for t in ts)
-            print(f"{name:<14}{S:>4}{rb:>12,.0f}{rs:>14,.0f}{rb / rs:>7.2f}x   "
-                  f"(wall: {wb:,.0f} {ws:,.0f} {wb / ws:.2f}x)", flush=True)
+            print(
+                f"{name:<14}{S:>4}{rb:>12,.0f}{rs:>14,.0f}{rb / rs:>7.2f}x   "
+                f"(wall: {wb:,.0f} {ws:,.0f} {wb / ws:.2f}x)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -49,15 +49,26 @@ def main() -> None:
         g = torch.Generator().manual_seed(seed)
         q, _ = torch.linalg.qr(torch.randn(K, K, generator=g))
         q784 = torch.linalg.qr(torch.randn(784, 784, generator=g))[0] if a.raw else None
-        subs = [s for b, d in (("1", 20), ("5", 10), ("10", 5)) for s in draw_subsets(tgt.train.y, b, d, seed,
-                                                                                        "mnist_lo_hi")]
+        subs = [
+            s
+            for b, d in (("1", 20), ("5", 10), ("10", 5))
+            for s in draw_subsets(tgt.train.y, b, d, seed, "mnist_lo_hi")
+        ]
         codes = {}
         for name, fit in (("pca in-domain", tgt), ("pca transfer", src)):
             mu = fit.train.x.mean(0)
             v = torch.linalg.svd(fit.train.x - mu, full_matrices=False).Vh[:K]
             codes[name] = ([(s.x - mu) @ v.T for s in (tgt.train, tgt.val, tgt.test)], q)
-        method, meta = fit_encoder("infomax", METHODS.get("infomax").Config(), tgt, K, seed, epochs=a.epochs,
-                                   batch_size=128, device=torch.device("cpu"))
+        method, meta = fit_encoder(
+            "infomax",
+            METHODS.get("infomax").Config(),
+            tgt,
+            K,
+            seed,
+            epochs=a.epochs,
+            batch_size=128,
+            device=torch.device("cpu"),
+        )
         assert meta["status"] == "ok", meta.get("reason")
         with torch.no_grad():
             codes["infomax in-domain"] = ([method.encode_all(s.x) for s in (tgt.train, tgt.val, tgt.test)], q)

@@ -257,20 +257,23 @@ def test_vae_gradient_reaches_the_variance_head(digits):
 # takes another branch (PCD chains, k > 1, a hidden decoder layer, the Gaussian likelihood of
 # real-valued data: digits declared without an image shape, no masking draws, more masking).
 @pytest.mark.slow
-@pytest.mark.parametrize("name, reals, overrides", [
-    ("ae", False, {}),
-    ("dae", False, {}),
-    ("sae", False, {}),
-    ("vae", False, {}),
-    ("beta_vae", False, {}),
-    ("rbm", False, {}),
-    ("rbm", False, {"persistent": True, "k": 2}),
-    ("vae", False, {"decoder_hidden": 8}),
-    ("vae", True, {}),
-    ("beta_vae", True, {"decoder_hidden": 8}),
-    ("dae", False, {"noise": 0.0}),
-    ("dae", False, {"noise": 0.4}),
-])
+@pytest.mark.parametrize(
+    "name, reals, overrides",
+    [
+        ("ae", False, {}),
+        ("dae", False, {}),
+        ("sae", False, {}),
+        ("vae", False, {}),
+        ("beta_vae", False, {}),
+        ("rbm", False, {}),
+        ("rbm", False, {"persistent": True, "k": 2}),
+        ("vae", False, {"decoder_hidden": 8}),
+        ("vae", True, {}),
+        ("beta_vae", True, {"decoder_hidden": 8}),
+        ("dae", False, {"noise": 0.0}),
+        ("dae", False, {"noise": 0.4}),
+    ],
+)
 def test_batched_seeds_equal_one_seed_at_a_time(digits, monkeypatch, name, reals, overrides):
     import dataclasses
 

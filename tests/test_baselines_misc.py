@@ -193,8 +193,12 @@ def test_decompositions_on_digits_with_constant_pixels(digits, name):
     r.fill_diagonal_(0)
     assert float(r.abs().max()) < 0.05
     acc = {
-        m_name: float(linear_probe(*[t for pair in zip(fs, (digits.train.y, digits.val.y, digits.test.y),
-                                                         strict=True) for t in pair], digits.n_classes).test_acc[0])
+        m_name: float(
+            linear_probe(
+                *[t for pair in zip(fs, (digits.train.y, digits.val.y, digits.test.y), strict=True) for t in pair],
+                digits.n_classes,
+            ).test_acc[0]
+        )
         for m_name, fs in feats.items()
     }
     assert abs(acc[name] - acc["pca"]) <= 0.01, acc

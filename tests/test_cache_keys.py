@@ -24,8 +24,14 @@ from bench.protocol import PredictionConfig, row
 CPU = torch.device("cpu")
 DEFAULT = DataConfig()
 # the data modules as they were hashed before (spelled out: the old code has no DATA_MODULES to import)
-DATA_CODE = ("bench.data", "bench.data.core", "bench.data.embedded", "bench.data.views", "bench.data.sprites",
-             "bench.data.fullsize")
+DATA_CODE = (
+    "bench.data",
+    "bench.data.core",
+    "bench.data.embedded",
+    "bench.data.views",
+    "bench.data.sprites",
+    "bench.data.fullsize",
+)
 
 
 class _Stub:
@@ -160,6 +166,7 @@ def test_the_data_modules_are_not_in_the_code_hash(monkeypatch):
     spec = JobSpec.make("simclr", cfg.method_config("simclr"), "digits", cfg.data, 8, 0, 2, 128)
     key = spec.key
     real = provenance.module_source
+
     def edit(name: str):
         return lambda m: real(m) + ("\n# edit" if m.__name__ == name else "")
 

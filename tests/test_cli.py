@@ -67,8 +67,18 @@ def probe_run(tmp_path_factory):
     """One real run through the installed console script, as a user would type it."""
     tmp = tmp_path_factory.mktemp("run")
     exe = shutil.which("bench") or f"{sys.executable} -m bench"
-    cmd = [*exe.split(), "run", "prediction=probe", "dataset=digits", "methods=[infomax,sae,pca,random]",
-           "seeds=2", "epochs=3", "width=16", f"out={tmp / 'results'}", f"reports={tmp / 'reports'}"]
+    cmd = [
+        *exe.split(),
+        "run",
+        "prediction=probe",
+        "dataset=digits",
+        "methods=[infomax,sae,pca,random]",
+        "seeds=2",
+        "epochs=3",
+        "width=16",
+        f"out={tmp / 'results'}",
+        f"reports={tmp / 'reports'}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread, as in the other tests
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -103,8 +113,17 @@ def test_run_writes_table_manifest_and_report(probe_run):
 @pytest.mark.slow
 def test_rerun_hits_the_cache_and_report_regenerates(probe_run, capsys):
     tmp, _ = probe_run
-    args = ["run", "prediction=probe", "dataset=digits", "methods=[infomax,sae]", "seeds=2", "epochs=3",
-            "width=16", f"out={tmp / 'results'}", f"reports={tmp / 'reports'}"]
+    args = [
+        "run",
+        "prediction=probe",
+        "dataset=digits",
+        "methods=[infomax,sae]",
+        "seeds=2",
+        "epochs=3",
+        "width=16",
+        f"out={tmp / 'results'}",
+        f"reports={tmp / 'reports'}",
+    ]
     assert main(args) == 0
     run = tmp / "results" / "probe" / (tmp / "results" / "probe" / "latest").read_text().strip()
     man = json.loads((run / "manifest.json").read_text())
@@ -120,6 +139,11 @@ def test_rerun_hits_the_cache_and_report_regenerates(probe_run, capsys):
 
 
 def test_module_entry_point_help():
-    proc = subprocess.run([sys.executable, "-m", "bench", "--help"], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
     assert proc.returncode == 0 and "bench run prediction=" in proc.stdout

@@ -15,8 +15,20 @@ from bench.train.methods import METHODS
 from bench.train.trainer import batch_slices, build, data_info, fit_encoder, train
 
 CPU = torch.device("cpu")
-EAGER_IDENTITY = {"bench_version", "code", "libraries", "method", "method_cfg", "dataset", "data_cfg", "width", "seed",
-                  "epochs", "batch_size", "data_hash"}
+EAGER_IDENTITY = {
+    "bench_version",
+    "code",
+    "libraries",
+    "method",
+    "method_cfg",
+    "dataset",
+    "data_cfg",
+    "width",
+    "seed",
+    "epochs",
+    "batch_size",
+    "data_hash",
+}
 HAS_CXX = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
 
 

@@ -128,8 +128,10 @@ def test_probe_val_acc_is_the_best_val_accuracy_over_the_l2_grid(digits):
     f_tr, f_va = digits.train.x[:, :20], digits.val.x[:, :20]
     got = convergence.probe_val_acc(f_tr, digits.train.y, f_va, digits.val.y, 10)
     assert got == float(linear_probe(f_tr, digits.train.y, f_va, digits.val.y, f_va, digits.val.y, 10).val_acc[0])
-    per_l2 = [float(linear_probe(f_tr, digits.train.y, f_va, digits.val.y, f_va, digits.val.y, 10,
-                                 l2_grid=(l2,)).val_acc[0]) for l2 in L2_GRID]
+    per_l2 = [
+        float(linear_probe(f_tr, digits.train.y, f_va, digits.val.y, f_va, digits.val.y, 10, l2_grid=(l2,)).val_acc[0])
+        for l2 in L2_GRID
+    ]
     assert got >= max(per_l2) - 0.01  # the warm-started path reaches the single fits' best (within L-BFGS noise)
 
 

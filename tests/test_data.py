@@ -274,7 +274,9 @@ def test_digits28_is_digits_resized_onto_mnists_frame():
     assert d28.image_shape == (1, 28, 28) and d28.input_dim == 784
     assert torch.equal(d.train.y, d28.train.y) and torch.equal(d.test.y, d28.test.y)  # same rows, same split
     assert 0 <= float(d28.train.x.min()) and float(d28.train.x.max()) <= 1  # mnist5k's intensity scale
-    small = torch.nn.functional.interpolate(d28.train.x.reshape(-1, 1, 28, 28), size=(8, 8), mode="bilinear", antialias=True)
+    small = torch.nn.functional.interpolate(
+        d28.train.x.reshape(-1, 1, 28, 28), size=(8, 8), mode="bilinear", antialias=True
+    )
     corr = torch.corrcoef(torch.stack([small.flatten(), d.train.x.flatten()]))[0, 1]
     assert corr > 0.95  # resizing back recovers the 8x8 image
 

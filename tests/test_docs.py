@@ -31,8 +31,13 @@ def links(text: str) -> list[str]:
 
 
 def git(*args: str, cwd: Path) -> str:
-    out = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-                         cwd=cwd, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -45,8 +50,10 @@ def in_git_checkout() -> bool:
 
 
 def test_the_link_parser_finds_links_and_skips_code():
-    text = ("see [the protocol](docs/protocol.md) and ![fig](reports/a.png \"a\")\n[ref]: bench/evaluate/stats.py\n"
-            "<a href=\"tests/x.py\">x</a> `[no](in/code.md)`\n```\n[no](fenced.md)\n```\n")
+    text = (
+        'see [the protocol](docs/protocol.md) and ![fig](reports/a.png "a")\n[ref]: bench/evaluate/stats.py\n'
+        '<a href="tests/x.py">x</a> `[no](in/code.md)`\n```\n[no](fenced.md)\n```\n'
+    )
     assert links(text) == ["docs/protocol.md", "reports/a.png", "bench/evaluate/stats.py", "tests/x.py"]
 
 

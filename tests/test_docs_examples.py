@@ -32,7 +32,7 @@ def blocks(page: Path, path_pattern: str) -> dict[str, str]:
 def _example() -> tuple[str, str]:
     found = blocks(BASELINE_PAGE, r"baselines/\w+")
     assert len(found) == 1, f"{BASELINE_PAGE.name} needs one add-a-baseline example block"
-    (path, code), = found.items()
+    ((path, code),) = found.items()
     return path.split("/")[1], code
 
 
@@ -78,8 +78,17 @@ def test_add_a_prediction_example_works_verbatim(tmp_path):
             mods.append(mod.__name__)
             exec(compile(code, f"{path}.py", "exec"), mod.__dict__)
         assert "dead_units" in PREDICTIONS and "dead_units" in VIEWS
-        cfg = RunConfig(workers=1, prediction="dead_units", dataset="digits", methods=["infomax", "pca"], seeds=[0, 1],
-                        epochs=2, width=8, out=str(tmp_path / "r"), cache=str(tmp_path / "c"))
+        cfg = RunConfig(
+            workers=1,
+            prediction="dead_units",
+            dataset="digits",
+            methods=["infomax", "pca"],
+            seeds=[0, 1],
+            epochs=2,
+            width=8,
+            out=str(tmp_path / "r"),
+            cache=str(tmp_path / "c"),
+        )
         df, _, _ = read_run(execute(cfg))
         assert set(df["metric"]) == {"dead_fraction"} and len(df) == 4
         (table,) = VIEWS.get("dead_units")().verdict_tables(df)

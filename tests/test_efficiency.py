@@ -21,9 +21,28 @@ from predictions.efficiency import tables as T
 from predictions.efficiency.view import EfficiencyView
 
 D, H = 784, 28  # mnist-sized 28x28 grey images
-SINGLE_LAYER = ("ae", "barlow_twins", "beta_vae", "byol", "dae", "fastica", "infomax", "infomax_noem",
-                "infomax_softmax", "lse_only", "moco", "pca", "random", "rbm", "sae", "simclr", "supervised", "swav",
-                "vae", "vicreg")
+SINGLE_LAYER = (
+    "ae",
+    "barlow_twins",
+    "beta_vae",
+    "byol",
+    "dae",
+    "fastica",
+    "infomax",
+    "infomax_noem",
+    "infomax_softmax",
+    "lse_only",
+    "moco",
+    "pca",
+    "random",
+    "rbm",
+    "sae",
+    "simclr",
+    "supervised",
+    "swav",
+    "vae",
+    "vicreg",
+)
 
 
 def _cnn(k: int, width: int = 8, cin: int = 1) -> int:
@@ -111,10 +130,10 @@ def test_a_non_monotone_curve_is_read_through_its_isotonic_fit_not_its_running_m
     ps, r = C.isotonic(p, acc)
     assert ps.tolist() == [1, 2, 4, 8] and r == pytest.approx([0.5, 0.75, 0.75, 0.9])  # v1's running max: 0.8, 0.8
     assert C.read_at(p, acc, 4.0)[0] == pytest.approx(0.75)  # neither the raw 0.7 nor the running max 0.8
-    assert C.read_at(p, acc, 2 ** 1.5)[0] == pytest.approx(0.75)
-    assert C.read_at(p, acc, 2 ** 2.5)[0] == pytest.approx(0.825)  # linear in log P
+    assert C.read_at(p, acc, 2**1.5)[0] == pytest.approx(0.75)
+    assert C.read_at(p, acc, 2**2.5)[0] == pytest.approx(0.825)  # linear in log P
     assert C.reach(p, acc, 0.85) == (pytest.approx(2 ** (2 + 2 / 3)), "")  # first crossing of the fit
-    assert C.reach(p, acc, 0.6)[0] == pytest.approx(2 ** 0.4)
+    assert C.reach(p, acc, 0.6)[0] == pytest.approx(2**0.4)
 
 
 def test_never_extrapolated_and_censored_on_both_sides():
@@ -135,8 +154,10 @@ def _curves(methods: dict[str, tuple[np.ndarray, np.ndarray]], seeds, noise=0.0,
     for m, (p, acc) in methods.items():
         for s in seeds:
             a = acc + noise * g.standard_normal(len(acc))
-            recs += [{"method": m, "width": 2 ** (i + 3), "seed": s, "params": pi, "acc": ai}
-                     for i, (pi, ai) in enumerate(zip(p, a, strict=True))]
+            recs += [
+                {"method": m, "width": 2 ** (i + 3), "seed": s, "params": pi, "acc": ai}
+                for i, (pi, ai) in enumerate(zip(p, a, strict=True))
+            ]
     return pd.DataFrame(recs)
 
 
@@ -155,14 +176,37 @@ def _tidy(recs: list[dict], dataset: str = "mnist5k") -> pd.DataFrame:
 
 def test_unjudged_rows_carry_d_g_and_missing_baselines_without_a_correction_or_a_verdict():
     rng = np.random.default_rng(0)
-    recs = [{"method": b, "seed": s, "width": 0, "metric": m, "value": v + 0.002 * rng.standard_normal(), "note": "",
-             "under_trained": s == 0 and b == "worse"}
-            for b, v, g in (("better", 0.05, 0.02), ("worse", -0.05, 0.0)) for s in range(10)
-            for m, v in (("delta_2p", v), ("g_2p", g))]
-    recs += [{"method": m, "seed": s, "width": 0, "metric": x, "value": math.nan, "note": "K=16: P* outside the sweep"}
-             for m in ("far", "raw") for s in range(10) for x in ("delta_2p", "g_2p")]
-    recs += [{"method": "skipped", "seed": s, "width": 16, "metric": "job_skipped", "value": 1.0,
-              "note": "needs image inputs"} for s in range(10)]
+    recs = [
+        {
+            "method": b,
+            "seed": s,
+            "width": 0,
+            "metric": m,
+            "value": v + 0.002 * rng.standard_normal(),
+            "note": "",
+            "under_trained": s == 0 and b == "worse",
+        }
+        for b, v, g in (("better", 0.05, 0.02), ("worse", -0.05, 0.0))
+        for s in range(10)
+        for m, v in (("delta_2p", v), ("g_2p", g))
+    ]
+    recs += [
+        {"method": m, "seed": s, "width": 0, "metric": x, "value": math.nan, "note": "K=16: P* outside the sweep"}
+        for m in ("far", "raw")
+        for s in range(10)
+        for x in ("delta_2p", "g_2p")
+    ]
+    recs += [
+        {
+            "method": "skipped",
+            "seed": s,
+            "width": 16,
+            "metric": "job_skipped",
+            "value": 1.0,
+            "note": "needs image inputs",
+        }
+        for s in range(10)
+    ]
     frame = T.unjudged_rows(_tidy(recs), "delta_2p", "infomax", "higher", na={"raw": "reads no parameters"})
     assert list(frame.columns) == ["dataset", *FIELDS, *T.G_COLUMNS]
     assert frame["baseline"].tolist() == ["better", "far", "raw", "skipped", "worse"]
@@ -223,8 +267,9 @@ def test_saturating_fit_and_slopes_known_answers():
 
 
 def test_raw_fraction_table_reads_the_isotonic_fit():
-    cur = _curves({"raw": (np.array([0.0]), np.array([0.9])), "a": (P_S, np.array([0.5, 0.9, 0.7, 0.95, 0.96]))},
-                  range(2))
+    cur = _curves(
+        {"raw": (np.array([0.0]), np.array([0.9])), "a": (P_S, np.array([0.5, 0.9, 0.7, 0.95, 0.96]))}, range(2)
+    )
     cur.loc[cur["method"] == "raw", "width"] = 784
     tab = T.raw_fraction_table(cur, (0.9, 1.0)).set_index("method")
     assert tab.loc["a"].iloc[0].startswith(f"{0.81 / 0.9 * 0 + C.reach(P_S, [0.5, 0.9, 0.7, 0.95, 0.96], 0.81)[0]:.3g}")
@@ -232,8 +277,17 @@ def test_raw_fraction_table_reads_the_isotonic_fit():
 
 
 def _run(tmp_path, methods, name="r", **over):
-    cfg = RunConfig(workers=1, prediction="efficiency", dataset="digits", methods=methods, seeds=[0, 1], epochs=1,
-                    out=str(tmp_path / name), cache=str(tmp_path / "c"), prediction_overrides=over)
+    cfg = RunConfig(
+        workers=1,
+        prediction="efficiency",
+        dataset="digits",
+        methods=methods,
+        seeds=[0, 1],
+        epochs=1,
+        out=str(tmp_path / name),
+        cache=str(tmp_path / "c"),
+        prediction_overrides=over,
+    )
     return read_run(execute(cfg))[0]
 
 
@@ -305,8 +359,19 @@ def test_on_mnist5k_a_cnn_sweep_that_does_not_bracket_is_refused_by_the_config_c
 def test_a_refused_cnn_sweep_is_one_line_and_exit_2_before_training(tmp_path, capsys):
     from bench.cli import main
 
-    rc = main(["run", "prediction=efficiency", "methods=[infomax,supervised_cnn]", "seeds=[0]", "epochs=1",
-               "efficiency.cnn_channels=[6,8]", "workers=1", f"out={tmp_path / 'r'}", f"cache={tmp_path / 'c'}"])
+    rc = main(
+        [
+            "run",
+            "prediction=efficiency",
+            "methods=[infomax,supervised_cnn]",
+            "seeds=[0]",
+            "epochs=1",
+            "efficiency.cnn_channels=[6,8]",
+            "workers=1",
+            f"out={tmp_path / 'r'}",
+            f"cache={tmp_path / 'c'}",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "efficiency: cnn_channels: " in err[0], err
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
@@ -315,7 +380,8 @@ def test_a_refused_cnn_sweep_is_one_line_and_exit_2_before_training(tmp_path, ca
 def test_confirm_trains_the_subject_and_its_pa_members_only():
     pred = P.Efficiency(P.EfficiencyConfig())
     names = METHODS.names()
-    assert pred.default_methods(names, "confirm") == sorted(["infomax", "raw", "supervised", "supervised_cnn",
-                                                             "supervised_mlp2"], key=names.index)
+    assert pred.default_methods(names, "confirm") == sorted(
+        ["infomax", "raw", "supervised", "supervised_cnn", "supervised_mlp2"], key=names.index
+    )
     assert pred.default_methods(names, "quick") == names
     assert P.sweep_widths(P.EfficiencyConfig(), "confirm") == P.QUICK_WIDTHS

@@ -35,7 +35,9 @@ def log_linear(g):
 def outcome(d) -> str:
     """The single-row rule: ``p_t`` and the exact sign-flip p both < 0.05, in mean d's direction."""
     d = np.asarray(d, float)
-    if ttest_1samp(d, 0.0).pvalue < 0.05 and stats.sign_flip_p(d) < 0.05:  # bench.evaluate.stats' p_t (d is not constant)
+    if (
+        ttest_1samp(d, 0.0).pvalue < 0.05 and stats.sign_flip_p(d) < 0.05
+    ):  # bench.evaluate.stats' p_t (d is not constant)
         return T.direction_of(float(d.mean()), "higher")
     return "none"
 
@@ -97,8 +99,10 @@ def test_the_subjects_curve_shifted_by_two_in_p_gives_d_near_delta():
     for seed in range(10):
         for m, p, acc in (("infomax", p_s, saturating(p_s)), ("shifted", p_b, saturating(p_b / 2))):
             a = acc + 0.002 * rng.standard_normal(acc.size)
-            recs += [{"method": m, "width": k, "seed": seed, "params": pi, "acc": ai}
-                     for k, pi, ai in zip((4, *WIDTHS) if m == "shifted" else WIDTHS, p, a, strict=False)]
+            recs += [
+                {"method": m, "width": k, "seed": seed, "params": pi, "acc": ai}
+                for k, pi, ai in zip((4, *WIDTHS) if m == "shifted" else WIDTHS, p, a, strict=False)
+            ]
     rows = C.delta_rows(pd.DataFrame(recs), "infomax", KS, DELTA)
     d = np.array([r["value"] for r in rows if r["metric"] == "delta_2p"])
     assert d.shape == (10,) and abs(d.mean() - DELTA) < 0.003
@@ -109,11 +113,17 @@ def test_the_subjects_curve_shifted_by_two_in_p_gives_d_near_delta():
 
 def test_censored_multipliers_are_reported_as_such_with_no_interval():
     p_s = np.array([P_S[k] for k in WIDTHS])
-    curves = {"infomax": (p_s, saturating(p_s)),
-              "low": (p_s, np.full(5, 0.2)),  # never reaches the subject: right-censored, m > P_max / P_S(32) = 4
-              "high": (p_s * 3, np.full(5, 0.99))}  # its smallest model beats it: m <= 3 P_S(8) / P_S(32) = 0.75
-    recs = [{"method": m, "width": k, "seed": s, "params": pi, "acc": ai} for m, (p, a) in curves.items()
-            for s in range(3) for k, pi, ai in zip(WIDTHS, p, a, strict=True)]
+    curves = {
+        "infomax": (p_s, saturating(p_s)),
+        "low": (p_s, np.full(5, 0.2)),  # never reaches the subject: right-censored, m > P_max / P_S(32) = 4
+        "high": (p_s * 3, np.full(5, 0.99)),
+    }  # its smallest model beats it: m <= 3 P_S(8) / P_S(32) = 0.75
+    recs = [
+        {"method": m, "width": k, "seed": s, "params": pi, "acc": ai}
+        for m, (p, a) in curves.items()
+        for s in range(3)
+        for k, pi, ai in zip(WIDTHS, p, a, strict=True)
+    ]
     df = pd.DataFrame(C.delta_rows(pd.DataFrame(recs), "infomax", KS, DELTA)).assign(dataset="mnist5k", study="main")
     tab = T.multiplier_table(df, widths=[32]).set_index("baseline")
     assert tab.loc["low", "n_right"] == 3 and tab.loc["low", "n_uncensored"] == 0
@@ -125,8 +135,11 @@ def test_censored_multipliers_are_reported_as_such_with_no_interval():
 def test_the_reports_calibration_table_shows_n_mean_d_interval_and_direction_only():
     rng = np.random.default_rng(3)
     p = np.array([P_S[k] for k in WIDTHS])
-    recs = [{"method": "infomax", "width": k, "seed": s, "params": pi, "acc": ai}
-            for s in range(10) for k, pi, ai in zip(WIDTHS, p, draw(log_linear(0.03), rng, 0.003, 0.002), strict=True)]
+    recs = [
+        {"method": "infomax", "width": k, "seed": s, "params": pi, "acc": ai}
+        for s in range(10)
+        for k, pi, ai in zip(WIDTHS, p, draw(log_linear(0.03), rng, 0.003, 0.002), strict=True)
+    ]
     calib = T.self_copy_deltas(pd.DataFrame(recs), "infomax", KS, DELTA).set_index("factor")
     assert list(calib.columns) == ["margin", "n", "mean d", "ci_low", "ci_high", "direction", "g (copy)", "delta - g"]
     assert calib.loc[1.0, "n"] == 10 and abs(calib.loc[1.0, "mean d"]) < 0.01

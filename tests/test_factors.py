@@ -155,11 +155,17 @@ def test_one_outlier_row_changes_no_metric(ica, sprite_factors):
         f_tr, f_te = fx.clip_to_train(f_tr, f_te)
         r, acc = fx.importance_matrix(f_tr, v_tr, f_te, v_te, n_estimators=5)
         mi, h = fx.mutual_info_matrix(fx.discretize(f_tr, f_te, 20), v_te)
-        return np.r_[fx.mcc(z_tr, s_tr, z_te, s_te)[0], fx.mcc(z_tr, s_tr, z_te, s_te, "spearman")[0],
-                     fx.dci(r[:, AVG]), acc.mean(), fx.mig_per_factor(mi, h).mean(), fx.modularity(mi),
-                     fx.sap_per_factor(f_tr, v_tr, f_te, v_te).mean(),
-                     fx.purity(f_tr, y_tr, f_te, y_te, 3, m=20).excess,
-                     list(fx.sparse_probe(f_tr, y_tr, f_te, y_te, 3, (1,)).values())]
+        return np.r_[
+            fx.mcc(z_tr, s_tr, z_te, s_te)[0],
+            fx.mcc(z_tr, s_tr, z_te, s_te, "spearman")[0],
+            fx.dci(r[:, AVG]),
+            acc.mean(),
+            fx.mig_per_factor(mi, h).mean(),
+            fx.modularity(mi),
+            fx.sap_per_factor(f_tr, v_tr, f_te, v_te).mean(),
+            fx.purity(f_tr, y_tr, f_te, y_te, 3, m=20).excess,
+            list(fx.sparse_probe(f_tr, y_tr, f_te, y_te, 3, (1,)).values()),
+        ]
 
     base = scores(z_tr, z_te, raw_tr, raw_te)
     for side in ("train", "test"):
@@ -176,7 +182,7 @@ def test_orientation_is_reduced_modulo_each_shapes_symmetry_as_the_renderer_draw
     img = sprites.render(idx)
     for n, (shape, a, b, same) in enumerate(cases):
         assert torch.equal(img[2 * n], img[2 * n + 1]) == same, (shape, a, b)
-        red = fx.reduce_orientation(idx[2 * n:2 * n + 2].astype(float))[:, 2]
+        red = fx.reduce_orientation(idx[2 * n : 2 * n + 2].astype(float))[:, 2]
         assert (red[0] == red[1]) == same
     full = np.array([[s, 0, o, 0, 0] for s in range(3) for o in range(16)], dtype=float)
     assert [len(set(fx.reduce_orientation(full)[full[:, 0] == s, 2])) for s in range(3)] == [4, 8, 16]
@@ -219,8 +225,11 @@ def test_tie_keys_come_from_seed_and_dataset_only():
     a = fx.tie_keys(3, "digits", 50, 64, "test")
     assert np.array_equal(a, fx.tie_keys(3, "digits", 50, 64, "test"))
     assert np.array_equal(a[:, :8], fx.tie_keys(3, "digits", 50, 8, "test"))  # unit i's keys: any K
-    for other in (fx.tie_keys(4, "digits", 50, 64, "test"), fx.tie_keys(3, "mnist5k", 50, 64, "test"),
-                  fx.tie_keys(3, "digits", 50, 64, "train")):
+    for other in (
+        fx.tie_keys(4, "digits", 50, 64, "test"),
+        fx.tie_keys(3, "mnist5k", 50, 64, "test"),
+        fx.tie_keys(3, "digits", 50, 64, "train"),
+    ):
         assert not np.array_equal(a, other)
 
 

@@ -40,8 +40,14 @@ from bench.train.methods import METHODS
 
 # BENCH_FUZZ_EXAMPLES=N: a longer, randomised search (N examples a test) instead of the fixed budget
 _LONG = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(max_examples=_LONG or 60, deadline=None, derandomize=not _LONG, database=None, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=_LONG or 60,
+    deadline=None,
+    derandomize=not _LONG,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 FUZZ_SLOW = settings(FUZZ, max_examples=_LONG or 25)  # the command line and the probe: ~10-50 ms an example
 
 
@@ -53,17 +59,94 @@ def one_line(e: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- override parser
 PRED_NAMES = PREDICTIONS.names()
-KEYS = ["prediction", "dataset", "methods", "width", "seeds", "epochs", "batch_size", "device", "profile",
-        "threads", "cache", *(f"data.{k}" for k in _fields(DataConfig)),
-        *(f"{m}.{k}" for m in ("infomax", "sae", "pca", "gmm") for k in _fields(METHODS.get(m).Config)),
-        *(f"{p}.{k}" for p in PRED_NAMES for k in _fields(PREDICTIONS.get(p).Config)),
-        "unknown", "data.nope", "nope.x", "infomax.nope", ".x", "a.b.c", " seeds ", "dataset "]
-VALUES = ["", " ", "0", "1", "2", "3", "-1", "1.5", "1e-3", "nan", "inf", "-inf", "1e309", "9" * 30,
-          "none", "null", "None", "true", "false", "yes", "maybe", "[", "]", "[]", "[ ]", "[0]", "[0,1]",
-          "[0,0]", "[0,,1]", "[[0]]", "0,1", "[0,-1]", "[1.5]", "[a,b]", "a,b", "digits", "mnist5k",
-          "mnist5k[0-4]", "digits[2-1]", "digits[0,0]", "digits[]", "digits[x]", "ica", "cpu", "cuda",
-          "quick", "full", "linear", "infomax", "[infomax,sae]", "[infomax,infomax]", "[nope]",
-          "[0.1,0.5]", "x\ny", "a\rb", "\u2028", "\x85", "'quoted'", "\"q\"", "\x00", "é", "٣"]
+KEYS = [
+    "prediction",
+    "dataset",
+    "methods",
+    "width",
+    "seeds",
+    "epochs",
+    "batch_size",
+    "device",
+    "profile",
+    "threads",
+    "cache",
+    *(f"data.{k}" for k in _fields(DataConfig)),
+    *(f"{m}.{k}" for m in ("infomax", "sae", "pca", "gmm") for k in _fields(METHODS.get(m).Config)),
+    *(f"{p}.{k}" for p in PRED_NAMES for k in _fields(PREDICTIONS.get(p).Config)),
+    "unknown",
+    "data.nope",
+    "nope.x",
+    "infomax.nope",
+    ".x",
+    "a.b.c",
+    " seeds ",
+    "dataset ",
+]
+VALUES = [
+    "",
+    " ",
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "1.5",
+    "1e-3",
+    "nan",
+    "inf",
+    "-inf",
+    "1e309",
+    "9" * 30,
+    "none",
+    "null",
+    "None",
+    "true",
+    "false",
+    "yes",
+    "maybe",
+    "[",
+    "]",
+    "[]",
+    "[ ]",
+    "[0]",
+    "[0,1]",
+    "[0,0]",
+    "[0,,1]",
+    "[[0]]",
+    "0,1",
+    "[0,-1]",
+    "[1.5]",
+    "[a,b]",
+    "a,b",
+    "digits",
+    "mnist5k",
+    "mnist5k[0-4]",
+    "digits[2-1]",
+    "digits[0,0]",
+    "digits[]",
+    "digits[x]",
+    "ica",
+    "cpu",
+    "cuda",
+    "quick",
+    "full",
+    "linear",
+    "infomax",
+    "[infomax,sae]",
+    "[infomax,infomax]",
+    "[nope]",
+    "[0.1,0.5]",
+    "x\ny",
+    "a\rb",
+    "\u2028",
+    "\x85",
+    "'quoted'",
+    '"q"',
+    "\x00",
+    "é",
+    "٣",
+]
 KEY = st.one_of(st.sampled_from(KEYS), st.text(max_size=12))
 VALUE = st.one_of(st.sampled_from(VALUES), st.text(max_size=12))
 TOKEN = st.one_of(st.builds(lambda k, v: f"{k}={v}", KEY, VALUE), st.text(max_size=12))
@@ -81,8 +164,11 @@ def _check_parsed(tokens: list[str], pname: str) -> RunConfig | None:
     assert isinstance(cfg, RunConfig)
     for name in cfg.method_overrides:  # a config that parsed builds its methods
         cfg.method_config(name)
-    for v in (*cfg.data.__dict__.values(), *cfg.prediction_overrides.values(),
-              *(x for kw in cfg.method_overrides.values() for x in kw.values())):
+    for v in (
+        *cfg.data.__dict__.values(),
+        *cfg.prediction_overrides.values(),
+        *(x for kw in cfg.method_overrides.values() for x in kw.values()),
+    ):
         if isinstance(v, float):
             assert math.isfinite(v)
     assert cfg.resolved_seeds() and min(cfg.resolved_seeds()) >= 0
@@ -105,8 +191,25 @@ def test_parse_overrides_known_keys_fuzzed(pname, data):
     _check_parsed(tokens, pname)
 
 
-TYPES = [int, float, bool, str, list[int], list[float], list[str], tuple[float, ...], tuple[str, ...],
-         int | None, str | None, float | None, int | list[int], "int", "list[float]", "tuple[int, ...]", dict]
+TYPES = [
+    int,
+    float,
+    bool,
+    str,
+    list[int],
+    list[float],
+    list[str],
+    tuple[float, ...],
+    tuple[str, ...],
+    int | None,
+    str | None,
+    float | None,
+    int | list[int],
+    "int",
+    "list[float]",
+    "tuple[int, ...]",
+    dict,
+]
 
 
 @FUZZ
@@ -153,8 +256,11 @@ def _run_cli(tokens: list[str]) -> tuple[int | type, str, Path]:
         out = Path(tmp) / "out"
         argv = ["run", *tokens, f"out={out}", f"reports={tmp}/reports", f"cache={tmp}/cache"]
         err = io.StringIO()
-        with mock.patch.object(runner, "execute", side_effect=_Started), contextlib.redirect_stderr(err), \
-                contextlib.redirect_stdout(io.StringIO()):
+        with (
+            mock.patch.object(runner, "execute", side_effect=_Started),
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             try:
                 rc: int | type = cli.main(argv)
             except _Started:
@@ -179,9 +285,14 @@ def test_cli_run_fuzzed(tokens, pname, with_pred):
 
 
 def test_cli_run_bad_tokens_exit_2_one_line():
-    for tokens in (["prediction=pruning", "seeds=100000000000"], ["prediction=pruning", "width=x\ny"],
-                   ["prediction=pruning", "infomax.lambda_tc=nan"], ["prediction=nope"], ["width=3"],
-                   ["prediction=pruning", "pruning.fractions=[0.1,,2]"]):
+    for tokens in (
+        ["prediction=pruning", "seeds=100000000000"],
+        ["prediction=pruning", "width=x\ny"],
+        ["prediction=pruning", "infomax.lambda_tc=nan"],
+        ["prediction=nope"],
+        ["width=3"],
+        ["prediction=pruning", "pruning.fractions=[0.1,,2]"],
+    ):
         rc, err, written = _run_cli(tokens)
         assert rc == 2 and len(err.splitlines()) == 1 and not written, (tokens, err)
     rc, err, written = _run_cli(["prediction=pruning", "seeds=2", "infomax.lambda_tc=0.5"])
@@ -239,9 +350,15 @@ def test_feature_metrics_fuzzed(f):
             assert math.isnan(v), (name, v)
             continue
         assert math.isfinite(v), (name, v, f)
-        lo, hi = {"dead_fraction": (0, 1), "gaussian_tc": (0, math.inf), "mean_abs_offdiag_corr": (0, 1),
-                  "effective_rank": (0, 1), "effective_rank_cov": (0, 1), "pairwise_mi_binned": (-1, math.inf),
-                  "max_weight_cosine": (-1, 1)}[name]
+        lo, hi = {
+            "dead_fraction": (0, 1),
+            "gaussian_tc": (0, math.inf),
+            "mean_abs_offdiag_corr": (0, 1),
+            "effective_rank": (0, 1),
+            "effective_rank_cov": (0, 1),
+            "pairwise_mi_binned": (-1, math.inf),
+            "max_weight_cosine": (-1, 1),
+        }[name]
         assert lo - EPS <= v <= hi + EPS, (name, v)
     try:
         r = metrics.correlation(f)
@@ -257,8 +374,7 @@ def test_feature_metrics_fuzzed(f):
 
 
 @FUZZ
-@given(f_train=features(min_n=0, max_n=8, max_k=4), n_test=st.integers(0, 5), k=st.integers(-1, 9),
-       data=st.data())
+@given(f_train=features(min_n=0, max_n=8, max_k=4), n_test=st.integers(0, 5), k=st.integers(-1, 9), data=st.data())
 def test_knn_predictability_fuzzed(f_train, n_test, k, data):
     kk = f_train.shape[1] + data.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes a mismatched K
     f_test = torch.from_numpy(data.draw(hnp.arrays(np.float64, (n_test, kk), elements=ANY_FLOAT)))
@@ -293,8 +409,10 @@ def test_retained_accuracy_fuzzed(acc, acc0, chance, min_gap):
 
 
 @FUZZ
-@given(p=st.one_of(ARR, hnp.arrays(np.float64, st.integers(0, 6), elements=st.sampled_from([0.0, 0.1, 0.5, 0.9]))),
-       data=st.data())
+@given(
+    p=st.one_of(ARR, hnp.arrays(np.float64, st.integers(0, 6), elements=st.sampled_from([0.0, 0.1, 0.5, 0.9]))),
+    data=st.data(),
+)
 def test_pruning_summaries_fuzzed(p, data):
     n = len(p) + data.draw(st.sampled_from([0, 0, 0, -1, 1]))
     y = data.draw(hnp.arrays(np.float64, max(n, 0), elements=ANY_FLOAT))
@@ -321,8 +439,9 @@ def test_pruning_summaries_fuzzed(p, data):
 
 
 # ----------------------------------------------------------------------------- stats and verdicts
-SEED_VALUES = st.dictionaries(st.integers(0, 5), st.one_of(ANY_FLOAT, st.none(), st.sampled_from([1e308, -1e308])),
-                              max_size=6)
+SEED_VALUES = st.dictionaries(
+    st.integers(0, 5), st.one_of(ANY_FLOAT, st.none(), st.sampled_from([1e308, -1e308])), max_size=6
+)
 DIRECTION = st.sampled_from(stats.DIRECTIONS)
 
 
@@ -351,8 +470,11 @@ def test_compare_fuzzed(subject, baseline, direction):
 
 
 @FUZZ
-@given(subject=SEED_VALUES, baselines=st.dictionaries(st.sampled_from("abcd"), SEED_VALUES, max_size=4),
-       direction=DIRECTION)
+@given(
+    subject=SEED_VALUES,
+    baselines=st.dictionaries(st.sampled_from("abcd"), SEED_VALUES, max_size=4),
+    direction=DIRECTION,
+)
 def test_compare_all_and_overall_line_fuzzed(subject, baselines, direction):
     with np.errstate(all="ignore"):
         comps = stats.compare_all(subject, baselines, direction)
@@ -405,22 +527,27 @@ def test_holm_fuzzed(p):
     assert ((adj[ok] >= p[ok] - 1e-12) & (adj[ok] <= 1)).all()
 
 
-TIDY_ROW = st.fixed_dictionaries({
-    "method": st.sampled_from(["subj", "a", "b", "c", "raw", "lse_only"]),  # PA, REF and AB members
-    "seed": st.one_of(st.integers(0, 3), st.just(math.nan)),
-    "metric": st.sampled_from(["m", "m", "m", "other", "job_failed", "job_skipped"]),
-    "value": st.one_of(ANY_FLOAT, st.none()),
-    "dataset": st.sampled_from(["d1", "d2", None]),
-    "width": st.sampled_from([8, 16, math.nan]),
-    "note": st.sampled_from(["", "diverged", "n/a", None]),
-})
+TIDY_ROW = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(["subj", "a", "b", "c", "raw", "lse_only"]),  # PA, REF and AB members
+        "seed": st.one_of(st.integers(0, 3), st.just(math.nan)),
+        "metric": st.sampled_from(["m", "m", "m", "other", "job_failed", "job_skipped"]),
+        "value": st.one_of(ANY_FLOAT, st.none()),
+        "dataset": st.sampled_from(["d1", "d2", None]),
+        "width": st.sampled_from([8, 16, math.nan]),
+        "note": st.sampled_from(["", "diverged", "n/a", None]),
+    }
+)
 
 
 @pytest.mark.slow
 @FUZZ
-@given(rows=st.lists(TIDY_ROW, max_size=12), direction=DIRECTION,
-       methods=st.one_of(st.none(), st.lists(st.sampled_from(["subj", "a", "b", "z", "raw"]), max_size=3)),
-       by=st.sampled_from([("dataset", "width"), ("dataset",), (), ("nope",)]))
+@given(
+    rows=st.lists(TIDY_ROW, max_size=12),
+    direction=DIRECTION,
+    methods=st.one_of(st.none(), st.lists(st.sampled_from(["subj", "a", "b", "z", "raw"]), max_size=3)),
+    by=st.sampled_from([("dataset", "width"), ("dataset",), (), ("nope",)]),
+)
 def test_verdict_from_tidy_fuzzed(rows, direction, methods, by):
     df = pd.DataFrame(rows, columns=["method", "seed", "metric", "value", "dataset", "width", "note"])
     try:
@@ -515,8 +642,14 @@ def test_feature_metrics_on_non_finite_features_are_nan():
 def test_feature_metrics_on_empty_or_misshapen_features_raise():
     # used to give 1.0 / nan / IndexError / RuntimeError / LinAlgError depending on the function
     for f in (torch.zeros(0, 4), torch.zeros(5, 0), torch.zeros(5)):
-        for fn in (metrics.dead_fraction, metrics.gaussian_tc, metrics.mean_abs_offdiag_corr,
-                   metrics.effective_rank, metrics.pairwise_mi_binned, metrics.correlation):
+        for fn in (
+            metrics.dead_fraction,
+            metrics.gaussian_tc,
+            metrics.mean_abs_offdiag_corr,
+            metrics.effective_rank,
+            metrics.pairwise_mi_binned,
+            metrics.correlation,
+        ):
             with pytest.raises(ValueError, match="need an \\(N, K\\) array"):
                 fn(f)
     with pytest.raises(ValueError, match="w: need a"):
@@ -577,8 +710,9 @@ def _run_dir(out: Path, pred: str = "pruning", run_id: str = "r1") -> Path:
     return d
 
 
-@pytest.mark.parametrize("content", ["../../etc", "..", ".", "/etc", "r1/../../x", "../pruning/r1", "", "a\\b",
-                                     "r1\x00"])
+@pytest.mark.parametrize(
+    "content", ["../../etc", "..", ".", "/etc", "r1/../../x", "../pruning/r1", "", "a\\b", "r1\x00"]
+)
 def test_latest_never_leaves_the_prediction_folder(tmp_path, content):
     out = tmp_path / "out"
     _run_dir(out)
@@ -626,8 +760,10 @@ def test_latest_fuzzed_stays_inside(content):
         assert run is None or run.resolve().parent == (out / "pruning").resolve()
 
 
-@pytest.mark.parametrize(("prediction", "run_id"), [("pruning", "../x"), ("../p", "r1"), ("pruning", "/abs"),
-                                                    ("pruning", ""), ("pruning", "..")])
+@pytest.mark.parametrize(
+    ("prediction", "run_id"),
+    [("pruning", "../x"), ("../p", "r1"), ("pruning", "/abs"), ("pruning", ""), ("pruning", "..")],
+)
 def test_write_run_refuses_path_like_names(tmp_path, prediction, run_id):
     with pytest.raises(ValueError, match="plain directory name"):
         results.write_run(tmp_path / "out", prediction, run_id, pd.DataFrame({"value": [1.0]}), {}, {})
@@ -650,8 +786,16 @@ def test_linear_probe_rejects_degenerate_splits():
     for match, args in cases.items():
         with pytest.raises(ValueError, match=match.strip()):
             probe.linear_probe(*args, 3, l2_grid=(1.0,))
-    res = probe.linear_probe(f, torch.zeros(12, dtype=torch.long), f, torch.zeros(12, dtype=torch.long), f,
-                             torch.zeros(12, dtype=torch.long), 1, l2_grid=(1.0,))
+    res = probe.linear_probe(
+        f,
+        torch.zeros(12, dtype=torch.long),
+        f,
+        torch.zeros(12, dtype=torch.long),
+        f,
+        torch.zeros(12, dtype=torch.long),
+        1,
+        l2_grid=(1.0,),
+    )
     assert float(res.test_acc) == 1.0  # a single class is fine
 
 

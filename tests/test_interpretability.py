@@ -25,10 +25,23 @@ from predictions.interpretability.view import ICA_NA, InterpretabilityView
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("p4")
-    cfg = RunConfig(workers=1, prediction="interpretability", methods=["infomax", "pca", "fastica", "raw"], seeds=[0, 1], epochs=2,
-                    width=8, out=str(tmp / "results"), cache=str(tmp / "cache"), data=DataConfig(n=3000),
-                    prediction_overrides={"settings": ("ica_linear", "dsprites_narrow", "real"),
-                                          "real_datasets": ("digits",), "n_perm": 3, "trees": 5})
+    cfg = RunConfig(
+        workers=1,
+        prediction="interpretability",
+        methods=["infomax", "pca", "fastica", "raw"],
+        seeds=[0, 1],
+        epochs=2,
+        width=8,
+        out=str(tmp / "results"),
+        cache=str(tmp / "cache"),
+        data=DataConfig(n=3000),
+        prediction_overrides={
+            "settings": ("ica_linear", "dsprites_narrow", "real"),
+            "real_datasets": ("digits",),
+            "n_perm": 3,
+            "trees": 5,
+        },
+    )
     run_dir = execute(cfg)
     df, _, _ = read_run(run_dir)
     return df, read_matrices(run_dir)
@@ -60,8 +73,14 @@ def test_the_protocol_writes_every_setting_and_the_matrices_the_figures_need(sma
     pca = mcc[mcc["method"] == "pca"].set_index(["seed", "feature", "corr"])["value"]
     assert pca.xs("pre", level="feature").to_numpy() == pytest.approx(pca.xs("act", level="feature").to_numpy())
     names = set(mats["matrix"])
-    assert {"importance_dsprites_narrow", "corr_ica_linear", "atlas_top", "atlas_top_label", "atlas_unit",
-            "atlas_weight"} <= names
+    assert {
+        "importance_dsprites_narrow",
+        "corr_ica_linear",
+        "atlas_top",
+        "atlas_top_label",
+        "atlas_unit",
+        "atlas_weight",
+    } <= names
     assert set(mats.loc[mats["matrix"] == "atlas_top", "seed"]) == {0}  # first seed only
     # the atlas's thumbnails are the run's own: the top inputs' test rows, quantised (digits: 8 x 8, kept)
     thumb = {n: g for n, g in mats[(mats["method"] == "infomax")].groupby("matrix") if n.startswith("atlas_")}
@@ -126,7 +145,9 @@ def test_two_primaries_the_fastica_margin_and_n_a_by_design_on_ica_are_declared(
     view = InterpretabilityView
     primaries = [v for v in view.verdicts if v.role == "primary"]
     assert [(v.metric, v.where) for v in primaries] == [
-        ("mcc", {"setting": "ica_linear", "feature": "pre", "corr": "pearson"}), ("dci_d", {"setting": "dsprites_wide"})]
+        ("mcc", {"setting": "ica_linear", "feature": "pre", "corr": "pearson"}),
+        ("dci_d", {"setting": "dsprites_wide"}),
+    ]
     assert all(v.role == "secondary" for v in view.verdicts if v not in primaries)
     assert primaries[0].margin == {"fastica": 0.05} and not primaries[1].margin
     assert not any(v.margin for v in view.verdicts[1:])
@@ -148,8 +169,12 @@ def test_report_text_of_the_view_holds_no_verdict_word_or_p_value(small_run):
     df, _ = small_run
     view = InterpretabilityView()
     own = [t for t in view.tables(df) if not t.verdict]
-    texts = [view.protocol, view.title, *(v.label + " " + v.note for v in view.verdicts),
-             *(t.title + " " + t.note for t in own)]
+    texts = [
+        view.protocol,
+        view.title,
+        *(v.label + " " + v.note for v in view.verdicts),
+        *(t.title + " " + t.note for t in own),
+    ]
     for text in texts:
         low = text.lower()
         assert not any(w in low for w in ("supported", "contradicted", "inconclusive", "holm", "p-value", "p_")), text
@@ -200,20 +225,41 @@ def test_pre_activations_are_wx_plus_b_for_single_layer_encoders():
 
 def _tidy(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
     """Tidy rows of the two primaries: (method, primary) -> per-seed values."""
-    where = {"mcc": dict(dataset="ica", width=8, setting="ica_linear", feature="pre", corr="pearson"),
-             "dci_d": dict(dataset="dsprites", width=64, setting="dsprites_wide")}
-    rows = [{"method": m, "metric": p, "seed": s, "value": v, **where[p]}
-            for (m, p), vs in values.items() for s, v in enumerate(vs)]
+    where = {
+        "mcc": dict(dataset="ica", width=8, setting="ica_linear", feature="pre", corr="pearson"),
+        "dci_d": dict(dataset="dsprites", width=64, setting="dsprites_wide"),
+    }
+    rows = [
+        {"method": m, "metric": p, "seed": s, "value": v, **where[p]}
+        for (m, p), vs in values.items()
+        for s, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
 def test_a_skipped_method_is_a_row_in_its_settings_tables_only():
-    vals = {("infomax", "mcc"): [0.9, 0.8, 0.85], ("infomax", "dci_d"): [0.5, 0.6, 0.55],
-            ("pca", "mcc"): [0.5, 0.6, 0.55], ("pca", "dci_d"): [0.4, 0.5, 0.45],
-            ("mae", "dci_d"): [0.4, 0.5, 0.45]}
+    vals = {
+        ("infomax", "mcc"): [0.9, 0.8, 0.85],
+        ("infomax", "dci_d"): [0.5, 0.6, 0.55],
+        ("pca", "mcc"): [0.5, 0.6, 0.55],
+        ("pca", "dci_d"): [0.4, 0.5, 0.45],
+        ("mae", "dci_d"): [0.4, 0.5, 0.45],
+    }
     df = _tidy(vals)
-    skipped = pd.DataFrame([{"method": "mae", "metric": "job_skipped", "dataset": "ica", "width": 8, "seed": s,
-                             "value": 1.0, "note": "needs images"} for s in range(3)])
+    skipped = pd.DataFrame(
+        [
+            {
+                "method": "mae",
+                "metric": "job_skipped",
+                "dataset": "ica",
+                "width": 8,
+                "seed": s,
+                "value": 1.0,
+                "note": "needs images",
+            }
+            for s in range(3)
+        ]
+    )
     view, both = InterpretabilityView(), pd.concat([df, skipped], ignore_index=True)
     mcc, dci = (view.verdict_frame(both, v) for v in view.verdicts[:2])
     assert (dci["dataset"] == "dsprites").all()
@@ -235,12 +281,28 @@ def test_config_checks():
 
 
 def test_a_failed_nonlinear_ica_job_is_not_a_missing_seed_of_the_linear_tables():
-    vals = {("infomax", "mcc"): [0.9, 0.8, 0.85], ("infomax", "dci_d"): [0.5, 0.6, 0.55],
-            ("pca", "mcc"): [0.5, 0.6, 0.55], ("pca", "dci_d"): [0.4, 0.5, 0.45]}
+    vals = {
+        ("infomax", "mcc"): [0.9, 0.8, 0.85],
+        ("infomax", "dci_d"): [0.5, 0.6, 0.55],
+        ("pca", "mcc"): [0.5, 0.6, 0.55],
+        ("pca", "dci_d"): [0.4, 0.5, 0.45],
+    }
     df = _tidy(vals)
     df.loc[df["metric"] == "mcc", "data"] = "mixing=linear"
-    failed = pd.DataFrame([{"method": "pca", "metric": "job_failed", "dataset": "ica", "width": 8, "seed": 3,
-                            "value": 1.0, "note": "diverged", "data": "mixing=nonlinear"}])
+    failed = pd.DataFrame(
+        [
+            {
+                "method": "pca",
+                "metric": "job_failed",
+                "dataset": "ica",
+                "width": 8,
+                "seed": 3,
+                "value": 1.0,
+                "note": "diverged",
+                "data": "mixing=nonlinear",
+            }
+        ]
+    )
     view = InterpretabilityView()
     mcc = view.verdict_frame(pd.concat([df, failed], ignore_index=True), view.verdicts[0])
     pca = mcc.set_index("baseline").loc["pca"]

@@ -57,7 +57,9 @@ def test_failed_job_is_cached_with_reason_and_becomes_a_row(diverging_method, di
     class _P:
         cfg = type("C", (), {"dataset": "digits", "width": 8})()
 
-    ctx = RunContext(RunConfig(workers=1, out=str(tmp_path), seeds=[0], epochs=2), _P(), torch.device("cpu"), [diverging_method])
+    ctx = RunContext(
+        RunConfig(workers=1, out=str(tmp_path), seeds=[0], epochs=2), _P(), torch.device("cpu"), [diverging_method]
+    )
     assert list(ctx.encoders()) == []
     (row,) = ctx.failure_rows
     assert row["metric"] == "job_failed" and row["method"] == diverging_method and "non-finite" in row["note"]
@@ -68,8 +70,16 @@ def test_cache_key_changes_with_everything_that_determines_the_encoder():
     base = JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 0, 5, 128)
     variants = [
         JobSpec.make("infomax_noem", cfg.method_config("infomax_noem"), "digits", cfg.data, 16, 0, 5, 128),
-        JobSpec.make("infomax", RunConfig(method_overrides={"infomax": {"lambda_tc": 0.5}}).method_config("infomax"),
-                "digits", cfg.data, 16, 0, 5, 128),
+        JobSpec.make(
+            "infomax",
+            RunConfig(method_overrides={"infomax": {"lambda_tc": 0.5}}).method_config("infomax"),
+            "digits",
+            cfg.data,
+            16,
+            0,
+            5,
+            128,
+        ),
         JobSpec.make("infomax", cfg.method_config("infomax"), "mnist5k", cfg.data, 16, 0, 5, 128),
         JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 32, 0, 5, 128),
         JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 16, 1, 5, 128),
@@ -90,8 +100,11 @@ def test_editing_the_training_code_or_a_library_version_invalidates_the_entry(mo
     from bench import provenance
 
     real = provenance.module_source
-    monkeypatch.setattr(provenance, "module_source",
-                        lambda m: real(m) + ("\n# edited fit" if m.__name__ == "bench.train.trainer" else ""))
+    monkeypatch.setattr(
+        provenance,
+        "module_source",
+        lambda m: real(m) + ("\n# edited fit" if m.__name__ == "bench.train.trainer" else ""),
+    )
     assert spec.key != key  # the trainer is hashed (the data code is not: tests/test_cache_keys.py)
     monkeypatch.setattr(provenance, "module_source", real)
     assert spec.key == key
@@ -109,7 +122,9 @@ def test_cache_hit_skips_training(digits, tmp_path, monkeypatch):
     monkeypatch.setattr(JobCache, "train", lambda *a, **k: pytest.fail("trained again on a cache hit"))
     second = cache.get(spec, digits)
     assert second.cached and torch.equal(first.features(digits.val.x), second.features(digits.val.x))
-    assert [p.name for p in tmp_path.glob(".*")] == [".locks"] and not list((tmp_path / ".locks").iterdir())  # no leftovers
+    assert [p.name for p in tmp_path.glob(".*")] == [".locks"] and not list(
+        (tmp_path / ".locks").iterdir()
+    )  # no leftovers
 
 
 def test_registering_a_name_twice_is_an_error():

@@ -108,7 +108,7 @@ def test_no_import_cycles():
 
 # The flow, bottom to top: a module may import its own layer and the layers before it, never a later one.
 LAYERS = (
-    ("bench.registry", "bench.storage", "bench.provenance"),  # no project imports
+    ("bench.registry", "bench.storage", "bench.provenance", "bench.syntax"),  # no project imports
     ("bench.data",),
     ("bench.evaluate",),  # probes, metrics, statistics, verdict families: no training, no engine
     ("bench.train",),  # methods contract, losses, the training loops
@@ -120,8 +120,16 @@ LAYERS = (
     ("bench.cli", "bench.__main__", "bench.docgen"),
 )
 PLUGIN_MAY_NOT = {  # plugins are components of the flow, never drivers of it
-    "baselines": ("predictions", "bench.protocol", "bench.results", "bench.config", "bench.report", "bench.engine",
-                  "bench.arguments", "bench.cli"),
+    "baselines": (
+        "predictions",
+        "bench.protocol",
+        "bench.results",
+        "bench.config",
+        "bench.report",
+        "bench.engine",
+        "bench.arguments",
+        "bench.cli",
+    ),
     "predictions": ("bench.config", "bench.engine", "bench.arguments", "bench.cli"),
 }
 
@@ -142,23 +150,35 @@ def test_every_bench_module_has_a_layer():
 
 
 def test_imports_go_one_way_down_the_flow():
-    bad = [f"{a} -> {b}" for a, bs in graph().items() if a.startswith("bench") for b in bs
-           if b.startswith("bench") and layer(b) > layer(a)]
+    bad = [
+        f"{a} -> {b}"
+        for a, bs in graph().items()
+        if a.startswith("bench")
+        for b in bs
+        if b.startswith("bench") and layer(b) > layer(a)
+    ]
     assert bad == []
 
 
 def test_plugins_import_no_driver():
-    bad = [f"{a} -> {b}" for a, bs in graph().items() for b in bs for pkg, banned in PLUGIN_MAY_NOT.items()
-           if a.split(".")[0] == pkg and b.startswith(banned)]
+    bad = [
+        f"{a} -> {b}"
+        for a, bs in graph().items()
+        for b in bs
+        for pkg, banned in PLUGIN_MAY_NOT.items()
+        if a.split(".")[0] == pkg and b.startswith(banned)
+    ]
     assert bad == []
 
 
 def test_loading_every_plugin_loads_no_driver():
     """What the plugins load at run time (not only what they name): registering every method and
     prediction imports neither the engine nor the configuration nor the command line."""
-    code = ("import sys; from bench.catalog import load_all; load_all(); "
-            "print(sorted(m for m in sys.modules if m.startswith(('bench.engine', 'bench.config', 'bench.arguments', "
-            "'bench.cli'))))")
+    code = (
+        "import sys; from bench.catalog import load_all; load_all(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('bench.engine', 'bench.config', 'bench.arguments', "
+        "'bench.cli'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 

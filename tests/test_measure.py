@@ -39,8 +39,10 @@ def test_rerun_reads_measurements_and_an_option_change_measures_again(tmp_path, 
     assert "measurement cached" in capsys.readouterr().err
     df3, man3 = run(out, "probe.knn_k=5")  # another config: other keys, measured again
     assert man3["timing"]["measure_seconds"] > 0 and len(measures(out)) == 8
-    knn = {k: d[d.metric == "knn_acc"].sort_values(["method", "seed"])["value"].tolist() for k, d in
-           (("k20", df1), ("k5", df3))}
+    knn = {
+        k: d[d.metric == "knn_acc"].sort_values(["method", "seed"])["value"].tolist()
+        for k, d in (("k20", df1), ("k5", df3))
+    }
     assert knn["k20"] != knn["k5"]
 
 

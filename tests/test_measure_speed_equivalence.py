@@ -66,9 +66,17 @@ def _count_evaluations(monkeypatch) -> dict:
 
 
 def _rows(prediction, fn, *args) -> dict:
-    return {(r["metric"], *(str(r.get(c)) for c in ("criterion", "probe_mode", "fraction", "sparsity", "budget",
-                                                    "l2_mode", "scaling"))): r["value"]
-            for r in fn(*args) if not r["metric"].endswith("_seconds")}
+    return {
+        (
+            r["metric"],
+            *(
+                str(r.get(c))
+                for c in ("criterion", "probe_mode", "fraction", "sparsity", "budget", "l2_mode", "scaling")
+            ),
+        ): r["value"]
+        for r in fn(*args)
+        if not r["metric"].endswith("_seconds")
+    }
 
 
 def _refit_touched(k) -> bool:
@@ -98,15 +106,16 @@ def test_pruning_curves_fast_stay_within_the_reference_probes_own_rounding_noise
         evaluations[fast] = calls["n"] - start
     pred.fast = False
     real = enc.features
-    enc.features = lambda x: real(x) * (1 + 2 ** -20)  # the reference under a rounding-level change
+    enc.features = lambda x: real(x) * (1 + 2**-20)  # the reference under a rounding-level change
     noisy = _rows(pred, pred.measure_encoder, enc, src, 0)
     ref, new = out[False], out[True]
     assert ref.keys() == new.keys() == noisy.keys()
     curves = [k for k in ref if k[0] in ("acc", "unstructured_acc", "probe_acc")]
     modes = {(k[1], k[2]) for k in curves if k[0] == "acc"}
     # every criterion (magnitude: the random encoder is one Linear), both probe modes, the rank curve
-    assert modes == {(c, m) for c in ("magnitude", "variance", "random", "importance", "redundancy")
-                     for m in ("refit", "frozen")} | {("rank", "refit")}
+    assert modes == {
+        (c, m) for c in ("magnitude", "variance", "random", "importance", "redundancy") for m in ("refit", "frozen")
+    } | {("rank", "refit")}
     assert len([k for k in curves if k[0] == "unstructured_acc"]) == 7
     for k in ref:
         if not _refit_touched(k) and k[0] != "retained" and not k[0].startswith(("aurc", "prunable")):
@@ -156,8 +165,11 @@ def test_batched_lbfgs_compaction_keeps_every_iterate(digits, monkeypatch):
 
     enc = _encoder(digits, width=16, seed=4)
     f = [enc.features(s.x) for s in (digits.train, digits.val, digits.test)]
-    subsets = (P.draw_subsets(digits.train.y, "1", 6, 4, "cmp") + P.draw_subsets(digits.train.y, "10", 2, 4, "cmp")
-               + P.draw_subsets(digits.train.y, "all", 1, 4, "cmp"))
+    subsets = (
+        P.draw_subsets(digits.train.y, "1", 6, 4, "cmp")
+        + P.draw_subsets(digits.train.y, "10", 2, 4, "cmp")
+        + P.draw_subsets(digits.train.y, "all", 1, 4, "cmp")
+    )
     args = (f[0], digits.train.y, f[1], digits.val.y, f[2], digits.test.y, digits.n_classes, subsets)
     compacted = budget_probes(*args)
     monkeypatch.setattr(probing, "batched_lbfgs", functools.partial(probing.batched_lbfgs, compact=False))
@@ -207,11 +219,17 @@ def test_pruning_measures_a_supervised_encoder_with_its_head_both_ways(digits):
     from bench.train.trainer import fit_encoder
 
     cfg = RunConfig().method_config("supervised")
-    method, meta = fit_encoder("supervised", cfg, digits, 16, 0, epochs=1, batch_size=128, device=torch.device("cpu"),
-                               track=False)
+    method, meta = fit_encoder(
+        "supervised", cfg, digits, 16, 0, epochs=1, batch_size=128, device=torch.device("cpu"), track=False
+    )
     assert meta["status"] == "ok" and method.classifier() is not None
-    enc = SimpleNamespace(spec=SimpleNamespace(dataset="digits", method="supervised", width=16, seed=0),
-                          method=method, meta={}, train_seconds=0.0, features=method.encode_all)
+    enc = SimpleNamespace(
+        spec=SimpleNamespace(dataset="digits", method="supervised", width=16, seed=0),
+        method=method,
+        meta={},
+        train_seconds=0.0,
+        features=method.encode_all,
+    )
     pred = Pruning(PruningConfig(dataset="digits", width=16, fractions=(0.0, 0.5), criteria=("importance", "random")))
     try:
         out = {}

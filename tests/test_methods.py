@@ -83,8 +83,12 @@ LEARNERS = [m for m in ALL if METHODS.get(m).role != "reference"]
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(m, marks=pytest.mark.xfail(reason=DIGITS_TOO_SMALL[m], strict=True)) if m in DIGITS_TOO_SMALL
-     else m for m in LEARNERS],
+    [
+        pytest.param(m, marks=pytest.mark.xfail(reason=DIGITS_TOO_SMALL[m], strict=True))
+        if m in DIGITS_TOO_SMALL
+        else m
+        for m in LEARNERS
+    ],
 )
 def test_learns_on_digits(name, digits, random_acc):
     m = build(name, digits)

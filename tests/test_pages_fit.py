@@ -39,10 +39,15 @@ def _outside(fig) -> list[str]:
         if ax.axison:
             t = ax.get_tightbbox(renderer)
             if t is not None and (t.x0 < -TOL or t.y0 < -TOL or t.x1 > box.x1 + TOL or t.y1 > box.y1 + TOL):
-                bad.append(f"axes '{ax.get_title() or ax.get_xlabel()}' at {np.round(t.extents).tolist()} "
-                           f"of {np.round(box.extents).tolist()}")
-    own = [*fig.texts, *(t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None),
-           *(t for legend in fig.legends for t in legend.findobj(Text))]
+                bad.append(
+                    f"axes '{ax.get_title() or ax.get_xlabel()}' at {np.round(t.extents).tolist()} "
+                    f"of {np.round(box.extents).tolist()}"
+                )
+    own = [
+        *fig.texts,
+        *(t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None),
+        *(t for legend in fig.legends for t in legend.findobj(Text)),
+    ]
     for t in own:  # the page's own texts (an axes' texts count in its tight box above)
         if not t.get_visible() or not t.get_text():
             continue
@@ -71,9 +76,17 @@ def pages(monkeypatch):
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
-    cfg = RunConfig(workers=1, prediction="pruning", dataset="digits", methods=["infomax", "pca", "ae"], seeds=[0, 1],
-                    epochs=2, out=str(tmp / "results"), cache=str(tmp / "cache"),
-                    prediction_overrides={"random_draws": 2})
+    cfg = RunConfig(
+        workers=1,
+        prediction="pruning",
+        dataset="digits",
+        methods=["infomax", "pca", "ae"],
+        seeds=[0, 1],
+        epochs=2,
+        out=str(tmp / "results"),
+        cache=str(tmp / "cache"),
+        prediction_overrides={"random_draws": 2},
+    )
     return execute(cfg), tmp
 
 
@@ -89,12 +102,30 @@ def test_the_real_reports_of_a_small_run_fit_their_pages(small_run, pages, tmp_p
 def _long_table(n: int = 70) -> Table:
     rng = np.random.default_rng(0)
     reason = "unpruned accuracy within 0.01 of chance: r(p) undefined, so no AURC and no prunable fraction either"
-    frame = pd.DataFrame({
-        "dataset": "mnist5k", "baseline": [f"baseline_with_a_long_name_{i}" for i in range(n)], "family": "PA",
-        "acc(0)": rng.uniform(0.8, 1, n), "n": 10, "mean_diff": rng.normal(size=n), "ci_low": -1.0, "ci_high": 1.0,
-        "effect_size": rng.normal(size=n), "direction": "as predicted", "p_t": 0.01, "p_wilcoxon": 0.02,
-        "p_perm": 0.03, "p_holm": 0.04, "p_wy": 0.05, "verdict": "inconclusive", "na": "",
-        "n_missing": 0, "under_trained": 1, "reason": [reason * (1 + i % 3) if i % 4 == 0 else "" for i in range(n)]})
+    frame = pd.DataFrame(
+        {
+            "dataset": "mnist5k",
+            "baseline": [f"baseline_with_a_long_name_{i}" for i in range(n)],
+            "family": "PA",
+            "acc(0)": rng.uniform(0.8, 1, n),
+            "n": 10,
+            "mean_diff": rng.normal(size=n),
+            "ci_low": -1.0,
+            "ci_high": 1.0,
+            "effect_size": rng.normal(size=n),
+            "direction": "as predicted",
+            "p_t": 0.01,
+            "p_wilcoxon": 0.02,
+            "p_perm": 0.03,
+            "p_holm": 0.04,
+            "p_wy": 0.05,
+            "verdict": "inconclusive",
+            "na": "",
+            "n_missing": 0,
+            "under_trained": 1,
+            "reason": [reason * (1 + i % 3) if i % 4 == 0 else "" for i in range(n)],
+        }
+    )
     return Table("Primary: a long table", frame, verdict=True, role="primary", note="a note")
 
 
@@ -115,7 +146,9 @@ def test_a_long_wide_table_continues_on_further_pages_and_fits(pages, tmp_path, 
 
 
 def test_fit_table_wraps_then_shrinks_then_moves_text_to_notes():
-    cells = pd.DataFrame({"a": ["1.234"] * 3, "why": ["short", "a fairly long reason that wraps onto lines", "x " * 80]})
+    cells = pd.DataFrame(
+        {"a": ["1.234"] * 3, "why": ["short", "a fairly long reason that wraps onto lines", "x " * 80]}
+    )
     lay = fit_table(cells, 10_000)  # room enough: nothing changes
     assert lay.rows[1][1] == "a fairly long reason that wraps onto lines" and lay.size == 6.5
     lay = fit_table(cells, 120)

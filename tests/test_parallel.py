@@ -62,8 +62,9 @@ def test_dask_local_cluster_matches_workers_1(reference, tmp_path):
 def test_slurm_through_submitit_local_executor(reference, tmp_path):
     pytest.importorskip("submitit")
     df1, *_ = reference
-    df, config, man, out = run(tmp_path, "slurm", "executor=slurm", "executor.cluster=local",
-                               "executor.time_min=5", "executor.partition=debug")
+    df, config, man, out = run(
+        tmp_path, "slurm", "executor=slurm", "executor.cluster=local", "executor.time_min=5", "executor.partition=debug"
+    )
     same, why = results.same_values(df1, df)
     assert same, why
     logs = list((out / "slurm").glob("*_log.out"))
@@ -72,8 +73,13 @@ def test_slurm_through_submitit_local_executor(reference, tmp_path):
 
 
 def test_executor_options_are_checked(tmp_path, capsys):
-    for bad, needle in [("executor=mpi", "executor: unknown 'mpi'"), ("executor.address=localhost:1", "tcp://"),
-                        ("workers=0", "workers:"), ("workers=many", "workers:"), ("executor.nodes=2", "executor keys")]:
+    for bad, needle in [
+        ("executor=mpi", "executor: unknown 'mpi'"),
+        ("executor.address=localhost:1", "tcp://"),
+        ("workers=0", "workers:"),
+        ("workers=many", "workers:"),
+        ("executor.nodes=2", "executor keys"),
+    ]:
         assert main(["run", *SWEEP, bad, f"out={tmp_path / 'o'}"]) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and "\n" not in err

@@ -18,16 +18,21 @@ def test_perf_prints_every_line(capsys, monkeypatch):
     assert "trainer throughput (samples/s)" in out and "trainer/plain" in out
     for name in perf.METHODS_TIMED:
         for bs in perf.BATCHES:
-            assert any(line.split()[:2] == [name, str(bs)] and line.endswith("x") for line in out.splitlines()), (name, bs)
+            assert any(line.split()[:2] == [name, str(bs)] and line.endswith("x") for line in out.splitlines()), (
+                name,
+                bs,
+            )
     assert "infomax step FLOP/s" in out and "peak" in out and "roofline" in out
     assert "profile: infomax batch 1024" in out and "ms/step" in out
     assert "probe fit:" in out and "end to end: skipped" in out
     assert "batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder" in out
     for name in ("infomax", "ae", "simclr"):  # timed at S = 3 and 10, or one line saying why not
-        timed = all(any(line.split()[:2] == [name, str(s)] and line.endswith("x") for line in out.splitlines())
-                    for s in (3, 10))
-        assert timed or any(line.split()[:3] == [name, "-", "-"] and "skipped:" in line
-                            for line in out.splitlines()), name
+        timed = all(
+            any(line.split()[:2] == [name, str(s)] and line.endswith("x") for line in out.splitlines()) for s in (3, 10)
+        )
+        assert timed or any(line.split()[:3] == [name, "-", "-"] and "skipped:" in line for line in out.splitlines()), (
+            name
+        )
 
 
 def test_step_flops_is_the_analytic_count():
@@ -76,7 +81,10 @@ def test_e2e_line(capsys, monkeypatch):
     monkeypatch.setattr(perf, "METHODS_TIMED", ("infomax",))
     monkeypatch.setattr(perf, "e2e_seconds", lambda args, device: (12.5, 0))
     assert perf.cmd_perf(["steps=1", "e2e=true"]) == 0
-    assert "end to end: 12.5 s (bench run prediction=all profile=quick, fresh cache, exit code 0)" in capsys.readouterr().out
+    assert (
+        "end to end: 12.5 s (bench run prediction=all profile=quick, fresh cache, exit code 0)"
+        in capsys.readouterr().out
+    )
 
 
 @pytest.mark.slow
@@ -90,7 +98,9 @@ def test_table_mode_stores_the_table_bench_plan_then_reads(tmp_path, monkeypatch
     cpu = torch.device("cpu")
     cfg = configs(["prediction=probe", "dataset=digits", "methods=[infomax,pca]", "seeds=1", "epochs=2"])["probe"]
     specs = plan.enumerate_prediction(cfg, cpu, JobCache(tmp_path / "c", cpu)).specs
-    monkeypatch.setattr(perf_table, "confirm_cells", lambda cache_dir, device: {(s.method, s.dataset): s for s in specs})
+    monkeypatch.setattr(
+        perf_table, "confirm_cells", lambda cache_dir, device: {(s.method, s.dataset): s for s in specs}
+    )
     assert perf.cmd_perf(["table=true", f"cache={tmp_path}", "steps=2", "device=cpu"]) == 0
     assert "cost table: 2 training cells" in capsys.readouterr().out
     stored = costs.stored_path(tmp_path, "cpu", costs.device_name(cpu))
@@ -110,9 +120,13 @@ def test_harvest_reads_seconds_per_epoch_and_measurements(tmp_path, digits):
     data_cfg = dataclasses.asdict(DataConfig())
     for name, group in (("a", None), ("b", 3)):  # a batched entry is not a sequential cost: left out
         (tmp_path / name).mkdir()
-        meta = {"spec": {"method": "infomax", "dataset": "digits", "data_cfg": data_cfg, "epochs": 4},
-                "status": "ok", "train_seconds": 2.0 if group is None else 0.1, "convergence": {"seconds": 0.4},
-                "seed_group": group}
+        meta = {
+            "spec": {"method": "infomax", "dataset": "digits", "data_cfg": data_cfg, "epochs": 4},
+            "status": "ok",
+            "train_seconds": 2.0 if group is None else 0.1,
+            "convergence": {"seconds": 0.4},
+            "seed_group": group,
+        }
         (tmp_path / name / "meta.json").write_text(json.dumps(meta))
     rows = [{"dataset": "digits", "method": "pca", "metric": "aurc", "value": 0.5}]
     MeasureCache(tmp_path).store("pca-measure_encoder-0123456789abcdef", Measured(rows, [], 3.0))
@@ -132,10 +146,14 @@ def test_batched_seed_lines_time_train_group_against_fit_encoder(monkeypatch, di
 
     def train_group(method, cfg, datasets, width, seeds, *, epochs, batch_size, device, on_epoch=None, track=True):
         calls.append((method, len(datasets), list(seeds)))
-        return [fit_encoder(method, cfg, ds, width, s, epochs=epochs, batch_size=batch_size, device=device,
-                            track=track) for ds, s in zip(datasets, seeds, strict=True)]
+        return [
+            fit_encoder(method, cfg, ds, width, s, epochs=epochs, batch_size=batch_size, device=device, track=track)
+            for ds, s in zip(datasets, seeds, strict=True)
+        ]
 
-    monkeypatch.setattr(plan, "seedbatch", SimpleNamespace(batchable=lambda m, d=None: m == "infomax", train_group=train_group))
+    monkeypatch.setattr(
+        plan, "seedbatch", SimpleNamespace(batchable=lambda m, d=None: m == "infomax", train_group=train_group)
+    )
     lines = batch_lines(digits, __import__("torch").device("cpu"), methods=("infomax", "simclr"))
     rows = [line.split() for line in lines[1:]]
     assert [r[:2] for r in rows] == [["method", "S"], ["infomax", "3"], ["infomax", "10"], ["simclr", "-"]]

@@ -12,8 +12,18 @@ from bench.engine.costs import CostTable
 
 
 def _args(tmp_path, *extra: str) -> list[str]:
-    return ["prediction=probe", "dataset=digits", "seeds=2", "epochs=1", "methods=[infomax,pca,ae]", "workers=1",
-            f"cache={tmp_path}/cache", f"out={tmp_path}/out", f"reports={tmp_path}/rep", *extra]
+    return [
+        "prediction=probe",
+        "dataset=digits",
+        "seeds=2",
+        "epochs=1",
+        "methods=[infomax,pca,ae]",
+        "workers=1",
+        f"cache={tmp_path}/cache",
+        f"out={tmp_path}/out",
+        f"reports={tmp_path}/rep",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -48,17 +58,29 @@ def test_plan_counts_equal_the_real_run_and_all_are_cached_after(tmp_path, capsy
 
 
 def _table(speedup3: float = 1.5) -> CostTable:
-    return CostTable(train={"infomax|digits": {"epoch_seconds": 2.0, "n_train": 1000},
-                            "pca|digits": {"epoch_seconds": 0.5, "n_train": 1000}},
-                     batch={"infomax": {"3": speedup3, "10": 2.0}},
-                     measure={"probe.measure_encoder|infomax|digits": 1.0}, source="test")
+    return CostTable(
+        train={
+            "infomax|digits": {"epoch_seconds": 2.0, "n_train": 1000},
+            "pca|digits": {"epoch_seconds": 0.5, "n_train": 1000},
+        },
+        batch={"infomax": {"3": speedup3, "10": 2.0}},
+        measure={"probe.measure_encoder|infomax|digits": 1.0},
+        source="test",
+    )
 
 
 def test_batched_seeds_make_fewer_and_cheaper_tasks_when_batching_pays(tmp_path, monkeypatch):
     monkeypatch.setattr(costs, "load_table", lambda cache_dir, device: _table())
     monkeypatch.setattr(plan, "batchable", lambda m, d=None: m == "infomax")
-    base = ["prediction=probe", "dataset=digits", "seeds=3", "epochs=4", "methods=[infomax,pca]", "workers=2",
-            f"cache={tmp_path}/cache"]
+    base = [
+        "prediction=probe",
+        "dataset=digits",
+        "seeds=3",
+        "epochs=4",
+        "methods=[infomax,pca]",
+        "workers=2",
+        f"cache={tmp_path}/cache",
+    ]
     on = plan.make_plan(configs([*base, "batch_seeds=true"]))
     off = plan.make_plan(configs([*base, "batch_seeds=false"]))
     trains = lambda p: [w for w in p.work if w.train]  # noqa: E731
@@ -113,8 +135,9 @@ def test_the_default_table_ships_and_a_stored_table_wins(tmp_path):
     assert set(default.measure) <= set(got.measure)  # the default's where it has none
 
 
-@pytest.mark.parametrize("bad", [["prediction=probe", "bogus=1"], ["dataset=digits"], ["prediction=nope"],
-                                 ["prediction=probe", "workers=0"]])
+@pytest.mark.parametrize(
+    "bad", [["prediction=probe", "bogus=1"], ["dataset=digits"], ["prediction=nope"], ["prediction=probe", "workers=0"]]
+)
 def test_bad_input_exits_2_with_one_line(bad, tmp_path, capsys):
     assert main(["plan", *bad, f"cache={tmp_path}/cache"]) == 2
     captured = capsys.readouterr()

@@ -20,14 +20,30 @@ from bench.protocol import PREDICTIONS, SUBJECT, VIEWS, PredictionConfig, View
 from bench.results import read_matrices, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
-TIDY = ["run_id", "prediction", "dataset", "method", "width", "seed", "metric", "value", "n_params_encoder",
-        "n_params_train", "train_seconds"]
+TIDY = [
+    "run_id",
+    "prediction",
+    "dataset",
+    "method",
+    "width",
+    "seed",
+    "metric",
+    "value",
+    "n_params_encoder",
+    "n_params_train",
+    "train_seconds",
+]
 # the smallest run each prediction accepts (prediction options that keep it fast)
-SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (0.0, 0.9), "criteria": ("variance",)},
-         "interpretability": {"settings": ("ica_linear", "real"), "real_datasets": ("digits",), "n_perm": 2},
-         "efficiency": {"widths": (4, 8), "primary_widths": (4,)},
-         "transfer": {"pairs": ("mnist_digits", "mnist_lo_hi", "digits_lo_hi"), "budgets": ("1", "5", "10"),
-                      "draws": (1, 1, 1)}}
+SMALL = {
+    "pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (0.0, 0.9), "criteria": ("variance",)},
+    "interpretability": {"settings": ("ica_linear", "real"), "real_datasets": ("digits",), "n_perm": 2},
+    "efficiency": {"widths": (4, 8), "primary_widths": (4,)},
+    "transfer": {
+        "pairs": ("mnist_digits", "mnist_lo_hi", "digits_lo_hi"),
+        "budgets": ("1", "5", "10"),
+        "draws": (1, 1, 1),
+    },
+}
 
 
 @pytest.mark.slow
@@ -35,9 +51,18 @@ SMALL = {"pruning": {"fractions": (0.0, 0.5), "random_draws": 1, "sparsities": (
 def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
     pcls = PREDICTIONS.get(name)
     assert name in VIEWS, f"prediction '{name}' has no registered view"
-    cfg = RunConfig(workers=1, prediction=name, dataset="digits", methods=[SUBJECT, "pca"], seeds=[0, 1], epochs=2,
-                    width=8, out=str(tmp_path / "results"), cache=str(tmp_path / "cache"),
-                    prediction_overrides=SMALL.get(name, {}))
+    cfg = RunConfig(
+        workers=1,
+        prediction=name,
+        dataset="digits",
+        methods=[SUBJECT, "pca"],
+        seeds=[0, 1],
+        epochs=2,
+        width=8,
+        out=str(tmp_path / "results"),
+        cache=str(tmp_path / "cache"),
+        prediction_overrides=SMALL.get(name, {}),
+    )
     run_dir = execute(cfg)
     df, config, manifest = read_run(run_dir)
     assert list(df.columns[: len(TIDY) - 3]) == TIDY[:-3] and set(TIDY) <= set(df.columns)
@@ -57,8 +82,11 @@ def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
     assert_exploratory_report(run_dir, tmp_path / "reports")
 
 
-VERDICT_WORDS = re.compile(r"supported|contradicted|inconclusive|\bp(?:_| \(|\()(?:t|holm|wy|perm|wilcoxon)\b|"
-                           r"p-value|(?-i:\bp\s*[<=]\s*0)", re.IGNORECASE)
+VERDICT_WORDS = re.compile(
+    r"supported|contradicted|inconclusive|\bp(?:_| \(|\()(?:t|holm|wy|perm|wilcoxon)\b|"
+    r"p-value|(?-i:\bp\s*[<=]\s*0)",
+    re.IGNORECASE,
+)
 
 
 def assert_exploratory_report(run_dir: Path, reports: Path) -> None:
@@ -75,8 +103,10 @@ def assert_exploratory_report(run_dir: Path, reports: Path) -> None:
         report.TEXT_SINK = None
     assert texts[0].startswith("exploratory (profile quick): no verdicts")
     hits = sorted({m.group(0) for t in texts for m in [VERDICT_WORDS.search(t)] if m})
-    assert not hits, f"verdict words or p-values in an exploratory report: {hits}: " + "; ".join(
-        t[:120] for t in texts if VERDICT_WORDS.search(t))[:600]
+    assert not hits, (
+        f"verdict words or p-values in an exploratory report: {hits}: "
+        + "; ".join(t[:120] for t in texts if VERDICT_WORDS.search(t))[:600]
+    )
     name = run_dir.parent.name
     csv = (reports / name / "verdicts.csv").read_text()
     assert not VERDICT_WORDS.search(csv.replace("exploratory", ""))
@@ -97,8 +127,16 @@ def test_prediction_declares_its_contract(name):
 def test_a_dataset_without_what_the_prediction_needs_is_one_clear_error(tmp_path):
     from bench.config import ConfigError
 
-    cfg = RunConfig(workers=1, prediction="probe", dataset="ica", methods=[SUBJECT], seeds=[0], epochs=1,
-                    out=str(tmp_path / "r"), cache=str(tmp_path / "c"))
+    cfg = RunConfig(
+        workers=1,
+        prediction="probe",
+        dataset="ica",
+        methods=[SUBJECT],
+        seeds=[0],
+        epochs=1,
+        out=str(tmp_path / "r"),
+        cache=str(tmp_path / "c"),
+    )
     with pytest.raises(ConfigError, match="no labels.*choices: .*digits"):
         execute(cfg)
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()  # nothing half-written
@@ -120,7 +158,16 @@ def test_the_manifest_records_the_commit_the_run_started_with(tmp_path, monkeypa
     real_run = probe.run
     monkeypatch.setattr(probe, "run", lambda self, src: ran.append(1) or real_run(self, src))
     monkeypatch.setattr(results, "git_commit", lambda: "later-commit" if ran else "start-commit")
-    cfg = RunConfig(workers=1, prediction="probe", dataset="digits", methods=["pca"], seeds=[0], epochs=1, width=4,
-                    out=str(tmp_path / "results"), cache=str(tmp_path / "cache"))
+    cfg = RunConfig(
+        workers=1,
+        prediction="probe",
+        dataset="digits",
+        methods=["pca"],
+        seeds=[0],
+        epochs=1,
+        width=4,
+        out=str(tmp_path / "results"),
+        cache=str(tmp_path / "cache"),
+    )
     _, _, manifest = read_run(execute(cfg))
     assert manifest["git_commit"] == "start-commit"

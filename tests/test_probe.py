@@ -143,8 +143,15 @@ def test_analytic_gradient_is_autograds(stacked, masked, weighted):
     assert torch.allclose(dw.transpose(1, 2), ref_w.grad, rtol=1e-10, atol=1e-12)
     assert torch.allclose(db, ref_b.grad, rtol=1e-10, atol=1e-12)
     # float32, as the suite runs it: within 1e-5 relative of the float64 autograd gradient
-    loss_grad, *_ = _problem(x.float(), y, c, l2, None if masks is None else masks.float(),
-                             (w0.float(), b0.float()), None if weight is None else weight.float())
+    loss_grad, *_ = _problem(
+        x.float(),
+        y,
+        c,
+        l2,
+        None if masks is None else masks.float(),
+        (w0.float(), b0.float()),
+        None if weight is None else weight.float(),
+    )
     loss32, dw32, db32 = loss_grad()
     scale = ref_w.grad.abs().max()
     assert abs(float(loss32) - float(ref)) <= 1e-5 * abs(float(ref))

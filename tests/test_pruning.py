@@ -55,7 +55,11 @@ def test_orders():
     w = torch.diag(torch.tensor([2.0, 1, 3]))
     assert C.magnitude_order(w).tolist() == [1, 0, 2]
     assert C.importance_order(torch.tensor([0.0, 0.01, 0.0, 0.0]), torch.tensor([0.3, 0.0, 0.1, 0.2])).tolist() == [
-        2, 3, 0, 1]
+        2,
+        3,
+        0,
+        1,
+    ]
     draws = C.random_orders(8, 5, seed=3)
     assert draws.shape == (5, 8) and all(sorted(o.tolist()) == list(range(8)) for o in draws)
     assert torch.equal(draws, C.random_orders(8, 5, seed=3)) and not torch.equal(draws, C.random_orders(8, 5, 4))
@@ -124,8 +128,17 @@ def test_pca_variance_beats_random_at_every_fraction(pca_digits, digits):
     """§9 / issue 4: PCA is decorrelated, yet its low-variance components go at little cost."""
     m, f = pca_digits
     d = digits
-    curves = P.structured_pruning(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes,
-                                  weight=m.encoder_weight(), criteria=("variance", "random"))
+    curves = P.structured_pruning(
+        f[0],
+        d.train.y,
+        f[1],
+        d.val.y,
+        f[2],
+        d.test.y,
+        d.n_classes,
+        weight=m.encoder_weight(),
+        criteria=("variance", "random"),
+    )
     for mode in ("refit", "frozen"):
         assert (curves.test[("variance", mode)][1:] > curves.test[("random", mode)][1:]).all()
         assert curves.test[("variance", mode)][0] == curves.test[("random", mode)][0] == curves.test_acc
@@ -141,8 +154,17 @@ def test_rank_curve_is_rotation_invariant_and_unit_pruning_is_not(pca_digits, di
     rotated = [(x.double() @ q).float() for x in f]
     out = {}
     for name, feats in (("pca", f), ("rotated", rotated)):
-        c = P.structured_pruning(feats[0], d.train.y, feats[1], d.val.y, feats[2], d.test.y, d.n_classes,
-                                 criteria=C.PRIMARY_CRITERIA, random_draws=2)
+        c = P.structured_pruning(
+            feats[0],
+            d.train.y,
+            feats[1],
+            d.val.y,
+            feats[2],
+            d.test.y,
+            d.n_classes,
+            criteria=C.PRIMARY_CRITERIA,
+            random_draws=2,
+        )
         out[name] = (c, P.summarize(c, chance=0.1))
     (c0, s0), (c1, s1) = out["pca"], out["rotated"]
     assert abs(c0.test_acc - c1.test_acc) <= 0.02
@@ -200,8 +222,9 @@ def test_head_pruning_uses_the_models_own_head(digits):
     assert _head(_StubSupervised(head), a[0], digits.n_classes) is head
     assert _head(_StubSupervised(nn.Linear(32, 3)), a[0], digits.n_classes) is None  # not a classifier head
     assert _head(_StubSupervised(None), a[0], digits.n_classes) is None  # trained without labels: no head
-    c = P.head_pruning(head, a[0], a[1], digits.val.y, a[2], digits.test.y, weight=enc.weight,
-                       criteria=("importance", "random"))
+    c = P.head_pruning(
+        head, a[0], a[1], digits.val.y, a[2], digits.test.y, weight=enc.weight, criteria=("importance", "random")
+    )
     own = float(accuracy(a[2], digits.test.y, w, b)[0])
     assert c.test_acc == pytest.approx(own, abs=1e-12)
     s = P.summarize(c, chance=0.1)
@@ -213,9 +236,22 @@ def test_head_pruning_uses_the_models_own_head(digits):
 def test_cli_smoke(tmp_path):
     """``bench run prediction=pruning`` as a user runs it, on digits with a tiny budget."""
     out, rep = tmp_path / "results", tmp_path / "reports"
-    cmd = [sys.executable, "-m", "bench.cli", "run", "prediction=pruning", "dataset=digits", "methods=[infomax,pca]",
-           "seeds=2", "epochs=2", "pruning.random_draws=2", "pruning.fractions=[0,0.3,0.6,0.9]",
-           "pruning.sparsities=[0,0.9]", f"out={out}", f"reports={rep}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        "prediction=pruning",
+        "dataset=digits",
+        "methods=[infomax,pca]",
+        "seeds=2",
+        "epochs=2",
+        "pruning.random_draws=2",
+        "pruning.fractions=[0,0.3,0.6,0.9]",
+        "pruning.sparsities=[0,0.9]",
+        f"out={out}",
+        f"reports={rep}",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Primary: AURC" in res.stdout and (rep / "pruning.pdf").exists()

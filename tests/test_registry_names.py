@@ -106,8 +106,10 @@ def test_plain_list_is_the_default(capsys):
     assert capsys.readouterr().out == plain and "cite:" in plain
 
 
-@pytest.mark.parametrize("args", [["methods", "format=html"], ["datasets", "format=markdown"],
-                                  ["format=markdown"], ["methods", "colour=red"]])
+@pytest.mark.parametrize(
+    "args",
+    [["methods", "format=html"], ["datasets", "format=markdown"], ["format=markdown"], ["methods", "colour=red"]],
+)
 def test_bad_list_format_exits_2(args, capsys):
     assert main(["list", *args]) == 2
     err = capsys.readouterr().err.strip()

@@ -25,13 +25,28 @@ from bench.data import load_dataset
 from bench.engine.jobs import HOST, EntryLock, JobCache, JobSpec, sweep_orphans
 
 # 5 methods x 2 seeds on digits; about a second a job, so a kill lands mid-sweep
-SWEEP = ["prediction=probe", "dataset=digits", "methods=[infomax,ae,dae,vae,pca]", "seeds=[0,1]", "epochs=25",
-         "workers=1"]
+SWEEP = [
+    "prediction=probe",
+    "dataset=digits",
+    "methods=[infomax,ae,dae,vae,pca]",
+    "seeds=[0,1]",
+    "epochs=25",
+    "workers=1",
+]
 
 
 def bench_cmd(out: Path, cache: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "bench", "run", *SWEEP, f"out={out}", f"cache={cache}",
-            f"reports={out / 'reports'}", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        *SWEEP,
+        f"out={out}",
+        f"cache={cache}",
+        f"reports={out / 'reports'}",
+        *extra,
+    ]
 
 
 def table(out: Path) -> tuple:
@@ -106,16 +121,24 @@ def test_pool_workers_exit_when_the_main_process_is_killed(tmp_path):
     deadline = time.time() + 20
     while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
         time.sleep(0.2)
-    alive = [w for w in workers if Path(f"/proc/{w}").exists()
-             and "Z" not in (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[:1])]
+    alive = [
+        w
+        for w in workers
+        if Path(f"/proc/{w}").exists()
+        and "Z" not in (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[:1])
+    ]
     assert not alive, f"orphaned pool processes still running: {alive}"
 
 
 @pytest.mark.slow
 def test_two_runs_at_once_on_one_cache_train_each_job_once(uninterrupted, tmp_path):
     cache = tmp_path / "cache"
-    procs = [subprocess.Popen(bench_cmd(tmp_path / f"out{i}", cache), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            bench_cmd(tmp_path / f"out{i}", cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for i in (1, 2)
+    ]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errs
     mans = []
@@ -132,8 +155,10 @@ def test_two_runs_at_once_on_one_cache_train_each_job_once(uninterrupted, tmp_pa
     assert not leftovers(tmp_path)
 
 
-HOLD = "import sys, time; from pathlib import Path; from bench.engine.jobs import EntryLock; " \
-       "l = EntryLock(Path(sys.argv[1])); assert l.acquire(); print('locked', flush=True); time.sleep(120)"
+HOLD = (
+    "import sys, time; from pathlib import Path; from bench.engine.jobs import EntryLock; "
+    "l = EntryLock(Path(sys.argv[1])); assert l.acquire(); print('locked', flush=True); time.sleep(120)"
+)
 
 
 def hold_lock(path: Path) -> subprocess.Popen:
@@ -248,8 +273,18 @@ def test_a_corrupt_dataset_file_is_a_one_line_error_naming_it(damage, tmp_path, 
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"<html>404 not found</html>" * 50)
     out = tmp_path / "out"
-    code = main(["run", "prediction=probe", "dataset=mnist", f"data.root={tmp_path / 'data'}", "methods=[pca]",
-                 "seeds=1", f"out={out}", f"reports={tmp_path / 'rep'}"])
+    code = main(
+        [
+            "run",
+            "prediction=probe",
+            "dataset=mnist",
+            f"data.root={tmp_path / 'data'}",
+            "methods=[pca]",
+            "seeds=1",
+            f"out={out}",
+            f"reports={tmp_path / 'rep'}",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and str(bad) in err and "corrupt" in err
     assert not out.exists() and not (tmp_path / "rep").exists()  # nothing half-written
@@ -258,8 +293,20 @@ def test_a_corrupt_dataset_file_is_a_one_line_error_naming_it(damage, tmp_path, 
 @pytest.mark.slow
 def test_a_diverged_subject_is_failed_with_its_reason_and_the_sweep_goes_on(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["run", "prediction=probe", "dataset=digits", "methods=[infomax,pca,ae]", "seeds=3", "epochs=3",
-                 "infomax.lr=1e30", "workers=1", f"out={out}", f"reports={tmp_path / 'rep'}"])
+    code = main(
+        [
+            "run",
+            "prediction=probe",
+            "dataset=digits",
+            "methods=[infomax,pca,ae]",
+            "seeds=3",
+            "epochs=3",
+            "infomax.lr=1e30",
+            "workers=1",
+            f"out={out}",
+            f"reports={tmp_path / 'rep'}",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     df, _, man = table(out)
@@ -278,8 +325,16 @@ def test_a_partly_diverged_subject_uses_the_seeds_that_finished():
     for s in range(3):
         rows.append({"dataset": "d", "method": "pca", "seed": s, "metric": "probe_acc", "value": 0.5 + 0.01 * s})
         if s < 2:
-            rows.append({"dataset": "d", "method": "infomax", "seed": s, "metric": "job_failed", "value": 1.0,
-                         "note": "non-finite loss term(s) ['loss'] at epoch 1"})
+            rows.append(
+                {
+                    "dataset": "d",
+                    "method": "infomax",
+                    "seed": s,
+                    "metric": "job_failed",
+                    "value": 1.0,
+                    "note": "non-finite loss term(s) ['loss'] at epoch 1",
+                }
+            )
         else:
             rows.append({"dataset": "d", "method": "infomax", "seed": s, "metric": "probe_acc", "value": 0.9})
     frame = verdict_from_tidy(pd.DataFrame(rows), "probe_acc", "infomax", "higher", by=("dataset",))
@@ -297,8 +352,18 @@ def test_repeated_run_is_identical_and_bench_rerun_reproduces_it(uninterrupted, 
     assert same, why
     run_dir = results.latest_run(out, "probe")
     capsys.readouterr()
-    assert main(["rerun", str(run_dir), f"out={tmp_path / 'again'}", f"cache={tmp_path / 'cache2'}",
-                 f"reports={tmp_path / 'rep2'}"]) == 0
+    assert (
+        main(
+            [
+                "rerun",
+                str(run_dir),
+                f"out={tmp_path / 'again'}",
+                f"cache={tmp_path / 'cache2'}",
+                f"reports={tmp_path / 'rep2'}",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "identical values" in printed and "rerun: bench run prediction=probe" in printed
     assert results.same_values(df0, table(tmp_path / "again")[0])[0]
@@ -306,6 +371,16 @@ def test_repeated_run_is_identical_and_bench_rerun_reproduces_it(uninterrupted, 
     doctored = df1.copy()
     doctored.loc[doctored["metric"] == "probe_acc", "value"] += 0.01
     doctored.to_parquet(run_dir / "results.parquet", index=False)
-    assert main(["rerun", str(run_dir), f"out={tmp_path / 'again2'}", f"cache={tmp_path / 'cache2'}",
-                 f"reports={tmp_path / 'rep2'}"]) == 1
+    assert (
+        main(
+            [
+                "rerun",
+                str(run_dir),
+                f"out={tmp_path / 'again2'}",
+                f"cache={tmp_path / 'cache2'}",
+                f"reports={tmp_path / 'rep2'}",
+            ]
+        )
+        == 1
+    )
     assert "DIFFERENT" in capsys.readouterr().out

@@ -17,19 +17,39 @@ RUN_ID = "20250101-000000-ab_1"
 SEEDS = list(range(100, 110))  # a confirm-profile run: the only one with verdicts
 _JITTER = [0.004, -0.003, 0.001, 0.0, -0.002, 0.003, -0.004, 0.002, -0.001, 0.0]
 # probe_acc per method and seed: pca clearly below the subject, sae level with it.
-PROBE_ACC = {"infomax": [0.90 + 0.01 * (i % 3) for i in range(10)],
-             "pca": [0.70 + 0.01 * (i % 3) + j for i, j in enumerate(_JITTER)],
-             "sae": [0.90 + 0.01 * (i % 3) + (0.01 if i % 2 else -0.01) for i in range(10)]}
+PROBE_ACC = {
+    "infomax": [0.90 + 0.01 * (i % 3) for i in range(10)],
+    "pca": [0.70 + 0.01 * (i % 3) + j for i, j in enumerate(_JITTER)],
+    "sae": [0.90 + 0.01 * (i % 3) + (0.01 if i % 2 else -0.01) for i in range(10)],
+}
 
 
 def _tidy() -> pd.DataFrame:
     rows = []
     for method, accs in PROBE_ACC.items():
         for seed, acc in zip(SEEDS, accs, strict=True):
-            values = {"probe_acc": acc, "knn_acc": acc - 0.05, "active_fraction": 0.4, "dead_fraction": 0.0,
-                      "n_params": 1040.0, "act_scale": 3.0 + seed, "chance": 0.1}
-            rows += [{"run_id": RUN_ID, "prediction": "probe", "dataset": "digits", "method": method, "width": 16,
-                      "seed": seed, "metric": k, "value": v} for k, v in values.items()]
+            values = {
+                "probe_acc": acc,
+                "knn_acc": acc - 0.05,
+                "active_fraction": 0.4,
+                "dead_fraction": 0.0,
+                "n_params": 1040.0,
+                "act_scale": 3.0 + seed,
+                "chance": 0.1,
+            }
+            rows += [
+                {
+                    "run_id": RUN_ID,
+                    "prediction": "probe",
+                    "dataset": "digits",
+                    "method": method,
+                    "width": 16,
+                    "seed": seed,
+                    "metric": k,
+                    "value": v,
+                }
+                for k, v in values.items()
+            ]
     return tidy_frame(rows)
 
 
@@ -112,8 +132,9 @@ def test_several_verdict_tables_and_special_characters(run_dir, tmp_path, monkey
     tex = (reports / "probe" / "verdicts.tex").read_text()
     assert tex.count("\\begin{table}") == 2 and "\\label{tab:probe-1}" in tex and "\\label{tab:probe-2}" in tex
     assert "\\caption{Secondary: knn\\_acc \\& 50\\%}" in tex
-    assert ("seed \\#2 failed: 100\\% of a\\_b \\& \\{x\\} \\textasciitilde{} \\textasciicircum{} \\$ "
-            "\\textbackslash{}") in tex
+    assert (
+        "seed \\#2 failed: 100\\% of a\\_b \\& \\{x\\} \\textasciitilde{} \\textasciicircum{} \\$ \\textbackslash{}"
+    ) in tex
     rows = _tabular_rows(tex)
     assert len(rows) == 4
     header_cells = len(re.search(r"\\toprule\n(.*?)\\\\", tex).group(1).split(" & "))
@@ -130,7 +151,8 @@ def test_no_verdict_tables_no_exports(run_dir, tmp_path, monkeypatch):
 
 def test_tex_escape():
     assert tex_escape("a_b%c&d#e$f{g}h~i^j\\k") == (
-        "a\\_b\\%c\\&d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k")
+        "a\\_b\\%c\\&d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k"
+    )
 
 
 def test_exploratory_exports_have_no_p_value_or_verdict(run_dir, tmp_path):

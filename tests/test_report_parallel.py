@@ -13,11 +13,35 @@ SEEDS = (0, 1, 2)
 
 
 def _run(out, prediction: str, run_id: str, metric: str, centres: dict[str, float], where: dict):
-    rows = [{"run_id": run_id, "prediction": prediction, "dataset": "digits", "method": m, "width": 16, "seed": s,
-             "metric": metric, "value": c + 0.01 * ((3 * s + i) % 5), **where}
-            for i, (m, c) in enumerate(centres.items()) for s in SEEDS]
-    rows += [{"run_id": run_id, "prediction": prediction, "dataset": "digits", "method": m, "width": 16, "seed": s,
-              "metric": "chance", "value": 0.1} for m in centres for s in SEEDS]
+    rows = [
+        {
+            "run_id": run_id,
+            "prediction": prediction,
+            "dataset": "digits",
+            "method": m,
+            "width": 16,
+            "seed": s,
+            "metric": metric,
+            "value": c + 0.01 * ((3 * s + i) % 5),
+            **where,
+        }
+        for i, (m, c) in enumerate(centres.items())
+        for s in SEEDS
+    ]
+    rows += [
+        {
+            "run_id": run_id,
+            "prediction": prediction,
+            "dataset": "digits",
+            "method": m,
+            "width": 16,
+            "seed": s,
+            "metric": "chance",
+            "value": 0.1,
+        }
+        for m in centres
+        for s in SEEDS
+    ]
     config = {"prediction": prediction, "profile": "quick", "batch_size": 256, "resolved": {"seeds": list(SEEDS)}}
     return write_run(out, prediction, run_id, tidy_frame(rows), config, {"jobs": []})
 
@@ -26,9 +50,14 @@ def _run(out, prediction: str, run_id: str, metric: str, centres: dict[str, floa
 def out(tmp_path):
     out = tmp_path / "results"
     _run(out, "probe", "20250101-000000-aaaa", "probe_acc", {"infomax": 0.9, "pca": 0.7, "sae": 0.91}, {})
-    _run(out, "transfer", "20250101-000000-bbbb", "kappa_transfer_mean",
-         {"infomax": 0.5, "pca": 0.3, "sae": 0.52, "raw": 0.2},
-         {"pair": "primary", "budget": "1,5,10", "l2_mode": "val", "scaling": "scalar"})
+    _run(
+        out,
+        "transfer",
+        "20250101-000000-bbbb",
+        "kappa_transfer_mean",
+        {"infomax": 0.5, "pca": 0.3, "sae": 0.52, "raw": 0.2},
+        {"pair": "primary", "budget": "1,5,10", "l2_mode": "val", "scaling": "scalar"},
+    )
     return out
 
 
@@ -50,12 +79,19 @@ def test_parallel_report_matches_serial(out, tmp_path, capsys):
     for name in ("probe", "transfer"):
         for f in ("verdicts.csv", "verdicts.tex"):
             assert (parallel / name / f).read_text() == (serial / name / f).read_text()
-        pd.testing.assert_frame_equal(pd.read_csv(parallel / name / "verdicts.csv"),
-                                      pd.read_csv(serial / name / "verdicts.csv"))
-        assert sorted(p.name for p in (parallel / name).glob("*.png")) == \
-            sorted(p.name for p in (serial / name).glob("*.png")) != []
-    assert sorted(p.name for p in parallel.glob("*.pdf")) == sorted(p.name for p in serial.glob("*.pdf")) == \
-        ["probe.pdf", "summary.pdf", "transfer.pdf"]
+        pd.testing.assert_frame_equal(
+            pd.read_csv(parallel / name / "verdicts.csv"), pd.read_csv(serial / name / "verdicts.csv")
+        )
+        assert (
+            sorted(p.name for p in (parallel / name).glob("*.png"))
+            == sorted(p.name for p in (serial / name).glob("*.png"))
+            != []
+        )
+    assert (
+        sorted(p.name for p in parallel.glob("*.pdf"))
+        == sorted(p.name for p in serial.glob("*.pdf"))
+        == ["probe.pdf", "summary.pdf", "transfer.pdf"]
+    )
 
 
 @pytest.mark.slow

@@ -31,8 +31,19 @@ def _transfer_rows() -> pd.DataFrame:
     for i, (m, c) in enumerate(((SUBJECT, 0.6), ("pca", 0.4), ("ae", 0.45), ("raw", 0.3))):
         for s in SEEDS:
             for metric, shift in (("kappa_transfer_mean", 0.0), ("gap_mean", -0.5)):
-                rows.append({"run_id": "r", "prediction": "transfer", "dataset": "mnist5k", "method": m, "width": 64,
-                             "seed": s, "metric": metric, "value": c + shift + 0.01 * ((3 * s + i) % 5), **PRIMARY})
+                rows.append(
+                    {
+                        "run_id": "r",
+                        "prediction": "transfer",
+                        "dataset": "mnist5k",
+                        "method": m,
+                        "width": 64,
+                        "seed": s,
+                        "metric": metric,
+                        "value": c + shift + 0.01 * ((3 * s + i) % 5),
+                        **PRIMARY,
+                    }
+                )
     return tidy_frame(rows)
 
 

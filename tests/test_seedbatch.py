@@ -35,8 +35,10 @@ def both_ways(name, ds, seeds=SEEDS, epochs=2, width=16, datasets=None):
     cfg = RunConfig().method_config(name)
     datasets = datasets or [ds] * len(seeds)
     group = train_group(name, cfg, datasets, width, seeds, epochs=epochs, batch_size=128, device=CPU)
-    one = [fit_encoder(name, cfg, d, width, s, epochs=epochs, batch_size=128, device=CPU)
-           for d, s in zip(datasets, seeds, strict=True)]
+    one = [
+        fit_encoder(name, cfg, d, width, s, epochs=epochs, batch_size=128, device=CPU)
+        for d, s in zip(datasets, seeds, strict=True)
+    ]
     return group, one
 
 
@@ -47,7 +49,8 @@ def assert_same(group, one):
         assert repr(meta_g["history"]) == repr(meta_o["history"])  # repr: NaN equals NaN, floats exact
         assert meta_g.get("convergence") == meta_o.get("convergence") or (
             {k: v for k, v in meta_g["convergence"].items() if k != "seconds"}
-            == {k: v for k, v in meta_o["convergence"].items() if k != "seconds"})
+            == {k: v for k, v in meta_o["convergence"].items() if k != "seconds"}
+        )
         if mo is None:
             assert mg is None
             continue

@@ -40,12 +40,15 @@ def on(monkeypatch):
     return lambda name: monkeypatch.setattr(METHODS.get(name), "batched", True)
 
 
-@pytest.mark.parametrize(("image_shape", "cfg"), [
-    ((1, 8, 8), AugmentConfig()),
-    ((1, 8, 8), AugmentConfig(noise_std=0.0, erase_prob=1.0)),
-    ((3, 5, 7), AugmentConfig()),
-    (None, AugmentConfig()),
-])
+@pytest.mark.parametrize(
+    ("image_shape", "cfg"),
+    [
+        ((1, 8, 8), AugmentConfig()),
+        ((1, 8, 8), AugmentConfig(noise_std=0.0, erase_prob=1.0)),
+        ((3, 5, 7), AugmentConfig()),
+        (None, AugmentConfig()),
+    ],
+)
 def test_stacked_views_are_each_seeds_own(image_shape, cfg):
     S, B = 3, 106  # a partial batch: the seeds' rows do not start on a vector boundary
     d = 64 if image_shape is None else image_shape[0] * image_shape[1] * image_shape[2]
@@ -71,13 +74,16 @@ def test_stacked_batch_norm_is_each_seeds_own(hidden):
         nn.init.normal_(bn.bias)
         bn.running_mean.normal_()
         mods.append(bn)
-    p = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in mods]).requires_grad_()
-         for n in ("weight", "bias")}
+    p = {
+        n: torch.stack([dict(m.named_parameters())[n].detach() for m in mods]).requires_grad_()
+        for n in ("weight", "bias")
+    }
     b = {n: torch.stack([dict(m.named_buffers())[n] for m in mods]) for n in dict(mods[0].named_buffers())}
     x = torch.randn(S, B, hidden, requires_grad=True)
     g = torch.randn(S, B, hidden)
-    out = stacked_nn.forward(mods[0], "bn", x, {"bn." + k: v for k, v in p.items()},
-                             {"bn." + k: v for k, v in b.items()})
+    out = stacked_nn.forward(
+        mods[0], "bn", x, {"bn." + k: v for k, v in p.items()}, {"bn." + k: v for k, v in b.items()}
+    )
     out.backward(g)
     for s, m in enumerate(mods):
         xs = x[s].detach().clone().requires_grad_()
@@ -108,16 +114,19 @@ def test_tmm_has_mms_values_and_gradients():
 
 def _both_ways(name, cfg, datasets, seeds, width=16, epochs=2, track=False):
     group = train_group(name, cfg, datasets, width, seeds, epochs=epochs, batch_size=128, device=CPU, track=track)
-    one = [fit_encoder(name, cfg, d, width, s, epochs=epochs, batch_size=128, device=CPU, track=track)
-           for d, s in zip(datasets, seeds, strict=True)]
+    one = [
+        fit_encoder(name, cfg, d, width, s, epochs=epochs, batch_size=128, device=CPU, track=track)
+        for d, s in zip(datasets, seeds, strict=True)
+    ]
     for (mg, meta_g), (mo, meta_o) in zip(group, one, strict=True):
         assert meta_g["seed_group"] == len(seeds)
         assert meta_g["status"] == meta_o["status"] == "ok"
         assert repr(meta_g["history"]) == repr(meta_o["history"])
         if track:
             drop = {"seconds"}
-            assert ({k: v for k, v in meta_g["convergence"].items() if k not in drop}
-                    == {k: v for k, v in meta_o["convergence"].items() if k not in drop})
+            assert {k: v for k, v in meta_g["convergence"].items() if k not in drop} == {
+                k: v for k, v in meta_o["convergence"].items() if k not in drop
+            }
         sg, so = mg.state_dict(), mo.state_dict()
         assert list(sg) == list(so)
         for k in so:

@@ -48,7 +48,11 @@ def _ctx(tmp_path, profile: str, seeds: list[int], dataset: str = "digits", data
 @pytest.mark.parametrize("name", ["dsprites", "ica"])
 def test_split_seed_fixes_generated_data(name):
     load = DATASETS.get(name)  # the loader itself: no memo between the two loads of one seed
-    a, b, c = load(DataConfig(n=600, split_seed=0)), load(DataConfig(n=600, split_seed=0)), load(DataConfig(n=600, split_seed=1))
+    a, b, c = (
+        load(DataConfig(n=600, split_seed=0)),
+        load(DataConfig(n=600, split_seed=0)),
+        load(DataConfig(n=600, split_seed=1)),
+    )
     for part in ("train", "val", "test"):
         pa, pb, pc = getattr(a, part), getattr(b, part), getattr(c, part)
         assert torch.equal(pa.x, pb.x) and torch.equal(pa.factors, pb.factors)

@@ -198,8 +198,11 @@ def test_single_paired_seed_is_inconclusive_even_with_huge_effect():
     assert comps[0].verdict == "inconclusive"
 
 
-SPREADS = {8: [-0.4, 0.4, -0.7, 0.7, -0.8, 0.8, -1.0, 1.0], 9: [-0.4, 0.4, -0.4, 0.4, -1.2, 1.2, -1.2, 1.2, 0.0],
-           10: [-0.3, 0.3, -0.4, 0.4, -0.8, 0.8, -0.9, 0.9, -1.6, 1.6]}
+SPREADS = {
+    8: [-0.4, 0.4, -0.7, 0.7, -0.8, 0.8, -1.0, 1.0],
+    9: [-0.4, 0.4, -0.4, 0.4, -1.2, 1.2, -1.2, 1.2, 0.0],
+    10: [-0.3, 0.3, -0.4, 0.4, -0.8, 0.8, -0.9, 0.9, -1.6, 1.6],
+}
 
 
 def _modest(n: int, k: int) -> dict[int, float]:
@@ -264,9 +267,7 @@ def test_compare_all_holm_and_overall_line():
     worse = {s: v + 2.0 + jitter[s] for s, v in SUBJ10.items()}  # baseline above the subject
     noisy = {s: SUBJ10[s] + (0.5 if s % 2 else -0.5) for s in SUBJ10}
     partial = {s: SUBJ10[s] - 1.0 + jitter[s] for s in range(8)}  # seeds 8, 9 failed
-    comps = compare_all(
-        SUBJ10, {"a": better, "b": worse, "c": noisy, "d": partial}, "higher"
-    )
+    comps = compare_all(SUBJ10, {"a": better, "b": worse, "c": noisy, "d": partial}, "higher")
     assert [c.baseline for c in comps] == ["a", "b", "c", "d"]
     assert [c.verdict for c in comps] == [
         "supported",
@@ -278,9 +279,7 @@ def test_compare_all_holm_and_overall_line():
     assert all(c.p_wy < 0.05 for c in comps[:2] + comps[3:]) and comps[2].p_wy == 1.0  # noisy: mean d is 0
     assert comps[3].n == 8 and comps[3].n_missing == 2
     line = overall_line(comps)
-    assert line.startswith(
-        "supported against 2 of 4 baselines, contradicted against 1, inconclusive against 1"
-    )
+    assert line.startswith("supported against 2 of 4 baselines, contradicted against 1, inconclusive against 1")
     assert "2 seed values missing" in line
     assert overall_line(comps[:1]) == (
         "supported against 1 of 1 baseline, contradicted against 0, inconclusive against 0"
@@ -306,27 +305,19 @@ def _tidy() -> pd.DataFrame:
                 value = 0.7 + off + 0.01 * rng.standard_normal()
                 rows.append((dataset, 64, method, seed, "accuracy", value))
                 rows.append((dataset, 64, method, seed, "loss", -value))
-    df = pd.DataFrame(
-        rows, columns=["dataset", "width", "method", "seed", "metric", "value"]
-    )
+    df = pd.DataFrame(rows, columns=["dataset", "width", "method", "seed", "metric", "value"])
     df["probe_mode"] = "linear"
     # one failed job: weak/mnist/seed 9 produced NaN; strong/cifar10/seed 8 never ran
-    df.loc[
-        (df.dataset == "mnist") & (df.method == "weak") & (df.seed == 9), "value"
-    ] = np.nan
+    df.loc[(df.dataset == "mnist") & (df.method == "weak") & (df.seed == 9), "value"] = np.nan
     drop = (df.dataset == "cifar10") & (df.method == "strong") & (df.seed == 8)
     return df[~drop].reset_index(drop=True)
 
 
 def test_verdict_from_tidy():
-    out = verdict_from_tidy(
-        _tidy(), "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"}
-    )
+    out = verdict_from_tidy(_tidy(), "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"})
     assert list(out.columns[:2]) == ["dataset", "width"]
     assert len(out) == 4
-    got = {
-        (r.dataset, r.baseline): (r.verdict, r.n, r.n_missing) for r in out.itertuples()
-    }
+    got = {(r.dataset, r.baseline): (r.verdict, r.n, r.n_missing) for r in out.itertuples()}
     assert got[("mnist", "weak")] == ("supported", 9, 1)
     assert got[("mnist", "strong")] == ("contradicted", 10, 0)
     assert got[("cifar10", "weak")] == ("supported", 10, 0)
@@ -340,9 +331,7 @@ def test_verdict_from_tidy():
     five = verdict_from_tidy(_tidy().query("seed < 5"), "accuracy", "infomax", "higher")
     assert (five.p_holm < 0.05).all() and (five.p_wy >= 2 / 32).all()
     assert (five.verdict == "inconclusive").all()
-    lower = verdict_from_tidy(
-        _tidy(), "loss", "infomax", "lower", by=("dataset", "absent")
-    )
+    lower = verdict_from_tidy(_tidy(), "loss", "infomax", "lower", by=("dataset", "absent"))
     assert list(lower.columns[:1]) == ["dataset"] and "absent" not in lower.columns
     assert sorted(lower.verdict) == [
         "contradicted",
@@ -351,9 +340,7 @@ def test_verdict_from_tidy():
         "supported",
     ]
     mnist = _tidy().query("dataset == 'mnist'")
-    assert (
-        verdict_from_tidy(mnist, "accuracy", "infomax", "higher", by=()).shape[0] == 2
-    )
+    assert verdict_from_tidy(mnist, "accuracy", "infomax", "higher", by=()).shape[0] == 2
     with pytest.raises(ValueError):
         verdict_from_tidy(_tidy(), "accuracy", "infomax", "up")
     # two rows per (method, seed) once dataset is not a group column
@@ -370,12 +357,31 @@ def _status_tidy() -> pd.DataFrame:
 
     def metric(dataset, method, seed, value, note=""):
         for mode, shift in (("linear", 0.0), ("refit", 0.05)):
-            rows.append({"dataset": dataset, "method": method, "width": 64, "seed": seed, "metric": "accuracy",
-                         "value": value + shift if value == value else value, "note": note, "probe_mode": mode})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "width": 64,
+                    "seed": seed,
+                    "metric": "accuracy",
+                    "value": value + shift if value == value else value,
+                    "note": note,
+                    "probe_mode": mode,
+                }
+            )
 
     def status(dataset, method, seed, kind, note, width=64):
-        rows.append({"dataset": dataset, "method": method, "width": width, "seed": seed, "metric": kind,
-                     "value": 1.0, "note": note})
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "width": width,
+                "seed": seed,
+                "metric": kind,
+                "value": 1.0,
+                "note": note,
+            }
+        )
 
     wiggle = [0.001, -0.002, 0.0015, -0.0005, 0.002, -0.001, 0.0005, -0.0015, 0.001, -0.002]
     for s in range(10):
@@ -478,8 +484,9 @@ def test_verdict_from_tidy_only_status_rows():
     }
     # with metric rows present, a filter column the frame lacks is a mistake
     with pytest.raises(ValueError, match="probe_mode"):
-        verdict_from_tidy(_tidy().drop(columns=["probe_mode"]), "accuracy", "infomax", "higher",
-                          extra_filter={"probe_mode": "linear"})
+        verdict_from_tidy(
+            _tidy().drop(columns=["probe_mode"]), "accuracy", "infomax", "higher", extra_filter={"probe_mode": "linear"}
+        )
     with pytest.raises(ValueError):
         verdict_from_tidy(df, "job_failed", "infomax", "higher")
 
@@ -502,13 +509,17 @@ def test_report_helpers_show_reason():
     assert "collapsed" in set(shown["reason"])
     assert shown.set_index("baseline").loc["unsup", "verdict"] == "n/a: needs no labels: not applicable"
     applicable = out[out.verdict != NA]  # overall() counts only the three verdicts: the n/a row is left out
-    assert overall(applicable) == ("supported against 2 of 6 baselines, contradicted against 0, "
-                                   "inconclusive against 4 (3 with no value); 39 seed values missing")
+    assert overall(applicable) == (
+        "supported against 2 of 6 baselines, contradicted against 0, "
+        "inconclusive against 4 (3 with no value); 39 seed values missing"
+    )
     # a frame without reasons (or without the new column at all) still renders
     clean = comparisons_frame(compare_all(SUBJ10, {"x": BASE10}, "higher"))
     assert "reason" not in verdict_display(clean).columns and "missing" not in verdict_display(clean).columns
     old = clean.drop(columns=["reason"])
     assert "reason" not in verdict_display(old).columns
-    assert overall(old) == overall(clean) == (
-        "supported against 1 of 1 baseline, contradicted against 0, inconclusive against 0"
+    assert (
+        overall(old)
+        == overall(clean)
+        == ("supported against 1 of 1 baseline, contradicted against 0, inconclusive against 0")
     )

@@ -69,15 +69,33 @@ def drawn(monkeypatch) -> list[str]:
     return texts
 
 
-def _rows(prediction: str, values: dict[str, list[float]], metric: str, where: dict, dataset: str = "mnist5k",
-          by_baseline: bool = False, seed0: int = 0) -> list[dict]:
+def _rows(
+    prediction: str,
+    values: dict[str, list[float]],
+    metric: str,
+    where: dict,
+    dataset: str = "mnist5k",
+    by_baseline: bool = False,
+    seed0: int = 0,
+) -> list[dict]:
     rows = []
     for method, vals in values.items():
         if by_baseline and method == SUBJECT:  # P3's primary rows hold per-baseline differences
             continue
         for seed, v in enumerate(vals, seed0):
-            rows.append({"run_id": f"run-{prediction}", "prediction": prediction, "dataset": dataset,
-                         "method": method, "width": 64, "seed": seed, "metric": metric, "value": v, **where})
+            rows.append(
+                {
+                    "run_id": f"run-{prediction}",
+                    "prediction": prediction,
+                    "dataset": dataset,
+                    "method": method,
+                    "width": 64,
+                    "seed": seed,
+                    "metric": metric,
+                    "value": v,
+                    **where,
+                }
+            )
     return rows
 
 
@@ -85,14 +103,16 @@ def _values(rng, centres: dict[str, float], seeds: int, noise: float = 0.01) -> 
     return {m: list(c + noise * rng.standard_normal(seeds)) for m, c in centres.items()}
 
 
-def _tidy(prediction: str, centres: dict[str, float], seeds: int = 3, seed: int = 0, seed0: int = 0,
-          extra: list[dict] = ()) -> pd.DataFrame:
+def _tidy(
+    prediction: str, centres: dict[str, float], seeds: int = 3, seed: int = 0, seed0: int = 0, extra: list[dict] = ()
+) -> pd.DataFrame:
     """A tidy table holding the rows each view's primaries read (``metric`` and ``where``)."""
     rng = np.random.default_rng(seed)
     view = VIEWS.get(prediction)
     v = view.verdicts[0]
-    rows = _rows(prediction, _values(rng, centres, seeds), v.metric, v.where,
-                 by_baseline=prediction == "efficiency", seed0=seed0)
+    rows = _rows(
+        prediction, _values(rng, centres, seeds), v.metric, v.where, by_baseline=prediction == "efficiency", seed0=seed0
+    )
     if prediction == "interpretability":  # its second primary: DCI-D on dsprites
         v2 = view.verdicts[1]
         rows = [{**r, "dataset": "ica"} for r in rows]
@@ -107,8 +127,14 @@ EFFICIENCY_PA = {"ae": "supervised", "pca": "supervised_mlp2", "sae": "supervise
 
 def _write(out, prediction: str, df: pd.DataFrame, profile: str = "quick"):
     seeds = sorted(int(s) for s in df["seed"].dropna().unique())
-    return write_run(out, prediction, f"run-{prediction}", df,
-                     {"prediction": prediction, "profile": profile, "seeds": seeds}, {"jobs": []})
+    return write_run(
+        out,
+        prediction,
+        f"run-{prediction}",
+        df,
+        {"prediction": prediction, "profile": profile, "seeds": seeds},
+        {"jobs": []},
+    )
 
 
 CENTRES = {SUBJECT: 0.5, "ae": 0.6, "pca": 0.4, "sae": 0.5}
@@ -227,12 +253,27 @@ def test_confirm_headline_supported(tmp_path, drawn, prediction):
 
 def test_confirm_na_by_design(tmp_path):
     """A member skipped on the data (every row a job_skipped status row) is n/a by design: "n/a: reason"."""
-    skipped = [{"run_id": "run-pruning", "prediction": "pruning", "dataset": "mnist5k", "method": "gmm", "width": 64,
-                "seed": s, "metric": "job_skipped", "value": np.nan, "note": "gmm cannot run here"}
-               for s in CONFIRM_SEEDS]
+    skipped = [
+        {
+            "run_id": "run-pruning",
+            "prediction": "pruning",
+            "dataset": "mnist5k",
+            "method": "gmm",
+            "width": 64,
+            "seed": s,
+            "metric": "job_skipped",
+            "value": np.nan,
+            "note": "gmm cannot run here",
+        }
+        for s in CONFIRM_SEEDS
+    ]
     out = tmp_path / "results"
-    _write(out, "pruning", _tidy("pruning", _beaten("pruning", 0.042), seeds=10, seed0=100, extra=skipped),
-           profile="confirm")
+    _write(
+        out,
+        "pruning",
+        _tidy("pruning", _beaten("pruning", 0.042), seeds=10, seed0=100, extra=skipped),
+        profile="confirm",
+    )
     md = build_summary(out, tmp_path / "reports")[1].read_text()
     rows = {r[0]: r for r in _table(md, report_view("pruning").title)}
     assert rows["gmm"][4].startswith("n/a: gmm cannot run here") and rows["gmm"][3] == "0"
@@ -254,8 +295,9 @@ def test_every_primary_group_is_shown(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("planted", "expected", "side"), [(0.9, "supported", "as predicted"),
-                                                          (0.1, "contradicted", "opposite")])
+@pytest.mark.parametrize(
+    ("planted", "expected", "side"), [(0.9, "supported", "as predicted"), (0.1, "contradicted", "opposite")]
+)
 @pytest.mark.parametrize("prediction", NAMES)
 def test_planted_verdict(tmp_path, prediction, planted, expected, side):
     """The subject clearly better (worse) than ae in every seed in the predicted direction (P4: on both
@@ -270,8 +312,12 @@ def test_planted_verdict(tmp_path, prediction, planted, expected, side):
         centres = {SUBJECT: 0.5, "ae": ae, "pca": 0.5, "sae": 0.5}
     for profile in ("confirm", "full"):
         out = tmp_path / profile
-        _write(out, prediction, _tidy(prediction, centres, seeds=10, seed0=100 if profile == "confirm" else 0),
-               profile=profile)
+        _write(
+            out,
+            prediction,
+            _tidy(prediction, centres, seeds=10, seed0=100 if profile == "confirm" else 0),
+            profile=profile,
+        )
         md = build_summary(out, tmp_path / "reports")[1].read_text()
         rows = {r[0]: r for r in _table(md, view.title)}
         assert rows["ae"][3] == "10"

@@ -90,8 +90,9 @@ def test_budget_probe_agrees_with_the_weighted_formulation_on_a_real_code():
     plan = [(b, s) for b, k in zip(budgets, draws, strict=True) for s in P.draw_subsets(d.train.y, b, k, 0, "ref")]
     subsets = [s for _, s in plan]
     new = budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, subsets, scaling="unit")
-    old_test, old_l2, old_fixed = _weighted_budget_probe(f[0], d.train.y, f[1], d.val.y, f[2], d.test.y,
-                                                         d.n_classes, subsets)
+    old_test, old_l2, old_fixed = _weighted_budget_probe(
+        f[0], d.train.y, f[1], d.val.y, f[2], d.test.y, d.n_classes, subsets
+    )
     at = np.array([b for b, _ in plan])
     for b in budgets:  # per budget, the mean over draws (what the protocol reports)
         i = torch.as_tensor(np.flatnonzero(at == b))
@@ -175,9 +176,14 @@ def test_infeasible_budgets_are_rejected_with_their_reason():
     y = torch.tensor([0] * 10 + [1] * 3)
     assert P.infeasible(y, 2, "3") == "" and P.infeasible(y, 2, "all") == ""
     assert "class 1 has 3 train examples" in P.infeasible(y, 2, "4")
-    for bad in ({"budgets": ("1", "5", "10", "0"), "draws": (1, 1, 1, 1)}, {"budgets": ("1", "5", "10", "x")},
-                {"draws": (1, 2)}, {"budgets": ("5", "10"), "draws": (1, 1)}, {"pairs": ("nope",)},
-                {"pairs": ("dsprites",)}):
+    for bad in (
+        {"budgets": ("1", "5", "10", "0"), "draws": (1, 1, 1, 1)},
+        {"budgets": ("1", "5", "10", "x")},
+        {"draws": (1, 2)},
+        {"budgets": ("5", "10"), "draws": (1, 1)},
+        {"pairs": ("nope",)},
+        {"pairs": ("dsprites",)},
+    ):
         with pytest.raises(ValueError, match="budgets|draws|pairs"):
             TransferConfig(**bad).check()
 
@@ -206,8 +212,10 @@ def test_the_pairs_of_the_protocol():
 def test_a_derived_row_is_under_trained_if_any_of_its_encoders_is():
     assert flag([False, True, None]) is True and flag([False, False]) is False
     assert flag([False, None]) is None and flag([]) is None
-    kappas = {("p", ref, "pca", 0, "1", "val", "scalar"): (0.5, ut)
-              for ref, ut in (("transfer", False), ("in_domain", False), ("matched", True))}
+    kappas = {
+        ("p", ref, "pca", 0, "1", "val", "scalar"): (0.5, ut)
+        for ref, ut in (("transfer", False), ("in_domain", False), ("matched", True))
+    }
     rows = {r["metric"]: r for r in Transfer._group_rows(kappas, [("p", "1")], "pca", 0, 8, "val", "scalar", "x", "1")}
     assert rows["kappa_transfer_mean"]["under_trained"] is False
     assert rows["gap_mean"]["under_trained"] is True and rows["gap_mean"]["value"] == 0.0

@@ -42,13 +42,14 @@ def test_digits28c_resizes_the_ink_box_as_torch_does_antialiased():
     framed = frame_like_mnist(img)
     for a, f in zip(img, framed, strict=True):  # a loop in the test only: the reference, one image at a time
         r, c = torch.nonzero(a.sum(1) > 0).flatten(), torch.nonzero(a.sum(0) > 0).flatten()
-        crop = a[r[0]:r[-1] + 1, c[0]:c[-1] + 1]
+        crop = a[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
         h, w = crop.shape
         size = (20, max(1, round(20 * w / h))) if h >= w else (max(1, round(20 * h / w)), 20)
-        ref = torch.nn.functional.interpolate(crop[None, None], size=size, mode="bilinear", antialias=True,
-                                              align_corners=False)[0, 0].clamp(0, 1)
+        ref = torch.nn.functional.interpolate(
+            crop[None, None], size=size, mode="bilinear", antialias=True, align_corners=False
+        )[0, 0].clamp(0, 1)
         fr, fc = torch.nonzero(f.sum(1) > 0).flatten()[0], torch.nonzero(f.sum(0) > 0).flatten()[0]
-        assert torch.allclose(f[fr:fr + size[0], fc:fc + size[1]], ref, atol=1e-5)
+        assert torch.allclose(f[fr : fr + size[0], fc : fc + size[1]], ref, atol=1e-5)
         assert float(f.sum()) == pytest.approx(float(ref.sum()), rel=1e-5)  # nothing cut off by the frame
 
 
@@ -82,8 +83,10 @@ def test_a_step_matched_view_is_a_stratified_random_subset_of_the_in_domain_size
 
 def test_a_step_matched_view_trains_for_the_in_domain_steps():
     cfg = RunConfig(prediction="transfer")
-    for view, source, target in (("mnist5k~digits28c", "mnist5k", "digits28c"),
-                                 ("mnist5k[0-4]~digits[5-9]", "mnist5k[0-4]", "digits[5-9]")):
+    for view, source, target in (
+        ("mnist5k~digits28c", "mnist5k", "digits28c"),
+        ("mnist5k[0-4]~digits[5-9]", "mnist5k[0-4]", "digits[5-9]"),
+    ):
         assert base_name(view) == base_name(target)
         n, n_t = len(load_dataset(view).train.x), len(load_dataset(target).train.x)
         for profile in ("quick", "full"):

@@ -17,11 +17,23 @@ METHODS = ["infomax", "pca", "raw", "supervised"]
 
 
 def _run(tmp_path, methods, name="r", data=None, **over):
-    cfg = RunConfig(workers=1, prediction="transfer", methods=methods, seeds=[0, 1], epochs=1, width=8,
-                    out=str(tmp_path / name), cache=str(tmp_path / "cache"),
-                    prediction_overrides={"pairs": ("digits_lo_hi",), "budgets": ("1", "5", "10", "200"),
-                                          "draws": (2, 1, 1, 1), **over},
-                    **({"data": data} if data else {}))
+    cfg = RunConfig(
+        workers=1,
+        prediction="transfer",
+        methods=methods,
+        seeds=[0, 1],
+        epochs=1,
+        width=8,
+        out=str(tmp_path / name),
+        cache=str(tmp_path / "cache"),
+        prediction_overrides={
+            "pairs": ("digits_lo_hi",),
+            "budgets": ("1", "5", "10", "200"),
+            "draws": (2, 1, 1, 1),
+            **over,
+        },
+        **({"data": data} if data else {}),
+    )
     return read_run(execute(cfg))[0]
 
 
@@ -34,8 +46,9 @@ def subset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def primary(tmp_path_factory):
     """The three primary pairs, smallest budgets."""
-    return _run(tmp_path_factory.mktemp("transfer"), METHODS, pairs=P.PRIMARY, budgets=("1", "5", "10"),
-                draws=(1, 1, 1))
+    return _run(
+        tmp_path_factory.mktemp("transfer"), METHODS, pairs=P.PRIMARY, budgets=("1", "5", "10"), draws=(1, 1, 1)
+    )
 
 
 @pytest.mark.slow
@@ -68,8 +81,9 @@ def test_step_matched_sources_and_widths(primary):
     assert set(k.loc[(k["pair"] == "digits_lo_hi") & (k["method"] != "raw"), "width"]) == {32}  # K = 32 there
     assert set(k.loc[(k["pair"] == "mnist_lo_hi") & (k["method"] != "raw"), "width"]) == {8}  # the run's width
     gap = primary[(primary["metric"] == "gap") & (primary["pair"] == "mnist_lo_hi")]
-    own = k[(k["pair"] == "mnist_lo_hi")].pivot_table(index=["method", "seed", "budget", "l2_mode", "scaling"],
-                                                      columns="reference", values="value")
+    own = k[(k["pair"] == "mnist_lo_hi")].pivot_table(
+        index=["method", "seed", "budget", "l2_mode", "scaling"], columns="reference", values="value"
+    )
     want = (own["transfer"] - own["in_domain"]).dropna()
     got = gap.set_index(["method", "seed", "budget", "l2_mode", "scaling"])["value"]
     pd.testing.assert_series_equal(got.sort_index(), want.loc[got.index].sort_index(), check_names=False)
@@ -82,26 +96,46 @@ def test_primary_and_coprimary_average_the_same_cells_and_the_view_reads_them(pr
     for m in ("infomax", "pca"):
         for s in (0, 1):
             g = k[(k["method"] == m) & (k["seed"] == s)].groupby("reference")["value"]
-            sel = primary[(primary["method"] == m) & (primary["seed"] == s) & (primary["pair"] == "primary")
-                          & (primary["budget"] == "1,5,10") & (primary["l2_mode"] == "val")
-                          & (primary["scaling"] == "scalar")].set_index("metric")["value"]
+            sel = primary[
+                (primary["method"] == m)
+                & (primary["seed"] == s)
+                & (primary["pair"] == "primary")
+                & (primary["budget"] == "1,5,10")
+                & (primary["l2_mode"] == "val")
+                & (primary["scaling"] == "scalar")
+            ].set_index("metric")["value"]
             t = g.mean()
-            matched = k[(k["method"] == m) & (k["seed"] == s)
-                        & ((k["reference"] == "matched") | ((k["reference"] == "transfer") & (k["pair"] != "mnist_digits")))]
+            matched = k[
+                (k["method"] == m)
+                & (k["seed"] == s)
+                & ((k["reference"] == "matched") | ((k["reference"] == "transfer") & (k["pair"] != "mnist_digits")))
+            ]
             assert sel["kappa_transfer_mean"] == pytest.approx(t["transfer"])
             assert sel["gap_mean"] == pytest.approx(matched["value"].mean() - t["in_domain"])
     view = VIEWS.get("transfer")()
     v1, v2 = view.verdicts[:2]
-    assert (v1.metric, v2.metric) == ("kappa_transfer_mean", "gap_mean") and (v1.role, v2.role) == ("primary", "co-primary")
+    assert (v1.metric, v2.metric) == ("kappa_transfer_mean", "gap_mean") and (v1.role, v2.role) == (
+        "primary",
+        "co-primary",
+    )
     assert set(v2.na) == {"supervised", "supervised_mlp2", "supervised_cnn"} and not v1.na
     assert all(v.role == "secondary" for v in view.verdicts[2:])
     frame = view.verdict_frame(primary, v1)
     assert list(frame["baseline"]) == ["pca", "raw", "supervised"]  # raw stays (family REF)
     assert family("raw", view.pa) == "REF"
     co = view.verdict_frame(primary, v2).set_index("baseline")
-    per = primary[(primary["metric"] == "gap_mean")].pipe(
-        lambda d: d[(d["pair"] == "primary") & (d["budget"] == "1,5,10") & (d["l2_mode"] == "val")
-                    & (d["scaling"] == "scalar")]).pivot(index="seed", columns="method", values="value")
+    per = (
+        primary[(primary["metric"] == "gap_mean")]
+        .pipe(
+            lambda d: d[
+                (d["pair"] == "primary")
+                & (d["budget"] == "1,5,10")
+                & (d["l2_mode"] == "val")
+                & (d["scaling"] == "scalar")
+            ]
+        )
+        .pivot(index="seed", columns="method", values="value")
+    )
     assert co.loc["pca", "mean_diff"] == pytest.approx((per["infomax"] - per["pca"]).mean())
     assert co.loc["supervised", "n"] == 0  # no co-primary values: n/a by design
     for v in view.verdicts:  # every declared cell is selectable without duplicate rows
@@ -144,8 +178,17 @@ def test_a_pair_whose_files_are_absent_is_skipped_with_its_reason(tmp_path):
 def test_confirm_refuses_a_pairs_subset_before_training(tmp_path):
     from bench.config import ConfigError
 
-    cfg = RunConfig(workers=1, prediction="transfer", profile="confirm", methods=["pca"], seeds=[100], epochs=1,
-                    out=str(tmp_path / "r"), cache=str(tmp_path / "c"), prediction_overrides={"pairs": ("digits_lo_hi",)})
+    cfg = RunConfig(
+        workers=1,
+        prediction="transfer",
+        profile="confirm",
+        methods=["pca"],
+        seeds=[100],
+        epochs=1,
+        out=str(tmp_path / "r"),
+        cache=str(tmp_path / "c"),
+        prediction_overrides={"pairs": ("digits_lo_hi",)},
+    )
     with pytest.raises(ConfigError, match="pairs: confirm needs every primary pair.*missing"):
         execute(cfg)
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()  # nothing trained or written

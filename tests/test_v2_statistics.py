@@ -44,8 +44,10 @@ def test_sign_flip_matches_brute_force_and_wy_equals_it_for_one_row():
 def test_no_row_can_reach_05_below_six_seeds():
     for n in range(2, 6):
         assert sign_flip_p(np.linspace(1, 2, n)) >= 2 / 2**n > 0.05
-    assert compare(dict(enumerate([1.0, 1.1, 0.9, 1.2, 1.05])), dict.fromkeys(range(5), 0.0),
-                   "higher").verdict == "inconclusive"
+    assert (
+        compare(dict(enumerate([1.0, 1.1, 0.9, 1.2, 1.05])), dict.fromkeys(range(5), 0.0), "higher").verdict
+        == "inconclusive"
+    )
 
 
 def test_westfall_young_is_no_larger_than_bonferroni_and_steps_down():
@@ -65,8 +67,10 @@ class _Planted(View):
 
 class _TwoPrimaries(View):
     name = "planted2"
-    verdicts = (Verdict("m", "higher", {"k": "a"}, "first", role="primary"),
-                Verdict("m", "higher", {"k": "b"}, "second", role="primary", na={"oracle": "saw the labels"}))
+    verdicts = (
+        Verdict("m", "higher", {"k": "a"}, "first", role="primary"),
+        Verdict("m", "higher", {"k": "b"}, "second", role="primary", na={"oracle": "saw the labels"}),
+    )
 
 
 def _tidy(effects: dict[str, float], k: str | None = None, seed: int = 0) -> pd.DataFrame:
@@ -87,11 +91,14 @@ def _tidy(effects: dict[str, float], k: str | None = None, seed: int = 0) -> pd.
 PA = {"pca": 3.0, "ae": 3.0, "simclr": 3.0, "supervised": 3.0, "gmm": 3.0}
 
 
-@pytest.mark.parametrize("plant, word", [
-    ({}, "supported"),
-    ({"ae": 0.0}, "inconclusive"),  # one member tied
-    ({"ae": -3.0}, "contradicted"),  # one member better than the subject by d_z = 3
-])
+@pytest.mark.parametrize(
+    "plant, word",
+    [
+        ({}, "supported"),
+        ({"ae": 0.0}, "inconclusive"),  # one member tied
+        ({"ae": -3.0}, "contradicted"),  # one member better than the subject by d_z = 3
+    ],
+)
 def test_planted_families_give_the_three_headlines(plant, word):
     tables = _Planted().verdict_tables(_tidy({**PA, **plant}))
     assert tables[0].headline[0] == word
@@ -119,8 +126,12 @@ def test_ablations_and_references_never_decide_the_headline():
 
 def test_missing_member_blocks_supported_but_n_a_by_design_does_not():
     df = _tidy(PA)
-    failed = pd.DataFrame([{"method": "vae", "seed": s, "metric": "job_failed", "value": 1.0, "dataset": "d",
-                            "note": "diverged"} for s in SEEDS])
+    failed = pd.DataFrame(
+        [
+            {"method": "vae", "seed": s, "metric": "job_failed", "value": 1.0, "dataset": "d", "note": "diverged"}
+            for s in SEEDS
+        ]
+    )
     table = _Planted().verdict_tables(pd.concat([df, failed], ignore_index=True))[0]
     assert table.headline[0] == "inconclusive" and "vae" in table.headline[1]
     skipped = failed.assign(metric="job_skipped", note="needs image inputs")
@@ -142,8 +153,10 @@ def test_two_primaries_rule_and_joint_corrections():
     both = pd.concat([t.frame for t in tables[1:]])
     pa = both[(both["family"] == "PA") & (both["na"] == "")]
     assert len(pa) == 11
-    np.testing.assert_allclose(sorted(pa["p_holm"]), sorted(np.minimum(1, np.maximum.accumulate(
-        (11 - np.arange(11)) * np.sort(pa["p_t"].to_numpy())))))
+    np.testing.assert_allclose(
+        sorted(pa["p_holm"]),
+        sorted(np.minimum(1, np.maximum.accumulate((11 - np.arange(11)) * np.sort(pa["p_t"].to_numpy())))),
+    )
     # contradicted on either primary contradicts the member and the headline
     worse = _tidy({**PA, "oracle": 3.0, "ae": -3.0}, k="b", seed=2)
     tables = _TwoPrimaries().verdict_tables(pd.concat([first, worse], ignore_index=True))
@@ -186,11 +199,23 @@ def test_every_real_view_applies_its_declared_margins_and_n_a_cells():
             if not (v.margin or v.na) or name == "efficiency":  # P3's rows hold d itself (tested in its own file)
                 continue
             members = sorted({*v.margin, *v.na, "pca"})
-            rows = [{"method": m, "seed": s, "value": 0.5 - 0.01 * (i + 1) + 0.001 * (s % 3), "metric": v.metric,
-                     "dataset": "x", "width": 64, **v.where}
-                    for i, m in enumerate(members) for s in SEEDS]
-            rows += [{"method": SUBJECT, "seed": s, "value": 0.5, "metric": v.metric, "dataset": "x", "width": 64,
-                      **v.where} for s in SEEDS]
+            rows = [
+                {
+                    "method": m,
+                    "seed": s,
+                    "value": 0.5 - 0.01 * (i + 1) + 0.001 * (s % 3),
+                    "metric": v.metric,
+                    "dataset": "x",
+                    "width": 64,
+                    **v.where,
+                }
+                for i, m in enumerate(members)
+                for s in SEEDS
+            ]
+            rows += [
+                {"method": SUBJECT, "seed": s, "value": 0.5, "metric": v.metric, "dataset": "x", "width": 64, **v.where}
+                for s in SEEDS
+            ]
             frame = view.verdict_frame(pd.DataFrame(rows).assign(note=pd.NA), v).set_index("baseline")
             for i, m in enumerate(members):
                 expected = 0.01 * (i + 1) - 0.001 * np.mean([s % 3 for s in SEEDS]) + v.margin.get(m, 0.0)

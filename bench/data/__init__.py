@@ -52,7 +52,9 @@ def provides(name: str) -> set[str]:
 
 
 def load_dataset(
-    name: str, cfg: DataConfig = DataConfig(), device: torch.device | str = "cpu"  # noqa: B008 (frozen)
+    name: str,
+    cfg: DataConfig = DataConfig(),  # noqa: B008 (frozen: a shared default is safe)
+    device: torch.device | str = "cpu",
 ) -> Dataset:
     """Load a registered dataset, memoised per ``(name, cfg)``, and move it to ``device``.
 

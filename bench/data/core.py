@@ -23,9 +23,19 @@ _VAL_FRACTION = 0.15
 
 
 # what each dataset provides beyond inputs (a prediction's ``needs`` are checked against it)
-PROVIDES = {"digits": {"labels"}, "digits28": {"labels"}, "digits28c": {"labels"}, "mnist5k": {"labels"}, "dsprites": {"labels", "factors"}, "ica": {"factors"},
-            "mnist": {"labels"}, "fashion_mnist": {"labels"}, "kmnist": {"labels"}, "cifar10": {"labels"},
-            "svhn": {"labels"}}
+PROVIDES = {
+    "digits": {"labels"},
+    "digits28": {"labels"},
+    "digits28c": {"labels"},
+    "mnist5k": {"labels"},
+    "dsprites": {"labels", "factors"},
+    "ica": {"factors"},
+    "mnist": {"labels"},
+    "fashion_mnist": {"labels"},
+    "kmnist": {"labels"},
+    "cifar10": {"labels"},
+    "svhn": {"labels"},
+}
 
 
 @dataclass(frozen=True)
@@ -95,9 +105,7 @@ class Dataset:
 
     def to(self, device: torch.device | str) -> Dataset:
         """A new Dataset with every tensor moved to ``device``."""
-        out = dataclasses.replace(
-            self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
-        )
+        out = dataclasses.replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
         out._memo = self._memo
         return out
 

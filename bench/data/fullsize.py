@@ -43,7 +43,7 @@ def _idx_problem(path: Path) -> str | None:
         dims = f.read(4 * head[3])
     if len(dims) < 4 * head[3]:
         return "truncated header"
-    n = int(np.prod([int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4)]))
+    n = int(np.prod([int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4)]))
     want, got = 4 + len(dims) + n * sizes[head[2]], path.stat().st_size
     return None if got == want else f"{got} bytes where its header says {want} (truncated or partial)"
 
@@ -58,8 +58,11 @@ def check_files(name: str, root: str, md5: bool = True) -> str | None:
     files: list[tuple[Path, str | None]] = []
     if name in IDX_FILES:
         raw = Path(root) / IDX_FILES[name] / "raw"
-        files = [(raw / f"{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte", None)
-                 for part in ("train", "t10k") for kind in ("images", "labels")]
+        files = [
+            (raw / f"{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte", None)
+            for part in ("train", "t10k")
+            for kind in ("images", "labels")
+        ]
     elif name == "cifar10":
         from torchvision.datasets import CIFAR10
 
@@ -71,10 +74,14 @@ def check_files(name: str, root: str, md5: bool = True) -> str | None:
     for path, digest in files:
         if not path.is_file() or (digest is not None and not md5):
             continue
-        problem = _idx_problem(path) if digest is None else (None if check_integrity(str(path), digest) else "MD5 mismatch")
+        problem = (
+            _idx_problem(path) if digest is None else (None if check_integrity(str(path), digest) else "MD5 mismatch")
+        )
         if problem:
-            return (f"{name}: corrupt dataset file {path}: {problem}. Delete it and fetch it again "
-                    f"(data.download=true), or point data.root= at a good copy.")
+            return (
+                f"{name}: corrupt dataset file {path}: {problem}. Delete it and fetch it again "
+                f"(data.download=true), or point data.root= at a good copy."
+            )
     return None
 
 
@@ -118,9 +125,7 @@ def _torchvision_dataset(
         xs.append(data.reshape(data.shape[0], -1).to(torch.float32).div_(255.0))
         ys.append(torch.as_tensor(np.asarray(labels)).to(torch.int64))
     (x_tr, x_te), (y_tr, y_te) = xs, ys
-    tr, va, _ = stratified_split(
-        y_tr.numpy(), (1.0 - _VAL_FRACTION, _VAL_FRACTION, 0.0), cfg.split_seed
-    )
+    tr, va, _ = stratified_split(y_tr.numpy(), (1.0 - _VAL_FRACTION, _VAL_FRACTION, 0.0), cfg.split_seed)
     return Dataset(
         name=name,
         train=_make_split(x_tr, y_tr, None, tr),

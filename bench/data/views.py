@@ -77,16 +77,25 @@ def matched_subset(source: Dataset, n_train: int, split_seed: int, name: str) ->
     source has fewer than ``n_train`` train rows (a subset cannot grow)."""
     n = len(source.train.x)
     if not 0 < n_train < n:
-        raise ValueError(f"dataset: '{name}' needs {n_train} train rows of '{source.name}', which has {n}"
-                         + (" (a step-matched source cannot be larger than its source)" if n_train >= n else ""))
+        raise ValueError(
+            f"dataset: '{name}' needs {n_train} train rows of '{source.name}', which has {n}"
+            + (" (a step-matched source cannot be larger than its source)" if n_train >= n else "")
+        )
     y = source.train.y.cpu().numpy() if source.train.y is not None else np.zeros(n, dtype=np.int64)
     seed = np.random.SeedSequence([int(split_seed), zlib.crc32(name.encode())])
     keep = torch.from_numpy(stratified_split(y, (n_train / n, 1.0 - n_train / n, 0.0), seed)[0])
     t = source.train
-    train = Split(x=t.x[keep].contiguous(), y=None if t.y is None else t.y[keep].contiguous(),
-                  factors=None if t.factors is None else t.factors[keep].contiguous())
-    return dataclasses.replace(source, name=name, train=train,
-                               description=f"{source.description} (train: a stratified random {n_train} of {n})")
+    train = Split(
+        x=t.x[keep].contiguous(),
+        y=None if t.y is None else t.y[keep].contiguous(),
+        factors=None if t.factors is None else t.factors[keep].contiguous(),
+    )
+    return dataclasses.replace(
+        source,
+        name=name,
+        train=train,
+        description=f"{source.description} (train: a stratified random {n_train} of {n})",
+    )
 
 
 def class_subset(ds: Dataset, classes: tuple[int, ...], name: str) -> Dataset:
@@ -101,12 +110,21 @@ def class_subset(ds: Dataset, classes: tuple[int, ...], name: str) -> Dataset:
 
     def sub(s: Split) -> Split:
         keep = remap[s.y] >= 0
-        return Split(x=s.x[keep].contiguous(), y=remap[s.y[keep]].contiguous(),
-                     factors=None if s.factors is None else s.factors[keep].contiguous())
+        return Split(
+            x=s.x[keep].contiguous(),
+            y=remap[s.y[keep]].contiguous(),
+            factors=None if s.factors is None else s.factors[keep].contiguous(),
+        )
 
-    return dataclasses.replace(ds, name=name, train=sub(ds.train), val=sub(ds.val), test=sub(ds.test),
-                               n_classes=len(classes),
-                               description=f"{ds.description} (classes {', '.join(map(str, classes))} only)")
+    return dataclasses.replace(
+        ds,
+        name=name,
+        train=sub(ds.train),
+        val=sub(ds.val),
+        test=sub(ds.test),
+        n_classes=len(classes),
+        description=f"{ds.description} (classes {', '.join(map(str, classes))} only)",
+    )
 
 
 @DATASETS.register("digits28")
@@ -131,8 +149,9 @@ def load_digits28(cfg: DataConfig) -> Dataset:
 FRAME, BOX = 28, 20  # MNIST's frame: the ink's longer side resized to 20 px, centred by centre of mass in 28 x 28
 
 
-def _resample(start: torch.Tensor, length: torch.Tensor, out: torch.Tensor, offset: torch.Tensor,
-              n_in: int) -> torch.Tensor:
+def _resample(
+    start: torch.Tensor, length: torch.Tensor, out: torch.Tensor, offset: torch.Tensor, n_in: int
+) -> torch.Tensor:
     """Per image, the (FRAME, n_in) matrix that resizes input pixels ``[start, start + length)``
     to ``out`` pixels, antialiased (a triangle filter of support max(1, length / out), weights
     normalised per output pixel, as ``interpolate(mode="bilinear", antialias=True)``), and places

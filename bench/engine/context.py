@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -30,19 +29,25 @@ import torch
 
 from bench.config import ConfigError, RunConfig
 from bench.data import DataConfig, Dataset, load_dataset
+from bench.engine.fetch import EncoderAccess
 from bench.engine.jobs import JobSpec, data_info
 from bench.engine.measure import MeasureCache, Measured, MeasureTask, cached, compute
 from bench.engine.scheduler import Engine
 from bench.protocol import Encoder, Prediction, data_tag, row
-from bench.train import seedbatch
 from bench.train.methods import METHODS
 
 
-class RunContext:
+class RunContext(EncoderAccess):
     """The runner's :class:`bench.protocol.EncoderSource`: data, encoders, seeds, matrices."""
 
-    def __init__(self, cfg: RunConfig, prediction: Prediction, device: torch.device, methods: list[str],
-                 engine: Engine | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        prediction: Prediction,
+        device: torch.device,
+        methods: list[str],
+        engine: Engine | None = None,
+    ):
         self.cfg, self.prediction, self.device, self.methods = cfg, prediction, device, methods
         self.pcfg = prediction.cfg
         self.seeds: list[int] = cfg.resolved_seeds()
@@ -57,7 +62,9 @@ class RunContext:
         self.measure_seconds = 0.0  # measurements computed for this run (worker-seconds)
         self.mcache = MeasureCache(self.cache.root)
         self.planning = self.planned = False
-        self.recorder = None  # bench.engine.plan's dry run: encoders()/measure() hand it their specs/tasks, yield nothing
+        self.recorder = (
+            None  # bench.engine.plan's dry run: encoders()/measure() hand it their specs/tasks, yield nothing
+        )
         self._datasets: dict[tuple, Dataset] = {}
         self._fresh: dict[str, tuple[Encoder, float]] = {}  # trained with their cell, not yet handed out
 
@@ -107,12 +114,30 @@ class RunContext:
     def _matrix(self, s: JobSpec, name: str, values: np.ndarray) -> None:
         v = np.asarray(values, dtype=float)
         i, j = np.indices(v.shape)
-        self.matrices.append(pd.DataFrame({"dataset": s.dataset, "method": s.method, "width": s.width,
-                                           "seed": s.seed, "matrix": name, "i": i.ravel().astype(np.int32),
-                                           "j": j.ravel().astype(np.int32), "value": v.ravel()}))
+        self.matrices.append(
+            pd.DataFrame(
+                {
+                    "dataset": s.dataset,
+                    "method": s.method,
+                    "width": s.width,
+                    "seed": s.seed,
+                    "matrix": name,
+                    "i": i.ravel().astype(np.int32),
+                    "j": j.ravel().astype(np.int32),
+                    "value": v.ravel(),
+                }
+            )
+        )
 
-    def spec(self, method: str, width: int, seed: int, dataset: str | None = None,
-             data: dict[str, Any] | None = None, method_cfg: dict[str, Any] | None = None) -> JobSpec:
+    def spec(
+        self,
+        method: str,
+        width: int,
+        seed: int,
+        dataset: str | None = None,
+        data: dict[str, Any] | None = None,
+        method_cfg: dict[str, Any] | None = None,
+    ) -> JobSpec:
         """The job; ``method_cfg`` overrides fields of the method's run config (P3's CNN channel width)."""
         name = dataset or self.dataset_name
         # input size and classes do not depend on the split: the run-level copy answers for every seed
@@ -125,8 +150,18 @@ class RunContext:
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{method}: {e}") from None
         data_cfg = self.data_config(data, seed)  # the key hashes the data the job reads: its own split
-        return JobSpec(method, mcfg, name, data_cfg, width, seed, self.cfg.resolved_epochs(name), self.cfg.batch_size,
-                       self._dataset_for(name, data_cfg).content_hash, self.cfg.compile)
+        return JobSpec(
+            method,
+            mcfg,
+            name,
+            data_cfg,
+            width,
+            seed,
+            self.cfg.resolved_epochs(name),
+            self.cfg.batch_size,
+            self._dataset_for(name, data_cfg).content_hash,
+            self.cfg.compile,
+        )
 
     def plan(self) -> int:
         """Run the protocol against a recorder: submit every job it asks for to the pool now.
@@ -147,8 +182,9 @@ class RunContext:
             self.planning = False
         return (len(self.engine.pool.futures) if self.engine.pool else 0) - before
 
-    def _select(self, methods, widths, seeds, dataset, data,
-                method_cfg=None) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
+    def _select(
+        self, methods, widths, seeds, dataset, data, method_cfg=None
+    ) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
         """The jobs of a selection (methods that cannot run on the data become ``job_skipped``
         rows with their reason), its run-level dataset (what a job trains on is
         :meth:`_job_dataset`: its split may differ), and the ``data`` (and ``method_cfg``) tags of
@@ -167,8 +203,20 @@ class RunContext:
                 if self.planning:
                     continue
                 self.skipped.append({"method": m, "dataset": ds.name, "reason": why})
-                self.failure_rows += [{"dataset": ds.name, "method": m, "width": w, "seed": s, "metric": "job_skipped",
-                                       "value": 1.0, "note": why, **tag} for w in widths for s in seeds]
+                self.failure_rows += [
+                    {
+                        "dataset": ds.name,
+                        "method": m,
+                        "width": w,
+                        "seed": s,
+                        "metric": "job_skipped",
+                        "value": 1.0,
+                        "note": why,
+                        **tag,
+                    }
+                    for w in widths
+                    for s in seeds
+                ]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
         specs = [self.spec(m, w, s, dataset, data, method_cfg) for m in methods for w in widths for s in seeds]
         return list(dict.fromkeys(specs)), ds, tag  # raw: one job whatever the width
@@ -234,8 +282,9 @@ class RunContext:
             self.recorder.measures(tasks)
             return
         engine = self.engine
-        todo = [t for t in tasks if not engine.pooled(t.spec, t)
-                and cached(t, self.cache, self.mcache, read=False) is None]
+        todo = [
+            t for t in tasks if not engine.pooled(t.spec, t) and cached(t, self.cache, self.mcache, read=False) is None
+        ]
         train = [t for t in todo if not self.cache.has(t.spec)]  # a cell's missing seeds train together
         if engine.parallel:  # what is not measured yet goes to the pool now, job and measurement together
             engine.progress.add(len(todo))
@@ -258,15 +307,26 @@ class RunContext:
                 measured, record = self._measure_here(t, self._job_dataset(t.spec))
             self._record(t.spec, record)
             if record["status"] != "ok":
-                self.failure_rows.append({**_status_row(t.spec), "metric": "job_failed", "value": 1.0,
-                                          "note": record["reason"], **tag})
+                self.failure_rows.append(
+                    {**_status_row(t.spec), "metric": "job_failed", "value": 1.0, "note": record["reason"], **tag}
+                )
                 continue
             self.measure_seconds += 0.0 if measured.cached else measured.seconds
             if measured.error:
-                print(f"bench: measurement {t.name} of {t.spec.method} seed={t.spec.seed} failed: {measured.error}",
-                      file=sys.stderr, flush=True)
-                self.failure_rows.append({**_status_row(t.spec), "metric": "measure_failed", "value": 1.0,
-                                          "note": f"{t.name}: {measured.error}", **tag})
+                print(
+                    f"bench: measurement {t.name} of {t.spec.method} seed={t.spec.seed} failed: {measured.error}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.failure_rows.append(
+                    {
+                        **_status_row(t.spec),
+                        "metric": "measure_failed",
+                        "value": 1.0,
+                        "note": f"{t.name}: {measured.error}",
+                        **tag,
+                    }
+                )
                 continue
             for name, values in measured.matrices:
                 self._matrix(t.spec, name, values)
@@ -279,8 +339,14 @@ class RunContext:
         if found is not None:
             hit, meta = found
             self.engine.progress.line(task.spec, True, meta["train_seconds"], True, "", measured=hit)
-            return hit, {"status": "ok", "cached": True, "train_seconds": meta["train_seconds"], "wall_seconds": 0.0,
-                         "load_seconds": 0.0, "reason": ""}
+            return hit, {
+                "status": "ok",
+                "cached": True,
+                "train_seconds": meta["train_seconds"],
+                "wall_seconds": 0.0,
+                "load_seconds": 0.0,
+                "reason": "",
+            }
         enc, record = self._inline(task.spec, ds, quiet=True)
         if not enc.ok:
             self.engine.progress.job_done(enc)
@@ -291,88 +357,16 @@ class RunContext:
         return measured, record
 
     def _record(self, spec: JobSpec, record: dict[str, Any]) -> None:
-        self.jobs.append({"key": spec.key, "method": spec.method, "dataset": spec.dataset,
-                          "width": spec.width, "seed": spec.seed, **record})
-
-    def _cells(self, specs: list[JobSpec]) -> list[list[JobSpec]]:
-        """``specs`` in groups that train together: the seeds of one cell of a batchable method
-        (``batch_seeds=true``), every other job alone; in first-seen order."""
-        return seedbatch.cells(specs, self.cfg.batch_seeds, lambda name: self.dataset(name).input_dim)
-
-    def _train_cells(self, specs: list[JobSpec]) -> None:
-        """In this process: train the missing seeds of each cell together before they are asked for
-        one by one (:meth:`_inline` hands each out as trained now, not cached)."""
-        for group in self._cells(specs):
-            if len(group) < 2:
-                continue
-            bar = self.engine.progress.epochs(f"{group[0].method} x{len(group)} seeds", group[0].epochs)
-            t0 = time.perf_counter()
-            with torch.random.fork_rng(devices=self._rng_devices()):
-                encs = self.cache.get_group(group, [self._job_dataset(s) for s in group],
-                                            on_epoch=None if bar is None else (lambda e, t, bar=bar: bar.update(1)))
-            if bar is not None:
-                bar.close()
-            wall = (time.perf_counter() - t0) / len(group)
-            self._fresh.update({e.spec.key: (e, wall) for e in encs if not e.cached})
-
-    def _inline(self, spec: JobSpec, ds: Dataset, quiet: bool = False) -> tuple[Encoder, dict[str, Any]]:
-        """Train or load in this process, with a per-epoch bar; the main RNG is left untouched."""
-        if spec.key in self._fresh:  # trained a moment ago with its cell's other seeds
-            enc, wall = self._fresh.pop(spec.key)
-            if not quiet:
-                self.engine.progress.job_done(enc)
-            return enc, {"status": enc.status, "cached": False, "train_seconds": enc.train_seconds,
-                         "wall_seconds": wall, "load_seconds": 0.0, "reason": enc.reason}
-        bar = self.engine.progress.epochs(f"{spec.method} s{spec.seed}", spec.epochs)
-        on_epoch = None
-        if bar is not None:
-            def on_epoch(epoch, terms, bar=bar):
-                bar.update(1)
-                bar.set_postfix_str(f"loss {terms.get('loss', float('nan')):.4g}")
-        t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=self._rng_devices()):
-            enc = self.cache.get(spec, ds, on_epoch, on_wait=self._waiting(spec))
-        if bar is not None:
-            bar.close()
-        wall = time.perf_counter() - t0
-        if not quiet:
-            self.engine.progress.job_done(enc)
-        return enc, {"status": enc.status, "cached": enc.cached, "train_seconds": enc.train_seconds,
-                     "wall_seconds": wall, "load_seconds": wall if enc.cached else 0.0, "reason": enc.reason}
-
-    def _pooled(self, spec: JobSpec, ds: Dataset) -> tuple[Encoder, dict[str, Any]]:
-        """Wait for the job's worker, then load its encoder from the cache."""
-        summary, record = self._wait(spec)
-        t1 = time.perf_counter()
-        if summary.get("worker_error"):
-            enc = Encoder(spec, None, "failed", summary["reason"], 0.0, False, {})
-        else:
-            with torch.random.fork_rng(devices=self._rng_devices()):
-                enc = self.cache.load(spec, ds)
-                if enc is None:  # the worker's entry vanished or is corrupt: train it here
-                    enc = self.cache.get(spec, ds)
-        return enc, {**record, "status": enc.status, "reason": enc.reason, "load_seconds": time.perf_counter() - t1}
-
-    def _wait(self, spec: JobSpec, task: MeasureTask | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Block on the pool for a job (or a measurement): its summary, and its manifest record."""
-        t0 = time.perf_counter()
-        summary = self.engine.pool.result(spec, task)
-        waited = time.perf_counter() - t0
-        self.wait_seconds += waited
-        return summary, {"status": summary["status"], "cached": bool(summary["cached"]),
-                         "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
-                         "load_seconds": 0.0, "waited_seconds": waited, "reason": summary["reason"],
-                         "worker": f"{summary.get('host', '?')}:{summary.get('pid', '?')}"}
-
-    def _rng_devices(self) -> list:
-        return [self.device] if self.device.type == "cuda" else []
-
-    @staticmethod
-    def _waiting(spec: JobSpec):
-        def note(holder: dict) -> None:
-            print(f"waiting for {spec.method} seed={spec.seed} ({spec.key}): being trained by pid "
-                  f"{holder.get('pid', '?')} on {holder.get('host', '?')}", file=sys.stderr, flush=True)
-        return note
+        self.jobs.append(
+            {
+                "key": spec.key,
+                "method": spec.method,
+                "dataset": spec.dataset,
+                "width": spec.width,
+                "seed": spec.seed,
+                **record,
+            }
+        )
 
 
 def _status_row(spec: JobSpec) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def base_of(dataset: str) -> str:
 @dataclass
 class CostTable:
     train: dict[str, dict[str, float]] = field(default_factory=dict)  # "method|dataset" -> epoch_seconds, n_train
-    batch: dict[str, dict[str, float]] = field(default_factory=dict)  # "method" or "method|dataset" -> {"3": x, "10": y}
+    batch: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # "method" or "method|dataset" -> {"3": x, "10": y}
     measure: dict[str, float] = field(default_factory=dict)  # "prediction.fn|method|dataset" -> seconds
     device: str = ""
     note: str = ""
@@ -68,8 +70,13 @@ class CostTable:
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> dict[str, Any]:
-        return {"device": self.device, "note": self.note, "train": self.train, "batch": self.batch,
-                "measure": self.measure}
+        return {
+            "device": self.device,
+            "note": self.note,
+            "train": self.train,
+            "batch": self.batch,
+            "measure": self.measure,
+        }
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -82,14 +89,26 @@ class CostTable:
     @classmethod
     def read(cls, path: str | Path) -> CostTable:
         d = json.loads(Path(path).read_text())
-        return cls(d.get("train", {}), d.get("batch", {}), d.get("measure", {}), d.get("device", ""),
-                   d.get("note", ""), str(path))
+        return cls(
+            d.get("train", {}),
+            d.get("batch", {}),
+            d.get("measure", {}),
+            d.get("device", ""),
+            d.get("note", ""),
+            str(path),
+        )
 
     def merged(self, other: CostTable) -> CostTable:
         """This table with ``other``'s batched speed-ups and measurements where it has none. Its
         training cells stay its own: a cell it lacks is scaled from its own device's cells."""
-        return CostTable(dict(self.train), {**other.batch, **self.batch}, {**other.measure, **self.measure},
-                         self.device, self.note, self.source)
+        return CostTable(
+            dict(self.train),
+            {**other.batch, **self.batch},
+            {**other.measure, **self.measure},
+            self.device,
+            self.note,
+            self.source,
+        )
 
     # ------------------------------------------------------------------ lookups
     def epoch_seconds(self, method: str, dataset: str, n_train: int | None = None) -> tuple[float, str]:
@@ -99,8 +118,11 @@ class CostTable:
             return hit["epoch_seconds"], "table"
         per_sample = {k: v["epoch_seconds"] / max(v.get("n_train", 1), 1) for k, v in self.train.items()}
         n = n_train or 1
-        same_base = [s for k, s in per_sample.items()
-                     if k.split("|")[0] == method and base_of(k.split("|", 1)[1]) == base_of(dataset)]
+        same_base = [
+            s
+            for k, s in per_sample.items()
+            if k.split("|")[0] == method and base_of(k.split("|", 1)[1]) == base_of(dataset)
+        ]
         if same_base:
             return statistics.median(same_base) * n, "scaled"
         mine = [s for k, s in per_sample.items() if k.split("|")[0] == method]

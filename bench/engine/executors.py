@@ -59,8 +59,12 @@ class SubmititExecutor(cf.Executor):
         import submitit
 
         self.inner = submitit.AutoExecutor(folder=folder, cluster=cfg.cluster)
-        params: dict[str, Any] = {"timeout_min": cfg.time_min, "cpus_per_task": cfg.cpus_per_job,
-                                  "gpus_per_node": cfg.gpus_per_job, "name": "bench"}
+        params: dict[str, Any] = {
+            "timeout_min": cfg.time_min,
+            "cpus_per_task": cfg.cpus_per_job,
+            "gpus_per_node": cfg.gpus_per_job,
+            "name": "bench",
+        }
         if cfg.partition:
             params["slurm_partition"] = cfg.partition
         self.inner.update_parameters(**params)
@@ -84,8 +88,9 @@ class DaskExecutor(cf.Executor):
         if cfg.address:
             self.client = Client(cfg.address)
         else:
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, host="127.0.0.1")
+            self.cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+            )
             self.client = Client(self.cluster)
         self.inner = self.client.get_executor(pure=False)
 
@@ -108,8 +113,12 @@ def make_executor(cfg: ExecutorConfig, workers: int, threads: int, out: str) -> 
             return None
         import multiprocessing as mp
 
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                      initializer=worker._pool_worker_init, initargs=(threads, os.getpid()))
+        return cf.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=worker._pool_worker_init,
+            initargs=(threads, os.getpid()),
+        )
     if cfg.kind == "dask":
         return DaskExecutor(cfg, max(workers, 1))
     return SubmititExecutor(cfg, cfg.folder or os.path.join(out, "slurm"))
@@ -172,13 +181,24 @@ class JobPool:
             out = fut.result()
         except BaseException as e:  # noqa: BLE001 - a worker's failure is recorded, never raised
             first = (str(e).strip().splitlines() or [""])[0][:200]
-            return {"key": spec.key, "status": "failed", "reason": f"worker error: {type(e).__name__}: {first}",
-                    "cached": False, "train_seconds": 0.0, "wall_seconds": 0.0, "worker_error": True}
+            return {
+                "key": spec.key,
+                "status": "failed",
+                "reason": f"worker error: {type(e).__name__}: {first}",
+                "cached": False,
+                "train_seconds": 0.0,
+                "wall_seconds": 0.0,
+                "worker_error": True,
+            }
         if "group" in out:  # one summary per job or task of a seed group
             out = out["group"].get(key or spec.key) or {"key": "?"}
         if out["key"] != spec.key:
-            return {**out, "status": "failed", "worker_error": True,
-                    "reason": f"worker computed job key {out['key']}, expected {spec.key}: it runs other code"}
+            return {
+                **out,
+                "status": "failed",
+                "worker_error": True,
+                "reason": f"worker computed job key {out['key']}, expected {spec.key}: it runs other code",
+            }
         return out
 
     def result(self, spec: JobSpec, task=None) -> dict[str, Any]:

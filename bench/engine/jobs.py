@@ -52,8 +52,21 @@ from bench.train import seedbatch
 from bench.train.methods import METHODS, Method
 from bench.train.trainer import build, data_info, fit_encoder
 
-__all__ = ["CODE_MODULES", "DATA_MODULES", "HOST", "EntryLock", "Encoder", "JobCache", "JobSpec", "_tmp_name", "build",
-           "data_info", "data_mismatch", "pid_alive", "sweep_orphans"]
+__all__ = [
+    "CODE_MODULES",
+    "DATA_MODULES",
+    "HOST",
+    "EntryLock",
+    "Encoder",
+    "JobCache",
+    "JobSpec",
+    "_tmp_name",
+    "build",
+    "data_info",
+    "data_mismatch",
+    "pid_alive",
+    "sweep_orphans",
+]
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,19 @@ class JobSpec:
     compile: bool = False  # compile=true: bench.train.compiled's fused step (other numerics: a job of its own)
 
     @classmethod
-    def make(cls, method: str, method_cfg: Any, dataset: str, data_cfg: DataConfig, width: int, seed: int,
-             epochs: int, batch_size: int, ds: Dataset | None = None, compile: bool = False) -> JobSpec:
+    def make(
+        cls,
+        method: str,
+        method_cfg: Any,
+        dataset: str,
+        data_cfg: DataConfig,
+        width: int,
+        seed: int,
+        epochs: int,
+        batch_size: int,
+        ds: Dataset | None = None,
+        compile: bool = False,
+    ) -> JobSpec:
         """The job on ``ds`` (default: ``load_dataset(dataset, data_cfg)``, memoised), its data hash filled in."""
         ds = load_dataset(dataset, data_cfg) if ds is None else ds
         return cls(method, method_cfg, dataset, data_cfg, width, seed, epochs, batch_size, ds.content_hash, compile)
@@ -91,7 +115,9 @@ class JobSpec:
     def cell(self) -> JobSpec:
         """The job with its seed, split seed and data hash blanked: the seeds of one cell share it (they may
         train together, :meth:`JobCache.get_group`)."""
-        return dataclasses.replace(self, seed=-1, data_hash="", data_cfg=dataclasses.replace(self.data_cfg, split_seed=-1))
+        return dataclasses.replace(
+            self, seed=-1, data_hash="", data_cfg=dataclasses.replace(self.data_cfg, split_seed=-1)
+        )
 
     def identity(self) -> dict[str, Any]:
         data_cfg = dataclasses.asdict(self.data_cfg)
@@ -113,7 +139,9 @@ class JobSpec:
         }
         if self.compile:  # only when set: the eager jobs' keys stay what they were
             ident["compile"] = True
-            ident["compile_code"] = provenance.code_hash([importlib.import_module("bench.train.compiled")], exclude=DATA_MODULES, length=12)
+            ident["compile_code"] = provenance.code_hash(
+                [importlib.import_module("bench.train.compiled")], exclude=DATA_MODULES, length=12
+            )
         return ident
 
     @property
@@ -123,11 +151,24 @@ class JobSpec:
 
 
 # project modules every encoder depends on, whatever its method
-CODE_MODULES = ("bench.train.trainer", "bench.train.loop", "bench.train.seedbatch", "bench.train.losses",
-                "bench.train.methods")
+CODE_MODULES = (
+    "bench.train.trainer",
+    "bench.train.loop",
+    "bench.train.seedbatch",
+    "bench.train.losses",
+    "bench.train.methods",
+)
 # the data's code: never hashed into a job's key (JobSpec.data_hash hashes the data itself)
-DATA_MODULES = frozenset({"bench.data", "bench.data.core", "bench.data.embedded", "bench.data.views", "bench.data.sprites",
-                          "bench.data.fullsize"})
+DATA_MODULES = frozenset(
+    {
+        "bench.data",
+        "bench.data.core",
+        "bench.data.embedded",
+        "bench.data.views",
+        "bench.data.sprites",
+        "bench.data.fullsize",
+    }
+)
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)
 KEY_LIBRARIES = ("torch", "numpy", "scikit-learn", "timm")
 
@@ -137,8 +178,10 @@ def data_mismatch(spec: JobSpec, ds: Dataset) -> str:
     data (other files, other loader code) must not cache an encoder under this key."""
     if ds.content_hash == spec.data_hash:
         return ""
-    return (f"the {spec.dataset} data loaded here (split_seed {spec.data_cfg.split_seed}) hashes to {ds.content_hash}, "
-            f"but the job was keyed on {spec.data_hash}: this process loads other data (other files or loader code)")
+    return (
+        f"the {spec.dataset} data loaded here (split_seed {spec.data_cfg.split_seed}) hashes to {ds.content_hash}, "
+        f"but the job was keyed on {spec.data_hash}: this process loads other data (other files or loader code)"
+    )
 
 
 class CacheCorrupt(Exception):
@@ -186,7 +229,9 @@ class JobCache:
         except ValueError:
             raise CacheCorrupt("meta.json is not valid JSON (truncated?)") from None
         if not isinstance(meta, dict) or meta.get("key") != spec.key:
-            raise CacheCorrupt(f"meta.json belongs to another job ({meta.get('key') if isinstance(meta, dict) else '?'})")
+            raise CacheCorrupt(
+                f"meta.json belongs to another job ({meta.get('key') if isinstance(meta, dict) else '?'})"
+            )
         if _normal(meta.get("spec")) != _normal(spec.identity()):
             raise CacheCorrupt("its recorded identity differs from the job's (another version?)")
         if meta.get("status") not in ("ok", "failed"):
@@ -200,8 +245,9 @@ class JobCache:
             if meta is None:
                 return None
             if meta["status"] != "ok":
-                return Encoder(spec, None, meta["status"], meta.get("reason", ""), meta.get("train_seconds", 0.0),
-                               True, meta)
+                return Encoder(
+                    spec, None, meta["status"], meta.get("reason", ""), meta.get("train_seconds", 0.0), True, meta
+                )
             try:
                 data = (self.path(spec) / "state.pt").read_bytes()
             except FileNotFoundError:
@@ -213,7 +259,9 @@ class JobCache:
                 state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
                 method.load_state_dict(state)
             except Exception as e:  # a checksummed file that still does not fit: another architecture
-                raise CacheCorrupt(f"state.pt does not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+                raise CacheCorrupt(
+                    f"state.pt does not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+                ) from None
             method.eval()
             return Encoder(spec, method, "ok", "", meta["train_seconds"], True, meta)
         except CacheCorrupt as e:
@@ -275,9 +323,17 @@ class JobCache:
             if held:
                 group = [s for s, _, _ in held]
                 s0 = group[0]
-                trained = seedbatch.train_group(s0.method, s0.method_cfg, [d for _, d, _ in held], s0.width,
-                                                [s.seed for s in group], epochs=s0.epochs, batch_size=s0.batch_size,
-                                                device=self.device, on_epoch=on_epoch)
+                trained = seedbatch.train_group(
+                    s0.method,
+                    s0.method_cfg,
+                    [d for _, d, _ in held],
+                    s0.width,
+                    [s.seed for s in group],
+                    epochs=s0.epochs,
+                    batch_size=s0.batch_size,
+                    device=self.device,
+                    on_epoch=on_epoch,
+                )
                 for spec, (method, meta) in zip(group, trained, strict=True):
                     found[spec.key] = self._store(self._encoder(spec, method, meta))
         finally:
@@ -303,9 +359,18 @@ class JobCache:
     def train(self, spec: JobSpec, ds: Dataset, on_epoch=None) -> Encoder:
         if why := data_mismatch(spec, ds):  # never cache an encoder under a key that names other data
             raise ValueError(why)
-        method, meta = fit_encoder(spec.method, spec.method_cfg, ds, spec.width, spec.seed, epochs=spec.epochs,
-                                   batch_size=spec.batch_size, device=self.device, on_epoch=on_epoch,
-                                   compile=spec.compile)
+        method, meta = fit_encoder(
+            spec.method,
+            spec.method_cfg,
+            ds,
+            spec.width,
+            spec.seed,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            device=self.device,
+            on_epoch=on_epoch,
+            compile=spec.compile,
+        )
         return self._encoder(spec, method, meta)
 
     @staticmethod

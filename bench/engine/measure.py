@@ -49,9 +49,20 @@ from bench.storage import atomic_write
 MEASURES = "measures"  # the cache's subfolder of measurements
 # reached through bench.protocol's View only: they decide verdicts from the tidy table and never run
 # inside a measurement, so editing them must not invalidate every cached measurement
-PRESENTATION = frozenset({"bench.evaluate.verdicts", "bench.evaluate.stats", "bench.report.plots", "bench.report.build", "bench.report.summary",
-                          "bench.report.summary_page", "bench.evaluate.families", "bench.evaluate.resampling", "bench.evaluate.inference",
-                          "bench.report.pdftable"})
+PRESENTATION = frozenset(
+    {
+        "bench.evaluate.verdicts",
+        "bench.evaluate.stats",
+        "bench.report.plots",
+        "bench.report.build",
+        "bench.report.summary",
+        "bench.report.summary_page",
+        "bench.evaluate.families",
+        "bench.evaluate.resampling",
+        "bench.evaluate.inference",
+        "bench.report.pdftable",
+    }
+)
 
 
 @functools.cache
@@ -73,11 +84,14 @@ class MeasureTask:
     key: str = ""  # computed by :meth:`make` in the main process; a worker checks it against its own
 
     @classmethod
-    def make(cls, spec: JobSpec, fn: Callable[..., list[dict[str, Any]]], args: tuple, data_cfg: DataConfig,
-             device_type: str) -> MeasureTask:
+    def make(
+        cls, spec: JobSpec, fn: Callable[..., list[dict[str, Any]]], args: tuple, data_cfg: DataConfig, device_type: str
+    ) -> MeasureTask:
         if data_cfg.split_seed != spec.data_cfg.split_seed:  # confirm: split seed = the job's seed, both sides
-            raise ValueError(f"measurement of {spec.key} on split_seed {data_cfg.split_seed}, but its encoder "
-                             f"trained on split_seed {spec.data_cfg.split_seed}")
+            raise ValueError(
+                f"measurement of {spec.key} on split_seed {data_cfg.split_seed}, but its encoder "
+                f"trained on split_seed {spec.data_cfg.split_seed}"
+            )
         task = cls(spec, fn, tuple(args), data_cfg, device_type)
         return dataclasses.replace(task, key=task.computed_key())
 
@@ -91,10 +105,17 @@ class MeasureTask:
         data_cfg = dataclasses.asdict(self.data_cfg)
         data_cfg.pop("root", None)
         data_cfg.pop("download", None)
-        return {"job": self.spec.key, "measure": self.name, "args": repr(self.args),
-                "config": dataclasses.asdict(owner.cfg), "data": data_cfg, "device": self.device_type,
-                "code": code_hash(type(owner).__module__),
-                "measure_code": code_hash(__name__), "libraries": provenance.library_versions(KEY_LIBRARIES)}
+        return {
+            "job": self.spec.key,
+            "measure": self.name,
+            "args": repr(self.args),
+            "config": dataclasses.asdict(owner.cfg),
+            "data": data_cfg,
+            "device": self.device_type,
+            "code": code_hash(type(owner).__module__),
+            "measure_code": code_hash(__name__),
+            "libraries": provenance.library_versions(KEY_LIBRARIES),
+        }
 
     def computed_key(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
@@ -129,8 +150,9 @@ class Measured:
     error: str = ""
 
 
-def compute(task: MeasureTask, enc: Encoder, datasets: Callable[[str, DataConfig], Dataset],
-            device: torch.device) -> Measured:
+def compute(
+    task: MeasureTask, enc: Encoder, datasets: Callable[[str, DataConfig], Dataset], device: torch.device
+) -> Measured:
     """Run the measurement on ``enc`` with the RNGs seeded from the job's seed."""
     src = MeasureSource(device, task.data_cfg, datasets)
     t0 = time.perf_counter()
@@ -170,8 +192,11 @@ class MeasureCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            print(f"bench: warning: measurement {self.path(key)} is unusable ({type(e).__name__}: {e}); "
-                  "measuring again", file=sys.stderr, flush=True)
+            print(
+                f"bench: warning: measurement {self.path(key)} is unusable ({type(e).__name__}: {e}); measuring again",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
 
     def store(self, key: str, m: Measured) -> None:
@@ -194,8 +219,9 @@ def cached_job(cache: JobCache, spec: JobSpec) -> dict[str, Any] | None:
         return None
 
 
-def cached(task: MeasureTask, cache: JobCache, mcache: MeasureCache, read: bool = True
-           ) -> tuple[Measured | None, dict[str, Any]] | None:
+def cached(
+    task: MeasureTask, cache: JobCache, mcache: MeasureCache, read: bool = True
+) -> tuple[Measured | None, dict[str, Any]] | None:
     """``(measurement, job meta)`` when both the measurement and its successful job are cached,
     else None; with ``read=False`` the measurement file is only looked for, not read (planning)."""
     if not mcache.has(task.key):

@@ -114,8 +114,9 @@ def _build(name: str, info, seed: int = 0):
     return cls(cls.Config(), info, WIDTH)
 
 
-def plain_loop(method, x: torch.Tensor, batch_size: int, epochs: int,
-               on_epoch: Callable[[int], None] | None = None) -> int:
+def plain_loop(
+    method, x: torch.Tensor, batch_size: int, epochs: int, on_epoch: Callable[[int], None] | None = None
+) -> int:
     """The research-code baseline: DataLoader over a TensorDataset, ``loss.item()`` every step.
 
     Same model, loss and optimiser (Adam with the method's lr / weight decay) as the trainer;
@@ -219,8 +220,10 @@ def profile_lines(info, x: torch.Tensor, batch_size: int, steps: int = PROFILE_S
     total = sum(e.self_cpu_time_total for e in ev) or 1.0
     out = []
     for e in ev[:PROFILE_TOP]:
-        out.append(f"{e.key[:40]:<40} {e.self_cpu_time_total / 1e3 / steps:8.2f} ms/step "
-                   f"{100 * e.self_cpu_time_total / total:5.1f}%  {e.count / steps:5.1f} calls/step")
+        out.append(
+            f"{e.key[:40]:<40} {e.self_cpu_time_total / 1e3 / steps:8.2f} ms/step "
+            f"{100 * e.self_cpu_time_total / total:5.1f}%  {e.count / steps:5.1f} calls/step"
+        )
     return out
 
 
@@ -232,16 +235,26 @@ def probe_seconds(ds, device: torch.device) -> tuple[float, float]:
     m = _build("infomax", data_info(ds)).to(device)
     f = [m.encode_all(s.x) for s in (ds.train, ds.val, ds.test)]
     res: list = []
-    t = _timed(lambda: res.append(linear_probe(f[0], ds.train.y, f[1], ds.val.y, f[2], ds.test.y, ds.n_classes)),
-               device)
+    t = _timed(
+        lambda: res.append(linear_probe(f[0], ds.train.y, f[1], ds.val.y, f[2], ds.test.y, ds.n_classes)), device
+    )
     return t, float(res[0].test_acc[0])
 
 
 def e2e_seconds(run_args: list[str], device: str) -> tuple[float, int]:
     """(wall seconds, exit code) of ``python -m bench run *run_args`` into a temporary out= and cache=."""
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
-        cmd = [sys.executable, "-m", "bench", "run", *run_args, f"device={device}",
-               f"out={tmp}/results", f"reports={tmp}/reports", f"cache={tmp}/cache"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            *run_args,
+            f"device={device}",
+            f"out={tmp}/results",
+            f"reports={tmp}/reports",
+            f"cache={tmp}/cache",
+        ]
         t0 = time.perf_counter()
         rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
         return time.perf_counter() - t0, rc
@@ -249,7 +262,9 @@ def e2e_seconds(run_args: list[str], device: str) -> tuple[float, int]:
 
 # ----------------------------------------------------------------------------- command
 def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+    return "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    ).rstrip()
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
@@ -275,9 +290,11 @@ def cmd_perf(args: list[str]) -> int:
     ds = load_dataset(DATASET, DataConfig(), device)
     info = data_info(ds)
     steps, epochs = opts["steps"], EPOCHS if opts["steps"] is None else 1
-    out = [f"bench perf: device {device.type} ({device_name(device)}), torch {torch.__version__}, "
-           f"threads {torch.get_num_threads()}, {DATASET} K={WIDTH}, best of {epochs} timed epoch(s) after 1 warm-up"
-           + (f", {steps} steps per epoch" if steps else "")]
+    out = [
+        f"bench perf: device {device.type} ({device_name(device)}), torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, {DATASET} K={WIDTH}, best of {epochs} timed epoch(s) after 1 warm-up"
+        + (f", {steps} steps per epoch" if steps else "")
+    ]
 
     rows, step_s = [], {}
     for name in METHODS_TIMED:
@@ -294,13 +311,25 @@ def cmd_perf(args: list[str]) -> int:
         fl = step_flops(info, ds.train.x, bs)
         rate = fl / step_s["infomax", bs]
         fractions[bs] = rate / peak
-        rows.append([str(bs), f"{fl / 1e6:.1f}", f"{step_s['infomax', bs] * 1e3:.2f}", f"{rate / 1e9:.2f}",
-                     f"{100 * rate / peak:.1f}%"])
-    out += _table(f"infomax step FLOP/s (FlopCounterMode) vs {PEAK_N}x{PEAK_N} fp32 matmul peak {peak / 1e9:.1f} GFLOP/s",
-                  ["batch", "MFLOP/step", "ms/step", "GFLOP/s", "roofline"], rows)
+        rows.append(
+            [
+                str(bs),
+                f"{fl / 1e6:.1f}",
+                f"{step_s['infomax', bs] * 1e3:.2f}",
+                f"{rate / 1e9:.2f}",
+                f"{100 * rate / peak:.1f}%",
+            ]
+        )
+    out += _table(
+        f"infomax step FLOP/s (FlopCounterMode) vs {PEAK_N}x{PEAK_N} fp32 matmul peak {peak / 1e9:.1f} GFLOP/s",
+        ["batch", "MFLOP/step", "ms/step", "GFLOP/s", "roofline"],
+        rows,
+    )
     if device.type == "cpu" and fractions[BATCHES[-1]] < PROFILE_BELOW:
-        out.append(f"profile: infomax batch {BATCHES[-1]} reaches {100 * fractions[BATCHES[-1]]:.1f}% < "
-                   f"{100 * PROFILE_BELOW:.0f}% of peak; top ops by self CPU time (trainer steps):")
+        out.append(
+            f"profile: infomax batch {BATCHES[-1]} reaches {100 * fractions[BATCHES[-1]]:.1f}% < "
+            f"{100 * PROFILE_BELOW:.0f}% of peak; top ops by self CPU time (trainer steps):"
+        )
         out += ["  " + line for line in profile_lines(info, ds.train.x, BATCHES[-1])]
 
     from bench.engine.perf_table import batch_lines
@@ -309,8 +338,9 @@ def cmd_perf(args: list[str]) -> int:
     cut = (lambda d: d) if steps is None else (lambda d: _head(d, steps * BATCHES[0]))  # noqa: E731
     out += batch_lines(cut(ds), device, small=cut(small), epochs=BATCH_EPOCHS if steps is None else 1)
     t_probe, acc = probe_seconds(ds, device)
-    out.append(f"probe fit: {t_probe:.2f} s (linear probe, 6-value L2 grid, untrained infomax features, "
-               f"test acc {acc:.3f})")
+    out.append(
+        f"probe fit: {t_probe:.2f} s (linear probe, 6-value L2 grid, untrained infomax features, test acc {acc:.3f})"
+    )
     if opts["e2e"]:
         t_e2e, rc = e2e_seconds(list(E2E_ARGS), device.type)
         out.append(f"end to end: {t_e2e:.1f} s (bench run {' '.join(E2E_ARGS)}, fresh cache, exit code {rc})")
@@ -340,13 +370,16 @@ def _cost_table(opts: dict, device: torch.device, t_all: float) -> int:
 
     cache = opts["cache"] or RunConfig().cache_dir()
     label = f"{device.type} ({device_name(device)}), torch {torch.__version__}, threads {torch.get_num_threads()}"
-    print(f"bench perf table: timing the training cells of bench plan prediction=all profile=confirm on {label}",
-          flush=True)
-    table = measure_table(cache, device, label, steps=opts["steps"] or 4,
-                          log=lambda line: print(line, flush=True))
+    print(
+        f"bench perf table: timing the training cells of bench plan prediction=all profile=confirm on {label}",
+        flush=True,
+    )
+    table = measure_table(cache, device, label, steps=opts["steps"] or 4, log=lambda line: print(line, flush=True))
     table.note = "bench perf table=true: a few timed training steps per cell; measurements from this cache"
     path = table.save(costs.stored_path(cache, device.type, device_name(device)))
-    print(f"cost table: {len(table.train)} training cells, {len(table.batch)} batched methods, "
-          f"{len(table.measure)} measurements -> {path} (bench plan with cache={cache} uses it on this device)")
+    print(
+        f"cost table: {len(table.train)} training cells, {len(table.batch)} batched methods, "
+        f"{len(table.measure)} measurements -> {path} (bench plan with cache={cache} uses it on this device)"
+    )
     print(f"perf total: {time.perf_counter() - t_all:.1f} s")
     return 0

@@ -85,9 +85,12 @@ def harvest(roots: list[str | Path], sizes: dict[tuple[str, str], int] | None = 
             except (OSError, ValueError, KeyError, TypeError):
                 continue
     return CostTable(
-        train={k: {"epoch_seconds": statistics.median(s for s, _ in v), "n_train": statistics.median(n for _, n in v)}
-               for k, v in train.items()},
-        measure={k: statistics.median(v) for k, v in measure.items()})
+        train={
+            k: {"epoch_seconds": statistics.median(s for s, _ in v), "n_train": statistics.median(n for _, n in v)}
+            for k, v in train.items()
+        },
+        measure={k: statistics.median(v) for k, v in measure.items()},
+    )
 
 
 # ----------------------------------------------------------------------------- timed here
@@ -106,8 +109,17 @@ def time_cell(spec, ds, device: torch.device, steps: int = 4) -> float:
     if method.kind != "gradient":
         _sync(device)
         t0 = time.perf_counter()
-        fit_encoder(spec.method, spec.method_cfg, ds, spec.width, 0, epochs=spec.epochs,
-                    batch_size=spec.batch_size, device=device, track=False)
+        fit_encoder(
+            spec.method,
+            spec.method_cfg,
+            ds,
+            spec.width,
+            0,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            device=device,
+            track=False,
+        )
         _sync(device)
         return (time.perf_counter() - t0) / max(spec.epochs, 1)
     x, y = ds.train.x, ds.train.y if method.uses_labels else None
@@ -116,8 +128,14 @@ def time_cell(spec, ds, device: torch.device, steps: int = 4) -> float:
     sub = slice(0, k * spec.batch_size)
 
     def run(n: int) -> None:
-        train(method, x[: n * spec.batch_size], None if y is None else y[: n * spec.batch_size], epochs=1,
-              batch_size=spec.batch_size, seed=0)
+        train(
+            method,
+            x[: n * spec.batch_size],
+            None if y is None else y[: n * spec.batch_size],
+            epochs=1,
+            batch_size=spec.batch_size,
+            seed=0,
+        )
 
     run(1)  # warm-up (allocations, lazy modules)
     _sync(device)
@@ -128,12 +146,21 @@ def time_cell(spec, ds, device: torch.device, steps: int = 4) -> float:
 
 
 def geometry(spec, ds) -> tuple:
-    return (spec.method, dataclasses.astuple(spec.method_cfg), ds.input_dim, ds.image_shape, ds.n_classes,
-            spec.width, spec.batch_size, spec.epochs if spec.method in ("pca", "fastica", "gmm") else 0)
+    return (
+        spec.method,
+        dataclasses.astuple(spec.method_cfg),
+        ds.input_dim,
+        ds.image_shape,
+        ds.n_classes,
+        spec.width,
+        spec.batch_size,
+        spec.epochs if spec.method in ("pca", "fastica", "gmm") else 0,
+    )
 
 
-def seed_rates(method: str, ds, device: torch.device, seeds: int, epochs: int = 1,
-               reps: int = 2) -> tuple[float, float] | None:
+def seed_rates(
+    method: str, ds, device: torch.device, seeds: int, epochs: int = 1, reps: int = 2
+) -> tuple[float, float] | None:
     """(sequential, batched) seed-samples/s of ``seeds`` seeds of ``method`` on ``ds`` for
     ``epochs`` epochs, each the best of ``reps`` (A B A B); None when the method has no batched form."""
     from bench.config import RunConfig
@@ -155,22 +182,34 @@ def seed_rates(method: str, ds, device: torch.device, seeds: int, epochs: int = 
         _sync(device)
         seq.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        seedbatch.train_group(method, mcfg, [ds] * seeds, width, list(range(seeds)), epochs=epochs, batch_size=bs,
-                              device=device, track=False)
+        seedbatch.train_group(
+            method,
+            mcfg,
+            [ds] * seeds,
+            width,
+            list(range(seeds)),
+            epochs=epochs,
+            batch_size=bs,
+            device=device,
+            track=False,
+        )
         _sync(device)
         bat.append(time.perf_counter() - t0)
     work = seeds * epochs * ds.train.x.shape[0]
     return work / min(seq), work / min(bat)
 
 
-def batch_lines(ds, device: torch.device, methods=("infomax", "ae", "simclr"), epochs: int = 1,
-                small=None) -> list[str]:
+def batch_lines(
+    ds, device: torch.device, methods=("infomax", "ae", "simclr"), epochs: int = 1, small=None
+) -> list[str]:
     """``bench perf``'s batched-seeds table (one line saying why when there is nothing to time). A
     method that batches small inputs only (``batch_max_dim``) is timed on ``small`` (e.g. digits)."""
     from bench.engine import plan
 
-    title = (f"batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder, {epochs} epoch(s), "
-             f"best of 2 (A B A B), seed-samples/s")
+    title = (
+        f"batched seeds: seedbatch.train_group vs sequential trainer.fit_encoder, {epochs} epoch(s), "
+        f"best of 2 (A B A B), seed-samples/s"
+    )
     rows = [f"  {'method':<10} {'S':>3} {'data':<10} {'sequential':>12} {'batched':>12} {'ratio':>7}"]
     for m in methods:
         data = ds if plan.batchable(m, ds.input_dim) else small
@@ -202,8 +241,9 @@ def confirm_cells(cache_dir: str, device: torch.device) -> dict[tuple[str, str],
     return cells
 
 
-def time_cells(cells: dict[tuple[str, str], Any], device: torch.device, steps: int = 4,
-               log=print) -> dict[str, dict[str, float]]:
+def time_cells(
+    cells: dict[tuple[str, str], Any], device: torch.device, steps: int = 4, log=print
+) -> dict[str, dict[str, float]]:
     """Training cells timed here (:func:`time_cell`; cells of one :func:`geometry` share a timing,
     scaled by their training-set sizes)."""
     from bench.data import load_dataset
@@ -247,8 +287,7 @@ def batch_table(methods, device: torch.device, log=print) -> dict[str, dict[str,
     return out
 
 
-def measure_table(cache_dir: str, device: torch.device, device_label: str, steps: int = 4,
-                  log=print) -> CostTable:
+def measure_table(cache_dir: str, device: torch.device, device_label: str, steps: int = 4, log=print) -> CostTable:
     """The cost table of this device: every training cell of ``bench plan prediction=all
     profile=confirm`` timed here, the batched speed-ups of its batchable methods, the measurements
     this cache recorded."""

@@ -212,8 +212,20 @@ def make_plan(cfgs: dict[str, RunConfig]) -> Plan:
         else:
             work.append(Work([t.spec], measure=secs))
     workers = resolve_workers(first.workers, device.type)
-    return Plan(enums, specs, tasks, job_cached, task_cached, work, workers, first.batch_seeds, table, fallbacks,
-                train_cost, measure_cost)
+    return Plan(
+        enums,
+        specs,
+        tasks,
+        job_cached,
+        task_cached,
+        work,
+        workers,
+        first.batch_seeds,
+        table,
+        fallbacks,
+        train_cost,
+        measure_cost,
+    )
 
 
 # ----------------------------------------------------------------------------- output
@@ -229,22 +241,30 @@ def estimate_lines(plan: Plan) -> list[str]:
     n_missing = sum(not c for c in plan.job_cached.values())
     n_tasks = sum(1 for w in plan.work if w.train or not w.measure)
     grouped = [w for w in plan.work if len(w.specs) > 1]
-    batched = (f"; {len(grouped)} of them batched cells of up to {max(len(w.specs) for w in grouped)} seeds"
-               if grouped else "")
+    batched = (
+        f"; {len(grouped)} of them batched cells of up to {max(len(w.specs) for w in grouped)} seeds" if grouped else ""
+    )
     m_missing = sum(not c for c in plan.task_cached.values())
     how = "one process" if plan.workers <= 1 else f"{plan.workers} workers, longest first"
-    lines = [f"estimate: training {duration(plan.train_seconds)} of worker time ({n_missing} jobs in {n_tasks} "
-             f"training tasks{batched}; batch_seeds={str(plan.batch_seeds).lower()}), measurements "
-             f"{duration(plan.measure_seconds)} ({m_missing} missing); wall {duration(plan.wall_seconds)} on {how}"]
+    lines = [
+        f"estimate: training {duration(plan.train_seconds)} of worker time ({n_missing} jobs in {n_tasks} "
+        f"training tasks{batched}; batch_seeds={str(plan.batch_seeds).lower()}), measurements "
+        f"{duration(plan.measure_seconds)} ({m_missing} missing); wall {duration(plan.wall_seconds)} on {how}"
+    ]
     src = plan.table.source or "none"
     fb = ", ".join(f"{n} {k}" for k, n in sorted(plan.fallbacks.items()))
-    lines.append(f"          cost table {src}" + (f" ({plan.table.device})" if plan.table.device else "")
-                 + (f"; priced by a fallback: {fb}" if fb else "")
-                 + "; the protocols' own time in the main process is not counted")
+    lines.append(
+        f"          cost table {src}"
+        + (f" ({plan.table.device})" if plan.table.device else "")
+        + (f"; priced by a fallback: {fb}" if fb else "")
+        + "; the protocols' own time in the main process is not counted"
+    )
     for e in plan.enumerated:
         if e.error:
-            lines.append(f"          incomplete: {e.name}'s protocol stopped on the empty dry run ({e.error}); "
-                         "what it asks for after that is not counted")
+            lines.append(
+                f"          incomplete: {e.name}'s protocol stopped on the empty dry run ({e.error}); "
+                "what it asks for after that is not counted"
+            )
     return lines
 
 
@@ -260,23 +280,32 @@ def table_lines(plan: Plan) -> list[str]:
         r[2 if plan.task_cached[t.key] else 3] += 1
         r[5] += plan.measure_cost.get(t.key, 0.0)
     head = ["method", "dataset", "jobs cached", "missing", "measurements cached", "missing", "train s", "measure s"]
-    body = [[m, d, str(a), str(b), str(c), str(e), f"{tr:,.0f}", f"{me:,.0f}"]
-            for (m, d), (a, b, c, e, tr, me) in sorted(rows.items())]
+    body = [
+        [m, d, str(a), str(b), str(c), str(e), f"{tr:,.0f}", f"{me:,.0f}"]
+        for (m, d), (a, b, c, e, tr, me) in sorted(rows.items())
+    ]
     tot = [sum(r[i] for r in rows.values()) for i in range(6)]
     body.append(["total", "", *(str(int(v)) for v in tot[:4]), f"{tot[4]:,.0f}", f"{tot[5]:,.0f}"])
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))  # noqa: E731
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
     return [fmt(head).rstrip(), *(fmt(r).rstrip() for r in body)]
 
 
 def header_lines(plan: Plan, cfgs: dict[str, RunConfig]) -> list[str]:
     first = next(iter(cfgs.values()))
-    out = [f"bench plan: {', '.join(cfgs)} (profile {first.profile}, seeds {first.resolved_seeds()}), "
-           f"cache {first.cache_dir()}"]
+    out = [
+        f"bench plan: {', '.join(cfgs)} (profile {first.profile}, seeds {first.resolved_seeds()}), "
+        f"cache {first.cache_dir()}"
+    ]
     for e in plan.enumerated:
         skipped = sorted({f"{s['method']} on {s['dataset']}" for s in e.skipped})
-        out.append(f"  {e.name}: {len(e.specs)} jobs, {len(e.tasks)} measurements"
-                   + (f"; skipped (cannot run on the data): {', '.join(skipped)}" if skipped else ""))
+        out.append(
+            f"  {e.name}: {len(e.specs)} jobs, {len(e.tasks)} measurements"
+            + (f"; skipped (cannot run on the data): {', '.join(skipped)}" if skipped else "")
+        )
     return out
 
 
@@ -306,9 +335,11 @@ def versus(made: Plan | None, name: str, run_dir) -> None:
     t = results.read_run(run_dir)[2].get("timing", {})
     tr, me = made.per_prediction().get(name, (0.0, 0.0))
     pool = t.get("workers", 1) > 1  # a pooled job's recorded wall includes the measurement made after it
-    print(f"estimate vs actual: training {tr:,.0f} s est / {t.get('train_seconds', 0.0):,.0f} s actual, "
-          f"measurements {me:,.0f} s est / {t.get('measure_seconds', 0.0):,.0f} s actual (worker-seconds"
-          + ("; the pool's recorded training includes the measurements made right after it)" if pool else ")"))
+    print(
+        f"estimate vs actual: training {tr:,.0f} s est / {t.get('train_seconds', 0.0):,.0f} s actual, "
+        f"measurements {me:,.0f} s est / {t.get('measure_seconds', 0.0):,.0f} s actual (worker-seconds"
+        + ("; the pool's recorded training includes the measurements made right after it)" if pool else ")")
+    )
 
 
 def wall_versus(made: Plan | None, wall: float) -> None:

@@ -67,8 +67,9 @@ def setup_device(cfg: RunConfig) -> torch.device:
     return device
 
 
-def execute(cfg: RunConfig, argv: list[str] | None = None, engine: Engine | None = None,
-            ctx: RunContext | None = None) -> Path:
+def execute(
+    cfg: RunConfig, argv: list[str] | None = None, engine: Engine | None = None, ctx: RunContext | None = None
+) -> Path:
     """Run ``cfg.prediction`` end to end; returns the written run directory.
 
     ``engine``: a shared jobs engine (``prediction=all``); ``ctx``: a planned context."""
@@ -92,22 +93,29 @@ def execute(cfg: RunConfig, argv: list[str] | None = None, engine: Engine | None
         r.setdefault("run_id", run_id)
         r.setdefault("prediction", cfg.prediction)
     df = results.tidy_frame(rows)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    dev_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    )
     man = results.manifest(dev_name, started, ctx.jobs, argv, commit)
     man["skipped"] = ctx.skipped
-    man["timing"] = timing(ctx.jobs, time.perf_counter() - t_start, ctx.wait_seconds, engine.workers, engine.where,
-                           ctx.measure_seconds)
+    man["timing"] = timing(
+        ctx.jobs, time.perf_counter() - t_start, ctx.wait_seconds, engine.workers, engine.where, ctx.measure_seconds
+    )
     man["rerun"] = {"argv": list(argv) if argv is not None else None, "cwd": str(Path.cwd())}
-    resolved = cfg.to_dict() | {"resolved": {"prediction": dataclasses.asdict(prediction.cfg), "methods": methods,
-                                             "seeds": cfg.resolved_seeds(), "device": str(device),
-                                             "workers": engine.workers,
-                                             "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods}}}
+    resolved = cfg.to_dict() | {
+        "resolved": {
+            "prediction": dataclasses.asdict(prediction.cfg),
+            "methods": methods,
+            "seeds": cfg.resolved_seeds(),
+            "device": str(device),
+            "workers": engine.workers,
+            "method_configs": {m: dataclasses.asdict(cfg.method_config(m)) for m in methods},
+        }
+    }
     matrices = pd.concat(ctx.matrices, ignore_index=True) if ctx.matrices else None
     if matrices is not None:
         matrices.insert(0, "run_id", run_id)
     return results.write_run(Path(cfg.out), cfg.prediction, run_id, df, resolved, man, matrices)
-
-
 
 
 def execute_all(cfgs: dict[str, RunConfig], argv: list[str] | None = None) -> list[Path]:

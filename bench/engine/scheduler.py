@@ -48,19 +48,22 @@ class Progress:
 
         return tqdm(total=total, desc=desc, unit="ep", leave=False, dynamic_ncols=True)
 
-    def line(self, spec: JobSpec, cached: bool, seconds: float, ok: bool, reason: str, where: str = "",
-             measured=None) -> None:
+    def line(
+        self, spec: JobSpec, cached: bool, seconds: float, ok: bool, reason: str, where: str = "", measured=None
+    ) -> None:
         """``measured``: the job's :class:`bench.engine.measure.Measured`, when it was measured too."""
         with self.lock:
             self.done += 1
             how = "cached" if cached else f"trained in {seconds:.1f}s{where}"
             if measured is not None:
-                how += (", measurement cached" if measured.cached else f", measured in {measured.seconds:.1f}s")
+                how += ", measurement cached" if measured.cached else f", measured in {measured.seconds:.1f}s"
             status = "" if ok else f"  FAILED: {reason}"
             if measured is not None and measured.error:
                 status = f"  MEASUREMENT FAILED: {measured.error}"
-            text = (f"[{self.done}/{max(self.total, self.done)}] {spec.method} {spec.dataset} K={spec.width} "
-                    f"seed={spec.seed}: {how}{status}")
+            text = (
+                f"[{self.done}/{max(self.total, self.done)}] {spec.method} {spec.dataset} K={spec.width} "
+                f"seed={spec.seed}: {how}{status}"
+            )
             if self.bar is not None:
                 self.bar.update(1)
                 self.bar.set_postfix_str(f"{spec.method} seed={spec.seed}")
@@ -115,8 +118,15 @@ class Engine:
 
     def _done(self, summary: dict[str, Any], spec: JobSpec) -> None:
         where = f" on {summary.get('host', '?')}" if self.cfg.executor.kind != "local" else ""
-        self.progress.line(spec, summary["cached"], summary["train_seconds"], summary["status"] == "ok",
-                           summary["reason"], where, measured=summary.get("measured"))
+        self.progress.line(
+            spec,
+            summary["cached"],
+            summary["train_seconds"],
+            summary["status"] == "ok",
+            summary["reason"],
+            where,
+            measured=summary.get("measured"),
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -124,8 +134,14 @@ class Engine:
         self.progress.close()
 
 
-def timing(jobs: list[dict[str, Any]], wall: float, waited: float = 0.0, workers: int = 1,
-           where: str = "the main process", measured: float = 0.0) -> dict[str, Any]:
+def timing(
+    jobs: list[dict[str, Any]],
+    wall: float,
+    waited: float = 0.0,
+    workers: int = 1,
+    where: str = "the main process",
+    measured: float = 0.0,
+) -> dict[str, Any]:
     """Where a run's wall time went. The main process's wall = waiting for training (training
     in-process with one worker; blocked on the pool otherwise) + cache loads + the protocol.
     ``train_seconds`` is the jobs' own training time summed over workers (worker-seconds);
@@ -140,21 +156,35 @@ def timing(jobs: list[dict[str, Any]], wall: float, waited: float = 0.0, workers
     for j in trained:
         per_method[j["method"]] = per_method.get(j["method"], 0.0) + j["wall_seconds"]
     top = dict(sorted(per_method.items(), key=lambda kv: -kv[1])[:5])
-    return {"wall_seconds": wall, "jobs_trained": len(trained), "jobs_cached": len(jobs) - len(trained),
-            "train_seconds": train, "waiting_seconds": waited, "load_seconds": load,
-            "protocol_seconds": max(wall - waited - load, 0.0), "slowest_methods_seconds": top,
-            "threads": torch.get_num_threads(), "workers": workers, "where": where, "measure_seconds": measured}
+    return {
+        "wall_seconds": wall,
+        "jobs_trained": len(trained),
+        "jobs_cached": len(jobs) - len(trained),
+        "train_seconds": train,
+        "waiting_seconds": waited,
+        "load_seconds": load,
+        "protocol_seconds": max(wall - waited - load, 0.0),
+        "slowest_methods_seconds": top,
+        "threads": torch.get_num_threads(),
+        "workers": workers,
+        "where": where,
+        "measure_seconds": measured,
+    }
 
 
 def timing_line(t: dict[str, Any]) -> str:
     """One line for the terminal: ``wall 812 s = training 640 s (40 jobs) + ...``."""
     top = ", ".join(f"{m} {s:.0f} s" for m, s in t["slowest_methods_seconds"].items())
     workers = t.get("workers", 1)
-    head = (f"wall {t['wall_seconds']:.0f} s = waiting for training/measuring {t.get('waiting_seconds', t['train_seconds']):.0f} s"
-            f" + cache loads {t['load_seconds']:.0f} s + protocol {t['protocol_seconds']:.0f} s")
-    jobs = (f"{t['jobs_trained']} jobs trained in {t['train_seconds']:.0f} s of worker time on "
-            f"{t.get('where', 'the main process')}{' (slowest: ' + top + ')' if top else ''}, "
-            f"{t['jobs_cached']} cache hits")
+    head = (
+        f"wall {t['wall_seconds']:.0f} s = waiting for training/measuring {t.get('waiting_seconds', t['train_seconds']):.0f} s"
+        f" + cache loads {t['load_seconds']:.0f} s + protocol {t['protocol_seconds']:.0f} s"
+    )
+    jobs = (
+        f"{t['jobs_trained']} jobs trained in {t['train_seconds']:.0f} s of worker time on "
+        f"{t.get('where', 'the main process')}{' (slowest: ' + top + ')' if top else ''}, "
+        f"{t['jobs_cached']} cache hits"
+    )
     dev = f"{t['threads']} torch thread(s) per process" + ("" if workers <= 1 else f", {workers} workers")
     meas = f"measurements {t.get('measure_seconds', 0.0):.0f} s of worker time (the rest read from the cache)"
     return f"{head}; {jobs}; {meas}; {dev}"

@@ -65,20 +65,38 @@ def run_job(spec: JobSpec, cache_root: str, device: str, threads: int = 1) -> di
     ds = load_dataset(spec.dataset, spec.data_cfg, dev)
     why = data_mismatch(spec, ds)
     if why:
-        return {"key": spec.key, "status": "failed", "reason": why, "cached": False, "train_seconds": 0.0,
-                "wall_seconds": time.perf_counter() - t0, "worker_error": True, "pid": os.getpid(),
-                "host": socket.gethostname(), "device": str(dev)}
+        return {
+            "key": spec.key,
+            "status": "failed",
+            "reason": why,
+            "cached": False,
+            "train_seconds": 0.0,
+            "wall_seconds": time.perf_counter() - t0,
+            "worker_error": True,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "device": str(dev),
+        }
     cache = JobCache(cache_root, dev)
     waited: list[dict] = []
     enc = cache.get(spec, ds, on_wait=waited.append)
-    return {"key": spec.key, "status": enc.status, "reason": enc.reason, "cached": enc.cached,
-            "train_seconds": enc.train_seconds, "wall_seconds": time.perf_counter() - t0,
-            "waited_for": waited[0] if waited else None, "pid": os.getpid(), "host": socket.gethostname(),
-            "device": str(dev)}
+    return {
+        "key": spec.key,
+        "status": enc.status,
+        "reason": enc.reason,
+        "cached": enc.cached,
+        "train_seconds": enc.train_seconds,
+        "wall_seconds": time.perf_counter() - t0,
+        "waited_for": waited[0] if waited else None,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "device": str(dev),
+    }
 
 
-def run_group(specs: list[JobSpec], tasks: list | None, cache_root: str, device: str,
-              threads: int = 1) -> dict[str, Any]:
+def run_group(
+    specs: list[JobSpec], tasks: list | None, cache_root: str, device: str, threads: int = 1
+) -> dict[str, Any]:
     """The seeds of one cell in one worker: train the missing ones together
     (:meth:`bench.engine.jobs.JobCache.get_group`), then, given their measurement tasks,
     measure each. Returns ``{"group": {key: summary}}``, a :func:`run_job` (or
@@ -92,17 +110,30 @@ def run_group(specs: list[JobSpec], tasks: list | None, cache_root: str, device:
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {}
     for spec, enc in zip(specs, encs, strict=True):
-        out[spec.key] = {"key": spec.key, "status": enc.status, "reason": enc.reason, "cached": enc.cached,
-                         "train_seconds": enc.train_seconds, "wall_seconds": wall / len(specs), "waited_for": None,
-                         "pid": os.getpid(), "host": socket.gethostname(), "device": str(dev),
-                         "seed_group": enc.meta.get("seed_group", 1)}
+        out[spec.key] = {
+            "key": spec.key,
+            "status": enc.status,
+            "reason": enc.reason,
+            "cached": enc.cached,
+            "train_seconds": enc.train_seconds,
+            "wall_seconds": wall / len(specs),
+            "waited_for": None,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "device": str(dev),
+            "seed_group": enc.meta.get("seed_group", 1),
+        }
     if tasks:
         for task in tasks:
             job = out[task.spec.key]
             summary = run_measure(task, cache_root, device, threads)
             # the encoder was trained by this group a moment ago, not found in the cache
-            out[task.key] = {**summary, "cached": job["cached"], "train_seconds": job["train_seconds"],
-                             "wall_seconds": job["wall_seconds"] + summary["wall_seconds"]}
+            out[task.key] = {
+                **summary,
+                "cached": job["cached"],
+                "train_seconds": job["train_seconds"],
+                "wall_seconds": job["wall_seconds"] + summary["wall_seconds"],
+            }
     return {"group": out}
 
 
@@ -118,6 +149,7 @@ def _worker_dataset(device: torch.device):
                 _DATASETS.clear()
             _DATASETS[key] = load_dataset(name, data_cfg, device)
         return _DATASETS[key]
+
     return get
 
 
@@ -133,9 +165,16 @@ def run_measure(task: MeasureTask, cache_root: str, device: str, threads: int = 
     cache, mcache = JobCache(cache_root, dev), MeasureCache(cache_root)
     spec = task.spec
     if task.computed_key() != task.key:
-        return {"key": spec.key, "status": "failed", "worker_error": True, "cached": False, "train_seconds": 0.0,
-                "wall_seconds": 0.0, "measured": None,
-                "reason": f"worker computed measurement key {task.computed_key()}, expected {task.key}: it runs other code"}
+        return {
+            "key": spec.key,
+            "status": "failed",
+            "worker_error": True,
+            "cached": False,
+            "train_seconds": 0.0,
+            "wall_seconds": 0.0,
+            "measured": None,
+            "reason": f"worker computed measurement key {task.computed_key()}, expected {task.key}: it runs other code",
+        }
     found = cached(task, cache, mcache)
     waited: list[dict] = []
     if found is not None:
@@ -145,15 +184,32 @@ def run_measure(task: MeasureTask, cache_root: str, device: str, threads: int = 
         ds = datasets(spec.dataset, spec.data_cfg)
         why = data_mismatch(spec, ds)
         if why:
-            return {"key": spec.key, "status": "failed", "worker_error": True, "cached": False, "train_seconds": 0.0,
-                    "wall_seconds": time.perf_counter() - t0, "measured": None, "reason": why}
+            return {
+                "key": spec.key,
+                "status": "failed",
+                "worker_error": True,
+                "cached": False,
+                "train_seconds": 0.0,
+                "wall_seconds": time.perf_counter() - t0,
+                "measured": None,
+                "reason": why,
+            }
         enc = cache.get(spec, ds, on_wait=waited.append)
         status, reason, from_cache, train_s = enc.status, enc.reason, enc.cached, enc.train_seconds
         measured = None
         if enc.ok:
             measured = compute(task, enc, datasets, dev)
             mcache.store(task.key, measured)
-    return {"key": spec.key, "status": status, "reason": reason, "cached": from_cache, "train_seconds": train_s,
-            "wall_seconds": time.perf_counter() - t0, "waited_for": waited[0] if waited else None,
-            "pid": os.getpid(), "host": socket.gethostname(), "device": str(dev),
-            "measured": measured}
+    return {
+        "key": spec.key,
+        "status": status,
+        "reason": reason,
+        "cached": from_cache,
+        "train_seconds": train_s,
+        "wall_seconds": time.perf_counter() - t0,
+        "waited_for": waited[0] if waited else None,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "device": str(dev),
+        "measured": measured,
+    }

@@ -67,8 +67,9 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return c
 
 
-def mcc(f_train: np.ndarray, s_train: np.ndarray, f_test: np.ndarray, s_test: np.ndarray,
-        kind: str = "pearson") -> tuple[float, np.ndarray]:
+def mcc(
+    f_train: np.ndarray, s_train: np.ndarray, f_test: np.ndarray, s_test: np.ndarray, kind: str = "pearson"
+) -> tuple[float, np.ndarray]:
     """Mean correlation coefficient after one-to-one matching, matching learnt on train.
 
     ``C_ij = |corr(f_i, s_j)|`` on train; the assignment ``pi`` maximising ``sum_j C_{pi(j) j}``
@@ -96,9 +97,17 @@ def mcc(f_train: np.ndarray, s_train: np.ndarray, f_test: np.ndarray, s_test: np
     return float(c_test[rows, cols].sum() / s_test.shape[1]), c_test
 
 
-def importance_matrix(f_train: np.ndarray, v_train: np.ndarray, f_test: np.ndarray, v_test: np.ndarray,
-                      model: str = "trees", seed: int = 0, max_train: int = TREE_TRAIN,
-                      n_estimators: int = TREE_COUNT, max_depth: int = TREE_DEPTH) -> tuple[np.ndarray, np.ndarray]:
+def importance_matrix(
+    f_train: np.ndarray,
+    v_train: np.ndarray,
+    f_test: np.ndarray,
+    v_test: np.ndarray,
+    model: str = "trees",
+    seed: int = 0,
+    max_train: int = TREE_TRAIN,
+    n_estimators: int = TREE_COUNT,
+    max_depth: int = TREE_DEPTH,
+) -> tuple[np.ndarray, np.ndarray]:
     """DCI importance matrix R (K, F) and per-factor informativeness (test accuracy) (F,).
 
     Per discrete factor j, a classifier predicts v_j from all K units, fit on at most ``max_train``
@@ -117,8 +126,9 @@ def importance_matrix(f_train: np.ndarray, v_train: np.ndarray, f_test: np.ndarr
     acc = np.zeros(v_train.shape[1])
     for j in range(v_train.shape[1]):
         if model == "trees":
-            clf = ExtraTreesClassifier(n_estimators=n_estimators, max_depth=max_depth, max_features=None,
-                                       random_state=seed, n_jobs=1)
+            clf = ExtraTreesClassifier(
+                n_estimators=n_estimators, max_depth=max_depth, max_features=None, random_state=seed, n_jobs=1
+            )
         elif model == "boosting":
             clf = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3, random_state=seed)
         else:
@@ -209,8 +219,9 @@ def modularity(mi: np.ndarray) -> float:
     return float(np.mean(np.where(theta > 0, 1.0 - delta, 0.0)))
 
 
-def sap_per_factor(f_train: np.ndarray, v_train: np.ndarray, f_test: np.ndarray, v_test: np.ndarray,
-                   chunk: int = 128) -> np.ndarray:
+def sap_per_factor(
+    f_train: np.ndarray, v_train: np.ndarray, f_test: np.ndarray, v_test: np.ndarray, chunk: int = 128
+) -> np.ndarray:
     """Separated attribute predictability (Kumar et al. 2018, "Variational inference of
     disentangled latent concepts from unlabeled observations").
 
@@ -229,9 +240,9 @@ def sap_per_factor(f_train: np.ndarray, v_train: np.ndarray, f_test: np.ndarray,
         mu = (f_train.T @ onehot) / onehot.sum(0)  # (K, C)
         test_oh = ve[:, None] == classes[None, :]
         for a in range(0, k, chunk):
-            pred = np.abs(f_test[:, a:a + chunk, None] - mu[None, a:a + chunk]).argmin(2)  # (N, k')
+            pred = np.abs(f_test[:, a : a + chunk, None] - mu[None, a : a + chunk]).argmin(2)  # (N, k')
             hit = (classes[pred][:, :, None] == classes[None, None, :]) & test_oh[:, None, :]
-            s[a:a + chunk, j] = np.mean(hit.sum(0) / np.maximum(test_oh.sum(0), 1), axis=1)
+            s[a : a + chunk, j] = np.mean(hit.sum(0) / np.maximum(test_oh.sum(0), 1), axis=1)
     top = -np.sort(-s, axis=0)
     return top[0] - (top[1] if k > 1 else 0.0)
 
@@ -278,8 +289,17 @@ def _majority(labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarra
     return counts.max(-1) / labels.shape[-2], counts.argmax(-1)
 
 
-def purity(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, n_classes: int,
-           m: int = 20, n_perm: int = 20, seed: int = 0, dataset: str = "") -> Purity:
+def purity(
+    f_train: np.ndarray,
+    y_train: np.ndarray,
+    f_test: np.ndarray,
+    y_test: np.ndarray,
+    n_classes: int,
+    m: int = 20,
+    n_perm: int = 20,
+    seed: int = 0,
+    dataset: str = "",
+) -> Purity:
     """Label purity of each unit's top-m test images, minus its value under permuted labels.
 
     Unit i's score is ``t_i f_i``; the tail ``t_i`` is +1 for a code that is never negative on
@@ -324,8 +344,14 @@ def auroc(f: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     return (onehot.T @ ranks - npos * (npos + 1) / 2) / np.maximum(npos * (len(y) - npos), 1.0)
 
 
-def sparse_probe(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, n_classes: int,
-                 ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
+def sparse_probe(
+    f_train: np.ndarray,
+    y_train: np.ndarray,
+    f_test: np.ndarray,
+    y_test: np.ndarray,
+    n_classes: int,
+    ks: tuple[int, ...] = (1, 5),
+) -> dict[int, float]:
     """k-sparse probing (Gurnee et al. 2023, "Finding neurons in a haystack"), chosen on train.
 
     Per class c (one vs rest): units ranked by train ``|AUROC - 0.5|``; k = 1: the test AUROC of

@@ -63,8 +63,9 @@ def _col(frame: pd.DataFrame, name: str, default) -> pd.Series:
     return frame[name] if name in frame.columns else pd.Series([default] * len(frame), index=frame.index)
 
 
-def judge(frames: Sequence[pd.DataFrame], directions: Sequence[str], pa: Sequence[str] | None = None,
-          alpha: float = ALPHA) -> list[pd.DataFrame]:
+def judge(
+    frames: Sequence[pd.DataFrame], directions: Sequence[str], pa: Sequence[str] | None = None, alpha: float = ALPHA
+) -> list[pd.DataFrame]:
     """Families, Holm and Westfall-Young pooled over ``frames`` (one prediction's primaries, or one
     secondary), and every row's verdict. ``directions[i]`` is frame i's predicted direction."""
     out = []
@@ -84,8 +85,9 @@ def judge(frames: Sequence[pd.DataFrame], directions: Sequence[str], pa: Sequenc
         for (i, idx), a, w in zip(cells, adj, wy, strict=True):
             f = out[i]
             f.at[idx, "p_holm"], f.at[idx, "p_wy"] = float(a), float(w)
-            f.at[idx, "verdict"] = verdict(f.at[idx, "mean_diff"], a, f.at[idx, "n"], directions[i], alpha,
-                                           w if np.isfinite(w) else math.nan)
+            f.at[idx, "verdict"] = verdict(
+                f.at[idx, "mean_diff"], a, f.at[idx, "n"], directions[i], alpha, w if np.isfinite(w) else math.nan
+            )
     for f in out:
         untested = (f["family"] == "REF") | (f["na"] != "")
         for c in TEST_COLUMNS:
@@ -118,8 +120,15 @@ def combine(frames: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFra
         for f, lab in zip(frames, labels, strict=True):
             rows = f[f["baseline"] == b]
             if rows.empty:
-                rec.update({f"{lab}: n": 0, f"{lab}: d [95% CI]": "n/a", f"{lab}: p_holm": math.nan,
-                            f"{lab}: p_wy": math.nan, f"{lab}: verdict": "no row"})
+                rec.update(
+                    {
+                        f"{lab}: n": 0,
+                        f"{lab}: d [95% CI]": "n/a",
+                        f"{lab}: p_holm": math.nan,
+                        f"{lab}: p_wy": math.nan,
+                        f"{lab}: verdict": "no row",
+                    }
+                )
                 words.append("missing")
                 continue
             r = rows.iloc[0]  # a primary is one group per member (P2: pooled pairs; P4: one setting each)
@@ -145,15 +154,28 @@ def combine(frames: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFra
             overall = "supported"
         else:
             overall = "inconclusive"
-        rec.update(family=", ".join(sorted(fams)), verdict=overall, under_trained=under,
-                   one_primary=sum(w not in ("missing", NA) for w in words) == 1 and "missing" in words,
-                   reason="; ".join(sorted(reasons)))
+        rec.update(
+            family=", ".join(sorted(fams)),
+            verdict=overall,
+            under_trained=under,
+            one_primary=sum(w not in ("missing", NA) for w in words) == 1 and "missing" in words,
+            reason="; ".join(sorted(reasons)),
+        )
         recs.append(rec)
     frame = pd.DataFrame(recs)
     if frame.empty:
         return frame
-    return frame[["baseline", "family", *[c for c in frame.columns if ": " in c], "verdict", "under_trained",
-                  "one_primary", "reason"]]
+    return frame[
+        [
+            "baseline",
+            "family",
+            *[c for c in frame.columns if ": " in c],
+            "verdict",
+            "under_trained",
+            "one_primary",
+            "reason",
+        ]
+    ]
 
 
 def _g(v) -> str:
@@ -162,12 +184,18 @@ def _g(v) -> str:
 
 
 def _cells(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat([f.assign(_table=i) for i, f in enumerate(frames)], ignore_index=True) if frames else (
-        pd.DataFrame(columns=["baseline", "family", "n", "mean_diff", "p_t", "p_perm", "na", "verdict", "_table"]))
+    return (
+        pd.concat([f.assign(_table=i) for i, f in enumerate(frames)], ignore_index=True)
+        if frames
+        else (
+            pd.DataFrame(columns=["baseline", "family", "n", "mean_diff", "p_t", "p_perm", "na", "verdict", "_table"])
+        )
+    )
 
 
-def headline(frames: Sequence[pd.DataFrame], directions: Sequence[str], alpha: float = ALPHA,
-             half: float = 0.5) -> tuple[str, str]:
+def headline(
+    frames: Sequence[pd.DataFrame], directions: Sequence[str], alpha: float = ALPHA, half: float = 0.5
+) -> tuple[str, str]:
     """The prediction's headline from its judged primary frames: ``(word, why)``.
 
     ``word`` is supported / contradicted / inconclusive; a supported headline with a PA member
@@ -185,20 +213,34 @@ def headline(frames: Sequence[pd.DataFrame], directions: Sequence[str], alpha: f
         if str(r.get("na", "") or ""):
             continue
         direction = directions[int(r["_table"])]
-        ok = (int(r["n"]) >= 2 and sign_word(r["mean_diff"], direction) == "as predicted"
-              and float(r["p_t"]) < alpha and float(r["p_perm"]) < alpha)
+        ok = (
+            int(r["n"]) >= 2
+            and sign_word(r["mean_diff"], direction) == "as predicted"
+            and float(r["p_t"]) < alpha
+            and float(r["p_perm"]) < alpha
+        )
         if not ok:
             blocking.append(str(r["baseline"]))
     if blocking:
         names = sorted(set(blocking))
-        return "inconclusive", (f"not beaten at p_t and p_perm < {alpha} on every primary by {len(names)} of "
-                                f"{pa['baseline'].nunique()} PA members: " + ", ".join(names))
+        return "inconclusive", (
+            f"not beaten at p_t and p_perm < {alpha} on every primary by {len(names)} of "
+            f"{pa['baseline'].nunique()} PA members: " + ", ".join(names)
+        )
     if not (pa["na"].fillna("") == "").any():
         return "inconclusive", "every PA cell is n/a by design"
-    flagged = sorted({str(r["baseline"]) for _, r in pa.iterrows()
-                      if int(r["n"]) > 0 and float(r.get("under_trained", 0) or 0) >= half * int(r["n"])})
+    flagged = sorted(
+        {
+            str(r["baseline"])
+            for _, r in pa.iterrows()
+            if int(r["n"]) > 0 and float(r.get("under_trained", 0) or 0) >= half * int(r["n"])
+        }
+    )
     word = "supported" + (f" (under-trained: {', '.join(flagged)})" if flagged else "")
-    return word, f"every applicable cell of all {pa['baseline'].nunique()} PA members beaten at p_t and p_perm < {alpha}"
+    return (
+        word,
+        f"every applicable cell of all {pa['baseline'].nunique()} PA members beaten at p_t and p_perm < {alpha}",
+    )
 
 
 def counts(frames: Sequence[pd.DataFrame], combined: pd.DataFrame | None = None) -> str:
@@ -206,8 +248,12 @@ def counts(frames: Sequence[pd.DataFrame], combined: pd.DataFrame | None = None)
     value on one primary only. PA first; AB after it, as mechanism; REF as references."""
     cells = _cells(frames)
     parts = []
-    for fam, label in (("PA", "PA"), ("other", "other baselines (descriptive)"), ("AB", "AB (mechanism)"),
-                       ("REF", "REF")):
+    for fam, label in (
+        ("PA", "PA"),
+        ("other", "other baselines (descriptive)"),
+        ("AB", "AB (mechanism)"),
+        ("REF", "REF"),
+    ):
         if combined is not None and len(combined):
             rows = combined[combined["family"].str.contains(fam)]
             verdicts = rows["verdict"].tolist()
@@ -224,8 +270,10 @@ def counts(frames: Sequence[pd.DataFrame], combined: pd.DataFrame | None = None)
             parts.append(f"{label}: {_n(len(rows), 'reference')} (mean d and interval, no test)")
             continue
         c = {w: verdicts.count(w) for w in ("supported", "contradicted", "inconclusive", NA)}
-        text = (f"{label} ({len(rows)}): {c['supported']} supported, {c['contradicted']} contradicted, "
-                f"{c['inconclusive']} inconclusive, {c[NA]} n/a by design, {failed} failed (no value)")
+        text = (
+            f"{label} ({len(rows)}): {c['supported']} supported, {c['contradicted']} contradicted, "
+            f"{c['inconclusive']} inconclusive, {c[NA]} n/a by design, {failed} failed (no value)"
+        )
         if combined is not None:
             text += f", {one} with a value on one primary only"
         parts.append(text)
@@ -243,9 +291,11 @@ def exploratory_counts(frames: Sequence[pd.DataFrame], profile: str) -> str:
             continue
         d = rows["direction"].tolist() if "direction" in rows.columns else []
         k = rows["baseline"].nunique()
-        parts.append(f"{label} ({k} member{'s' if k != 1 else ''}): the subject's mean d lies as predicted in "
-                     f"{_n(d.count('as predicted'), 'cell')}, opposite in {d.count('opposite')}, no value in "
-                     f"{int((rows['n'] == 0).sum())}")
+        parts.append(
+            f"{label} ({k} member{'s' if k != 1 else ''}): the subject's mean d lies as predicted in "
+            f"{_n(d.count('as predicted'), 'cell')}, opposite in {d.count('opposite')}, no value in "
+            f"{int((rows['n'] == 0).sum())}"
+        )
     return "; ".join(parts)
 
 

@@ -88,8 +88,15 @@ def fit_logreg(
         W (G, K, C) (zero on masked features) and b (G, C), in x's dtype.
     """
     loss_grad, w, b = _problem(x, y, n_classes, l2, masks, init, weight)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-10,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         loss, w.grad, b.grad = loss_grad()
@@ -244,8 +251,10 @@ def _check_probe_inputs(n_classes: int, splits) -> None:
     ks = set()
     for name, f, y in splits:
         if f.dim() not in (2, 3) or y.dim() != 1 or f.shape[-2] != len(y) or len(y) < 1:
-            raise ValueError(f"f_{name}, y_{name}: need (N, K) or (G, N, K) features and (N,) labels with "
-                             f"N >= 1, got {tuple(f.shape)} and {tuple(y.shape)}")
+            raise ValueError(
+                f"f_{name}, y_{name}: need (N, K) or (G, N, K) features and (N,) labels with "
+                f"N >= 1, got {tuple(f.shape)} and {tuple(y.shape)}"
+            )
         if not bool(torch.isfinite(f).all()):
             raise ValueError(f"f_{name}: features contain NaN or inf")
         if int(y.min()) < 0 or int(y.max()) >= n_classes:
@@ -291,8 +300,13 @@ def linear_probe(
 
 @torch.no_grad()
 def knn_accuracy(
-    f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
-    n_classes: int, k: int = 20, chunk: int = 2048,
+    f_train: torch.Tensor,
+    y_train: torch.Tensor,
+    f_test: torch.Tensor,
+    y_test: torch.Tensor,
+    n_classes: int,
+    k: int = 20,
+    chunk: int = 2048,
 ) -> float:
     """k-nearest-neighbour accuracy, cosine similarity, majority vote (ties -> lowest label).
 
@@ -303,10 +317,14 @@ def knn_accuracy(
     if len(f_train) < 1 or len(f_test) < 1:
         raise ValueError(f"knn_accuracy: need train and test rows, got {len(f_train)} and {len(f_test)}")
     if len(y_train) != len(f_train) or len(y_test) != len(f_test):
-        raise ValueError(f"knn_accuracy: labels ({len(y_train)}, {len(y_test)}) do not match "
-                         f"features ({len(f_train)}, {len(f_test)})")
+        raise ValueError(
+            f"knn_accuracy: labels ({len(y_train)}, {len(y_test)}) do not match "
+            f"features ({len(f_train)}, {len(f_test)})"
+        )
     if int(y_train.min()) < 0 or int(y_train.max()) >= n_classes:
-        raise ValueError(f"y_train: labels must lie in 0..{n_classes - 1}, got {int(y_train.min())}..{int(y_train.max())}")
+        raise ValueError(
+            f"y_train: labels must lie in 0..{n_classes - 1}, got {int(y_train.min())}..{int(y_train.max())}"
+        )
     if not (bool(torch.isfinite(f_train).all()) and bool(torch.isfinite(f_test).all())):
         raise ValueError("knn_accuracy: features contain NaN or inf")
     tr = F.normalize(f_train.float(), dim=1, eps=1e-12)

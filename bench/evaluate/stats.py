@@ -144,13 +144,15 @@ def paired_differences(subject: Mapping[int, float], baseline: Mapping[int, floa
 def _paired(subject: Mapping, baseline: Mapping) -> tuple[np.ndarray, int, list]:
     """:func:`paired_differences` plus the seeds of ``d``, in its order."""
     d, n_missing = paired_differences(subject, baseline)
-    used = [s for s in sorted(set(subject) & set(baseline))
-            if not (_is_missing(subject[s]) or _is_missing(baseline[s]))]
+    used = [
+        s for s in sorted(set(subject) & set(baseline)) if not (_is_missing(subject[s]) or _is_missing(baseline[s]))
+    ]
     return d, n_missing, used
 
 
-def verdict(mean_diff: float, p_holm: float, n: int, direction: str, alpha: float = ALPHA,
-            p_wy: float | None = None) -> str:
+def verdict(
+    mean_diff: float, p_holm: float, n: int, direction: str, alpha: float = ALPHA, p_wy: float | None = None
+) -> str:
     """Verdict of one baseline from its Holm-corrected paired-t p (and, when given, its
     Westfall-Young p: then both must be below ``alpha``).
 
@@ -202,7 +204,7 @@ def _p_t(d: np.ndarray) -> float:
     if d.size < 2:
         return math.nan
     if _constant(d):
-        return 1.0 if float(np.abs(d).max()) == 0 else min(1.0, 2.0 * 0.5 ** d.size)
+        return 1.0 if float(np.abs(d).max()) == 0 else min(1.0, 2.0 * 0.5**d.size)
     return float(_st.ttest_1samp(d, 0.0).pvalue)
 
 
@@ -222,8 +224,14 @@ def sign_word(mean_diff: float, direction: str) -> str:
     return "as predicted" if (m > 0) == (direction == "higher") else "opposite"
 
 
-def _unjudged(subject: Mapping[int, float], baseline: Mapping[int, float], name: str, level: float,
-              direction: str = "higher", margin: float = 0.0) -> Comparison:
+def _unjudged(
+    subject: Mapping[int, float],
+    baseline: Mapping[int, float],
+    name: str,
+    level: float,
+    direction: str = "higher",
+    margin: float = 0.0,
+) -> Comparison:
     """Every statistic but the verdict (``p_holm = p_t``, ``p_wy = p_perm``, verdict
     ``"inconclusive"``). ``margin`` is added to every d (a non-inferiority row)."""
     d, n_missing, seeds = _paired(subject, baseline)

@@ -178,8 +178,9 @@ def verdict_from_tidy(
             others = sorted(str(m) for m in g["method"].dropna().unique() if m != subject)
         if not others:
             continue
-        subj = _with_status(_seed_map(g_metric[g_metric["method"] == subject], subject),
-                            g_status[g_status["method"] == subject])
+        subj = _with_status(
+            _seed_map(g_metric[g_metric["method"] == subject], subject), g_status[g_status["method"] == subject]
+        )
         base, reasons = {}, {}
         for m in others:
             m_metric, m_status = g_metric[g_metric["method"] == m], g_status[g_status["method"] == m]
@@ -192,8 +193,14 @@ def verdict_from_tidy(
             skipped_only = len(m_rows) > 0 and bool((m_rows["metric"] == "job_skipped").all())
             why = (na or {}).get(m) or (_skip_note(m_rows) if skipped_only else "")
             c = _unjudged(subj, base[m], m, 0.95, direction, float((margin or {}).get(m, 0.0)))
-            comps.append(replace(c, reason=reasons[m] if c.n_missing else "", na=why,
-                                 under_trained=_flagged(g_metric[g_metric["method"] == m])))
+            comps.append(
+                replace(
+                    c,
+                    reason=reasons[m] if c.n_missing else "",
+                    na=why,
+                    under_trained=_flagged(g_metric[g_metric["method"] == m]),
+                )
+            )
         frame = comparisons_frame(comps)
         for i, col in enumerate(keys):
             frame.insert(i, col, key[i])

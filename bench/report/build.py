@@ -68,8 +68,9 @@ def _line_step(size: float) -> float:
     return 0.0165 * size / 9  # figure fraction per text line
 
 
-def _text(fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int | None = None,
-          style="normal") -> float:
+def _text(
+    fig, y: float, text: str, size: float = 9, weight: str = "normal", width: int | None = None, style="normal"
+) -> float:
     """Draw ``text`` from ``y`` down (each paragraph wrapped to the page: at most ``width`` characters
     a line, fewer when the font needs it); the ``y`` below it."""
     if TEXT_SINK is not None:
@@ -102,8 +103,9 @@ def _save(pdf: PdfPages, fig) -> None:
 NOTE_SIZE = 6.5
 
 
-def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95, explore: bool = False,
-                 lines: tuple[str, ...] = ()) -> None:
+def _table_pages(
+    pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95, explore: bool = False, lines: tuple[str, ...] = ()
+) -> None:
     """``table`` on as many pages as it needs, starting on ``first_fig`` below ``y0`` when the title,
     the lines above the table and a few rows fit there: fitted to the page's width (:func:`fit_table`:
     long text wraps or becomes numbered notes under its rows, the font shrinks), the rows that fit on
@@ -117,8 +119,11 @@ def _table_pages(pdf: PdfPages, table: Table, first_fig=None, y0: float = 0.95, 
     color_by = "verdict" if table.verdict and "verdict" in cells.columns else None
     heights = lay.heights[1:] or [0.0]
     notes = [[_text_height(n, NOTE_SIZE) for n in row] for row in lay.notes] or [[]]
-    head = _text_height(table.title, 11, "bold") + sum(_text_height(x, 9, "bold", 110) for x in lines) + (
-        _text_height(table.note, 8) if table.note else 0.0)
+    head = (
+        _text_height(table.title, 11, "bold")
+        + sum(_text_height(x, 9, "bold", 110) for x in lines)
+        + (_text_height(table.note, 8) if table.note else 0.0)
+    )
     few = min(3, len(frame))
     need = head + (lay.heights[0] + sum(heights[:few])) / PAGE[1] + sum(map(sum, notes[:few]))
     if first_fig is not None and y0 - need < BOTTOM:  # too little room left under the first page's text
@@ -198,26 +203,43 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         fig = plt.figure(figsize=PAGE)
         y = 0.96
         if explore:
-            y = _text(fig, y, f"exploratory (profile {profile}): no verdicts. Only profile=confirm (pre-registered, "
-                              "seeds 100..109) tests the prediction; this run shows effect sizes and directions.",
-                      10, "bold", width=90)
+            y = _text(
+                fig,
+                y,
+                f"exploratory (profile {profile}): no verdicts. Only profile=confirm (pre-registered, "
+                "seeds 100..109) tests the prediction; this run shows effect sizes and directions.",
+                10,
+                "bold",
+                width=90,
+            )
         y = _text(fig, y, f"InfoMax prediction bench: {pred.title}", 15, "bold", width=58)
         datasets = ", ".join(map(str, df["dataset"].dropna().unique()))
         seeds = sorted(int(s) for s in df["seed"].dropna().unique())
-        y = _text(fig, y, f"run {run_id} | dataset {datasets} | seeds {seeds} | "
-                          f"subject: {SUBJECT}", 8)
+        y = _text(fig, y, f"run {run_id} | dataset {datasets} | seeds {seeds} | subject: {SUBJECT}", 8)
         y = _text(fig, y, "The prediction, in the essay's words", 11, "bold")
         y = _text(fig, y, pred.statement, 9, style="italic")
         y = _text(fig, y, "Protocol in brief", 11, "bold")
         y = _text(fig, y, pred.protocol, 8, width=120)
         failed = df[df["metric"] == "job_failed"]
         if len(failed):
-            y = _text(fig, y, f"Failed jobs ({len(failed)}), kept and counted as missing seeds: " + "; ".join(
-                f"{r.method} seed {r.seed}: {r.note}" for r in failed.itertuples()), 8, width=120)
+            y = _text(
+                fig,
+                y,
+                f"Failed jobs ({len(failed)}), kept and counted as missing seeds: "
+                + "; ".join(f"{r.method} seed {r.seed}: {r.note}" for r in failed.itertuples()),
+                8,
+                width=120,
+            )
         skipped = df[df["metric"] == "job_skipped"].drop_duplicates(["method", "note"])
         if len(skipped):
-            y = _text(fig, y, "Methods that cannot run on this data (rows with n = 0 in every verdict table): " + "; ".join(
-                f"{r.method}: {r.note}" for r in skipped.itertuples()), 8, width=120)
+            y = _text(
+                fig,
+                y,
+                "Methods that cannot run on this data (rows with n = 0 in every verdict table): "
+                + "; ".join(f"{r.method}: {r.note}" for r in skipped.itertuples()),
+                8,
+                width=120,
+            )
         verdicts = [t for t in tables if t.verdict]
         rest = [t for t in tables if not t.verdict]
         if verdicts:
@@ -248,7 +270,8 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
             f"libraries: {libs}",
             f"seeds: {seeds}; profile: {config.get('profile')}; epochs: {config.get('epochs') or 'per dataset'}; "
             f"batch size: {config.get('batch_size')}",
-            "method configs: " + "; ".join(f"{m}: {c}" for m, c in config.get("resolved", {}).get("method_configs", {}).items()),
+            "method configs: "
+            + "; ".join(f"{m}: {c}" for m, c in config.get("resolved", {}).get("method_configs", {}).items()),
         ]
         for line in lines:
             if y - _text_height(line, 8) < BOTTOM:  # a long provenance continues on the next page

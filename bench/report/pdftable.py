@@ -35,8 +35,10 @@ def _renderer():
 def text_width(s: str, size: float, bold: bool = False) -> float:
     """The drawn width of ``s`` (the widest of its lines) at ``size`` points, in points."""
     prop = FontProperties(size=size, weight="bold" if bold else "normal")
-    return max((_renderer().get_text_width_height_descent(line, prop, ismath=False)[0] if line else 0.0)
-               for line in s.split("\n"))
+    return max(
+        (_renderer().get_text_width_height_descent(line, prop, ismath=False)[0] if line else 0.0)
+        for line in s.split("\n")
+    )
 
 
 def row_height(size: float, lines: int = 1) -> float:
@@ -65,8 +67,9 @@ def _is_text(col: pd.Series) -> bool:
 
 
 def _widths(header: list[str], rows: list[list[str]], size: float) -> list[float]:
-    return [max(text_width(r[c], size) for r in [header, *rows]) * (1 + 2 * PAD) + 2 * EDGE_PT
-            for c in range(len(header))]
+    return [
+        max(text_width(r[c], size) for r in [header, *rows]) * (1 + 2 * PAD) + 2 * EDGE_PT for c in range(len(header))
+    ]
 
 
 def fit_table(cells: pd.DataFrame, width_pt: float, size: float = FONT) -> Layout:
@@ -95,8 +98,15 @@ def fit_table(cells: pd.DataFrame, width_pt: float, size: float = FONT) -> Layou
         head = [("\n".join(textwrap.wrap(h, WRAP)) if wrap and len(h) > WRAP else h) for h in header]
         lines = [1 + max(v.count("\n") for v in row) for row in [head, *rows]]
         widths = _widths(head, rows, size)
-        return Layout(size, head, rows, [row_height(size, n) for n in lines], notes,
-                      [header[c] for c in moved], float(sum(widths)))
+        return Layout(
+            size,
+            head,
+            rows,
+            [row_height(size, n) for n in lines],
+            notes,
+            [header[c] for c in moved],
+            float(sum(widths)),
+        )
 
     lay = build(size, wrap=False)
     if lay.width <= width_pt:
@@ -134,8 +144,15 @@ class _Grid(Artist):
     PAD, AXESPAD, EDGE = PAD, 0.0, 0.3
     MIN_FONT = 3.5  # a table still wider than its axes at draw time shrinks its font, down to this size
 
-    def __init__(self, ax, cells: list[list[str]], facecolors: list[list[str]], textcolors: list[list],
-                 size: float = FONT, heights: list[float] | None = None):
+    def __init__(
+        self,
+        ax,
+        cells: list[list[str]],
+        facecolors: list[list[str]],
+        textcolors: list[list],
+        size: float = FONT,
+        heights: list[float] | None = None,
+    ):
         super().__init__()
         self._ax = ax
         self._cells, self._facecolors, self._textcolors = cells, facecolors, textcolors
@@ -145,8 +162,16 @@ class _Grid(Artist):
         self._default_color = self._text.get_color()
         fig = ax.figure  # (get_figure(root=True) exists from matplotlib 3.10 only)
         self._heights = list(heights or [row_height(size)] * len(cells))  # inches
-        self._rects = PolyCollection([], closed=True, edgecolors="k", linewidths=self.EDGE, joinstyle="miter",
-                                     capstyle="butt", transform=ax.transAxes, clip_on=False)
+        self._rects = PolyCollection(
+            [],
+            closed=True,
+            edgecolors="k",
+            linewidths=self.EDGE,
+            joinstyle="miter",
+            capstyle="butt",
+            transform=ax.transAxes,
+            clip_on=False,
+        )
         self.extent: Bbox | None = None  # where the last draw put the table, in figure fractions (tests)
         self.set_clip_on(False)
         self.set_figure(fig)
@@ -177,8 +202,10 @@ class _Grid(Artist):
         edge = 2 * EDGE_PT / 72 * self.get_figure().dpi / to_axes
 
         def measure() -> list[float]:
-            return [max(self._layout(renderer, row[c])[0] for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD)
-                    + edge for c in range(ncols)]
+            return [
+                max(self._layout(renderer, row[c])[0] for row in self._cells) / to_axes * (1.0 + 2.0 * self.PAD) + edge
+                for c in range(ncols)
+            ]
 
         widths = measure()
         if sum(widths) > 1.0:  # wider than its axes (a confirm table has many columns): a smaller font, same layout
@@ -230,8 +257,16 @@ class _Grid(Artist):
                 renderer.open_group("text", None)
                 for line, ismath, dx, dy in lines:
                     y = posy + dy
-                    renderer.draw_text(gc, posx + dx, canvas_h - y if renderer.flipy() else y, line, prop, 0.0,
-                                       ismath=ismath, mtext=self._text if len(lines) == 1 else None)
+                    renderer.draw_text(
+                        gc,
+                        posx + dx,
+                        canvas_h - y if renderer.flipy() else y,
+                        line,
+                        prop,
+                        0.0,
+                        ismath=ismath,
+                        mtext=self._text if len(lines) == 1 else None,
+                    )
                 renderer.close_group("text")
         for gc in gcs.values():
             gc.restore()
@@ -239,8 +274,14 @@ class _Grid(Artist):
         self.stale = False
 
 
-def draw_table(ax, frame: pd.DataFrame, verdict_col: str | None, verdict_colors: dict[str, str],
-               layout: Layout | None = None, rows: slice = slice(None)) -> None:
+def draw_table(
+    ax,
+    frame: pd.DataFrame,
+    verdict_col: str | None,
+    verdict_colors: dict[str, str],
+    layout: Layout | None = None,
+    rows: slice = slice(None),
+) -> None:
     """``frame`` (cells already formatted as strings) as a table at the top of ``ax``; the header dark,
     the ``verdict_col`` cells coloured by ``verdict_colors`` (white for a value it lacks). With a
     ``layout`` (:func:`fit_table` of ``frame``): its font, wrapped cells and row heights, rows ``rows``
@@ -257,6 +298,7 @@ def draw_table(ax, frame: pd.DataFrame, verdict_col: str | None, verdict_colors:
     ncols = len(frame.columns)
     vcol = list(frame.columns).index(verdict_col) if verdict_col is not None and verdict_col in frame.columns else None
     faces = [["#404040"] * ncols] + [
-        [verdict_colors.get(row[c], "white") if c == vcol else "w" for c in range(ncols)] for row in plain]
+        [verdict_colors.get(row[c], "white") if c == vcol else "w" for c in range(ncols)] for row in plain
+    ]
     colors = [["white"] * ncols] + [[None] * ncols for _ in cells]
     ax.add_artist(_Grid(ax, [layout.header, *cells], faces, colors, layout.size, heights))

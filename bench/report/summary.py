@@ -62,7 +62,9 @@ class Entry:
     run_id: str | None = None
     profile: str | None = None
     seeds: list[int] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)  # bench.report.build.overall_lines: headline + counts, or exploratory
+    lines: list[str] = field(
+        default_factory=list
+    )  # bench.report.build.overall_lines: headline + counts, or exploratory
     groups: list[Group] = field(default_factory=list)
     headline: str = ""  # the headline's word (confirm): the first verdict table's ``headline``
     joint: dict[str, str] | None = None  # member -> verdict over both primaries (the "overall" table; confirm)
@@ -77,8 +79,11 @@ def _order(rows: pd.DataFrame, direction: str) -> pd.DataFrame:
     """The subject first, then PA, other, AB, REF, each best-first in the predicted direction (no value last)."""
     rank = rows["family"].map({f: i for i, f in enumerate(FAMILIES)}).fillna(len(FAMILIES))
     rows = rows.assign(_s=rows["method"] != SUBJECT, _f=rank, _k=rows["mean"] * (-1 if direction == "higher" else 1))
-    return (rows.sort_values(["_s", "_f", "_k", "method"], na_position="last").drop(columns=["_s", "_f", "_k"])
-            .reset_index(drop=True))
+    return (
+        rows.sort_values(["_s", "_f", "_k", "method"], na_position="last")
+        .drop(columns=["_s", "_f", "_k"])
+        .reset_index(drop=True)
+    )
 
 
 def _same(a, b) -> bool:
@@ -112,11 +117,26 @@ def _groups(view: View, table: Table, df: pd.DataFrame) -> list[Group]:
             r = rows_of.get(m, {})
             fam = "" if m == SUBJECT else _text(r.get("family")) or family(m, view.pa)
             word = "subject" if m == SUBJECT else _text(r.get("verdict"))
-            rows.append({"method": m, "family": fam, **rec, "verdict": word, "direction": _text(r.get("direction")),
-                         "na": _text(r.get("na")), "reason": _text(r.get("reason"))})
+            rows.append(
+                {
+                    "method": m,
+                    "family": fam,
+                    **rec,
+                    "verdict": word,
+                    "direction": _text(r.get("direction")),
+                    "na": _text(r.get("na")),
+                    "reason": _text(r.get("reason")),
+                }
+            )
         cols = ["method", "family", "mean", "low", "high", "n", "verdict", "direction", "na", "reason"]
-        out.append(Group(v, dict(zip(keys, combo, strict=True)), _order(pd.DataFrame(rows, columns=cols),
-                                                                          v.direction), SUBJECT in recs))
+        out.append(
+            Group(
+                v,
+                dict(zip(keys, combo, strict=True)),
+                _order(pd.DataFrame(rows, columns=cols), v.direction),
+                SUBJECT in recs,
+            )
+        )
     return out
 
 
@@ -162,8 +182,12 @@ def _cell(r) -> str:
 
 def _metric_line(v: Verdict) -> str:
     where = ", ".join(f"{k}={val}" for k, val in v.where.items())
-    return (f"`{v.metric}`" + (f" ({where})" if where else "") + (f": {v.label}" if v.label else "")
-            + f"; predicted: subject **{v.direction}** than each baseline")
+    return (
+        f"`{v.metric}`"
+        + (f" ({where})" if where else "")
+        + (f": {v.label}" if v.label else "")
+        + f"; predicted: subject **{v.direction}** than each baseline"
+    )
 
 
 def _rank(g: Group) -> str:
@@ -191,18 +215,28 @@ def markdown(entries: list[Entry], reports_dir: Path) -> str:
     lines = ["# InfoMax prediction bench: summary", ""]
     opening = openers(entries)
     if opening:
-        lines += ["**" + "; ".join(opening) + ".** Only " + CONFIRM.replace("profile=confirm", "`profile=confirm`")
-                  + " gives verdicts; an exploratory run shows per method the primary metric's mean and 95% "
-                  "t-interval over seeds and, per baseline, the side of the subject's mean paired difference "
-                  "d = subject - baseline (direction vs the subject: as predicted / opposite / none), never a test.",
-                  ""]
+        lines += [
+            "**"
+            + "; ".join(opening)
+            + ".** Only "
+            + CONFIRM.replace("profile=confirm", "`profile=confirm`")
+            + " gives verdicts; an exploratory run shows per method the primary metric's mean and 95% "
+            "t-interval over seeds and, per baseline, the side of the subject's mean paired difference "
+            "d = subject - baseline (direction vs the subject: as predicted / opposite / none), never a test.",
+            "",
+        ]
     if any(e.run_id is not None and not e.explore for e in entries):
-        lines += ["Confirm runs: per baseline the paired difference d = subject - baseline over seeds and its 95% "
-                  "t-interval, each row judged within its family (PA: the prior art; AB: the subject's ablations, "
-                  "as mechanism; REF: references, no test) with Holm and Westfall-Young; the headline is the "
-                  "prediction's one answer, from its PA members (docs/protocol.md, statistics).", ""]
-    lines += [f"Generated by `bench report` from the tidy tables; the detailed reports are "
-              f"`{reports_dir}/<prediction>.pdf`.", ""]
+        lines += [
+            "Confirm runs: per baseline the paired difference d = subject - baseline over seeds and its 95% "
+            "t-interval, each row judged within its family (PA: the prior art; AB: the subject's ablations, "
+            "as mechanism; REF: references, no test) with Holm and Westfall-Young; the headline is the "
+            "prediction's one answer, from its PA members (docs/protocol.md, statistics).",
+            "",
+        ]
+    lines += [
+        f"Generated by `bench report` from the tidy tables; the detailed reports are `{reports_dir}/<prediction>.pdf`.",
+        "",
+    ]
     for e in entries:
         lines += [f"## {e.view.title}", "", f"> {e.view.statement}", ""]
         if e.run_id is None:
@@ -217,8 +251,10 @@ def markdown(entries: list[Entry], reports_dir: Path) -> str:
         for i, line in enumerate(e.lines):
             head, sep, rest = line.partition("; ") if e.explore else (line, "", "")
             lines.append(f"**{head}**{sep}{rest}  " if i == 0 else f"{line}  ")
-        lines.append(f"Run `{e.run_id}` (profile {e.profile}, seeds {', '.join(map(str, e.seeds))}); "
-                     f"details in `{reports_dir / (e.name + '.pdf')}`.")
+        lines.append(
+            f"Run `{e.run_id}` (profile {e.profile}, seeds {', '.join(map(str, e.seeds))}); "
+            f"details in `{reports_dir / (e.name + '.pdf')}`."
+        )
         if e.explore:
             lines += ["", f"*`bench run prediction={e.name} profile=confirm` gives this prediction's verdicts.*"]
         lines.append("")
@@ -228,8 +264,13 @@ def markdown(entries: list[Entry], reports_dir: Path) -> str:
             rank = _rank(g)
             if head or rank:
                 lines += [f"*{head}{' - ' if head and rank else ''}{rank}*", ""]
-            cols = ["method", "family", f"{g.verdict.metric} mean [95% CI]", "n seeds",
-                    "direction vs the subject" if e.explore else "verdict vs the subject"]
+            cols = [
+                "method",
+                "family",
+                f"{g.verdict.metric} mean [95% CI]",
+                "n seeds",
+                "direction vs the subject" if e.explore else "verdict vs the subject",
+            ]
             if e.joint:
                 cols.append("overall (both primaries)")
             lines += ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
@@ -243,13 +284,18 @@ def markdown(entries: list[Entry], reports_dir: Path) -> str:
                     cells.append("-" if r["method"] == SUBJECT else e.joint.get(r["method"], "-"))
                 lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
             if not g.subject_has_rows:
-                lines += ["", "The values are per-baseline paired statistics (the subject has no row of its own); "
-                              "> 0 favours the subject."]
+                lines += [
+                    "",
+                    "The values are per-baseline paired statistics (the subject has no row of its own); "
+                    "> 0 favours the subject.",
+                ]
             lines.append("")
     lines += ["## Runs", "", "| prediction | run id | profile | seeds |", "|---|---|---|---|"]
     for e in entries:
-        lines.append(f"| {e.name} | {'`' + e.run_id + '`' if e.run_id else 'not run'} | {e.profile or '-'} | "
-                     f"{len(e.seeds) if e.run_id else '-'} |")
+        lines.append(
+            f"| {e.name} | {'`' + e.run_id + '`' if e.run_id else 'not run'} | {e.profile or '-'} | "
+            f"{len(e.seeds) if e.run_id else '-'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -29,13 +29,22 @@ if TYPE_CHECKING:
 
 LANDSCAPE = (11.69, 8.27)  # A4 landscape, inches
 NONE_COLOR = "#bdbdbd"
-VERDICT_COLORS = {"supported": "#238b45", "contradicted": "#cb181d", "inconclusive": "#9e9e9e",
-                  "reference": "#6baed6", "n/a": "#c2a5cf"}
-VERDICT_LEGEND = {"supported": "supported", "contradicted": "contradicted", "inconclusive": "inconclusive",
-                  "reference": "reference (REF, no test)", "n/a": "n/a by design"}
+VERDICT_COLORS = {
+    "supported": "#238b45",
+    "contradicted": "#cb181d",
+    "inconclusive": "#9e9e9e",
+    "reference": "#6baed6",
+    "n/a": "#c2a5cf",
+}
+VERDICT_LEGEND = {
+    "supported": "supported",
+    "contradicted": "contradicted",
+    "inconclusive": "inconclusive",
+    "reference": "reference (REF, no test)",
+    "n/a": "n/a by design",
+}
 DIRECTION_COLORS = {"as predicted": "#74c476", "opposite": "#fb6a4a", "none": NONE_COLOR}
-DIRECTION_LEGEND = {"as predicted": "mean d as predicted", "opposite": "mean d opposite",
-                    "none": "no value (or d = 0)"}
+DIRECTION_LEGEND = {"as predicted": "mean d as predicted", "opposite": "mean d opposite", "none": "no value (or d = 0)"}
 CONFIRM = "profile=confirm (pre-registered: seeds 100..109, docs/protocol.md)"
 
 
@@ -78,8 +87,15 @@ def _column_text(fig, e: Entry, x: float, y: float, reports_dir: Path, width: fl
         return _wrap(fig, x, y, f"run {e.run_id}: {e.error}", 7, width, color="#b00000")
     for v in primaries(e.groups):
         where = ", ".join(f"{k}={val}" for k, val in v.where.items())
-        y = _wrap(fig, x, y, f"{ROLE_LABELS[v.role or 'primary']}: {v.metric}{f' ({where})' if where else ''}; predicted subject "
-                             f"{v.direction.upper()} than each baseline", 6.5, width)
+        y = _wrap(
+            fig,
+            x,
+            y,
+            f"{ROLE_LABELS[v.role or 'primary']}: {v.metric}{f' ({where})' if where else ''}; predicted subject "
+            f"{v.direction.upper()} than each baseline",
+            6.5,
+            width,
+        )
     for i, line in enumerate(e.lines):
         if e.explore:
             y = _wrap(fig, x, y, line, 6, width, bold=False)
@@ -88,8 +104,15 @@ def _column_text(fig, e: Entry, x: float, y: float, reports_dir: Path, width: fl
             y = _wrap(fig, x, y, line, 7, width, bold=True, color=color if color != "#9e9e9e" else "#505050")
         else:
             y = _wrap(fig, x, y, line, 6, width)
-    return _wrap(fig, x, y, f"run {e.run_id} ({e.profile}, {len(e.seeds)} seeds); details: "
-                            f"{reports_dir / (e.name + '.pdf')}", 6, width, color="#404040")
+    return _wrap(
+        fig,
+        x,
+        y,
+        f"run {e.run_id} ({e.profile}, {len(e.seeds)} seeds); details: {reports_dir / (e.name + '.pdf')}",
+        6,
+        width,
+        color="#404040",
+    )
 
 
 def _label(method: str, fam: str) -> str:
@@ -101,8 +124,9 @@ def _panel(ax, g: Group, order: list[str], show_labels: bool, short: bool, explo
     pos = {m: i for i, m in enumerate(reversed(order))}  # the subject at the top
     for m in order:
         if m not in rows.index or not np.isfinite(rows.at[m, "mean"]):
-            ax.text(0.01, pos[m], "no value", transform=ax.get_yaxis_transform(), fontsize=4.5, color="#9e9e9e",
-                    va="center")
+            ax.text(
+                0.01, pos[m], "no value", transform=ax.get_yaxis_transform(), fontsize=4.5, color="#9e9e9e", va="center"
+            )
             continue
         r, yy = rows.loc[m], pos[m]
         if m == SUBJECT:
@@ -127,8 +151,11 @@ def _panel(ax, g: Group, order: list[str], show_labels: bool, short: bool, explo
     ax.grid(axis="x", lw=0.3, color="#dddddd")
     ax.grid(axis="y", lw=0.2, color="#eeeeee")
     arrow = "\u2191" if g.verdict.direction == "higher" else "\u2193"
-    ax.set_xlabel(f"{g.verdict.metric} {arrow}" if short else
-                  f"{g.verdict.metric} ({arrow}: predicted for the subject)", fontsize=6, labelpad=1)
+    ax.set_xlabel(
+        f"{g.verdict.metric} {arrow}" if short else f"{g.verdict.metric} ({arrow}: predicted for the subject)",
+        fontsize=6,
+        labelpad=1,
+    )
     for s in ax.spines.values():
         s.set_linewidth(0.4)
 
@@ -172,15 +199,32 @@ def figure(entries: list[Entry], reports_dir: Path):
     if opening:
         y = _wrap(fig, 0.025, y, "; ".join(opening) + f". Only {CONFIRM} gives verdicts.", 8, 0.95, bold=True)
     fig.text(0.025, y, "InfoMax prediction bench: the four predictions", fontsize=13, weight="bold", va="top")
-    y = _wrap(fig, 0.025, y - 0.03, "The latest run of each prediction. Dots: the primary metric's mean per method "
-                                    "over seeds, whiskers its 95% t-interval; the subject (infomax) black, the dashed "
-                                    "line at its mean; d = subject - baseline per seed.", 7, 0.95)
+    y = _wrap(
+        fig,
+        0.025,
+        y - 0.03,
+        "The latest run of each prediction. Dots: the primary metric's mean per method "
+        "over seeds, whiskers its 95% t-interval; the subject (infomax) black, the dashed "
+        "line at its mean; d = subject - baseline per seed.",
+        7,
+        0.95,
+    )
     if any(e.run_id is not None and not e.explore for e in entries):
-        y = _legend(fig, y, "Confirm runs, colour = the row's verdict within its family (docs/protocol.md):",
-                    VERDICT_COLORS, VERDICT_LEGEND)
+        y = _legend(
+            fig,
+            y,
+            "Confirm runs, colour = the row's verdict within its family (docs/protocol.md):",
+            VERDICT_COLORS,
+            VERDICT_LEGEND,
+        )
     if opening:
-        y = _legend(fig, y, "Exploratory runs, colour = the side of the subject's mean d (no test):",
-                    DIRECTION_COLORS, DIRECTION_LEGEND)
+        y = _legend(
+            fig,
+            y,
+            "Exploratory runs, colour = the side of the subject's mean d (no test):",
+            DIRECTION_COLORS,
+            DIRECTION_LEGEND,
+        )
     left, col_w, gap = 0.02, 0.235, 0.01
     ys = [_column_text(fig, e, left + i * (col_w + gap), y - 0.01, reports_dir, col_w) for i, e in enumerate(entries)]
     top = min(ys) - 0.045
@@ -190,9 +234,15 @@ def figure(entries: list[Entry], reports_dir: Path):
         _draw_groups(fig, e, left + i * (col_w + gap), top - (0.03 if multi else 0), col_w, bottom)
     explore = [e.name for e in entries if e.run_id is not None and e.explore]
     if explore:
-        fig.text(0.025, 0.015, f"Exploratory ({', '.join(explore)}): effect sizes and directions only. "
-                               f"bench run prediction=<name> profile=confirm is the run to quote.",
-                 fontsize=7, weight="bold", va="bottom")
+        fig.text(
+            0.025,
+            0.015,
+            f"Exploratory ({', '.join(explore)}): effect sizes and directions only. "
+            f"bench run prediction=<name> profile=confirm is the run to quote.",
+            fontsize=7,
+            weight="bold",
+            va="bottom",
+        )
     return fig
 
 
@@ -203,5 +253,3 @@ def draw(entries: list[Entry], reports_dir: Path) -> bytes:
         pdf.savefig(fig)
     plt.close(fig)
     return buf.getvalue()
-
-

@@ -12,8 +12,7 @@ import pandas as pd
 from bench.evaluate import families, stats
 from bench.protocol import EXPLORATORY, Table
 
-P_LABELS = {"p_t": "p (t)", "p_wilcoxon": "p (Wilcoxon)", "p_perm": "p (perm)", "p_holm": "p (Holm)",
-            "p_wy": "p (WY)"}
+P_LABELS = {"p_t": "p (t)", "p_wilcoxon": "p (Wilcoxon)", "p_perm": "p (perm)", "p_holm": "p (Holm)", "p_wy": "p (WY)"}
 
 
 def exploratory(profile: str | None) -> bool:
@@ -113,10 +112,20 @@ def format_table(frame: pd.DataFrame) -> str:
     return frame.map(_fmt).to_string(index=False) if len(frame) else "(empty)"
 
 
-TEX_SPECIALS = str.maketrans({
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-})
+TEX_SPECIALS = str.maketrans(
+    {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
+)
 
 
 def tex_escape(text: str) -> str:
@@ -137,8 +146,9 @@ def verdicts_csv(verdicts: list[Table], prediction: str = "", profile: str | Non
     for t in verdicts:
         f = t.frame.drop(columns=[c for c in CSV_DROP if c in t.frame.columns])
         if explore:
-            f = f.drop(columns=[c for c in f.columns if c.startswith("p_") or "p_holm" in c or "p_wy" in c
-                                or "verdict" in c])
+            f = f.drop(
+                columns=[c for c in f.columns if c.startswith("p_") or "p_holm" in c or "p_wy" in c or "verdict" in c]
+            )
         f.insert(0, "primary", t.is_primary or t.role == "overall")
         f.insert(0, "role", t.role)
         f.insert(0, "table", t.title)
@@ -147,8 +157,20 @@ def verdicts_csv(verdicts: list[Table], prediction: str = "", profile: str | Non
     first = next((t for t in verdicts), None)
     if first is not None:
         word, why = ("exploratory", f"profile {profile}: no verdicts") if explore else (first.headline or ("", ""))
-        rows.append(pd.DataFrame([{"table": "headline", "role": "headline", "primary": True,
-                                   "prediction": prediction, "headline": word, "reason": why}]))
+        rows.append(
+            pd.DataFrame(
+                [
+                    {
+                        "table": "headline",
+                        "role": "headline",
+                        "primary": True,
+                        "prediction": prediction,
+                        "headline": word,
+                        "reason": why,
+                    }
+                ]
+            )
+        )
     return pd.concat(rows, ignore_index=True).to_csv(index=False)
 
 
@@ -160,18 +182,29 @@ def verdicts_tex(verdicts: list[Table], prediction: str, run_id: str, profile: s
     """The verdict tables as LaTeX: the headline as a comment line, then one ``table`` per verdict
     table, cells formatted as in the PDF (exploratory: no p-value or verdict column)."""
     explore = exploratory(profile)
-    head = (f"exploratory (profile {profile}): no verdicts" if explore
-            else "headline: " + " - ".join(verdicts[0].headline or ("", "")) if verdicts else "")
-    parts = [f"% infomax-bench verdict tables: prediction {prediction}, run {run_id}\n"
-             f"% {head}\n% needs \\usepackage{{booktabs}}\n"]
+    head = (
+        f"exploratory (profile {profile}): no verdicts"
+        if explore
+        else "headline: " + " - ".join(verdicts[0].headline or ("", ""))
+        if verdicts
+        else ""
+    )
+    parts = [
+        f"% infomax-bench verdict tables: prediction {prediction}, run {run_id}\n"
+        f"% {head}\n% needs \\usepackage{{booktabs}}\n"
+    ]
     for i, t in enumerate(verdicts, 1):
         shown = verdict_display(t.frame, explore)
-        align = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
-                        else "l" for c in shown.columns)
+        align = "".join(
+            "r" if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]) else "l"
+            for c in shown.columns
+        )
         cells = shown.map(_tex_cell)
         cells.columns = [tex_escape(c) for c in shown.columns]
         tabular = cells.to_latex(index=False, escape=False, column_format=align)
-        parts.append("\\begin{table}[htbp]\n\\centering\n"
-                     f"\\caption{{{tex_escape(t.title)}}}\n\\label{{tab:{prediction}-{i}}}\n"
-                     f"{tabular}\\end{{table}}\n")
+        parts.append(
+            "\\begin{table}[htbp]\n\\centering\n"
+            f"\\caption{{{tex_escape(t.title)}}}\n\\label{{tab:{prediction}-{i}}}\n"
+            f"{tabular}\\end{{table}}\n"
+        )
     return "\n".join(parts)

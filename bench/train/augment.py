@@ -96,8 +96,9 @@ def _uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * u
 
 
-def affine_matrices(n: int, cfg: AugmentConfig, device: torch.device,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def affine_matrices(
+    n: int, cfg: AugmentConfig, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """(n, 2, 3) random ``affine_grid`` matrices: resized crop, then rotation and translation.
 
     In ``affine_grid``'s normalised coordinates (image = [-1, 1]^2) an output point ``u`` samples
@@ -124,8 +125,9 @@ def _affine_from(u: torch.Tensor, u_rot: torch.Tensor, cfg: AugmentConfig) -> to
     return torch.stack([torch.stack([sw * cos, -sh * sin, cx], 1), torch.stack([sw * sin, sh * cos, cy], 1)], 1)
 
 
-def erase_masks(n: int, h: int, w: int, cfg: AugmentConfig, device: torch.device,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def erase_masks(
+    n: int, h: int, w: int, cfg: AugmentConfig, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """(n, h, w) boolean masks, each a random box (or nothing, with prob. 1 - erase_prob)."""
     return _erase_from(torch.rand(n, 5, device=device, generator=generator), h, w, cfg)
 
@@ -180,21 +182,29 @@ def _linspace_from_neg_one(k: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.linspace(-1, 1, k, dtype=dtype) * (k - 1) / k
 
 
-def image_draws(n: int, image_shape: tuple[int, int, int], cfg: AugmentConfig, device: torch.device,
-                dtype: torch.dtype, generator: torch.Generator | None = None) -> list[torch.Tensor | None]:
+def image_draws(
+    n: int,
+    image_shape: tuple[int, int, int],
+    cfg: AugmentConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor | None]:
     """Every random draw of one image view of ``n`` inputs, in :func:`augment_images`' order:
     the crop/shift uniforms (n, 6), the rotation's (n,), the erasing's (n, 5), the pixel noise
     (n, C, H, W) (None when ``noise_std`` is 0), from ``generator`` (None: the global RNG)."""
     u = torch.rand(n, 6, device=device, generator=generator)
     u_rot = torch.rand(n, device=device, generator=generator)
     u_erase = torch.rand(n, 5, device=device, generator=generator)
-    noise = (torch.randn((n, *image_shape), device=device, dtype=dtype, generator=generator)
-             if cfg.noise_std > 0 else None)
+    noise = (
+        torch.randn((n, *image_shape), device=device, dtype=dtype, generator=generator) if cfg.noise_std > 0 else None
+    )
     return [u, u_rot, u_erase, noise]
 
 
-def images_view(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig,
-                draws: list[torch.Tensor | None]) -> torch.Tensor:
+def images_view(
+    x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig, draws: list[torch.Tensor | None]
+) -> torch.Tensor:
     """The view of flattened images ``x`` (N, C*H*W) that :func:`image_draws` ``draws`` make: no
     randomness of its own, every op per row, so the draws of several seeds concatenated on dim 0
     give each seed's rows exactly (the seeds trained together warp, erase and add noise at once)."""
@@ -212,8 +222,9 @@ def images_view(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: Augment
     return img.clamp_(0.0, 1.0).reshape(n, c * h * w)
 
 
-def augment_images(x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_images(
+    x: torch.Tensor, image_shape: tuple[int, int, int], cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """One random view of flattened images ``x`` (N, C*H*W) in [0, 1] -> (N, C*H*W) in [0, 1]."""
     return images_view(x, image_shape, cfg, image_draws(x.shape[0], image_shape, cfg, x.device, x.dtype, generator))
 
@@ -222,14 +233,19 @@ def augment_vectors(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Genera
     """One random view of vectors ``x`` (N, D): relative Gaussian noise, then feature dropout."""
     if cfg.feature_noise > 0:
         x = x + cfg.feature_noise * x.detach().std(0, correction=0, keepdim=True) * torch.randn_like(
-            x, generator=generator)
+            x, generator=generator
+        )
     if cfg.feature_dropout > 0:
         x = x * (torch.rand_like(x, generator=generator) >= cfg.feature_dropout)
     return x
 
 
-def augment(x: torch.Tensor, image_shape: tuple[int, int, int] | None, cfg: AugmentConfig,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    image_shape: tuple[int, int, int] | None,
+    cfg: AugmentConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """One random view of ``x`` (N, D): image augmentations when ``image_shape`` is set, else vector ones."""
     if image_shape is None:
         return augment_vectors(x, cfg, generator)
@@ -244,7 +260,9 @@ def make_views(
 
 
 def make_views_stacked(
-    x: torch.Tensor, image_shape: tuple[int, int, int] | None, cfg: AugmentConfig,
+    x: torch.Tensor,
+    image_shape: tuple[int, int, int] | None,
+    cfg: AugmentConfig,
     generators: list[torch.Generator],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`make_views` for S seeds trained together: ``x`` (S, B, D), seed s's views drawn from
@@ -254,8 +272,7 @@ def make_views_stacked(
     noise scale is a batch statistic)."""
     S, B, D = x.shape
     if image_shape is None:
-        return tuple(torch.stack([augment_vectors(x[s], cfg, g) for s, g in enumerate(generators)])
-                     for _ in range(2))
+        return tuple(torch.stack([augment_vectors(x[s], cfg, g) for s, g in enumerate(generators)]) for _ in range(2))
     views = []
     for _ in range(2):
         per = [image_draws(B, image_shape, cfg, x.device, x.dtype, g) for g in generators]

@@ -55,8 +55,18 @@ _LOCK = threading.Lock()
 STATS = {"compiled": 0, "reused": 0, "fallback": 0}  # this process's counts (benchmarks read them)
 
 
-def adam_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int | torch.Tensor, *,
-                lr: float, weight_decay: float, betas: tuple[float, float] = BETAS, eps: float = EPS) -> None:
+def adam_update(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    step: int | torch.Tensor,
+    *,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = BETAS,
+    eps: float = EPS,
+) -> None:
     """One Adam step on ``p`` in place (``m``, ``v``: its moments; ``step``: 1 at the first update).
 
     With an int ``step`` these are the ops of ``torch.optim.Adam``'s single-tensor path (bit for
@@ -123,8 +133,9 @@ def make_step(template: Method, train_names: list[str], other_names: list[str]) 
 def _compile(fn: Callable, device: torch.device, tag: str) -> Callable:
     # a code object of its own per entry: dynamo keeps its cache (and its recompile limit) per code
     # object, and every entry would otherwise pile up on make_step's one inner function
-    fn = type(fn)(fn.__code__.replace(co_name=f"step_{tag}"), fn.__globals__, f"step_{tag}", fn.__defaults__,
-                  fn.__closure__)
+    fn = type(fn)(
+        fn.__code__.replace(co_name=f"step_{tag}"), fn.__globals__, f"step_{tag}", fn.__defaults__, fn.__closure__
+    )
     # fallback_random: random ops stay torch's own, so a loss draws what the eager step draws (DAE masks,
     # VAE noise, augmentations: max |dW| 2e-7 against eager for dae, 2e-2 with inductor's generator)
     options = {"fallback_random": True}
@@ -175,8 +186,20 @@ def _state_ids(method: nn.Module) -> dict[str, int]:
 
 def _key(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> tuple:
     shapes = tuple((n, tuple(t.shape), t.dtype) for n, t in method.state_dict(keep_vars=True).items())
-    return (method.name, method.cfg, method.info, type(method).__qualname__, method.width, shapes, tuple(x.shape),
-            x.dtype, None if y is None else (tuple(y.shape), y.dtype), batch_size, x.device.type, x.device.index)
+    return (
+        method.name,
+        method.cfg,
+        method.info,
+        type(method).__qualname__,
+        method.width,
+        shapes,
+        tuple(x.shape),
+        x.dtype,
+        None if y is None else (tuple(y.shape), y.dtype),
+        batch_size,
+        x.device.type,
+        x.device.index,
+    )
 
 
 def _build(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, tag: str) -> _Entry | str:
@@ -198,13 +221,20 @@ def _build(method: Method, x: torch.Tensor, y: torch.Tensor | None, batch_size: 
     train_names, other_names = _names(method)
     named = dict(method.named_parameters()) | dict(method.named_buffers())
     params = [named[n].detach().clone() for n in train_names]
-    entry = _Entry(step=_compile(make_step(template, train_names, other_names), x.device, tag),
-                  train_names=train_names, other_names=other_names, terms=terms + ["loss"], params=params,
-                  others=[named[n].detach().clone() for n in other_names],
-                  m=[torch.zeros_like(p) for p in params], v=[torch.zeros_like(p) for p in params],
-                  t=torch.zeros((), dtype=torch.long, device=x.device),
-                  sums=torch.zeros(len(terms) + 1, device=x.device), x=torch.empty_like(x),
-                  y=None if y is None else torch.empty_like(y))
+    entry = _Entry(
+        step=_compile(make_step(template, train_names, other_names), x.device, tag),
+        train_names=train_names,
+        other_names=other_names,
+        terms=terms + ["loss"],
+        params=params,
+        others=[named[n].detach().clone() for n in other_names],
+        m=[torch.zeros_like(p) for p in params],
+        v=[torch.zeros_like(p) for p in params],
+        t=torch.zeros((), dtype=torch.long, device=x.device),
+        sums=torch.zeros(len(terms) + 1, device=x.device),
+        x=torch.empty_like(x),
+        y=None if y is None else torch.empty_like(y),
+    )
     if x.device.type == "cuda":  # CUDA graphs replay in place only on inputs at fixed, declared addresses
         for t in (*entry.params, *entry.others, *entry.m, *entry.v, entry.t, entry.sums, entry.x, entry.y):
             if t is not None:
@@ -249,8 +279,16 @@ def _detach(e: _Entry, method: nn.Module) -> None:
             _set(method, n, t.detach().clone())
 
 
-def train(method: Method, x: torch.Tensor, y: torch.Tensor | None, *, epochs: int, batch_size: int, seed: int,
-          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> TrainLog:
+def train(
+    method: Method,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainLog:
     """:func:`bench.train.trainer.train` with the compiled step; the returned log's ``compile`` says
     ``"compiled ..."`` (with the compile seconds of a cold entry) or ``"eager: <why>"``."""
     kw = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "on_epoch": on_epoch}
@@ -283,8 +321,16 @@ class _NotOneGraph(Exception):
     """The first (compiling) call of a step raised."""
 
 
-def _run(entry: _Entry, method: Method, x: torch.Tensor, *, epochs: int, batch_size: int, seed: int,
-         on_epoch: Callable[[int, dict[str, float]], None] | None) -> TrainLog:
+def _run(
+    entry: _Entry,
+    method: Method,
+    x: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+) -> TrainLog:
     from bench.train import loop as trainer
 
     gen = torch.Generator().manual_seed(seed)

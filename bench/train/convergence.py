@@ -57,8 +57,9 @@ def metric_name(ds: Dataset) -> str | None:
     return None
 
 
-def probe_val_acc(f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor,
-                  n_classes: int) -> float:
+def probe_val_acc(
+    f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor, n_classes: int
+) -> float:
     """Val accuracy of the section 6 probe: fit on train at each L2 of the grid, the best on val."""
     f_train, f_val = probe.standardize(f_train.float(), f_val.float())
     w, b, _ = probe.probe_path(f_train, y_train, f_val, y_val, n_classes)
@@ -67,6 +68,7 @@ def probe_val_acc(f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Ten
 
 def val_mcc(z_train: torch.Tensor, s_train: torch.Tensor, z_val: torch.Tensor, s_val: torch.Tensor) -> float:
     """Val MCC (Pearson) of codes clipped to their train range, units matched to sources on train."""
+
     def np64(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().double().numpy()
 
@@ -78,7 +80,7 @@ def val_mcc(z_train: torch.Tensor, s_train: torch.Tensor, z_val: torch.Tensor, s
 @torch.no_grad()
 def _codes(method: Method, x: torch.Tensor) -> torch.Tensor:
     """Features (the caller has put the method in eval mode: encode_all would leave it there)."""
-    return torch.cat([method.encode(x[i:i + 8192]) for i in range(0, len(x), 8192)])
+    return torch.cat([method.encode(x[i : i + 8192]) for i in range(0, len(x), 8192)])
 
 
 @torch.no_grad()
@@ -86,7 +88,7 @@ def _pre(method: Method, x: torch.Tensor) -> torch.Tensor:
     """z = Wx + b of a single-layer encoder (what each unit reads, as P4 reads it), else the features."""
     if method.encoder_weight() is None:
         return _codes(method, x)
-    return torch.cat([method.encoder(x[i:i + 8192]) for i in range(0, len(x), 8192)])
+    return torch.cat([method.encoder(x[i : i + 8192]) for i in range(0, len(x), 8192)])
 
 
 def score(method: Method, ds: Dataset, metric: str) -> float:
@@ -152,6 +154,14 @@ class Tracker:
             return {"under_trained": None, "convergence": None}
         half, end = self.scores["half"], self.scores["end"]
         flag = bool(end - half > THRESHOLD) if math.isfinite(half) and math.isfinite(end) else None
-        return {"under_trained": flag,
-                "convergence": {"metric": self.metric, "half": half, "end": end, "threshold": THRESHOLD,
-                                "half_epoch": self.half_epoch, "seconds": self.seconds}}
+        return {
+            "under_trained": flag,
+            "convergence": {
+                "metric": self.metric,
+                "half": half,
+                "end": end,
+                "threshold": THRESHOLD,
+                "half_epoch": self.half_epoch,
+                "seconds": self.seconds,
+            },
+        }

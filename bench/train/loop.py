@@ -66,8 +66,9 @@ def train(
     """
     params = [p for p in method.parameters() if p.requires_grad]
     # fused Adam on CUDA: one kernel per step instead of a chain of small ones (CPU keeps the default)
-    opt = torch.optim.Adam(params, lr=method.cfg.lr, weight_decay=method.cfg.weight_decay,
-                           fused=True if x.device.type == "cuda" else None)
+    opt = torch.optim.Adam(
+        params, lr=method.cfg.lr, weight_decay=method.cfg.weight_decay, fused=True if x.device.type == "cuda" else None
+    )
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     bounds = batch_slices(n, batch_size)

@@ -105,8 +105,9 @@ class Method(nn.Module):
     # stacked (S, B, D) tensors leave the CPU's cache, a GEMM-bound step gains nothing (measured per method)
     batch_max_dim: ClassVar[int | None] = None
 
-    def loss_terms_batched(self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
-                           y: torch.Tensor | None, rng: Any) -> dict[str, torch.Tensor]:
+    def loss_terms_batched(
+        self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor | None, rng: Any
+    ) -> dict[str, torch.Tensor]:
         """The S seeds' loss terms, each of shape (S,) (only when ``batched``)."""
         raise NotImplementedError
 

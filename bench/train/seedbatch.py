@@ -117,8 +117,9 @@ class Stacked:
     def __init__(self, methods: Sequence[Method]):
         self.methods = list(methods)
         per = [dict(m.named_parameters()) for m in methods]
-        self.p = {n: torch.stack([d[n].detach() for d in per]).requires_grad_(t.requires_grad)
-                  for n, t in per[0].items()}
+        self.p = {
+            n: torch.stack([d[n].detach() for d in per]).requires_grad_(t.requires_grad) for n, t in per[0].items()
+        }
         bufs = [dict(m.named_buffers()) for m in methods]
         self.b = {n: torch.stack([d[n] for d in bufs]) for n in bufs[0]}
 
@@ -150,18 +151,25 @@ def _data(datasets: Sequence[Dataset], uses_labels: bool) -> tuple[torch.Tensor,
     return torch.cat(xs), (torch.cat(ys) if ys is not None else None), False
 
 
-def train_stacked(st: Stacked, rng: SeedRNG, datasets: Sequence[Dataset], seeds: Sequence[int], *, epochs: int,
-                  batch_size: int,
-                  on_epoch: Callable[[int, list[dict[str, float] | None]], None] | None = None,
-                  ) -> tuple[list[list[dict[str, float]]], list[str | None]]:
+def train_stacked(
+    st: Stacked,
+    rng: SeedRNG,
+    datasets: Sequence[Dataset],
+    seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    on_epoch: Callable[[int, list[dict[str, float] | None]], None] | None = None,
+) -> tuple[list[list[dict[str, float]]], list[str | None]]:
     """The batched :func:`bench.train.trainer.train`: per seed, the loss history and None, or the history
     up to the failing epoch and the reason (the message the single-seed trainer raises)."""
     m0 = st.methods[0]
     S, n = len(seeds), datasets[0].train.x.shape[0]
     x, y, shared = _data(datasets, m0.uses_labels)
     device = x.device
-    opt = torch.optim.Adam(st.trainable(), lr=m0.cfg.lr, weight_decay=m0.cfg.weight_decay,
-                           fused=True if device.type == "cuda" else None)
+    opt = torch.optim.Adam(
+        st.trainable(), lr=m0.cfg.lr, weight_decay=m0.cfg.weight_decay, fused=True if device.type == "cuda" else None
+    )
     orders = [torch.Generator().manual_seed(seed) for seed in seeds]
     offset = None if shared else (torch.arange(S, device=device) * n).unsqueeze(1)
     bounds = batch_slices(n, batch_size)
@@ -210,9 +218,19 @@ def train_stacked(st: Stacked, rng: SeedRNG, datasets: Sequence[Dataset], seeds:
     return histories, failed
 
 
-def train_group(method_name: str, method_cfg: Any, datasets: Sequence[Dataset], width: int, seeds: Sequence[int], *,
-                epochs: int, batch_size: int, device: torch.device, on_epoch=None,
-                track: bool = True) -> list[tuple[Method | None, dict[str, Any]]]:
+def train_group(
+    method_name: str,
+    method_cfg: Any,
+    datasets: Sequence[Dataset],
+    width: int,
+    seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    device: torch.device,
+    on_epoch=None,
+    track: bool = True,
+) -> list[tuple[Method | None, dict[str, Any]]]:
     """:func:`bench.train.trainer.fit_encoder` for each seed (``datasets[s]`` is seed s's data), the
     seeds trained as one batched step when the method has one; the same ``(method or None, meta)``
     per seed, bit for bit. ``meta`` gains ``seed_group`` (S) and ``group_seconds`` (the group's wall
@@ -221,21 +239,34 @@ def train_group(method_name: str, method_cfg: Any, datasets: Sequence[Dataset], 
     S = len(seeds)
     shapes = {(tuple(d.train.x.shape), None if d.train.y is None else tuple(d.train.y.shape)) for d in datasets}
     if S < 2 or not batchable(method_name, datasets[0].input_dim) or len(shapes) > 1:
-        return [fit_encoder(method_name, method_cfg, ds, width, seed, epochs=epochs, batch_size=batch_size,
-                            device=device, on_epoch=on_epoch, track=track) for ds, seed in zip(datasets, seeds, strict=True)]
+        return [
+            fit_encoder(
+                method_name,
+                method_cfg,
+                ds,
+                width,
+                seed,
+                epochs=epochs,
+                batch_size=batch_size,
+                device=device,
+                on_epoch=on_epoch,
+                track=track,
+            )
+            for ds, seed in zip(datasets, seeds, strict=True)
+        ]
     methods, cpu, dev = [], [], []
     for ds, seed in zip(datasets, seeds, strict=True):
         methods.append(seeded_build(method_name, method_cfg, ds, width, seed, device))
         c, d = _global_generators(device)  # the state the single-seed job's in-step draws start from
         cpu.append(c)
         dev.append(d)
-    trackers = [convergence.Tracker(m, ds, epochs) if track else None
-                for m, ds in zip(methods, datasets, strict=True)]
+    trackers = [convergence.Tracker(m, ds, epochs) if track else None for m, ds in zip(methods, datasets, strict=True)]
     st, rng = Stacked(methods), SeedRNG(cpu, dev, device)
 
     def hook(epoch: int, means: list[dict[str, float] | None]) -> None:
-        due = [s for s, tr in enumerate(trackers) if tr is not None and means[s] is not None
-               and epoch + 1 == tr.half_epoch]
+        due = [
+            s for s, tr in enumerate(trackers) if tr is not None and means[s] is not None and epoch + 1 == tr.half_epoch
+        ]
         if due:
             st.write_back()
             for s in due:
@@ -256,10 +287,27 @@ def train_group(method_name: str, method_cfg: Any, datasets: Sequence[Dataset], 
         histories, failed = train_stacked(st, rng, datasets, seeds, epochs=epochs, batch_size=batch_size, on_epoch=hook)
     except RuntimeError as e:  # a linear-algebra error in a diverged seed, say: the reference path decides
         first = (str(e).strip().splitlines() or [""])[0][:160]
-        print(f"bench: batched {method_name} seeds {list(seeds)} fell back to one seed at a time "
-              f"({type(e).__name__}: {first})", file=sys.stderr, flush=True)
-        return [fit_encoder(method_name, method_cfg, ds, width, seed, epochs=epochs, batch_size=batch_size,
-                            device=device, on_epoch=on_epoch, track=track) for ds, seed in zip(datasets, seeds, strict=True)]
+        print(
+            f"bench: batched {method_name} seeds {list(seeds)} fell back to one seed at a time "
+            f"({type(e).__name__}: {first})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return [
+            fit_encoder(
+                method_name,
+                method_cfg,
+                ds,
+                width,
+                seed,
+                epochs=epochs,
+                batch_size=batch_size,
+                device=device,
+                on_epoch=on_epoch,
+                track=track,
+            )
+            for ds, seed in zip(datasets, seeds, strict=True)
+        ]
     st.write_back()
     out: list[tuple[Method | None, dict[str, Any]]] = []
     for s, (m, ds) in enumerate(zip(methods, datasets, strict=True)):

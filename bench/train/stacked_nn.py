@@ -60,14 +60,34 @@ def batch_norm(x: torch.Tensor, p: Tensors, b: Tensors, prefix: str, mod: nn.Bat
     w, bias = p.get(prefix + "weight"), p.get(prefix + "bias")
     if H % 16 == 0:
         flat = x.transpose(0, 1).reshape(B, S * H)
-        out = F.batch_norm(flat, None if rm is None else rm.view(S * H), None if rv is None else rv.view(S * H),
-                           None if w is None else w.reshape(S * H), None if bias is None else bias.reshape(S * H),
-                           True, mod.momentum, mod.eps)
+        out = F.batch_norm(
+            flat,
+            None if rm is None else rm.view(S * H),
+            None if rv is None else rv.view(S * H),
+            None if w is None else w.reshape(S * H),
+            None if bias is None else bias.reshape(S * H),
+            True,
+            mod.momentum,
+            mod.eps,
+        )
         return out.view(B, S, H).transpose(0, 1)
     xs, ws = x.unbind(0), [None] * S if w is None else w.unbind(0)
     bs = [None] * S if bias is None else bias.unbind(0)
-    return torch.stack([F.batch_norm(xs[s], None if rm is None else rm[s], None if rv is None else rv[s],
-                                     ws[s], bs[s], True, mod.momentum, mod.eps) for s in range(S)])
+    return torch.stack(
+        [
+            F.batch_norm(
+                xs[s],
+                None if rm is None else rm[s],
+                None if rv is None else rv[s],
+                ws[s],
+                bs[s],
+                True,
+                mod.momentum,
+                mod.eps,
+            )
+            for s in range(S)
+        ]
+    )
 
 
 def forward(mod: nn.Module, name: str, x: torch.Tensor, p: Tensors, b: Tensors) -> torch.Tensor:

@@ -56,17 +56,27 @@ def build(method: str, cfg: Any, info: DataInfo, width: int) -> Method:
     return METHODS.get(method)(cfg, info, width)
 
 
-def seeded_build(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int,
-                 device: torch.device) -> Method:
+def seeded_build(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int, device: torch.device) -> Method:
     """Seed the global RNGs with ``seed`` and build the job's method on ``device``: the initial
     weights, and the global RNG state its in-step draws (masks, noise, augmentations) start from."""
     torch.manual_seed(seed)
     return build(method_name, method_cfg, data_info(ds), width).to(device)
 
 
-def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed: int, *, epochs: int,
-                batch_size: int, device: torch.device, on_epoch=None,
-                track: bool = True, compile: bool = False) -> tuple[Method | None, dict[str, Any]]:
+def fit_encoder(
+    method_name: str,
+    method_cfg: Any,
+    ds: Dataset,
+    width: int,
+    seed: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    device: torch.device,
+    on_epoch=None,
+    track: bool = True,
+    compile: bool = False,
+) -> tuple[Method | None, dict[str, Any]]:
     """Seed, build and fit one job on ``ds.train``; return ``(method or None, meta)``.
 
     ``meta`` holds ``status`` ("ok" | "failed"), ``reason``, ``train_seconds``, the loss
@@ -86,10 +96,12 @@ def fit_encoder(method_name: str, method_cfg: Any, ds: Dataset, width: int, seed
     tracker = convergence.Tracker(method, ds, epochs) if track and method.kind == "gradient" else None
     hook = on_epoch
     if tracker is not None:
+
         def hook(epoch: int, terms: dict[str, float]) -> None:
             tracker.on_epoch(epoch)
             if on_epoch is not None:
                 on_epoch(epoch, terms)
+
     t0 = time.perf_counter()
     try:
         if method.kind == "gradient":

@@ -32,6 +32,8 @@ REL_TOL = 1e-9  # P* within this relative distance of a sweep end counts as insi
 CNN = "supervised_cnn"  # swept over its channel width c (column ``channels``) at one projection width
 PA = ("supervised", "supervised_mlp2", CNN)  # P3's PA family: the conventional models over their size variable
 POINT_KEYS = ("dataset", "method", "width", "channels", "seed")  # one curve point (channels 0: not a CNN point)
+
+
 def deployed_floats(method: torch.nn.Module) -> int:
     """P: every float the deployed encoder reads at evaluation.
 
@@ -57,9 +59,11 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
     r = rows[rows["metric"].isin(("probe_acc", "params_deployed"))]
     if r.empty:
         return pd.DataFrame(columns=cols)
-    r = r.assign(channels=r["channels"].fillna(0).astype(int) if "channels" in r.columns else 0,
-                 dataset=r["dataset"] if "dataset" in r.columns else "",
-                 under_trained=r["under_trained"].astype(object) if "under_trained" in r.columns else None)
+    r = r.assign(
+        channels=r["channels"].fillna(0).astype(int) if "channels" in r.columns else 0,
+        dataset=r["dataset"] if "dataset" in r.columns else "",
+        under_trained=r["under_trained"].astype(object) if "under_trained" in r.columns else None,
+    )
     keys = list(POINT_KEYS)
     acc = r[r["metric"] == "probe_acc"].drop_duplicates(keys)[[*keys, "value", "under_trained"]]
     par = r[r["metric"] == "params_deployed"].drop_duplicates(keys)[[*keys, "value"]]
@@ -203,8 +207,9 @@ def flag_any(values) -> bool | None:
     return False if values and len(known) == len(values) else None
 
 
-def delta_rows(curves: pd.DataFrame, subject: str, primary_widths: tuple[int, ...], margin: float,
-               factor: float = 2.0) -> list[dict[str, Any]]:
+def delta_rows(
+    curves: pd.DataFrame, subject: str, primary_widths: tuple[int, ...], margin: float, factor: float = 2.0
+) -> list[dict[str, Any]]:
     """The primary's per-seed non-inferiority differences, B's gain per doubling, the multipliers.
 
     Args:
@@ -238,15 +243,27 @@ def delta_rows(curves: pd.DataFrame, subject: str, primary_widths: tuple[int, ..
         bc = curves[curves["method"] == b]
         for seed in sorted(set(subj["seed"]) | set(bc["seed"])):
             s_seed, b_seed = subj[subj["seed"] == seed], bc[bc["seed"] == seed]
-            p_s = {int(k): float(p) for k, p, a in zip(s_seed["width"], s_seed["params"], s_seed["acc"], strict=True)
-                   if np.isfinite(a)}
-            r = seed_primary(Curve(s_seed["params"], s_seed["acc"]), p_s, Curve(b_seed["params"], b_seed["acc"]),
-                             ks, factor)
+            p_s = {
+                int(k): float(p)
+                for k, p, a in zip(s_seed["width"], s_seed["params"], s_seed["acc"], strict=True)
+                if np.isfinite(a)
+            }
+            r = seed_primary(
+                Curve(s_seed["params"], s_seed["acc"]), p_s, Curve(b_seed["params"], b_seed["acc"]), ks, factor
+            )
             flag = flag_any([*s_seed["_flag"], *b_seed["_flag"]])
 
             def rec(width, metric, value, note="", censored="", b=b, seed=seed, flag=flag):
-                return {"method": b, "seed": int(seed), "width": int(width), "metric": metric, "value": float(value),
-                        "note": note, "censored": censored, "under_trained": flag}
+                return {
+                    "method": b,
+                    "seed": int(seed),
+                    "width": int(width),
+                    "metric": metric,
+                    "value": float(value),
+                    "note": note,
+                    "censored": censored,
+                    "under_trained": flag,
+                }
 
             for k in sorted(r["gap"]):
                 shown = k in p_s or k in ks
@@ -299,8 +316,12 @@ def fit_saturating(p: np.ndarray, acc: np.ndarray) -> dict[str, float]:
 
     popt = fit(p, acc)
     if popt is not None:
-        res.update(a=float(popt[0]), b=float(popt[1]), c=float(popt[2]),
-                   rmse=float(np.sqrt(np.mean((saturating(p / x0, *popt) - acc) ** 2))))
+        res.update(
+            a=float(popt[0]),
+            b=float(popt[1]),
+            c=float(popt[2]),
+            rmse=float(np.sqrt(np.mean((saturating(p / x0, *popt) - acc) ** 2))),
+        )
     if uniq.size >= 4:
         keep = p < uniq[-1]
         held = fit(p[keep], acc[keep])

@@ -81,8 +81,9 @@ class EfficiencyConfig(PredictionConfig):
         if base_name(self.dataset) in CNN_SWEEP_DATASETS:
             from bench.train.trainer import data_info
 
-            why = cnn_sweep_error(data_info(load_dataset(self.dataset)), self.primary_widths, self.cnn_channels,
-                                  self.cnn_width)
+            why = cnn_sweep_error(
+                data_info(load_dataset(self.dataset)), self.primary_widths, self.cnn_channels, self.cnn_width
+            )
             if why:
                 raise ValueError(why)
 
@@ -114,9 +115,11 @@ def cnn_sweep_error(info, primary_widths, channels, cnn_width: int) -> str:
     out = {k: p for k, p in need.items() if not lo <= p <= hi}
     if not out:
         return ""
-    return (f"cnn_channels: the CNN's P over c in {tuple(channels)} (projection {cnn_width}) spans [{lo}, {hi}], which "
-            f"does not bracket 2 P_S(K) = {', '.join(f'{p} (K={k})' for k, p in out.items())}; choose channel widths "
-            f"that do (supervised_cnn.channels is c)")
+    return (
+        f"cnn_channels: the CNN's P over c in {tuple(channels)} (projection {cnn_width}) spans [{lo}, {hi}], which "
+        f"does not bracket 2 P_S(K) = {', '.join(f'{p} (K={k})' for k, p in out.items())}; choose channel widths "
+        f"that do (supervised_cnn.channels is c)"
+    )
 
 
 @PREDICTIONS.register()
@@ -147,15 +150,33 @@ class Efficiency(Prediction):
             src.dataset(target)
             src.dataset(source)
         except Exception as e:  # noqa: BLE001 - a dataset without class subsets: no secondary
-            return [{"dataset": target, "method": SUBJECT, "width": 0, "seed": s, "metric": "secondary_skipped",
-                     "value": math.nan, "note": str(e), "study": "unseen_classes"} for s in src.seeds]
+            return [
+                {
+                    "dataset": target,
+                    "method": SUBJECT,
+                    "width": 0,
+                    "seed": s,
+                    "metric": "secondary_skipped",
+                    "value": math.nan,
+                    "note": str(e),
+                    "study": "unseen_classes",
+                }
+                for s in src.seeds
+            ]
         rows = self._study(src, target, source, list(src.methods), widths, "unseen_classes")
         if SUBJECT in src.methods:  # the in-domain subject: a reference, never a compared curve
             rows += self._study(src, target, target, [SUBJECT], widths, "in_domain_reference")
         return rows
 
-    def _study(self, src: EncoderSource, target: str | None, source: str | None, methods: list[str],
-               widths: tuple[int, ...], study: str) -> list[dict[str, Any]]:
+    def _study(
+        self,
+        src: EncoderSource,
+        target: str | None,
+        source: str | None,
+        methods: list[str],
+        widths: tuple[int, ...],
+        study: str,
+    ) -> list[dict[str, Any]]:
         """Train every (method, point, seed) on ``source`` (the run's dataset when None), probe on
         ``target`` (the same when None), then derive the primary's rows (not for a reference study)."""
         cfg: EfficiencyConfig = self.cfg  # type: ignore[assignment]
@@ -164,9 +185,20 @@ class Efficiency(Prediction):
         rows: list[dict[str, Any]] = []
         for m in methods:
             if m in CAPPED_AT_D:
-                rows += [{"dataset": source or ds.name, "method": m, "width": k, "seed": s, "metric": "probe_acc",
-                          "value": math.nan, "note": f"{m} has at most D = {d} components (K = {k} > D)"}
-                         for k in widths if k > d for s in src.seeds]
+                rows += [
+                    {
+                        "dataset": source or ds.name,
+                        "method": m,
+                        "width": k,
+                        "seed": s,
+                        "metric": "probe_acc",
+                        "value": math.nan,
+                        "note": f"{m} has at most D = {d} components (K = {k} > D)",
+                    }
+                    for k in widths
+                    if k > d
+                    for s in src.seeds
+                ]
         capped = [m for m in methods if m in CAPPED_AT_D]
         swept = [m for m in methods if m not in CAPPED_AT_D and m != CNN]
         for ms, ks in ((capped, [k for k in widths if k <= d]), (swept, list(widths))):
@@ -175,8 +207,14 @@ class Efficiency(Prediction):
                     rows += measured
         if CNN in methods:
             for c in cfg.cnn_channels:
-                for measured in src.measure(self.measure_encoder, ds.name, methods=[CNN], widths=[cfg.cnn_width],
-                                            dataset=source, method_cfg={"channels": c}):
+                for measured in src.measure(
+                    self.measure_encoder,
+                    ds.name,
+                    methods=[CNN],
+                    widths=[cfg.cnn_width],
+                    dataset=source,
+                    method_cfg={"channels": c},
+                ):
                     rows += measured
         for r in rows:
             r["study"] = study
@@ -195,10 +233,12 @@ class Efficiency(Prediction):
         pr = linear_probe(f[0], ds.train.y, f[1], ds.val.y, f[2], ds.test.y, ds.n_classes)
         m = enc.method
         cond = {"channels": enc.spec.method_cfg.channels} if enc.spec.method == CNN else {}
-        out = [row(enc, "probe_acc", float(pr.test_acc[0]), **cond),
-               row(enc, "probe_val_acc", float(pr.val_acc[0]), **cond),
-               row(enc, "params_deployed", deployed_floats(m), **cond),
-               row(enc, "params_train", m.n_params_train(), **cond)]
+        out = [
+            row(enc, "probe_acc", float(pr.test_acc[0]), **cond),
+            row(enc, "probe_val_acc", float(pr.val_acc[0]), **cond),
+            row(enc, "params_deployed", deployed_floats(m), **cond),
+            row(enc, "params_train", m.n_params_train(), **cond),
+        ]
         if m.kind == "gradient":
             out.append(row(enc, "train_steps", enc.spec.epochs * math.ceil(n_train / enc.spec.batch_size), **cond))
         else:
@@ -215,9 +255,18 @@ class Efficiency(Prediction):
         if curves.empty:
             return []
         if SUBJECT not in set(curves["method"]):
-            curves = pd.concat([curves, pd.DataFrame([{"method": SUBJECT, "width": k, "seed": s, "acc": math.nan,
-                                                       "params": math.nan} for k in cfg.primary_widths
-                                                      for s in sorted(set(curves["seed"]))])])
+            curves = pd.concat(
+                [
+                    curves,
+                    pd.DataFrame(
+                        [
+                            {"method": SUBJECT, "width": k, "seed": s, "acc": math.nan, "params": math.nan}
+                            for k in cfg.primary_widths
+                            for s in sorted(set(curves["seed"]))
+                        ]
+                    ),
+                ]
+            )
         recs = delta_rows(curves, SUBJECT, tuple(cfg.primary_widths), MARGIN)
         for r in recs:
             r.update(dataset=dataset, study=study, n_params_encoder=None, n_params_train=None, train_seconds=None)

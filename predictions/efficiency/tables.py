@@ -45,8 +45,15 @@ def direction_of(mean: float, direction: str) -> str:
     return "as predicted" if (mean > 0) == (direction == "higher") else "opposite"
 
 
-def unjudged_rows(df: pd.DataFrame, metric: str, subject: str, direction: str, where: dict | None = None,
-                  gain: str = "g_2p", na: dict[str, str] | None = None) -> pd.DataFrame:
+def unjudged_rows(
+    df: pd.DataFrame,
+    metric: str,
+    subject: str,
+    direction: str,
+    where: dict | None = None,
+    gain: str = "g_2p",
+    na: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Unjudged comparison rows for a metric whose rows already hold the per-seed d (method = B).
 
     Every B with a ``metric`` row or a status row on the dataset (or on the study's training
@@ -73,17 +80,30 @@ def unjudged_rows(df: pd.DataFrame, metric: str, subject: str, direction: str, w
             c = stats.compare(vals, dict.fromkeys(vals, 0.0), direction, name=b)
             diffs = tuple((s, v) for s, v in sorted(vals.items()) if np.isfinite(v))
             flagged = rows["under_trained"].map(lambda v: v is True or v == 1.0) if "under_trained" in rows else []
-            c = replace(c, p_holm=c.p_t, verdict="inconclusive", diffs=diffs,
-                        p_perm=stats.sign_flip_p([v for _, v in diffs]),
-                        direction=direction_of(c.mean_diff, direction), under_trained=int(np.sum(flagged)),
-                        na=(na or {}).get(b, ""),
-                        reason="; ".join(sorted(n for n in notes if n.strip())) if c.n_missing else "")
+            c = replace(
+                c,
+                p_holm=c.p_t,
+                verdict="inconclusive",
+                diffs=diffs,
+                p_perm=stats.sign_flip_p([v for _, v in diffs]),
+                direction=direction_of(c.mean_diff, direction),
+                under_trained=int(np.sum(flagged)),
+                na=(na or {}).get(b, ""),
+                reason="; ".join(sorted(n for n in notes if n.strip())) if c.n_missing else "",
+            )
             rec = {f: getattr(c, f) for f in stats.FIELDS}
             gb = gains[(gains["dataset"] == dataset) & (gains["method"] == b)]
             mean, lo, hi = stats.t_interval(gb["value"].to_numpy(float))
             gnotes = sorted(set(gb.loc[gb["value"].isna(), "note"].dropna().astype(str)) - {""})
-            rec.update(dict(zip(G_COLUMNS, (mean, lo, hi, int(gb["value"].notna().sum()),
-                                            gnotes[0] if gnotes else ""), strict=True)))
+            rec.update(
+                dict(
+                    zip(
+                        G_COLUMNS,
+                        (mean, lo, hi, int(gb["value"].notna().sum()), gnotes[0] if gnotes else ""),
+                        strict=True,
+                    )
+                )
+            )
             recs.append(rec)
         frame = pd.DataFrame(recs, columns=[*stats.FIELDS, *G_COLUMNS])
         frame.insert(0, "dataset", dataset)
@@ -93,8 +113,9 @@ def unjudged_rows(df: pd.DataFrame, metric: str, subject: str, direction: str, w
     return pd.concat(frames, ignore_index=True)
 
 
-def self_copy_deltas(curves: pd.DataFrame, subject: str, primary_widths: Sequence[int], margin: float,
-                     factor: float = 2.0) -> pd.DataFrame:
+def self_copy_deltas(
+    curves: pd.DataFrame, subject: str, primary_widths: Sequence[int], margin: float, factor: float = 2.0
+) -> pd.DataFrame:
     """The subject against a copy of itself on other seeds (seed s paired with the next seed, cyclic):
     per seed ``d = Delta + margin`` at 1 (same P, margin 0: seed noise alone) and at ``factor`` with
     the margin (2: the primary's rule applied to a copy, whose expected d is ``delta - g_S``, the
@@ -114,9 +135,19 @@ def self_copy_deltas(curves: pd.DataFrame, subject: str, primary_widths: Sequenc
         g = [r["value"] for r in recs if r["metric"] == "g_2p" and r["width"] == 0]
         mean, lo, hi = stats.t_interval(np.asarray(d, float))
         gm = float(np.nanmean(g)) if f != 1.0 and np.isfinite(g).any() else math.nan
-        out.append({"factor": f, "margin": mg, "n": int(np.isfinite(d).sum()), "mean d": mean, "ci_low": lo,
-                    "ci_high": hi, "direction": direction_of(mean, "higher"), "g (copy)": gm,
-                    "delta - g": mg - gm if np.isfinite(gm) else math.nan})
+        out.append(
+            {
+                "factor": f,
+                "margin": mg,
+                "n": int(np.isfinite(d).sum()),
+                "mean d": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "direction": direction_of(mean, "higher"),
+                "g (copy)": gm,
+                "delta - g": mg - gm if np.isfinite(gm) else math.nan,
+            }
+        )
     return pd.DataFrame(out, columns=cols)
 
 
@@ -130,8 +161,11 @@ def per_k_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
         if sel.empty:
             continue
         t = plots.mean_ci_table(sel.assign(value=100 * sel["value"]), ["method", "width"])
-        parts.append(t.rename(columns={"mean": f"{name} (points)", "half": f"{name} 95% half-width",
-                                       "n": f"{name} n"}).set_index(["method", "width"]))
+        parts.append(
+            t.rename(
+                columns={"mean": f"{name} (points)", "half": f"{name} 95% half-width", "n": f"{name} n"}
+            ).set_index(["method", "width"])
+        )
     if not parts:
         return pd.DataFrame()
     out = pd.concat(parts, axis=1).reset_index()
@@ -175,11 +209,21 @@ def multiplier_table(df: pd.DataFrame, where: dict | None = None, widths: Sequen
         ci = "n/a (censored seeds)" if left.size + right.size else "n/a (under 2 seeds)"
         if unc.size >= 2 and unc.size == len(v):
             _, lo, hi = stats.t_interval(np.log2(unc))
-            ci = f"[{2 ** lo:.3g}, {2 ** hi:.3g}]"
-        out.append({"baseline": b, "K": int(k), "n_uncensored": int(unc.size), "m (geo-mean)": _fmt(geo),
-                    "95% CI": ci, "n_left": int(left.size), "left: m <=": _fmt(left.max()) if left.size else "",
-                    "n_right": int(right.size), "right: m >": _fmt(right.min()) if right.size else "",
-                    "n_na": int(len(v) - unc.size - left.size - right.size)})
+            ci = f"[{2**lo:.3g}, {2**hi:.3g}]"
+        out.append(
+            {
+                "baseline": b,
+                "K": int(k),
+                "n_uncensored": int(unc.size),
+                "m (geo-mean)": _fmt(geo),
+                "95% CI": ci,
+                "n_left": int(left.size),
+                "left: m <=": _fmt(left.max()) if left.size else "",
+                "n_right": int(right.size),
+                "right: m >": _fmt(right.min()) if right.size else "",
+                "n_na": int(len(v) - unc.size - left.size - right.size),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -192,9 +236,18 @@ def fit_table(curves: pd.DataFrame) -> pd.DataFrame:
             continue
         f = fit_saturating(g["params"].to_numpy(float), g["acc"].to_numpy(float))
         at_bound = any(np.isclose(f[k], lim) for k, lims in BOUNDS.items() for lim in lims)
-        out.append({"method": m, "points": int(g["acc"].notna().sum()), "asymptote a": f["a"], "b": f["b"],
-                    "rate c": f["c"], "rmse": f["rmse"], "held-out error": f["heldout_err"],
-                    "note": "a parameter at its bound: the form does not fit" if at_bound else ""})
+        out.append(
+            {
+                "method": m,
+                "points": int(g["acc"].notna().sum()),
+                "asymptote a": f["a"],
+                "b": f["b"],
+                "rate c": f["c"],
+                "rmse": f["rmse"],
+                "held-out error": f["heldout_err"],
+                "note": "a parameter at its bound: the form does not fit" if at_bound else "",
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -209,8 +262,9 @@ def raw_fraction_table(curves: pd.DataFrame, fractions: Sequence[float] = RAW_FR
     for m, g in curves[curves["method"] != RAW].groupby("method", sort=True):
         rec = {"method": m}
         for q in fractions:
-            got = [reach(gs["params"].to_numpy(float), gs["acc"].to_numpy(float), q * ref)
-                   for _, gs in g.groupby("seed")]
+            got = [
+                reach(gs["params"].to_numpy(float), gs["acc"].to_numpy(float), q * ref) for _, gs in g.groupby("seed")
+            ]
             ps = np.array([p for p, _ in got], float)
             cens = [c for _, c in got]
             nl, nr = cens.count("left"), cens.count("right")
@@ -233,10 +287,15 @@ def steps_table(df: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
         size = [c for c in ("width", "channels") if c in ptrain.columns]  # the CNN's size is its channel width
         pt = ptrain[ptrain["method"] == m].sort_values(size, kind="stable")["value"]
         secs = g.groupby("seed")["train_seconds"].sum(min_count=1)
-        out.append({"method": m, "train steps": _fmt(float(v.iloc[0])) if len(v) else f"n/a ({note})",
-                    "train s (sweep, mean/seed)": _fmt(float(secs.mean())) if secs.notna().any() else "n/a",
-                    "train-only params (smallest model)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
-                    "train-only params (largest model)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a"})
+        out.append(
+            {
+                "method": m,
+                "train steps": _fmt(float(v.iloc[0])) if len(v) else f"n/a ({note})",
+                "train s (sweep, mean/seed)": _fmt(float(secs.mean())) if secs.notna().any() else "n/a",
+                "train-only params (smallest model)": _fmt(float(pt.iloc[0])) if len(pt) else "n/a",
+                "train-only params (largest model)": _fmt(float(pt.iloc[-1])) if len(pt) else "n/a",
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -256,8 +315,19 @@ def scaling_table(curves: pd.DataFrame, late: int = 3) -> pd.DataFrame:
             tail.append(log2_slope(gs["params"].iloc[-late:], gs["acc"].iloc[-late:]))
         mw, lw, hw = stats.t_interval(whole)
         mt, lt, ht = stats.t_interval(tail)
-        out.append({"method": m, "n": int(np.isfinite(whole).sum()), "sweep (doublings of P)": span, "gain/doubling": mw, "ci_low": lw,
-                    "ci_high": hw, f"gain/doubling, last {late} K": mt, "late ci_low": lt, "late ci_high": ht})
+        out.append(
+            {
+                "method": m,
+                "n": int(np.isfinite(whole).sum()),
+                "sweep (doublings of P)": span,
+                "gain/doubling": mw,
+                "ci_low": lw,
+                "ci_high": hw,
+                f"gain/doubling, last {late} K": mt,
+                "late ci_low": lt,
+                "late ci_high": ht,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -276,11 +346,24 @@ def scaling_sentence(table: pd.DataFrame, subject: str, late: int = 3) -> str:
     flatter = others[others[col] > s[col]]["method"].tolist()
     steeper = others[others[col] <= s[col]]["method"].tolist()
     sep = others[(others[col] > s["late ci_high"]) | (others[col] < s["late ci_low"])]["method"].tolist()
-    verb = ("earlier than most baselines'" if len(flatter) > len(steeper) else "later than most baselines'"
-            if len(steeper) > len(flatter) else "neither earlier nor later than most baselines' (a tie)")
-    return (f"Over its last {late} widths the subject gains {100 * s[col]:.2f} points per doubling of P "
-            f"(95% CI [{100 * s['late ci_low']:.2f}, {100 * s['late ci_high']:.2f}]); {len(flatter)} of {len(others)} "
-            f"baselines still gain more there and {len(steeper)} gain less, so its curve saturates {verb} "
-            f"({len(sep)} baselines' means lie outside the subject's interval: "
-            f"{', '.join(sep) or 'none'})." + (f" Left out (their sweep spans under {MIN_DOUBLINGS} doublings of P, "
-            f"so a slope per doubling is not measured): {', '.join(short)}." if short else "") + " The full profile (10 seeds, K up to 256) is the run to quote.")
+    verb = (
+        "earlier than most baselines'"
+        if len(flatter) > len(steeper)
+        else "later than most baselines'"
+        if len(steeper) > len(flatter)
+        else "neither earlier nor later than most baselines' (a tie)"
+    )
+    return (
+        f"Over its last {late} widths the subject gains {100 * s[col]:.2f} points per doubling of P "
+        f"(95% CI [{100 * s['late ci_low']:.2f}, {100 * s['late ci_high']:.2f}]); {len(flatter)} of {len(others)} "
+        f"baselines still gain more there and {len(steeper)} gain less, so its curve saturates {verb} "
+        f"({len(sep)} baselines' means lie outside the subject's interval: "
+        f"{', '.join(sep) or 'none'})."
+        + (
+            f" Left out (their sweep spans under {MIN_DOUBLINGS} doublings of P, "
+            f"so a slope per doubling is not measured): {', '.join(short)}."
+            if short
+            else ""
+        )
+        + " The full profile (10 seeds, K up to 256) is the run to quote."
+    )

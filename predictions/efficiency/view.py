@@ -30,10 +30,12 @@ class EfficiencyView(View):
     order = 3  # its place in prediction=all and the summary
     name = "efficiency"
     title = "Parameter efficiency: do smaller InfoMax models match larger conventional ones?"
-    statement = ("\u201cSmaller InfoMax models match larger conventional models. Same information, fewer "
-                 "parameters.\u201d And, among the essay's open questions: \u201cDoes InfoMax scale? RBMs didn't "
-                 "scale. Autoencoders did but weren't enough. Contrastive learning scales. Foundation model "
-                 "objectives scale massively. Where does InfoMax land?\u201d")
+    statement = (
+        "\u201cSmaller InfoMax models match larger conventional models. Same information, fewer "
+        "parameters.\u201d And, among the essay's open questions: \u201cDoes InfoMax scale? RBMs didn't "
+        "scale. Autoencoders did but weren't enough. Contrastive learning scales. Foundation model "
+        "objectives scale massively. Where does InfoMax land?\u201d"
+    )
     protocol = (
         "Width sweep K in {8, ..., 128} (quick, confirm) or {4, ..., 256} (full) for every method and seed; "
         "supervised_cnn is swept over its channel width c (stages c x (1, 2, 4, 8), c in {4, 5, 6, 8, 10, 12}) "
@@ -51,17 +53,29 @@ class EfficiencyView(View):
         "m_B(K) = P_B(acc_S(K)) / P_S(K) with its censoring, a saturating fit with held-out error, P for "
         "90/95/99% of raw's accuracy, training steps, accuracy gained per doubling of P, and the rule applied "
         "to copies of the subject (calibration). Secondary: every method, the subject too, trained on classes "
-        "[0-4] and probed on [5-9] at every width; the subject trained on [5-9] is a reference only.")
+        "[0-4] and probed on [5-9] at every width; the subject trained on [5-9] is a reference only."
+    )
     pa = PA
     verdicts = (
-        Verdict("delta_2p", "higher", {"study": "main"}, "Delta_B + 1 point, subject at P vs baseline at 2P",
-                note="d = Delta_B + 0.01 per seed (predicted > 0: the subject within one point of B at twice its "
-                     "parameters); g_B = B's gain per doubling of P at the same K (g_B < 0.01: B is saturated "
-                     "there). n = 0 rows: B's sweep does not reach 2 P_S(K) (see reason).",
-                role="primary", na=NA),
-        Verdict("delta_2p", "higher", {"study": "unseen_classes"},
-                "secondary, unseen classes [5-9] (every method trained on [0-4]): Delta_B + 1 point",
-                role="secondary", na=NA),
+        Verdict(
+            "delta_2p",
+            "higher",
+            {"study": "main"},
+            "Delta_B + 1 point, subject at P vs baseline at 2P",
+            note="d = Delta_B + 0.01 per seed (predicted > 0: the subject within one point of B at twice its "
+            "parameters); g_B = B's gain per doubling of P at the same K (g_B < 0.01: B is saturated "
+            "there). n = 0 rows: B's sweep does not reach 2 P_S(K) (see reason).",
+            role="primary",
+            na=NA,
+        ),
+        Verdict(
+            "delta_2p",
+            "higher",
+            {"study": "unseen_classes"},
+            "secondary, unseen classes [5-9] (every method trained on [0-4]): Delta_B + 1 point",
+            role="secondary",
+            na=NA,
+        ),
     )
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
@@ -77,44 +91,77 @@ class EfficiencyView(View):
             where = {"study": st}
             summ = T.per_k_table(df, where)
             if len(summ):
-                tabs.append(Table(f"{st}: per K, in points (mean over seeds): gap acc_S(K) - acc_B(2 P_S(K)) and "
-                                  "B's gain per doubling acc_B(2 P_S(K)) - acc_B(P_S(K))", summ,
-                                  note="n counts seeds with a value; a missing K is outside B's sweep."))
+                tabs.append(
+                    Table(
+                        f"{st}: per K, in points (mean over seeds): gap acc_S(K) - acc_B(2 P_S(K)) and "
+                        "B's gain per doubling acc_B(2 P_S(K)) - acc_B(P_S(K))",
+                        summ,
+                        note="n counts seeds with a value; a missing K is outside B's sweep.",
+                    )
+                )
             mult = T.multiplier_table(df, where)
             if len(mult):
-                tabs.append(Table(f"{st}: parameter multiplier m_B(K) (descriptive)", mult,
-                                  note="m < 2 at the primary's K: B needs less than twice the subject's P to match it. "
-                                       "No interval is computed over censored values."))
+                tabs.append(
+                    Table(
+                        f"{st}: parameter multiplier m_B(K) (descriptive)",
+                        mult,
+                        note="m < 2 at the primary's K: B needs less than twice the subject's P to match it. "
+                        "No interval is computed over censored values.",
+                    )
+                )
             curves = T.curves_frame(df, where)
-            tabs.append(Table(f"{st}: saturating fit acc(P) = a - b (P/P_min)^(-c) and its held-out error",
-                              T.fit_table(curves),
-                              note="held-out error: fitted without the largest K, predicted minus observed mean "
-                                   "accuracy at the largest K (fit quality for extrapolation)."))
-            tabs.append(Table(f"{st}: P needed for 90/95/99% of the raw probe's accuracy",
-                              T.raw_fraction_table(curves),
-                              note="median over seeds on each isotonic fit; <= / > : the median is a bound "
-                                   "(L/R: left/right-censored seeds)."))
+            tabs.append(
+                Table(
+                    f"{st}: saturating fit acc(P) = a - b (P/P_min)^(-c) and its held-out error",
+                    T.fit_table(curves),
+                    note="held-out error: fitted without the largest K, predicted minus observed mean "
+                    "accuracy at the largest K (fit quality for extrapolation).",
+                )
+            )
+            tabs.append(
+                Table(
+                    f"{st}: P needed for 90/95/99% of the raw probe's accuracy",
+                    T.raw_fraction_table(curves),
+                    note="median over seeds on each isotonic fit; <= / > : the median is a bound "
+                    "(L/R: left/right-censored seeds).",
+                )
+            )
             tabs.append(Table(f"{st}: training cost", T.steps_table(df, where)))
             deltas = plots.select(df, "delta_2p", where)
             if len(deltas):
                 ks = [int(k) for k in str(deltas["widths"].dropna().iloc[0]).split(",")]
                 calib = T.self_copy_deltas(curves, SUBJECT, ks, float(deltas["margin"].dropna().iloc[0]))
-                tabs.append(Table(f"{st}: calibration, the subject against a copy of itself (seeds rotated)", calib,
-                                  note="factor 1: same P, margin 0 (seed noise alone: the rotation makes mean d 0 by "
-                                       "construction; its interval is the seed noise). factor 2: the primary's rule applied to a copy: expected "
-                                       "d = delta - g (the copy's gain per doubling), the bar a method exactly as "
-                                       "efficient as the subject would face; direction opposite when g > delta."))
+                tabs.append(
+                    Table(
+                        f"{st}: calibration, the subject against a copy of itself (seeds rotated)",
+                        calib,
+                        note="factor 1: same P, margin 0 (seed noise alone: the rotation makes mean d 0 by "
+                        "construction; its interval is the seed noise). factor 2: the primary's rule applied to a copy: expected "
+                        "d = delta - g (the copy's gain per doubling), the bar a method exactly as "
+                        "efficient as the subject would face; direction opposite when g > delta.",
+                    )
+                )
             if st == "unseen_classes":
                 ref = T.reference_table(df, SUBJECT)
                 if len(ref):
-                    tabs.append(Table("unseen_classes: reference, the subject trained on [5-9] (in-domain) beside the "
-                                      "subject trained on [0-4] (the compared one), probe accuracy on [5-9]", ref,
-                                      note="a reference only: the compared curves are all trained on [0-4]."))
+                    tabs.append(
+                        Table(
+                            "unseen_classes: reference, the subject trained on [5-9] (in-domain) beside the "
+                            "subject trained on [0-4] (the compared one), probe accuracy on [5-9]",
+                            ref,
+                            note="a reference only: the compared curves are all trained on [0-4].",
+                        )
+                    )
         for st in self._studies(df):
             curves = T.curves_frame(df, {"study": st})
             scale = T.scaling_table(curves)
-            tabs.append(Table(f"Does InfoMax scale? ({st}) Accuracy gained per doubling of deployed parameters",
-                              scale, note=T.scaling_sentence(scale, SUBJECT)))
+            tabs.append(
+                Table(
+                    f"Does InfoMax scale? ({st}) Accuracy gained per doubling of deployed parameters",
+                    scale,
+                    note=T.scaling_sentence(scale, SUBJECT),
+                )
+            )
         return tabs
 
     def figures(self, df: pd.DataFrame, matrices: pd.DataFrame):

@@ -22,9 +22,17 @@ from bench.report import plots
 
 FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")
 PANELS = (
-    ("mcc", {"setting": "ica_linear", "feature": "pre", "corr": "pearson"}, "MCC, ica linear, pre-activations (primary)"),
+    (
+        "mcc",
+        {"setting": "ica_linear", "feature": "pre", "corr": "pearson"},
+        "MCC, ica linear, pre-activations (primary)",
+    ),
     ("dci_d", {"setting": "dsprites_wide"}, "DCI-D, dsprites K = width (primary)"),
-    ("mcc", {"setting": "ica_linear", "feature": "act", "corr": "pearson"}, "MCC, ica linear, activations (ceiling 0.816)"),
+    (
+        "mcc",
+        {"setting": "ica_linear", "feature": "act", "corr": "pearson"},
+        "MCC, ica linear, activations (ceiling 0.816)",
+    ),
     ("mig", {"setting": "dsprites_wide", "bins": 20}, "MIG (20 bins), dsprites K = width"),
     ("dci_d", {"setting": "dsprites_narrow"}, "DCI-D, dsprites K = 5"),
     ("r2_mean", {"setting": "dsprites_wide"}, "ridge R^2 (pos_x, pos_y, scale), dsprites K = width"),
@@ -45,7 +53,7 @@ def metrics_figure(df: pd.DataFrame):
     fig, axes = plt.subplots(rows, cols, figsize=(10, rows * (0.28 * n_methods + 1.4)), squeeze=False)
     for ax, (sel, lab) in zip(axes.ravel(), panels, strict=False):
         plots.metric_points(sel, sel["metric"].iloc[0], lab, ax)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     fig.suptitle("P4 metrics per method (mean, 95% CI over seeds, seeds as small dots; subject in red)")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # keep the title off the first panel
@@ -69,10 +77,14 @@ def heatmaps(matrices: pd.DataFrame, prefix: str, title: str, xlabels):
         g = sel[(sel["matrix"] == name) & (sel["method"] == method)]
         m = _matrix(g)
         im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0)
-        ax.set_title(f"{method}\n{name.removeprefix(prefix).strip('_')} s{int(g['seed'].iloc[0])}", fontsize=8,
-                     color=plots.SUBJECT_COLOR if method == SUBJECT else "black")
-        ax.set_xticks(range(m.shape[1]), list(xlabels)[: m.shape[1]] if xlabels else range(m.shape[1]),
-                      rotation=90, fontsize=6)
+        ax.set_title(
+            f"{method}\n{name.removeprefix(prefix).strip('_')} s{int(g['seed'].iloc[0])}",
+            fontsize=8,
+            color=plots.SUBJECT_COLOR if method == SUBJECT else "black",
+        )
+        ax.set_xticks(
+            range(m.shape[1]), list(xlabels)[: m.shape[1]] if xlabels else range(m.shape[1]), rotation=90, fontsize=6
+        )
         ax.set_ylabel("unit", fontsize=7)
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.05)
@@ -88,8 +100,10 @@ def _thumbnails(get: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], tupl
         return None
     th, tw, h, w = (int(v) for v in get["atlas_thumb_shape"][0])
     up = np.ones((h // th, w // tw))
-    images = {int(i): np.kron(t.reshape(th, tw), up)
-              for i, t in zip(get["atlas_thumb_index"][:, 0], get["atlas_thumb"], strict=True)}
+    images = {
+        int(i): np.kron(t.reshape(th, tw), up)
+        for i, t in zip(get["atlas_thumb_index"][:, 0], get["atlas_thumb"], strict=True)
+    }
     return images, (h, w)
 
 
@@ -98,7 +112,7 @@ def _tile(weight, images: np.ndarray, shape) -> np.ndarray:
     h, w = shape
     mosaic = np.zeros((3 * h, 3 * w))
     for t, img in enumerate(images[:9]):
-        mosaic[(t // 3) * h:(t // 3 + 1) * h, (t % 3) * w:(t % 3 + 1) * w] = img.reshape(h, w)
+        mosaic[(t // 3) * h : (t // 3 + 1) * h, (t % 3) * w : (t % 3 + 1) * w] = img.reshape(h, w)
     lo, hi = mosaic.min(), mosaic.max()
     mosaic = (mosaic - lo) / (hi - lo + 1e-12)
     if weight is None:
@@ -134,17 +148,27 @@ def atlas(matrices: pd.DataFrame, dataset: str, method: str, max_units: int = 64
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         y0, x0 = r * (th + head) + head, c * (tw + gap)
-        canvas[y0:y0 + th, x0:x0 + tw] = tile
-        label = "dead" if bool(unit[i, 3]) else f"u{i}: {int(unit[i, 0])} ({unit[i, 1]:.2f})" + (
-            " -" if unit[i, 2] < 0 else "") + ("*" if unit.shape[1] > 4 and bool(unit[i, 4]) else "")
+        canvas[y0 : y0 + th, x0 : x0 + tw] = tile
+        label = (
+            "dead"
+            if bool(unit[i, 3])
+            else f"u{i}: {int(unit[i, 0])} ({unit[i, 1]:.2f})"
+            + (" -" if unit[i, 2] < 0 else "")
+            + ("*" if unit.shape[1] > 4 and bool(unit[i, 4]) else "")
+        )
         ax.text(x0 + tw / 2, y0 - 1, label, ha="center", va="bottom", fontsize=6)
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     seed = int(sel["seed"].iloc[0])
-    what = "weights (grey = 0) | top-9 test inputs" if weight is not None else "top-9 test inputs (no single-layer weight)"
-    fig.suptitle(f"Feature atlas: {method} on {dataset}, K = {len(top)}, seed {seed}. Per unit: {what}; "
-                 "title = majority label (purity of its top-m); '-' = negative tail; '*' = fewer than m test rows "
-                 "above its lowest score (unnameable at m)", fontsize=8)
+    what = (
+        "weights (grey = 0) | top-9 test inputs" if weight is not None else "top-9 test inputs (no single-layer weight)"
+    )
+    fig.suptitle(
+        f"Feature atlas: {method} on {dataset}, K = {len(top)}, seed {seed}. Per unit: {what}; "
+        "title = majority label (purity of its top-m); '-' = negative tail; '*' = fewer than m test rows "
+        "above its lowest score (unnameable at m)",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
 
@@ -155,8 +179,12 @@ def all_figures(df: pd.DataFrame, matrices: pd.DataFrame) -> list:
     fig = metrics_figure(df)
     if fig is not None:
         out.append(("metrics", fig))
-    fig = heatmaps(matrices, "importance_", "DCI importance matrices on dsprites (units x factors; "
-                   "orientation reduced modulo symmetry)", FACTORS)
+    fig = heatmaps(
+        matrices,
+        "importance_",
+        "DCI importance matrices on dsprites (units x factors; orientation reduced modulo symmetry)",
+        FACTORS,
+    )
     if fig is not None:
         out.append(("importance", fig))
     fig = heatmaps(matrices, "corr_ica_linear", "ica linear: test |corr| of pre-activations (units) with sources", None)
@@ -165,17 +193,24 @@ def all_figures(df: pd.DataFrame, matrices: pd.DataFrame) -> list:
     if len(matrices):
         at = matrices[matrices["matrix"] == "atlas_top"]
         missing = []
-        for (dataset, method), _ in sorted(at.groupby(["dataset", "method"]),
-                                           key=lambda kv: (kv[0][0], kv[0][1] != SUBJECT, kv[0][1])):
+        for (dataset, method), _ in sorted(
+            at.groupby(["dataset", "method"]), key=lambda kv: (kv[0][0], kv[0][1] != SUBJECT, kv[0][1])
+        ):
             fig = atlas(matrices, dataset, method)
             if fig is not None:
                 out.append((f"atlas_{dataset}_{method}", fig))
             else:
                 missing.append(f"{method} on {dataset}")
         if missing:
-            out.append(("atlas_missing", note_figure(
-                f"Feature atlases not drawn ({', '.join(missing)}): this run stores no thumbnails of the top test "
-                "inputs (made before the protocol recorded them); rerun prediction=interpretability to draw them.")))
+            out.append(
+                (
+                    "atlas_missing",
+                    note_figure(
+                        f"Feature atlases not drawn ({', '.join(missing)}): this run stores no thumbnails of the top test "
+                        "inputs (made before the protocol recorded them); rerun prediction=interpretability to draw them."
+                    ),
+                )
+            )
     return out
 
 

@@ -96,7 +96,7 @@ def pre_activations(method: nn.Module, x: torch.Tensor, features: torch.Tensor) 
     if method.encoder_weight() is None:
         return features, False
     with torch.no_grad():
-        return torch.cat([method.encoder(x[i:i + 8192]) for i in range(0, len(x), 8192)]), True
+        return torch.cat([method.encoder(x[i : i + 8192]) for i in range(0, len(x), 8192)]), True
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -125,18 +125,21 @@ class Interpretability(Prediction):
 
     def _common(self, enc, f_test: np.ndarray, setting: str, t0: float) -> list[dict]:
         f = torch.from_numpy(f_test)
-        return [row(enc, "gaussian_tc", metrics.gaussian_tc(f), setting=setting),
-                row(enc, "pairwise_mi", metrics.pairwise_mi_binned(f, bins=self.cfg.mi_bins), setting=setting),
-                row(enc, "dead_fraction", metrics.dead_fraction(f), setting=setting),
-                row(enc, "protocol_seconds", time.perf_counter() - t0, setting=setting)]
+        return [
+            row(enc, "gaussian_tc", metrics.gaussian_tc(f), setting=setting),
+            row(enc, "pairwise_mi", metrics.pairwise_mi_binned(f, bins=self.cfg.mi_bins), setting=setting),
+            row(enc, "dead_fraction", metrics.dead_fraction(f), setting=setting),
+            row(enc, "protocol_seconds", time.perf_counter() - t0, setting=setting),
+        ]
 
     # --------------------------------------------------------------------------- ica
     def _ica(self, src: EncoderSource, setting: str) -> list[dict]:
         data = {"mixing": setting.removeprefix("ica_")}
         ds = src.dataset("ica", data)
         rows = []
-        for measured in src.measure(self.measure_ica, setting, min(src.seeds), widths=[ds.train.factors.shape[1]],
-                                    dataset="ica", data=data):
+        for measured in src.measure(
+            self.measure_ica, setting, min(src.seeds), widths=[ds.train.factors.shape[1]], dataset="ica", data=data
+        ):
             rows += measured
         for r in rows:  # the same tag the runner gives this setting's failed / skipped jobs
             r["data"] = data_tag(data)
@@ -156,10 +159,23 @@ class Interpretability(Prediction):
         for feature, (c_tr, c_te) in codes.items():
             for kind in ("pearson", "spearman"):
                 value, corr = fx.mcc(c_tr, s_tr, c_te, s_te, kind)
-                rows.append(row(enc, "mcc", value, setting=setting, feature=feature, corr=kind,
-                                **(note if feature == "pre" else {})))
-                if kind == "pearson" and feature == "pre" and enc.spec.seed == first \
-                        and enc.spec.method in self.cfg.figure_methods:
+                rows.append(
+                    row(
+                        enc,
+                        "mcc",
+                        value,
+                        setting=setting,
+                        feature=feature,
+                        corr=kind,
+                        **(note if feature == "pre" else {}),
+                    )
+                )
+                if (
+                    kind == "pearson"
+                    and feature == "pre"
+                    and enc.spec.seed == first
+                    and enc.spec.method in self.cfg.figure_methods
+                ):
                     src.matrix(enc, f"corr_{setting}", corr)
         rows += self._common(enc, codes["act"][1], setting, t0)
         return rows
@@ -169,8 +185,9 @@ class Interpretability(Prediction):
         c = self.cfg
         width = c.width if setting == "dsprites_wide" else c.narrow_width
         rows = []
-        for measured in src.measure(self.measure_dsprites, setting, width, min(src.seeds), widths=[width],
-                                    dataset="dsprites"):
+        for measured in src.measure(
+            self.measure_dsprites, setting, width, min(src.seeds), widths=[width], dataset="dsprites"
+        ):
             rows += measured
         return rows
 
@@ -185,16 +202,25 @@ class Interpretability(Prediction):
         t0 = time.perf_counter()
         if enc.spec.width != width:  # raw: K = D whatever was asked; a row with its reason, not a K = D score
             why = f"width {enc.spec.width} (K = D), not K = {width}"
-            return [row(enc, m, float("nan"), setting=setting, note=why, **({"bins": c.mig_bins[0]} if m == "mig" else {}))
-                    for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity")] + \
-                [row(enc, "r2_mean", float("nan"), setting=setting, budget=",".join(c.factor_budgets), note=why)]
+            return [
+                row(enc, m, float("nan"), setting=setting, note=why, **({"bins": c.mig_bins[0]} if m == "mig" else {}))
+                for m in ("dci_d", "dci_c", "dci_i", "mig", "sap", "modularity")
+            ] + [row(enc, "r2_mean", float("nan"), setting=setting, budget=",".join(c.factor_budgets), note=why)]
         f_tr, f_va, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.val, ds.test)))
 
         def add(metric, value, **cond):
             rows.append(row(enc, metric, value, setting=setting, **cond))
 
-        r, acc = fx.importance_matrix(f_tr, v_tr, f_te, v_te, seed=enc.spec.seed, max_train=c.tree_train,
-                                      n_estimators=c.trees, max_depth=c.tree_depth)
+        r, acc = fx.importance_matrix(
+            f_tr,
+            v_tr,
+            f_te,
+            v_te,
+            seed=enc.spec.seed,
+            max_train=c.tree_train,
+            n_estimators=c.trees,
+            max_depth=c.tree_depth,
+        )
         d, comp = fx.dci(r[:, avg])
         why = {} if np.isfinite(d) else {"note": "no unit carries importance (every unit constant on train)"}
         add("dci_d", d, **why)
@@ -230,8 +256,11 @@ class Interpretability(Prediction):
         cols = [names.index(n) for n in c.factors]
         t = [s.factors[:, cols].cpu() for s in (ds.train, ds.val, ds.test)]
         r2 = ridge.budget_r2([torch.from_numpy(a) for a in f], t, c.factor_budgets, c.factor_draws, enc.spec.seed)
-        rows = [row(enc, "r2", v, setting=setting, factor=n, budget=b)
-                for b, vals in r2.items() for n, v in zip(c.factors, vals.tolist(), strict=True)]
+        rows = [
+            row(enc, "r2", v, setting=setting, factor=n, budget=b)
+            for b, vals in r2.items()
+            for n, v in zip(c.factors, vals.tolist(), strict=True)
+        ]
         mean = float(np.mean([v.mean() for v in r2.values()]))
         return rows + [row(enc, "r2_mean", mean, setting=setting, budget=",".join(c.factor_budgets))]
 
@@ -252,8 +281,12 @@ class Interpretability(Prediction):
         rows = []
         f_tr, f_te = fx.clip_to_train(*(_np(enc.features(s.x)) for s in (ds.train, ds.test)))
         p = fx.purity(f_tr, y_tr, f_te, y_te, ds.n_classes, m=m, n_perm=c.n_perm, seed=enc.spec.seed, dataset=name)
-        for metric, value in (("purity", p.mean), ("purity_permuted", float(p.permuted.mean())),
-                              ("purity_excess", p.excess), ("unnameable_at_m", float(p.unnameable.sum()))):
+        for metric, value in (
+            ("purity", p.mean),
+            ("purity_permuted", float(p.permuted.mean())),
+            ("purity_excess", p.excess),
+            ("unnameable_at_m", float(p.unnameable.sum())),
+        ):
             rows.append(row(enc, metric, value, setting="real", m=m))
         for k, value in fx.sparse_probe(f_tr, y_tr, f_te, y_te, ds.n_classes, c.probe_ks).items():
             rows.append(row(enc, "sparse_auroc", value, setting="real", k=k))
@@ -276,12 +309,15 @@ class Interpretability(Prediction):
         src.matrix(enc, "atlas_unit", np.stack([p.majority, p.purity, p.tail, p.dead, p.unnameable], axis=1))
         if ds.image_shape:
             index = np.unique(top)
-            for name, values in thumbnails(_np(ds.test.x[torch.as_tensor(index, device=ds.test.x.device)]), index,
-                                           tuple(ds.image_shape[1:])).items():
+            for name, values in thumbnails(
+                _np(ds.test.x[torch.as_tensor(index, device=ds.test.x.device)]), index, tuple(ds.image_shape[1:])
+            ).items():
                 src.matrix(enc, name, values)
 
 
-def thumbnails(images: np.ndarray, index: np.ndarray, shape: tuple[int, int], max_side: int = 16) -> dict[str, np.ndarray]:
+def thumbnails(
+    images: np.ndarray, index: np.ndarray, shape: tuple[int, int], max_side: int = 16
+) -> dict[str, np.ndarray]:
     """The stored thumbnails of the test images ``index`` (rows of ``images``, each ``shape`` flattened):
     ``atlas_thumb`` (n, h' w') mean-pooled by an integer factor to at most ``max_side`` pixels a side
     (MNIST 28 -> 14; digits 8 stays 8) and quantised to 256 grey levels over their common range (the
@@ -294,5 +330,8 @@ def thumbnails(images: np.ndarray, index: np.ndarray, shape: tuple[int, int], ma
     x = images.reshape(len(images), h // f, f, w // f, f).mean(axis=(2, 4))
     lo, hi = float(x.min()), float(x.max())
     q = np.round((x - lo) / (hi - lo + 1e-12) * 255).reshape(len(images), -1)
-    return {"atlas_thumb": q, "atlas_thumb_index": np.asarray(index).reshape(-1, 1),
-            "atlas_thumb_shape": np.array([[h // f, w // f, h, w]])}
+    return {
+        "atlas_thumb": q,
+        "atlas_thumb_index": np.asarray(index).reshape(-1, 1),
+        "atlas_thumb_shape": np.array([[h // f, w // f, h, w]]),
+    }

@@ -54,8 +54,13 @@ def r2_score(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def ridge_r2(
-    f_train: torch.Tensor, t_train: torch.Tensor, f_val: torch.Tensor, t_val: torch.Tensor,
-    f_test: torch.Tensor, t_test: torch.Tensor, subsets: Sequence[np.ndarray],
+    f_train: torch.Tensor,
+    t_train: torch.Tensor,
+    f_val: torch.Tensor,
+    t_val: torch.Tensor,
+    f_test: torch.Tensor,
+    t_test: torch.Tensor,
+    subsets: Sequence[np.ndarray],
     alphas: Sequence[float] = RIDGE_GRID,
 ) -> torch.Tensor:
     """Test R^2 (G, F) of ridge probes fitted on G train subsets of equal size, per target column.
@@ -89,8 +94,9 @@ def ridge_r2(
     return test.gather(0, choice[None])[0].float()
 
 
-def budget_r2(f: Sequence[torch.Tensor], t: Sequence[torch.Tensor], budgets: Sequence[str],
-              draws: Sequence[int], seed: int) -> dict[str, np.ndarray]:
+def budget_r2(
+    f: Sequence[torch.Tensor], t: Sequence[torch.Tensor], budgets: Sequence[str], draws: Sequence[int], seed: int
+) -> dict[str, np.ndarray]:
     """Budget -> (F,) test R^2 averaged over that budget's draws; ``f``, ``t``: (train, val, test)
     features (N, K) and targets (N, F)."""
     n_train = len(f[0])

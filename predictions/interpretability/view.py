@@ -29,9 +29,13 @@ WIDE, NARROW = {"setting": "dsprites_wide"}, {"setting": "dsprites_narrow"}
 CEILING = 1 / math.sqrt(1.5)
 BY = ("dataset", "setting")
 # n/a by design on ica (also job_skipped rows: the methods cannot run on its data)
-ICA_NA = {"supervised": "ica has no classes", "supervised_mlp2": "ica has no classes",
-          "supervised_cnn": "ica has no classes", "mae": "ica inputs are not images",
-          "rbm": "Bernoulli visibles need inputs in [0, 1]; ica is real-valued"}
+ICA_NA = {
+    "supervised": "ica has no classes",
+    "supervised_mlp2": "ica has no classes",
+    "supervised_cnn": "ica has no classes",
+    "mae": "ica inputs are not images",
+    "rbm": "Bernoulli visibles need inputs in [0, 1]; ica is real-valued",
+}
 FASTICA_MARGIN = 0.05  # one of 8 sources left unmixed: (1 - 0.60) / 8
 R2_BUDGETS = "16,64,256,all"
 
@@ -60,8 +64,9 @@ class InterpretabilityView(View):
     order = 4  # its place in prediction=all and the summary
     name = "interpretability"
     title = "P4 interpretability: does each InfoMax feature correspond to an independent factor?"
-    statement = ("\u201cInfoMax features are interpretable. Each corresponds to an independent factor. "
-                 "You can name them.\u201d")
+    statement = (
+        "\u201cInfoMax features are interpretable. Each corresponds to an independent factor. You can name them.\u201d"
+    )
     protocol = (
         "ica (Laplace sources, A = Q1 diag(d) Q2^T, K = number of sources): MCC = mean |corr| between sources and "
         "the pre-activations z = Wx + b of Linear+activation encoders (the features otherwise) after one-to-one "
@@ -89,52 +94,109 @@ class InterpretabilityView(View):
         "(predicted lower)."
     )
     verdicts = (
-        Verdict("mcc", "higher", ICA, "MCC on ica linear, pre-activations (Pearson)",
-                f"fastica: non-inferiority, d + {FASTICA_MARGIN} MCC per seed. n/a by design on ica: "
-                + ", ".join(ICA_NA) + ".",
-                role="primary", margin={"fastica": FASTICA_MARGIN}, na=ICA_NA),
+        Verdict(
+            "mcc",
+            "higher",
+            ICA,
+            "MCC on ica linear, pre-activations (Pearson)",
+            f"fastica: non-inferiority, d + {FASTICA_MARGIN} MCC per seed. n/a by design on ica: "
+            + ", ".join(ICA_NA)
+            + ".",
+            role="primary",
+            margin={"fastica": FASTICA_MARGIN},
+            na=ICA_NA,
+        ),
         Verdict("dci_d", "higher", WIDE, "DCI disentanglement on dsprites, K = width", role="primary"),
-        Verdict("mcc", "higher", {**ICA, "corr": "spearman"}, "MCC on ica linear, pre-activations (Spearman)",
-                role="secondary", na=ICA_NA),
-        Verdict("mcc", "higher", {**ICA, "feature": "act"}, "MCC on ica linear, activations (Pearson)",
-                f"A ReLU code that is exactly the rectified sources scores {CEILING:.3f} here (the ceiling).",
-                role="secondary", na=ICA_NA),
-        Verdict("mcc", "higher", {**ICA, "setting": "ica_nonlinear"}, "MCC on ica nonlinear, pre-activations",
-                "Not identifiable, and one layer cannot invert a 2-layer mixing: descriptive.",
-                role="secondary", na=ICA_NA),
+        Verdict(
+            "mcc",
+            "higher",
+            {**ICA, "corr": "spearman"},
+            "MCC on ica linear, pre-activations (Spearman)",
+            role="secondary",
+            na=ICA_NA,
+        ),
+        Verdict(
+            "mcc",
+            "higher",
+            {**ICA, "feature": "act"},
+            "MCC on ica linear, activations (Pearson)",
+            f"A ReLU code that is exactly the rectified sources scores {CEILING:.3f} here (the ceiling).",
+            role="secondary",
+            na=ICA_NA,
+        ),
+        Verdict(
+            "mcc",
+            "higher",
+            {**ICA, "setting": "ica_nonlinear"},
+            "MCC on ica nonlinear, pre-activations",
+            "Not identifiable, and one layer cannot invert a 2-layer mixing: descriptive.",
+            role="secondary",
+            na=ICA_NA,
+        ),
         Verdict("dci_d", "higher", NARROW, "DCI disentanglement on dsprites, K = 5", role="secondary"),
         Verdict("dci_c", "higher", WIDE, "DCI completeness on dsprites, K = width", role="secondary"),
-        Verdict("dci_i", "higher", WIDE, "DCI informativeness (tree test accuracy) on dsprites, K = width",
-                role="secondary"),
-        Verdict("mig", "higher", {**WIDE, "bins": 20}, "MIG (20 bins) on dsprites, K = width",
-                "MIG scores live duplicated units as 0 when K >> factors: a secondary.", role="secondary"),
+        Verdict(
+            "dci_i", "higher", WIDE, "DCI informativeness (tree test accuracy) on dsprites, K = width", role="secondary"
+        ),
+        Verdict(
+            "mig",
+            "higher",
+            {**WIDE, "bins": 20},
+            "MIG (20 bins) on dsprites, K = width",
+            "MIG scores live duplicated units as 0 when K >> factors: a secondary.",
+            role="secondary",
+        ),
         Verdict("mig", "higher", {**NARROW, "bins": 20}, "MIG (20 bins) on dsprites, K = 5", role="secondary"),
         Verdict("sap", "higher", WIDE, "SAP on dsprites, K = width", role="secondary"),
         Verdict("modularity", "higher", WIDE, "modularity on dsprites, K = width", role="secondary"),
-        Verdict("r2_mean", "higher", {**WIDE, "budget": R2_BUDGETS},
-                "ridge R^2 of pos_x, pos_y, scale on dsprites, K = width, mean over 16, 64, 256, all labels",
-                "Penalty chosen on val; the same labelled draws for every method.", role="secondary"),
+        Verdict(
+            "r2_mean",
+            "higher",
+            {**WIDE, "budget": R2_BUDGETS},
+            "ridge R^2 of pos_x, pos_y, scale on dsprites, K = width, mean over 16, 64, 256, all labels",
+            "Penalty chosen on val; the same labelled draws for every method.",
+            role="secondary",
+        ),
         Verdict("pairwise_mi", "lower", WIDE, "pairwise MI of binned units on dsprites, K = width", role="secondary"),
-        Verdict("purity_excess", "higher", {"setting": "real"}, "label purity minus permuted-label purity",
-                "Tests a 'prototype' reading; digit class is not an independent factor of MNIST. Ties at random.",
-                role="secondary"),
-        Verdict("sparse_auroc", "higher", {"setting": "real", "k": 1}, "1-sparse probing AUROC (unit chosen on train)",
-                role="secondary"),
-        Verdict("sparse_auroc", "higher", {"setting": "real", "k": 5}, "5-sparse probing AUROC (units chosen on train)",
-                role="secondary"),
+        Verdict(
+            "purity_excess",
+            "higher",
+            {"setting": "real"},
+            "label purity minus permuted-label purity",
+            "Tests a 'prototype' reading; digit class is not an independent factor of MNIST. Ties at random.",
+            role="secondary",
+        ),
+        Verdict(
+            "sparse_auroc",
+            "higher",
+            {"setting": "real", "k": 1},
+            "1-sparse probing AUROC (unit chosen on train)",
+            role="secondary",
+        ),
+        Verdict(
+            "sparse_auroc",
+            "higher",
+            {"setting": "real", "k": 5},
+            "5-sparse probing AUROC (units chosen on train)",
+            role="secondary",
+        ),
     )
     verdict_by = BY
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
         """Unjudged comparison rows (subject - member per seed) of one declared verdict, with the status
         rows of that setting's jobs only (see :func:`scoped`)."""
-        return verdict_from_tidy(scoped(df, v.metric, v.where), v.metric, SUBJECT, v.direction, by=BY,
-                                 margin=v.margin, na=v.na, judged=False)
+        return verdict_from_tidy(
+            scoped(df, v.metric, v.where), v.metric, SUBJECT, v.direction, by=BY, margin=v.margin, na=v.na, judged=False
+        )
 
     def tables(self, df):
         tabs = self.verdict_tables(df)
-        tabs += [t for t in (summary_table(df), factor_table(df), ridge_table(df), manipulation_table(df),
-                             timing_table(df)) if t is not None]
+        tabs += [
+            t
+            for t in (summary_table(df), factor_table(df), ridge_table(df), manipulation_table(df), timing_table(df))
+            if t is not None
+        ]
         return tabs
 
     def figures(self, df, matrices):
@@ -155,35 +217,55 @@ def per_method(df: pd.DataFrame, columns: dict[str, tuple[str, dict]]) -> pd.Dat
 
 
 def summary_table(df: pd.DataFrame) -> Table | None:
-    frame = per_method(df, {
-        "MCC pre": ("mcc", ICA), "MCC act": ("mcc", {**ICA, "feature": "act"}),
-        "MCC nonlin": ("mcc", {**ICA, "setting": "ica_nonlinear"}),
-        "DCI-D 64": ("dci_d", WIDE), "DCI-C 64": ("dci_c", WIDE), "DCI-I 64": ("dci_i", WIDE),
-        "DCI-D 5": ("dci_d", NARROW), "MIG 64": ("mig", {**WIDE, "bins": 20}), "MIG 5": ("mig", {**NARROW, "bins": 20}),
-        "SAP 64": ("sap", WIDE), "R^2 64": ("r2_mean", {**WIDE, "budget": R2_BUDGETS}),
-        "purity-perm mnist": ("purity_excess", {"dataset": "mnist5k"}),
-        "purity-perm digits": ("purity_excess", {"dataset": "digits"}),
-        "unnameable mnist": ("unnameable_at_m", {"dataset": "mnist5k"}),
-        "unnameable digits": ("unnameable_at_m", {"dataset": "digits"}),
-        "AUROC k=1 mnist": ("sparse_auroc", {"dataset": "mnist5k", "k": 1}),
-    })
+    frame = per_method(
+        df,
+        {
+            "MCC pre": ("mcc", ICA),
+            "MCC act": ("mcc", {**ICA, "feature": "act"}),
+            "MCC nonlin": ("mcc", {**ICA, "setting": "ica_nonlinear"}),
+            "DCI-D 64": ("dci_d", WIDE),
+            "DCI-C 64": ("dci_c", WIDE),
+            "DCI-I 64": ("dci_i", WIDE),
+            "DCI-D 5": ("dci_d", NARROW),
+            "MIG 64": ("mig", {**WIDE, "bins": 20}),
+            "MIG 5": ("mig", {**NARROW, "bins": 20}),
+            "SAP 64": ("sap", WIDE),
+            "R^2 64": ("r2_mean", {**WIDE, "budget": R2_BUDGETS}),
+            "purity-perm mnist": ("purity_excess", {"dataset": "mnist5k"}),
+            "purity-perm digits": ("purity_excess", {"dataset": "digits"}),
+            "unnameable mnist": ("unnameable_at_m", {"dataset": "mnist5k"}),
+            "unnameable digits": ("unnameable_at_m", {"dataset": "digits"}),
+            "AUROC k=1 mnist": ("sparse_auroc", {"dataset": "mnist5k", "k": 1}),
+        },
+    )
     if frame is None:
         return None
-    return Table("Summary per method (mean \u00b1 95% CI half-width over seeds)", frame,
-                 note=f"MCC act ceiling for a ReLU code: {CEILING:.3f}. 64 = the suite's width on dsprites. "
-                      "unnameable: a count of units per encoder (dead, or fewer than m test rows above the unit's "
-                      "lowest test score), out of K = 64.")
+    return Table(
+        "Summary per method (mean \u00b1 95% CI half-width over seeds)",
+        frame,
+        note=f"MCC act ceiling for a ReLU code: {CEILING:.3f}. 64 = the suite's width on dsprites. "
+        "unnameable: a count of units per encoder (dead, or fewer than m test rows above the unit's "
+        "lowest test score), out of K = 64.",
+    )
 
 
 def factor_table(df: pd.DataFrame) -> Table | None:
     sel = df[df["metric"].isin(["mig_factor", "dci_i_factor", "sap_factor"])]
     if not len(sel):
         return None
-    cols = {f"{m.removesuffix('_factor')} {f}": (m, {"factor": f, "setting": "dsprites_wide"})
-            for m in ("mig_factor", "dci_i_factor") for f in sel["factor"].dropna().unique()}
+    cols = {
+        f"{m.removesuffix('_factor')} {f}": (m, {"factor": f, "setting": "dsprites_wide"})
+        for m in ("mig_factor", "dci_i_factor")
+        for f in sel["factor"].dropna().unique()
+    }
     frame = per_method(df, cols)
-    return None if frame is None else Table(
-        "Per factor on dsprites, K = width (orientation reduced modulo symmetry; not in the averages)", frame)
+    return (
+        None
+        if frame is None
+        else Table(
+            "Per factor on dsprites, K = width (orientation reduced modulo symmetry; not in the averages)", frame
+        )
+    )
 
 
 def ridge_table(df: pd.DataFrame) -> Table | None:
@@ -191,21 +273,41 @@ def ridge_table(df: pd.DataFrame) -> Table | None:
     sel = plots.select(df, "r2", WIDE)
     if sel.empty:
         return None
-    cols = {f"{f} {b}": ("r2", {**WIDE, "factor": f, "budget": b})
-            for f in sel["factor"].dropna().unique() for b in sel["budget"].dropna().unique()}
+    cols = {
+        f"{f} {b}": ("r2", {**WIDE, "factor": f, "budget": b})
+        for f in sel["factor"].dropna().unique()
+        for b in sel["budget"].dropna().unique()
+    }
     frame = per_method(df, cols)
-    return None if frame is None else Table(
-        "Ridge R^2 on dsprites test per factor and total labelled train examples, K = width (mean \u00b1 95% CI)",
-        frame, note="Penalty chosen on val per draw and factor; mean over draws within a seed.")
+    return (
+        None
+        if frame is None
+        else Table(
+            "Ridge R^2 on dsprites test per factor and total labelled train examples, K = width (mean \u00b1 95% CI)",
+            frame,
+            note="Penalty chosen on val per draw and factor; mean over draws within a seed.",
+        )
+    )
 
 
 def manipulation_table(df: pd.DataFrame) -> Table | None:
-    frame = per_method(df, {f"{lab} {s}": (m, {"setting": s}) for m, lab in
-                            (("gaussian_tc", "TC"), ("pairwise_mi", "MI"), ("dead_fraction", "dead"))
-                            for s in ("ica_linear", "dsprites_wide")})
-    return None if frame is None else Table(
-        "Manipulation check (Gaussian TC, the subject's own proxy: no verdict), pairwise MI and dead units", frame,
-        note="TC in nats on test codes; MI: mean pairwise mutual information of 20-bin units (nats).")
+    frame = per_method(
+        df,
+        {
+            f"{lab} {s}": (m, {"setting": s})
+            for m, lab in (("gaussian_tc", "TC"), ("pairwise_mi", "MI"), ("dead_fraction", "dead"))
+            for s in ("ica_linear", "dsprites_wide")
+        },
+    )
+    return (
+        None
+        if frame is None
+        else Table(
+            "Manipulation check (Gaussian TC, the subject's own proxy: no verdict), pairwise MI and dead units",
+            frame,
+            note="TC in nats on test codes; MI: mean pairwise mutual information of 20-bin units (nats).",
+        )
+    )
 
 
 def timing_table(df: pd.DataFrame) -> Table | None:
@@ -213,5 +315,7 @@ def timing_table(df: pd.DataFrame) -> Table | None:
     if not len(sel):
         return None
     frame = sel.groupby(["setting", "dataset"])["value"].agg(["mean", "max", "count"]).reset_index()
-    return Table("Metric time per encoder (seconds, protocol only, training and loading excluded)",
-                 frame.rename(columns={"mean": "mean s", "max": "max s", "count": "encoders"}))
+    return Table(
+        "Metric time per encoder (seconds, protocol only, training and loading excluded)",
+        frame.rename(columns={"mean": "mean s", "max": "max s", "count": "encoders"}),
+    )

@@ -44,7 +44,13 @@ class ProbeView(View):
         fig.suptitle(f"Probe accuracy per method on {', '.join(df['dataset'].dropna().unique())} (subject in red)")
         fig.tight_layout()
         fig2, axes2 = plt.subplots(1, 2, figsize=(10, 0.3 * df["method"].nunique() + 1.8))
-        plots.metric_points(df[df["value"] > 0], "act_scale", "activation scale max|a| on train (log; collapsed = 0 not shown)", axes2[0], log=True)
+        plots.metric_points(
+            df[df["value"] > 0],
+            "act_scale",
+            "activation scale max|a| on train (log; collapsed = 0 not shown)",
+            axes2[0],
+            log=True,
+        )
         plots.metric_points(df, "active_fraction", "active fraction (a > 0) per test input", axes2[1])
         fig2.suptitle("Training diagnostics: InfoMax's -log Var term is unbounded below")
         fig2.tight_layout()
@@ -52,8 +58,12 @@ class ProbeView(View):
 
     def tables(self, df):
         tabs = self.verdict_tables(df)
-        summary = plots.mean_ci_table(df[df["metric"].isin(
-            ["probe_acc", "knn_acc", "active_fraction", "dead_fraction", "n_params", "act_scale"])], ["method", "metric"])
+        summary = plots.mean_ci_table(
+            df[
+                df["metric"].isin(["probe_acc", "knn_acc", "active_fraction", "dead_fraction", "n_params", "act_scale"])
+            ],
+            ["method", "metric"],
+        )
         wide = summary.pivot(index="method", columns="metric", values="mean").reset_index()
         tabs.append(Table("Per-method means over seeds", wide))
         return tabs

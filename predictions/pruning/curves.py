@@ -89,8 +89,14 @@ class Summary:
     best: dict[str, str]
 
 
-def summarize(curves: Curves, chance: float, tol: float = 0.01, lo: float = 0.1, hi: float = 0.9,
-              candidates: Sequence[str] = PRIMARY_CRITERIA) -> Summary:
+def summarize(
+    curves: Curves,
+    chance: float,
+    tol: float = 0.01,
+    lo: float = 0.1,
+    hi: float = 0.9,
+    candidates: Sequence[str] = PRIMARY_CRITERIA,
+) -> Summary:
     """AURC (:func:`bench.evaluate.metrics.aurc`), prunable fraction and the val-chosen best criterion.
 
     An encoder whose unpruned accuracy is within ``tol`` of chance has nothing to prune away:
@@ -159,13 +165,20 @@ def structured_pruning(
         raise ValueError("fractions: must include 0 (the unpruned reference)")
     half_a, half_b = val_halves(y_val)
     z_tr, z_va, z_te = standardize(f_train.float(), f_val.float(), f_test.float())
-    full = linear_probe(z_tr, y_train, z_va, y_val, z_te, y_test, n_classes, l2_grid=l2_grid, standardized=True,
-                        keep_path=True)
+    full = linear_probe(
+        z_tr, y_train, z_va, y_val, z_te, y_test, n_classes, l2_grid=l2_grid, standardized=True, keep_path=True
+    )
     w0, b0 = full.weight[0], full.bias[0]
     ws, bs = full.path[float(max(l2_grid))]
     zb, yb = z_va[half_b], y_val[half_b]
-    out = Curves(fractions, l2=float(full.l2[0]), probe=(w0, b0), start=(ws[0], bs[0]),
-                 test_acc=float(full.test_acc[0]), val_acc=float(accuracy(zb, yb, w0[None], b0[None])[0]))
+    out = Curves(
+        fractions,
+        l2=float(full.l2[0]),
+        probe=(w0, b0),
+        start=(ws[0], bs[0]),
+        test_acc=float(full.test_acc[0]),
+        val_acc=float(accuracy(zb, yb, w0[None], b0[None])[0]),
+    )
     knock = (_probe_logits(w0, b0), z_va[half_a], y_val[half_a])
     orders, out.skipped = criterion_orders(criteria, f_train, knock, weight, random_draws, seed)
     pruned = [i for i, p in enumerate(fractions) if p > 0]
@@ -174,8 +187,19 @@ def structured_pruning(
         flat = torch.cat([m.reshape(-1, m.shape[-1]) for m in masks.values()])  # (G, K)
         frozen = (w0[None] * flat[:, :, None], b0[None].expand(len(flat), -1))
         warm = (ws * flat[:, :, None], bs.expand(len(flat), -1)) if fast else frozen
-        refit = linear_probe(z_tr, y_train, z_va, y_val, z_te, y_test, n_classes, masks=flat, l2_grid=l2_grid,
-                             standardized=True, init=warm)
+        refit = linear_probe(
+            z_tr,
+            y_train,
+            z_va,
+            y_val,
+            z_te,
+            y_test,
+            n_classes,
+            masks=flat,
+            l2_grid=l2_grid,
+            standardized=True,
+            init=warm,
+        )
         fits = {"refit": (refit.weight, refit.bias), "frozen": frozen}
         start = 0
         for c, m in masks.items():
@@ -196,8 +220,9 @@ def _rank_curve(out: Curves, f_train, y_train, f_val, y_val, f_test, y_test, n_c
     k = p_tr.shape[1]
     keep = [k - round(p * k) for p in out.fractions]
     masks = (torch.arange(k, device=p_tr.device)[None, :] < torch.tensor(keep, device=p_tr.device)[:, None]).float()
-    r = linear_probe(p_tr, y_train, p_va, y_val, p_te, y_test, n_classes, masks=masks, l2_grid=l2_grid,
-                     standardized=True)
+    r = linear_probe(
+        p_tr, y_train, p_va, y_val, p_te, y_test, n_classes, masks=masks, l2_grid=l2_grid, standardized=True
+    )
     out.test[("rank", "refit")] = r.test_acc.cpu().numpy()
     out.val[("rank", "refit")] = accuracy(p_va[half_b], y_val[half_b], r.weight, r.bias).cpu().numpy()
 
@@ -237,8 +262,9 @@ def head_pruning(
         return (pred == y[None]).double().mean(1)
 
     with torch.no_grad():
-        orders, skipped = criterion_orders(criteria, a_train, (logits_fn, a_val[half_a], y_val[half_a]), weight,
-                                           random_draws, seed)
+        orders, skipped = criterion_orders(
+            criteria, a_train, (logits_fn, a_val[half_a], y_val[half_a]), weight, random_draws, seed
+        )
         ones = torch.ones(1, k, device=a_test.device)
         splits = ((a_test, y_test), (a_val[half_b], y_val[half_b]))
         a0_test, a0_val = (float(accs(a, y, ones)[0]) for a, y in splits)
@@ -339,5 +365,6 @@ def unstructured_pruning(
     g = len(sparsities)
     warm = None if init is None else (init[0][None].expand(g, -1, -1), init[1][None].expand(g, -1))
     r = linear_probe(x[0], y_tr, x[1], y_va, x[2], y_te, n_classes, l2_grid=l2_grid, standardized=True, init=warm)
-    return Unstructured(tuple(float(s) for s in sparsities), r.test_acc.cpu().numpy(), r.val_acc.cpu().numpy(),
-                        np.array(comp))
+    return Unstructured(
+        tuple(float(s) for s in sparsities), r.test_acc.cpu().numpy(), r.val_acc.cpu().numpy(), np.array(comp)
+    )

@@ -19,8 +19,12 @@ CURVES = (*CRITERIA, "rank")
 def all_figures(df: pd.DataFrame, matrices: pd.DataFrame) -> list:
     plots.theme()
     figs = [("retained_accuracy", retained_figure(df)), ("aurc", aurc_figure(df))]
-    for name, fig in (("basis", basis_figure(df)), ("unstructured", unstructured_figure(df)),
-                      ("diagnostics", diagnostics_figure(df)), ("correlation_heatmaps", heatmap_figure(matrices))):
+    for name, fig in (
+        ("basis", basis_figure(df)),
+        ("unstructured", unstructured_figure(df)),
+        ("diagnostics", diagnostics_figure(df)),
+        ("correlation_heatmaps", heatmap_figure(matrices)),
+    ):
         if fig is not None:
             figs.append((name, fig))
     return figs
@@ -33,10 +37,24 @@ def _methods_order(methods) -> list[str]:
 
 def _line(ax, t: pd.DataFrame, x: str, pal: dict[str, str], method: str) -> None:
     subj = method == SUBJECT
-    ax.plot(t[x], t["mean"], color=pal[method], lw=2.2 if subj else 1.0, alpha=1 if subj else 0.75,
-            zorder=3 if subj else 2, label=method)
-    ax.fill_between(t[x], t["mean"] - t["half"].fillna(0), t["mean"] + t["half"].fillna(0), color=pal[method],
-                    alpha=0.18 if subj else 0.08, lw=0, zorder=1)
+    ax.plot(
+        t[x],
+        t["mean"],
+        color=pal[method],
+        lw=2.2 if subj else 1.0,
+        alpha=1 if subj else 0.75,
+        zorder=3 if subj else 2,
+        label=method,
+    )
+    ax.fill_between(
+        t[x],
+        t["mean"] - t["half"].fillna(0),
+        t["mean"] + t["half"].fillna(0),
+        color=pal[method],
+        alpha=0.18 if subj else 0.08,
+        lw=0,
+        zorder=1,
+    )
 
 
 def _legend(fig, pal: dict[str, str], methods: list[str]) -> None:
@@ -47,8 +65,14 @@ def _legend(fig, pal: dict[str, str], methods: list[str]) -> None:
     others = [m for m in methods if pal[m] == plots.OTHER_COLOR]
     if others:
         handles.append(Line2D([], [], color=plots.OTHER_COLOR, lw=1.0, label=f"baselines ({len(others)})"))
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
-               bbox_to_anchor=(0.5, 0.985), fontsize=8)
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=min(len(handles), 6),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.985),
+        fontsize=8,
+    )
 
 
 def _end_labels(ax, ends: list[tuple[float, float, str]], pal: dict[str, str], gap: float = 0.022) -> None:
@@ -59,9 +83,16 @@ def _end_labels(ax, ends: list[tuple[float, float, str]], pal: dict[str, str], g
     for y, x, m in sorted(ends):
         y_text = max(y, placed[-1] + step) if placed else y
         placed.append(y_text)
-        ax.annotate(m, (x, y), xytext=(x * 1.08, y_text), fontsize=6, va="center", color=pal[m],
-                    weight="bold" if m == SUBJECT else "normal",
-                    arrowprops={"arrowstyle": "-", "lw": 0.3, "color": pal[m]} if abs(y_text - y) > step / 2 else None)
+        ax.annotate(
+            m,
+            (x, y),
+            xytext=(x * 1.08, y_text),
+            fontsize=6,
+            va="center",
+            color=pal[m],
+            weight="bold" if m == SUBJECT else "normal",
+            arrowprops={"arrowstyle": "-", "lw": 0.3, "color": pal[m]} if abs(y_text - y) > step / 2 else None,
+        )
 
 
 def retained_figure(df: pd.DataFrame):
@@ -70,8 +101,14 @@ def retained_figure(df: pd.DataFrame):
     modes = [m for m in MODES if m in set(sel["probe_mode"])]
     methods = _methods_order(sel["method"])
     pal = plots.method_palette(methods)
-    fig, axes = plt.subplots(len(crits), len(modes), figsize=(2.9 * len(modes) + 0.8, 2.0 * len(crits) + 1.0),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(crits),
+        len(modes),
+        figsize=(2.9 * len(modes) + 0.8, 2.0 * len(crits) + 1.0),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     t = plots.mean_ci_table(sel, ["method", "criterion", "probe_mode", "fraction"])
     for i, crit in enumerate(crits):
         for j, mode in enumerate(modes):
@@ -93,8 +130,11 @@ def retained_figure(df: pd.DataFrame):
                 ax.set_xlabel("fraction of features pruned p", fontsize=8)
     axes[0, 0].set_ylim(-0.05, 1.1)
     _legend(fig, pal, methods)
-    fig.suptitle("Retained accuracy r(p) = (acc(p) - chance) / (acc(0) - chance); rows: criterion; mean and 95% CI",
-                 y=0.955, fontsize=9)
+    fig.suptitle(
+        "Retained accuracy r(p) = (acc(p) - chance) / (acc(0) - chance); rows: criterion; mean and 95% CI",
+        y=0.955,
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
@@ -106,8 +146,9 @@ def _dots(ax, sel: pd.DataFrame, label: str) -> None:
     y = np.arange(len(t))
     half = t["half"].fillna(0)
     ax.hlines(y, t["mean"] - half, t["mean"] + half, colors=[pal[m] for m in t["method"]], lw=1.4)
-    ax.scatter(t["mean"], y, c=[pal[m] for m in t["method"]], s=[40 if m == SUBJECT else 18 for m in t["method"]],
-               zorder=3)
+    ax.scatter(
+        t["mean"], y, c=[pal[m] for m in t["method"]], s=[40 if m == SUBJECT else 18 for m in t["method"]], zorder=3
+    )
     ax.set_yticks(y, list(t["method"]))
     for tick, m in zip(ax.get_yticklabels(), t["method"], strict=True):
         if m == SUBJECT:
@@ -128,8 +169,11 @@ def aurc_figure(df: pd.DataFrame):
     _dots(axes[1], df[refit & plots.is_value(df, "criterion", "rank") & aurc], "rank AURC (principal components)")
     _dots(axes[2], df[refit & plots.is_value(df, "criterion", "magnitude") & aurc], "AURC, magnitude criterion")
     _dots(axes[3], df[refit & (df["metric"] == "prunable_fraction_best")], "prunable fraction (1-point loss), best")
-    fig.suptitle("Prunability per method, refit probe (mean and 95% CI over seeds; subject in red, dashed at its "
-                 "mean; lower = harder to prune)", fontsize=9)
+    fig.suptitle(
+        "Prunability per method, refit probe (mean and 95% CI over seeds; subject in red, dashed at its "
+        "mean; lower = harder to prune)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -148,24 +192,42 @@ def basis_figure(df: pd.DataFrame):
         return None
     pal = plots.method_palette(means.index)
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for ax, (x, y, xl, yl) in zip(axes, (("acc0", "unit", "unpruned probe accuracy acc(0)", "unit AURC, best criterion"),
-                                         ("rank", "unit", "rank AURC (basis-free)", "unit AURC, best criterion")),
-                                  strict=True):
+    for ax, (x, y, xl, yl) in zip(
+        axes,
+        (
+            ("acc0", "unit", "unpruned probe accuracy acc(0)", "unit AURC, best criterion"),
+            ("rank", "unit", "rank AURC (basis-free)", "unit AURC, best criterion"),
+        ),
+        strict=True,
+    ):
         for m, r in means.iterrows():
             subj = m == SUBJECT
             ax.scatter(r[x], r[y], s=60 if subj else 22, color=pal[m], zorder=3, edgecolor="k", lw=0.4)
-            ax.annotate(m, (r[x], r[y]), xytext=(3, 2), textcoords="offset points", fontsize=6.5,
-                        weight="bold" if subj else "normal", color=plots.SUBJECT_COLOR if subj else "#333333")
+            ax.annotate(
+                m,
+                (r[x], r[y]),
+                xytext=(3, 2),
+                textcoords="offset points",
+                fontsize=6.5,
+                weight="bold" if subj else "normal",
+                color=plots.SUBJECT_COLOR if subj else "#333333",
+            )
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
     lo = float(np.nanmin(means[["rank", "unit"]].to_numpy())) - 0.02
     axes[1].plot([lo, 1], [lo, 1], color="k", lw=0.6, ls=":")
-    axes[1].text(lo + 0.01, 0.99, "on the diagonal: removing units costs what dropping the weakest principal\n"
-                 "components costs; below it: the informative directions are spread over the units;\n"
-                 "above it: the components are arbitrary (a whitened code has no 'weakest' one)",
-                 fontsize=7, va="top")
-    fig.suptitle("What a low AURC means: accuracy to lose (left) and the basis (right); method means over seeds",
-                 fontsize=9)
+    axes[1].text(
+        lo + 0.01,
+        0.99,
+        "on the diagonal: removing units costs what dropping the weakest principal\n"
+        "components costs; below it: the informative directions are spread over the units;\n"
+        "above it: the components are arbitrary (a whitened code has no 'weakest' one)",
+        fontsize=7,
+        va="top",
+    )
+    fig.suptitle(
+        "What a low AURC means: accuracy to lose (left) and the basis (right); method means over seeds", fontsize=9
+    )
     fig.tight_layout()
     return fig
 
@@ -200,12 +262,16 @@ def diagnostics_figure(df: pd.DataFrame):
         return None
     n = df["method"].nunique()
     fig, axes = plt.subplots(2, 4, figsize=(14, 2 * (0.26 * n + 1.4)))
-    spec = [("pairwise_mi", "mean pairwise MI (nats)", False),
-            ("nonlinear_predictability", "kNN R^2 from the other features", False),
-            ("max_weight_cosine", "max cosine of incoming weights", False), ("dead_fraction", "dead fraction", False),
-            ("gaussian_tc", "Gaussian TC (nats, log)", True), ("mean_abs_corr", "mean |off-diagonal corr|", False),
-            ("effective_rank", "effective rank / K (corr)", False),
-            ("effective_rank_cov", "effective rank / K (cov)", False)]
+    spec = [
+        ("pairwise_mi", "mean pairwise MI (nats)", False),
+        ("nonlinear_predictability", "kNN R^2 from the other features", False),
+        ("max_weight_cosine", "max cosine of incoming weights", False),
+        ("dead_fraction", "dead fraction", False),
+        ("gaussian_tc", "Gaussian TC (nats, log)", True),
+        ("mean_abs_corr", "mean |off-diagonal corr|", False),
+        ("effective_rank", "effective rank / K (corr)", False),
+        ("effective_rank_cov", "effective rank / K (cov)", False),
+    ]
     for ax, (metric, label, log) in zip(axes.flat, spec, strict=True):
         if len(df[(df["metric"] == metric)].dropna(subset=["value"])):
             plots.metric_bars(df.dropna(subset=["value"]), metric, label, ax, log=log)
@@ -239,11 +305,17 @@ def heatmap_figure(matrices: pd.DataFrame):
         np.fill_diagonal(dist, 0)
         order = leaves_list(linkage(squareform((dist + dist.T) / 2, checks=False), "average")) if k > 2 else range(k)
         im = ax.imshow(r[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(f"{m} (seed {int(g['seed'].min())})", fontsize=9, weight="bold" if m == SUBJECT else "normal",
-                     color=plots.SUBJECT_COLOR if m == SUBJECT else "k")
+        ax.set_title(
+            f"{m} (seed {int(g['seed'].min())})",
+            fontsize=9,
+            weight="bold" if m == SUBJECT else "normal",
+            color=plots.SUBJECT_COLOR if m == SUBJECT else "k",
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="Pearson correlation (test)")
-    fig.suptitle("Feature correlation matrices on test inputs, features ordered by average-linkage clustering "
-                 "of 1 - |corr|", fontsize=9)
+    fig.suptitle(
+        "Feature correlation matrices on test inputs, features ordered by average-linkage clustering of 1 - |corr|",
+        fontsize=9,
+    )
     return fig

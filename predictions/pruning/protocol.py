@@ -120,15 +120,38 @@ class Pruning(Prediction):
 
         add("chance", chance)
         cv = curves.structured_pruning(
-            f_tr, ds.train.y, f_va, ds.val.y, f_te, ds.test.y, ds.n_classes, weight=w, fractions=c.fractions,
-            criteria=c.criteria, random_draws=c.random_draws, seed=seed, fast=self.fast)
+            f_tr,
+            ds.train.y,
+            f_va,
+            ds.val.y,
+            f_te,
+            ds.test.y,
+            ds.n_classes,
+            weight=w,
+            fractions=c.fractions,
+            criteria=c.criteria,
+            random_draws=c.random_draws,
+            seed=seed,
+            fast=self.fast,
+        )
         add("probe_acc", cv.test_acc)
         add("probe_l2", cv.l2)
         self._curve_rows(add, cv, chance, ("refit", "frozen"))
         head = _head(method, f_tr, ds.n_classes)
         if head is not None:
-            hc = curves.head_pruning(head, f_tr, f_va, ds.val.y, f_te, ds.test.y, weight=w, fractions=c.fractions,
-                                     criteria=c.criteria, random_draws=c.random_draws, seed=seed)
+            hc = curves.head_pruning(
+                head,
+                f_tr,
+                f_va,
+                ds.val.y,
+                f_te,
+                ds.test.y,
+                weight=w,
+                fractions=c.fractions,
+                criteria=c.criteria,
+                random_draws=c.random_draws,
+                seed=seed,
+            )
             add("head_acc", hc.test_acc)
             self._curve_rows(add, hc, chance, ("head",))
         self._unstructured_rows(add, method, ds, cv, (f_tr, f_va, f_te))
@@ -166,12 +189,22 @@ class Pruning(Prediction):
 
     def _unstructured_rows(self, add, method, ds, cv: curves.Curves, features) -> None:
         if not curves.prunable_weights(method.deployed_modules()):
-            add("skipped", 1.0, criterion="unstructured", probe_mode="refit",
-                note="no Linear/Conv weight in the deployed modules")
+            add(
+                "skipped",
+                1.0,
+                criterion="unstructured",
+                probe_mode="refit",
+                note="no Linear/Conv weight in the deployed modules",
+            )
             return
-        un = curves.unstructured_pruning(method, [(s.x, s.y) for s in (ds.train, ds.val, ds.test)], ds.n_classes,
-                                         self.cfg.sparsities, init=cv.start if self.fast else cv.probe,
-                                         unpruned=features)
+        un = curves.unstructured_pruning(
+            method,
+            [(s.x, s.y) for s in (ds.train, ds.val, ds.test)],
+            ds.n_classes,
+            self.cfg.sparsities,
+            init=cv.start if self.fast else cv.probe,
+            unpruned=features,
+        )
         for s, a, cr in zip(un.sparsities, un.test, un.compression, strict=True):
             add("unstructured_acc", a, sparsity=s, probe_mode="refit")
             add("compression_ratio", cr, sparsity=s)

@@ -57,18 +57,35 @@ class PruningView(View):
         "a mechanism question) and REF (raw, random); tests and the headline only under profile=confirm."
     )
     verdicts = (
-        Verdict("aurc_best", "lower", REFIT, "AURC under the best criterion (chosen on val), refit",
-                "AURC = mean normalised retained accuracy over p in [0.1, 0.9]; lower = harder to prune. Best "
-                "criterion = the one of variance, random, importance, redundancy with the highest AURC on val half "
-                "B, per encoder. acc(0) = unpruned probe accuracy: a weak code can look hard to prune."),
-        Verdict("aurc", "lower", {"criterion": "magnitude", "probe_mode": "refit"},
-                "AURC under magnitude pruning (conventional; single-layer encoders only), refit"),
-        Verdict("aurc", "lower", {"criterion": "rank", "probe_mode": "refit"},
-                "rank AURC (top principal components kept: basis-independent), refit"),
+        Verdict(
+            "aurc_best",
+            "lower",
+            REFIT,
+            "AURC under the best criterion (chosen on val), refit",
+            "AURC = mean normalised retained accuracy over p in [0.1, 0.9]; lower = harder to prune. Best "
+            "criterion = the one of variance, random, importance, redundancy with the highest AURC on val half "
+            "B, per encoder. acc(0) = unpruned probe accuracy: a weak code can look hard to prune.",
+        ),
+        Verdict(
+            "aurc",
+            "lower",
+            {"criterion": "magnitude", "probe_mode": "refit"},
+            "AURC under magnitude pruning (conventional; single-layer encoders only), refit",
+        ),
+        Verdict(
+            "aurc",
+            "lower",
+            {"criterion": "rank", "probe_mode": "refit"},
+            "rank AURC (top principal components kept: basis-independent), refit",
+        ),
         Verdict("prunable_fraction_best", "lower", REFIT, "prunable fraction (1-point loss), best criterion, refit"),
         Verdict("pairwise_mi", "lower", {}, "mean pairwise mutual information of binned features (test)"),
-        Verdict("nonlinear_predictability", "lower", {},
-                "nonlinear predictability: mean kNN R^2 of each feature from the others"),
+        Verdict(
+            "nonlinear_predictability",
+            "lower",
+            {},
+            "nonlinear predictability: mean kNN R^2 of each feature from the others",
+        ),
     )
 
     def verdict_frame(self, df: pd.DataFrame, v: Verdict) -> pd.DataFrame:
@@ -78,8 +95,10 @@ class PruningView(View):
             skipped = df[(df["metric"] == "skipped") & plots.is_value(df, "criterion", crit)]
             why = skipped.groupby("method")["note"].first() if "note" in skipped.columns else pd.Series(dtype=str)
             valued = set(plots.select(df, v.metric, v.where)["method"])
-            frame["na"] = [str(why[b]) if b in why.index and b not in valued else na
-                           for b, na in zip(frame["baseline"], frame["na"], strict=True)]
+            frame["na"] = [
+                str(why[b]) if b in why.index and b not in valued else na
+                for b, na in zip(frame["baseline"], frame["na"], strict=True)
+            ]
         if v.metric.startswith("aurc"):  # acc(0) beside every AURC
             acc0 = df[df["metric"] == "probe_acc"].groupby("method")["value"].mean()
             frame.insert(frame.columns.get_loc("baseline") + 1, "acc(0)", frame["baseline"].map(acc0).astype(float))
@@ -90,8 +109,17 @@ class PruningView(View):
         acc0 = df[df["metric"] == "probe_acc"].groupby("method")["value"].mean()
         if SUBJECT in acc0:
             tabs[0].note += f" Subject acc(0): {acc0[SUBJECT]:.3f}."
-        tabs += [t for t in (summary_table(df), diagnostics_table(df), manipulation_table(df), head_table(df),
-                             skipped_table(df)) if t is not None]
+        tabs += [
+            t
+            for t in (
+                summary_table(df),
+                diagnostics_table(df),
+                manipulation_table(df),
+                head_table(df),
+                skipped_table(df),
+            )
+            if t is not None
+        ]
         return tabs
 
     def figures(self, df, matrices):
@@ -113,59 +141,78 @@ def _per_method(df: pd.DataFrame, columns: dict[str, tuple[str, dict]]) -> pd.Da
 def _best_criteria(df: pd.DataFrame) -> pd.Series:
     sel = df[(df["metric"] == "aurc_best") & plots.is_value(df, "probe_mode", "refit")]
     return sel.groupby("method")["criterion"].agg(
-        lambda s: ", ".join(f"{k} {n}/{len(s)}" for k, n in s.value_counts().items()))
+        lambda s: ", ".join(f"{k} {n}/{len(s)}" for k, n in s.value_counts().items())
+    )
 
 
 def summary_table(df: pd.DataFrame) -> Table | None:
     if "aurc_best" not in set(df["metric"]):
         return None
-    frame = _per_method(df, {
-        "acc(0)": ("probe_acc", {}),
-        "AURC best": ("aurc_best", REFIT),
-        "prunable best": ("prunable_fraction_best", REFIT),
-        "AURC rank": ("aurc", {"criterion": "rank", "probe_mode": "refit"}),
-        "AURC magnitude": ("aurc", {"criterion": "magnitude", "probe_mode": "refit"}),
-        "AURC random": ("aurc", {"criterion": "random", "probe_mode": "refit"}),
-        "AURC redundancy": ("aurc", {"criterion": "redundancy", "probe_mode": "refit"}),
-        "AURC best frozen": ("aurc_best", {"probe_mode": "frozen"}),
-    })
+    frame = _per_method(
+        df,
+        {
+            "acc(0)": ("probe_acc", {}),
+            "AURC best": ("aurc_best", REFIT),
+            "prunable best": ("prunable_fraction_best", REFIT),
+            "AURC rank": ("aurc", {"criterion": "rank", "probe_mode": "refit"}),
+            "AURC magnitude": ("aurc", {"criterion": "magnitude", "probe_mode": "refit"}),
+            "AURC random": ("aurc", {"criterion": "random", "probe_mode": "refit"}),
+            "AURC redundancy": ("aurc", {"criterion": "redundancy", "probe_mode": "refit"}),
+            "AURC best frozen": ("aurc_best", {"probe_mode": "frozen"}),
+        },
+    )
     frame.insert(4, "best criterion (val)", frame["method"].map(_best_criteria(df)).fillna("n/a"))
-    return Table("Pruning summary per method (mean \u00b1 95% CI half-width over seeds)", frame,
-                 note="refit unless stated; acc(0) = unpruned probe accuracy; best criterion = the one of variance, "
-                      "random, importance, redundancy with the highest AURC on val half B, per seed. Unit AURC "
-                      "depends on the basis (a rotated code spreads its information over all units); rank AURC "
-                      "does not. Both depend on acc(0): a weak code has less to lose.")
+    return Table(
+        "Pruning summary per method (mean \u00b1 95% CI half-width over seeds)",
+        frame,
+        note="refit unless stated; acc(0) = unpruned probe accuracy; best criterion = the one of variance, "
+        "random, importance, redundancy with the highest AURC on val half B, per seed. Unit AURC "
+        "depends on the basis (a rotated code spreads its information over all units); rank AURC "
+        "does not. Both depend on acc(0): a weak code has less to lose.",
+    )
 
 
 def diagnostics_table(df: pd.DataFrame) -> Table | None:
     if "pairwise_mi" not in set(df["metric"]):
         return None
-    frame = _per_method(df, {
-        "pairwise MI": ("pairwise_mi", {}),
-        "kNN R^2": ("nonlinear_predictability", {}),
-        "max w cos": ("max_weight_cosine", {}),
-        "dead": ("dead_fraction", {}),
-    })
-    return Table("Redundancy the subject does not optimise, on test features (mean \u00b1 95% CI half-width)", frame,
-                 note="MI in nats (20 equal-width bins, Miller-Madow); kNN R^2 = mean over live features of the test "
-                      "R^2 of a 10-NN regressor predicting the feature from the others (standardised, fit on train; "
-                      "clipped to [0, 1]: 0 for independent features, 1 for copies); max w cos = largest cosine between two "
-                      "units' incoming weights; dead = constant features.")
+    frame = _per_method(
+        df,
+        {
+            "pairwise MI": ("pairwise_mi", {}),
+            "kNN R^2": ("nonlinear_predictability", {}),
+            "max w cos": ("max_weight_cosine", {}),
+            "dead": ("dead_fraction", {}),
+        },
+    )
+    return Table(
+        "Redundancy the subject does not optimise, on test features (mean \u00b1 95% CI half-width)",
+        frame,
+        note="MI in nats (20 equal-width bins, Miller-Madow); kNN R^2 = mean over live features of the test "
+        "R^2 of a 10-NN regressor predicting the feature from the others (standardised, fit on train; "
+        "clipped to [0, 1]: 0 for independent features, 1 for copies); max w cos = largest cosine between two "
+        "units' incoming weights; dead = constant features.",
+    )
 
 
 def manipulation_table(df: pd.DataFrame) -> Table | None:
     if "gaussian_tc" not in set(df["metric"]):
         return None
-    frame = _per_method(df, {
-        "Gaussian TC": ("gaussian_tc", {}),
-        "mean |corr|": ("mean_abs_corr", {}),
-        "eff. rank": ("effective_rank", {}),
-        "eff. rank cov": ("effective_rank_cov", {}),
-    })
-    return Table("Manipulation checks (no verdict): the subject's own TC proxies, on test features", frame,
-                 note="The subject minimises a decorrelation proxy of these, so a win here is expected and says "
-                      "nothing about the prediction. TC in nats (correlation matrix, ridge 1e-3); eff. rank = "
-                      "exp(entropy of normalised eigenvalues) / K of the correlation (cov: covariance) matrix.")
+    frame = _per_method(
+        df,
+        {
+            "Gaussian TC": ("gaussian_tc", {}),
+            "mean |corr|": ("mean_abs_corr", {}),
+            "eff. rank": ("effective_rank", {}),
+            "eff. rank cov": ("effective_rank_cov", {}),
+        },
+    )
+    return Table(
+        "Manipulation checks (no verdict): the subject's own TC proxies, on test features",
+        frame,
+        note="The subject minimises a decorrelation proxy of these, so a win here is expected and says "
+        "nothing about the prediction. TC in nats (correlation matrix, ridge 1e-3); eff. rank = "
+        "exp(entropy of normalised eigenvalues) / K of the correlation (cov: covariance) matrix.",
+    )
 
 
 def head_table(df: pd.DataFrame) -> Table | None:
@@ -173,15 +220,21 @@ def head_table(df: pd.DataFrame) -> Table | None:
     if not len(sel):
         return None
     rows = []
-    for (method, crit), g in df[df["metric"].isin(["aurc", "prunable_fraction"])
-                                & df["method"].isin(sel["method"].unique())].groupby(["method", "criterion"]):
+    for (method, crit), g in df[
+        df["metric"].isin(["aurc", "prunable_fraction"]) & df["method"].isin(sel["method"].unique())
+    ].groupby(["method", "criterion"]):
         rec = {"method": method, "criterion": crit}
         for mode in ("head", "refit", "frozen"):
             for metric, lab in (("aurc", "AURC"), ("prunable_fraction", "prunable")):
-                rec[f"{lab} {mode}"] = plots.mean_ci_cell(g[plots.is_value(g, "probe_mode", mode) & (g["metric"] == metric)]["value"])
+                rec[f"{lab} {mode}"] = plots.mean_ci_cell(
+                    g[plots.is_value(g, "probe_mode", mode) & (g["metric"] == metric)]["value"]
+                )
         rows.append(rec)
-    return Table("End-to-end: hidden units pruned under the model's own trained head (no refit), beside the probes",
-                 pd.DataFrame(rows), note="The setting behind the '50-90% prunable' folklore.")
+    return Table(
+        "End-to-end: hidden units pruned under the model's own trained head (no refit), beside the probes",
+        pd.DataFrame(rows),
+        note="The setting behind the '50-90% prunable' folklore.",
+    )
 
 
 def skipped_table(df: pd.DataFrame) -> Table | None:
@@ -190,5 +243,3 @@ def skipped_table(df: pd.DataFrame) -> Table | None:
         return None
     frame = sel.groupby(["method", "criterion", "note"]).size().reset_index(name="encoders")
     return Table("Not applicable (recorded, not run)", frame)
-
-

@@ -71,8 +71,14 @@ LossGrad = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, tor
 
 
 def batched_lbfgs(
-    fg: LossGrad, theta: torch.Tensor, max_iter: int = FIRST_ITER, history: int = 20,
-    tolerance_grad: float = 1e-6, tolerance_change: float = 1e-10, max_ls: int = 25, compact: bool = True,
+    fg: LossGrad,
+    theta: torch.Tensor,
+    max_iter: int = FIRST_ITER,
+    history: int = 20,
+    tolerance_grad: float = 1e-6,
+    tolerance_change: float = 1e-10,
+    max_ls: int = 25,
+    compact: bool = True,
 ) -> torch.Tensor:
     """Minimise G independent smooth functions of (G, P) parameters, each by its own L-BFGS.
 
@@ -158,15 +164,24 @@ def batched_lbfgs(
         theta = theta + s
         change = (f_new - f).abs()
         f, g = torch.where(active, f_new, f), torch.where(active[:, None], g_new, g)
-        active = (active & (g.abs().amax(1) > tolerance_grad) & (s.abs().amax(1) > tolerance_change)
-                  & (change >= tolerance_change))
+        active = (
+            active
+            & (g.abs().amax(1) > tolerance_grad)
+            & (s.abs().amax(1) > tolerance_change)
+            & (change >= tolerance_change)
+        )
     full[rows] = theta
     return full
 
 
 def fit_subsets(
-    x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float, subsets: Sequence[np.ndarray],
-    init: tuple[torch.Tensor, torch.Tensor] | None = None, max_iter: int = FIRST_ITER,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    l2: float,
+    subsets: Sequence[np.ndarray],
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    max_iter: int = FIRST_ITER,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """G independent multinomial logistic regressions, probe g on the rows ``subsets[g]`` of x.
 
@@ -193,8 +208,7 @@ def fit_subsets(
     for si, xx in enumerate(xs_all):
         for n in np.unique(sizes):
             ids = np.flatnonzero(sizes == n)
-            idx = torch.as_tensor(np.stack([np.asarray(subsets[i]) for i in ids]), dtype=torch.int64,
-                                  device=x.device)
+            idx = torch.as_tensor(np.stack([np.asarray(subsets[i]) for i in ids]), dtype=torch.int64, device=x.device)
             onehot = torch.nn.functional.one_hot(y[idx], c).to(x.dtype)
             groups.append((torch.as_tensor(ids + si * n_sub, device=x.device), xx[idx], onehot))
 
@@ -226,9 +240,17 @@ def fit_subsets(
 
 
 def budget_probe(
-    f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor,
-    f_test: torch.Tensor, y_test: torch.Tensor, n_classes: int, subsets: Sequence[np.ndarray],
-    l2_grid: Sequence[float] = L2_GRID, fixed_l2: float = 1e-2, scaling: str = "scalar",
+    f_train: torch.Tensor,
+    y_train: torch.Tensor,
+    f_val: torch.Tensor,
+    y_val: torch.Tensor,
+    f_test: torch.Tensor,
+    y_test: torch.Tensor,
+    n_classes: int,
+    subsets: Sequence[np.ndarray],
+    l2_grid: Sequence[float] = L2_GRID,
+    fixed_l2: float = 1e-2,
+    scaling: str = "scalar",
 ) -> BudgetProbes:
     """G = len(subsets) probes of one encoder on one target, G independent problems fitted batched.
 
@@ -239,14 +261,23 @@ def budget_probe(
         l2_grid: L2 strengths the val split chooses from; fixed_l2: the sensitivity row's L2
             (fitted on the same path; chosen by val only if it is in ``l2_grid``).
     """
-    return budget_probes(f_train, y_train, f_val, y_val, f_test, y_test, n_classes, subsets, l2_grid, fixed_l2,
-                         (scaling,))[scaling]
+    return budget_probes(
+        f_train, y_train, f_val, y_val, f_test, y_test, n_classes, subsets, l2_grid, fixed_l2, (scaling,)
+    )[scaling]
 
 
 def budget_probes(
-    f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor,
-    f_test: torch.Tensor, y_test: torch.Tensor, n_classes: int, subsets: Sequence[np.ndarray],
-    l2_grid: Sequence[float] = L2_GRID, fixed_l2: float = 1e-2, scalings: Sequence[str] = SCALINGS,
+    f_train: torch.Tensor,
+    y_train: torch.Tensor,
+    f_val: torch.Tensor,
+    y_val: torch.Tensor,
+    f_test: torch.Tensor,
+    y_test: torch.Tensor,
+    n_classes: int,
+    subsets: Sequence[np.ndarray],
+    l2_grid: Sequence[float] = L2_GRID,
+    fixed_l2: float = 1e-2,
+    scalings: Sequence[str] = SCALINGS,
 ) -> dict[str, BudgetProbes]:
     """:func:`budget_probe` under every scaling of ``scalings`` at once: the S x G probes are ONE
     batched problem (:func:`fit_subsets` on the (S, N, K) stack of scaled codes), so the L-BFGS
@@ -265,8 +296,9 @@ def budget_probes(
     n_sub = len(subsets)
 
     def accs(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.cat([accuracy(x[i], y, w[i * n_sub:(i + 1) * n_sub], b[i * n_sub:(i + 1) * n_sub])
-                          for i in range(len(x))])
+        return torch.cat(
+            [accuracy(x[i], y, w[i * n_sub : (i + 1) * n_sub], b[i * n_sub : (i + 1) * n_sub]) for i in range(len(x))]
+        )
 
     grid = {float(v) for v in l2_grid}
     best_val = best_test = best_l2 = fixed = None

@@ -108,8 +108,11 @@ class Transfer(Prediction):
         lack = [p for p in P.PRIMARY if p not in self.cfg.pairs]
         if lack:
             note = f"{PRIMARY_SUBSET} (pairs lacks {', '.join(lack)})"
-            rows += [_bare(m, self.cfg.width, s, "skipped", 1.0, dataset="primary", pair="primary", note=note)
-                     for m in src.methods for s in src.seeds]
+            rows += [
+                _bare(m, self.cfg.width, s, "skipped", 1.0, dataset="primary", pair="primary", note=note)
+                for m in src.methods
+                for s in src.seeds
+            ]
         return rows
 
     # ------------------------------------------------------------------------------ one pair
@@ -120,8 +123,11 @@ class Transfer(Prediction):
             target, source = src.dataset(pair.target), src.dataset(pair.source)
         except (FileNotFoundError, ValueError) as e:  # absent under data.root; a subset the base lacks
             why = f"pair {pid} skipped: {str(e).splitlines()[0]}"
-            return [_bare(m, c.width, s, "skipped", 1.0, dataset=pair.target, note=why, **cond)
-                    for m in src.methods for s in src.seeds]
+            return [
+                _bare(m, c.width, s, "skipped", 1.0, dataset=pair.target, note=why, **cond)
+                for m in src.methods
+                for s in src.seeds
+            ]
         rows, feasible[pid], skipped = [], [], []
         for b in c.budgets:
             why = P.infeasible(target.train.y, target.n_classes, b)
@@ -135,14 +141,25 @@ class Transfer(Prediction):
                 refs.append(("matched", matched, unlabelled))
             except ValueError as e:  # the target's train split is larger than the source's
                 why = f"step-matched source of {pid} skipped: {str(e).splitlines()[0]}"
-                rows += [_bare(m, c.width, s, "skipped", 1.0, dataset=matched, reference="matched", note=why, **cond)
-                         for m in unlabelled for s in src.seeds]
+                rows += [
+                    _bare(m, c.width, s, "skipped", 1.0, dataset=matched, reference="matched", note=why, **cond)
+                    for m in unlabelled
+                    for s in src.seeds
+                ]
         width = pair.width or c.width
         for reference, dataset, methods in refs:
             if not methods:
                 continue
-            for measured in src.measure(self.measure_pair, pid, reference, tuple(feasible[pid]), tuple(skipped),
-                                        dataset=dataset, methods=methods, widths=[width]):
+            for measured in src.measure(
+                self.measure_pair,
+                pid,
+                reference,
+                tuple(feasible[pid]),
+                tuple(skipped),
+                dataset=dataset,
+                methods=methods,
+                widths=[width],
+            ):
                 rows += measured
                 for r in measured:
                     if r["metric"] == "kappa":
@@ -156,8 +173,9 @@ class Transfer(Prediction):
                     kappas[(p, "matched", m, *rest)] = v
         return rows
 
-    def measure_pair(self, enc, src, pid: str, reference: str, feasible: tuple[str, ...],
-                     skipped: tuple[tuple[str, str], ...]) -> list[dict]:
+    def measure_pair(
+        self, enc, src, pid: str, reference: str, feasible: tuple[str, ...], skipped: tuple[tuple[str, str], ...]
+    ) -> list[dict]:
         """One encoder (pretrained on the pair's source, its step-matched source or its target)
         probed on the target at every feasible budget and draw, under every (L2 mode, scaling):
         the subsets depend on (seed, pair, budget, draw) only, never on the method."""
@@ -174,8 +192,13 @@ class Transfer(Prediction):
         else:
             res = {sc: budget_probe(*args, fixed_l2=c.fixed_l2, scaling=sc) for sc in ("scalar", "unit")}
         oracle = reference == "in_domain" and getattr(enc.method, "uses_labels", False)
-        extra = {"pair": pid, "source": pair.source, "target": pair.target, "reference": reference,
-                 **({"note": ORACLE} if oracle else {})}
+        extra = {
+            "pair": pid,
+            "source": pair.source,
+            "target": pair.target,
+            "reference": reference,
+            **({"note": ORACLE} if oracle else {}),
+        }
         budgets = np.array([b for b, _ in plan])
         rows = []
         for b in feasible:
@@ -189,7 +212,9 @@ class Transfer(Prediction):
                 rows.append(row(enc, "acc", float(acc.mean()), **cond, **extra))
                 rows.append(row(enc, "kappa", float(kap.mean()), **cond, **extra))
                 sd = float(kap.std()) if len(at) > 1 else math.nan
-                rows.append(row(enc, "kappa_sd", sd, **cond, **(extra if len(at) > 1 else {**extra, "note": "one draw"})))
+                rows.append(
+                    row(enc, "kappa_sd", sd, **cond, **(extra if len(at) > 1 else {**extra, "note": "one draw"}))
+                )
                 if mode == "val":
                     rows.append(row(enc, "probe_l2", float(r.l2[at].log().mean().exp()), **cond, **extra))
         for b, why in skipped:
@@ -207,9 +232,23 @@ class Transfer(Prediction):
             ki = kappas.get((pid, "in_domain", m, s, b, mode, sc))
             if ref == "matched" and ki is not None:
                 pair = P.PAIRS[pid]
-                rows.append(_bare(m, widths.get((m, s), self.cfg.width), s, "gap", km - ki[0], dataset=pair.target,
-                                  pair=pid, source=pair.source, target=pair.target, budget=b, l2_mode=mode,
-                                  scaling=sc, under_trained=flag([fm, ki[1]])))
+                rows.append(
+                    _bare(
+                        m,
+                        widths.get((m, s), self.cfg.width),
+                        s,
+                        "gap",
+                        km - ki[0],
+                        dataset=pair.target,
+                        pair=pid,
+                        source=pair.source,
+                        target=pair.target,
+                        budget=b,
+                        l2_mode=mode,
+                        scaling=sc,
+                        under_trained=flag([fm, ki[1]]),
+                    )
+                )
         labels = [(",".join(P.PRIMARY_BUDGETS), P.PRIMARY_BUDGETS)]
         labels += [(b, (b,)) for b in self.cfg.budgets if b not in P.PRIMARY_BUDGETS]
         for group in P.GROUPS:
@@ -226,10 +265,13 @@ class Transfer(Prediction):
         return rows
 
     @staticmethod
-    def _group_rows(kappas: dict, cells: list, m: str, s: int, width: int, mode: str, sc: str, group: str,
-                    budget: str) -> list[dict]:
-        get = {ref: [kappas.get((p, ref, m, s, b, mode, sc)) for p, b in cells]
-               for ref in ("transfer", "in_domain", "matched")}
+    def _group_rows(
+        kappas: dict, cells: list, m: str, s: int, width: int, mode: str, sc: str, group: str, budget: str
+    ) -> list[dict]:
+        get = {
+            ref: [kappas.get((p, ref, m, s, b, mode, sc)) for p, b in cells]
+            for ref in ("transfer", "in_domain", "matched")
+        }
         cond = {"dataset": group, "pair": group, "budget": budget, "l2_mode": mode, "scaling": sc}
         where = ", ".join(f"{p} n={b}" for p, b in cells)
         out = []
@@ -241,18 +283,39 @@ class Transfer(Prediction):
             return _bare(m, width, s, metric, value, note=note, under_trained=flag(v[1] for v in vals if v), **cond)
 
         out.append(mean_row("kappa_transfer_mean", get["transfer"], "transfer"))
-        out.append(mean_row("kappa_in_domain_mean", get["in_domain"], "in-domain",
-                            f"; {ORACLE}" if label_trained(m) else ""))
+        out.append(
+            mean_row("kappa_in_domain_mean", get["in_domain"], "in-domain", f"; {ORACLE}" if label_trained(m) else "")
+        )
         if not label_trained(m):  # the co-primary: n/a by design for label-trained methods
-            gaps = [None if t is None or i is None else (t[0] - i[0], flag([t[1], i[1]]))
-                    for t, i in zip(get["matched"], get["in_domain"], strict=True)]
+            gaps = [
+                None if t is None or i is None else (t[0] - i[0], flag([t[1], i[1]]))
+                for t, i in zip(get["matched"], get["in_domain"], strict=True)
+            ]
             out.append(mean_row("gap_mean", gaps, "step-matched or in-domain"))
         return out
 
 
-def _bare(method: str, width: int, seed: int, metric: str, value: float, dataset: str,
-          under_trained: bool | None = None, **conditions) -> dict:
+def _bare(
+    method: str,
+    width: int,
+    seed: int,
+    metric: str,
+    value: float,
+    dataset: str,
+    under_trained: bool | None = None,
+    **conditions,
+) -> dict:
     """A tidy row not tied to one encoder (a summary over pairs, a skipped pair)."""
-    return {"dataset": dataset, "method": method, "width": width, "seed": seed, "metric": metric,
-            "value": float(value), **conditions, "n_params_encoder": None, "n_params_train": None,
-            "train_seconds": None, "under_trained": under_trained}
+    return {
+        "dataset": dataset,
+        "method": method,
+        "width": width,
+        "seed": seed,
+        "metric": metric,
+        "value": float(value),
+        **conditions,
+        "n_params_encoder": None,
+        "n_params_train": None,
+        "train_seconds": None,
+        "under_trained": under_trained,
+    }

@@ -28,15 +28,29 @@ CCA = "cca = (acc - 1/C) / (1 - 1/C), chance-corrected accuracy (not Cohen's kap
 
 def _secondaries() -> tuple[Verdict, ...]:
     out = []
-    for where, what in (({"budget": "50"}, "n = 50 per class"), ({"budget": "all"}, "all labels"),
-                        ({"pair": "stretch"}, "secondary pair mnist5k -> digits28 (stretch), n in {1, 5, 10}"),
-                        ({"pair": "full"}, "full-size pairs, n in {1, 5, 10}"),
-                        ({"scaling": "unit"}, "sensitivity: per-unit standardisation (v1)"),
-                        ({"l2_mode": "fixed"}, "sensitivity: fixed L2 = 1e-2")):
-        out.append(Verdict("kappa_transfer_mean", "higher", {**PRIMARY, **where}, f"mean transfer cca, {what}",
-                           role="secondary"))
-        out.append(Verdict("gap_mean", "higher", {**PRIMARY, **where}, f"co-primary (step-matched gap), {what}",
-                           role="secondary", na=NA))
+    for where, what in (
+        ({"budget": "50"}, "n = 50 per class"),
+        ({"budget": "all"}, "all labels"),
+        ({"pair": "stretch"}, "secondary pair mnist5k -> digits28 (stretch), n in {1, 5, 10}"),
+        ({"pair": "full"}, "full-size pairs, n in {1, 5, 10}"),
+        ({"scaling": "unit"}, "sensitivity: per-unit standardisation (v1)"),
+        ({"l2_mode": "fixed"}, "sensitivity: fixed L2 = 1e-2"),
+    ):
+        out.append(
+            Verdict(
+                "kappa_transfer_mean", "higher", {**PRIMARY, **where}, f"mean transfer cca, {what}", role="secondary"
+            )
+        )
+        out.append(
+            Verdict(
+                "gap_mean",
+                "higher",
+                {**PRIMARY, **where},
+                f"co-primary (step-matched gap), {what}",
+                role="secondary",
+                na=NA,
+            )
+        )
     return tuple(out)
 
 
@@ -54,9 +68,11 @@ class TransferView(View):
     order = 2  # its place in prediction=all and the summary
     name = "transfer"
     title = "P2 transfer: do InfoMax features transfer better?"
-    statement = ("\u201cInfoMax features transfer better. They're universal, not task-specific.\u201d "
-                 "Against end-to-end training: \u201cFeatures are task-specific, not universal [...] Poor transfer. "
-                 "Need to retrain for each task.\u201d")
+    statement = (
+        "\u201cInfoMax features transfer better. They're universal, not task-specific.\u201d "
+        "Against end-to-end training: \u201cFeatures are task-specific, not universal [...] Poor transfer. "
+        "Need to retrain for each task.\u201d"
+    )
     protocol = (
         "Width 64; K = 32 on digits[0-4] -> digits[5-9] (at K = D = 64 a probe would test the basis). Each method "
         "is pretrained on the source's train inputs (label-trained methods on the source's labels) and frozen. "
@@ -83,14 +99,25 @@ class TransferView(View):
         "the sensitivity rows. raw and random are reference rows (family REF)."
     )
     verdicts = (
-        Verdict("kappa_transfer_mean", "higher", PRIMARY,
-                "mean transfer cca, 3 primary pairs x n in {1, 5, 10} per class",
-                CCA + "; scalar scaling, L2 chosen on val.", role="primary"),
-        Verdict("gap_mean", "higher", PRIMARY,
-                "(cca_S,t - cca_B,t) - (cca_S,in - cca_B,in), step-matched sources, same cells",
-                "Per method and seed, mean over the cells of cca step-matched transfer - cca in-domain; the paired "
-                "difference is the subject's gap minus the baseline's. > 0: the subject loses less when it moves. "
-                "n/a by design for the label-trained methods (" + ORACLE_NA + ").", role="co-primary", na=NA),
+        Verdict(
+            "kappa_transfer_mean",
+            "higher",
+            PRIMARY,
+            "mean transfer cca, 3 primary pairs x n in {1, 5, 10} per class",
+            CCA + "; scalar scaling, L2 chosen on val.",
+            role="primary",
+        ),
+        Verdict(
+            "gap_mean",
+            "higher",
+            PRIMARY,
+            "(cca_S,t - cca_B,t) - (cca_S,in - cca_B,in), step-matched sources, same cells",
+            "Per method and seed, mean over the cells of cca step-matched transfer - cca in-domain; the paired "
+            "difference is the subject's gap minus the baseline's. > 0: the subject loses less when it moves. "
+            "n/a by design for the label-trained methods (" + ORACLE_NA + ").",
+            role="co-primary",
+            na=NA,
+        ),
         *_secondaries(),
     )
     verdict_by = ()
@@ -101,8 +128,18 @@ class TransferView(View):
         rows where the run measured no cell of ``v`` (a budget or pair not asked for)."""
         sel = plots.select(df, v.metric, v.where)
         methods = sorted(set(df["method"].dropna()) - {SUBJECT}) if len(sel) else None
-        frame = verdict_from_tidy(df, v.metric, SUBJECT, v.direction, by=self.verdict_by, extra_filter=v.where,
-                                  methods=methods, margin=v.margin, na=v.na, judged=False)
+        frame = verdict_from_tidy(
+            df,
+            v.metric,
+            SUBJECT,
+            v.direction,
+            by=self.verdict_by,
+            extra_filter=v.where,
+            methods=methods,
+            margin=v.margin,
+            na=v.na,
+            judged=False,
+        )
         if frame.empty:
             return frame
         means = sel.groupby("method")["value"].mean()
@@ -135,11 +172,20 @@ def pair_table(df: pd.DataFrame) -> Table | None:
     for (pid, m), g in kap.groupby(["pair", "method"]):
         rec = {"pair": pid, "method": _label(m, ora)}
         for b in budgets:
-            rec[f"n={b}" if b != "all" else "all"] = plots.mean_ci_cell(g.loc[plots.is_value(g, "budget", b), "value"], "f")
-        for metric, ref, lab in (("kappa", "in_domain", "in-domain 1-10"), ("kappa", "matched", "step-matched 1-10"),
-                                 ("gap", None, "gap 1-10")):
-            h = sel[(sel["metric"] == metric) & plots.is_value(sel, "pair", pid) & (sel["method"] == m)
-                    & sel["budget"].isin(prim)]
+            rec[f"n={b}" if b != "all" else "all"] = plots.mean_ci_cell(
+                g.loc[plots.is_value(g, "budget", b), "value"], "f"
+            )
+        for metric, ref, lab in (
+            ("kappa", "in_domain", "in-domain 1-10"),
+            ("kappa", "matched", "step-matched 1-10"),
+            ("gap", None, "gap 1-10"),
+        ):
+            h = sel[
+                (sel["metric"] == metric)
+                & plots.is_value(sel, "pair", pid)
+                & (sel["method"] == m)
+                & sel["budget"].isin(prim)
+            ]
             if ref:
                 h = h[plots.is_value(h, "reference", ref)]
             rec[lab] = plots.mean_ci_cell(h.groupby("seed")["value"].mean(), "f")
@@ -147,11 +193,13 @@ def pair_table(df: pd.DataFrame) -> Table | None:
     frame = pd.DataFrame(recs)
     frame["_s"] = frame["method"] != SUBJECT
     frame = frame.sort_values(["pair", "_s", "method"]).drop(columns="_s")
-    return Table("Per pair: transfer cca per labels per class, in-domain, step-matched and gap (mean \u00b1 95% CI, "
-                 "seeds)", frame,
-                 note="cca on the target test split, scalar scaling, L2 chosen on the target val split, mean over "
-                      "draws within a seed; in-domain, step-matched (the primary's source where train sizes differ "
-                      "< 10%) and gap = cca step-matched - cca in-domain, averaged over n in {1, 5, 10}.")
+    return Table(
+        "Per pair: transfer cca per labels per class, in-domain, step-matched and gap (mean \u00b1 95% CI, seeds)",
+        frame,
+        note="cca on the target test split, scalar scaling, L2 chosen on the target val split, mean over "
+        "draws within a seed; in-domain, step-matched (the primary's source where train sizes differ "
+        "< 10%) and gap = cca step-matched - cca in-domain, averaged over n in {1, 5, 10}.",
+    )
 
 
 def skipped_table(df: pd.DataFrame) -> Table | None:
