@@ -48,9 +48,9 @@ def methods_markdown(pattern: str = "*") -> str:
 
 
 def cmd_list(args: list[str]) -> int:
-    from bench.config import key_values
     from bench.data import DATASETS
     from bench.protocol import PREDICTIONS, VIEWS
+    from bench.syntax import key_values
     from bench.train.methods import METHODS
 
     kv, args = key_values(args, ("format",), positional=True)
@@ -262,7 +262,7 @@ def cmd_report(args: list[str]) -> int:
     ``out``), then the summary. With ``workers`` > 1 (default: one per CPU, at most one per task) each
     report and the summary are built in their own spawned process; the output is the same."""
     from bench import results
-    from bench.config import key_values
+    from bench.syntax import key_values
 
     kv, positional = key_values(args, ("out", "reports", "workers"), positional=True)
     out, reports_dir = Path(kv.get("out", "results")), kv.get("reports", "reports")

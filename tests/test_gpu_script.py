@@ -49,7 +49,7 @@ def test_its_python_snippets_compile_and_guard_seedbatch():
     for src in snippets:
         compile(src, "gpu_check snippet", "exec")
     for src in snippets[:2]:
-        assert "from bench import seedbatch\nexcept ImportError:" in src
+        assert "from bench.train import seedbatch\nexcept ImportError:" in src
     assert "torch.equal" in snippets[0] and "bit-identical" in snippets[0]
 
 
