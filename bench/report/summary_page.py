@@ -66,6 +66,11 @@ def openers(entries: list[Entry]) -> list[str]:
     return [f"exploratory (profile {p}): no verdicts ({', '.join(names)})" for p, names in by.items()]
 
 
+def _count(n: int) -> str:
+    """``the four`` (the essay's), or how many a user's additions make."""
+    return "the " + {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}.get(n, str(n))
+
+
 def _chars(width: float, size: float, bold: bool = False) -> int:
     """About how many characters of a ``size``-point font fit in ``width`` (figure fraction) of the page."""
     return max(10, int(width * LANDSCAPE[0] * 72 / (size * (0.6 if bold else 0.53))))
@@ -198,7 +203,9 @@ def figure(entries: list[Entry], reports_dir: Path):
     opening = openers(entries)
     if opening:
         y = _wrap(fig, 0.025, y, "; ".join(opening) + f". Only {CONFIRM} gives verdicts.", 8, 0.95, bold=True)
-    fig.text(0.025, y, "InfoMax prediction bench: the four predictions", fontsize=13, weight="bold", va="top")
+    fig.text(
+        0.025, y, f"InfoMax prediction bench: {_count(len(entries))} predictions", fontsize=13, weight="bold", va="top"
+    )
     y = _wrap(
         fig,
         0.025,
@@ -225,7 +232,8 @@ def figure(entries: list[Entry], reports_dir: Path):
             DIRECTION_COLORS,
             DIRECTION_LEGEND,
         )
-    left, col_w, gap = 0.02, 0.235, 0.01
+    left, gap = 0.02, 0.01
+    col_w = min(0.235, (0.96 - gap * (len(entries) - 1)) / max(len(entries), 1))  # four fill the page; more share it
     ys = [_column_text(fig, e, left + i * (col_w + gap), y - 0.01, reports_dir, col_w) for i, e in enumerate(entries)]
     top = min(ys) - 0.045
     bottom = 0.07
