@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,17 @@ def atomic_dir_write(final: Path, files: dict[str, bytes]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+_HELD: set[EntryLock] = set()  # the locks this process holds (release_held() drops them on the way out)
+_RELEASING = threading.Lock()
+
+
+def release_held() -> None:
+    """Release every lock this process holds: a worker that exits because its run was killed calls it, so
+    that an entry it finished just before leaves no lock file behind for a later run to find."""
+    for lock in list(_HELD):
+        lock.release()
+
+
 class EntryLock:
     """One writer per cache entry: an exclusive ``flock`` on ``.locks/KEY.lock``.
 
@@ -134,6 +146,7 @@ class EntryLock:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": HOST, "since": time.time()}).encode())
         self.fd = fd
+        _HELD.add(self)
         return True
 
     def holder(self) -> dict[str, Any]:
@@ -143,10 +156,12 @@ class EntryLock:
             return {}
 
     def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            os.close(self.fd)  # closing drops the flock
-            self.fd = None
+        with _RELEASING:  # the main thread and a dying worker's watchdog may both release
+            if self.fd is None:
+                return
+            try:
+                self.path.unlink(missing_ok=True)
+            finally:
+                os.close(self.fd)  # closing drops the flock
+                self.fd = None
+                _HELD.discard(self)

@@ -384,3 +384,18 @@ def test_repeated_run_is_identical_and_bench_rerun_reproduces_it(uninterrupted, 
         == 1
     )
     assert "DIFFERENT" in capsys.readouterr().out
+
+
+def test_a_dying_worker_releases_the_locks_it_holds(tmp_path):
+    """The parent-watch of a pool worker calls release_held() before it exits: an entry finished in the last
+    moment before a kill must not leave its lock file for the next run (which would find the entry cached
+    and never touch the lock)."""
+    from bench import storage
+
+    held = [storage.EntryLock(tmp_path / ".locks" / f"k{i}.lock") for i in range(3)]
+    assert all(lock.acquire() for lock in held)
+    assert len(list((tmp_path / ".locks").iterdir())) == 3
+    held[0].release()
+    storage.release_held()
+    assert not list((tmp_path / ".locks").iterdir()) and all(lock.fd is None for lock in held)
+    storage.release_held()  # nothing held: a no-op

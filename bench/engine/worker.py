@@ -19,6 +19,7 @@ from bench.catalog import load_all
 from bench.data import DataConfig, Dataset, load_dataset
 from bench.engine.jobs import JobCache, JobSpec, data_mismatch
 from bench.engine.measure import MeasureCache, MeasureTask, cached, compute
+from bench.storage import release_held
 
 # ----------------------------------------------------------------------------- the job itself
 _WORKER: dict[str, Any] = {}
@@ -40,6 +41,7 @@ def _pool_worker_init(threads: int, parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
+        release_held()  # an entry finished in the last moment must not leave its lock file behind
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
