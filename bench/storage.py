@@ -165,3 +165,16 @@ class EntryLock:
                 os.close(self.fd)  # closing drops the flock
                 self.fd = None
                 _HELD.discard(self)
+
+
+def sweep_locks(folder: Path) -> list[Path]:
+    """Remove the lock files nobody holds (a writer killed between writing its entry and releasing its
+    lock leaves one: its ``flock`` died with it, its file did not). A held lock is kept; a writer that
+    opens a file swept here sees that it is no longer the one at the path and tries again."""
+    gone = []
+    for p in sorted(folder.glob("*.lock")) if folder.is_dir() else []:
+        lock = EntryLock(p)
+        if lock.acquire():
+            lock.release()
+            gone.append(p)
+    return gone

@@ -399,3 +399,24 @@ def test_a_dying_worker_releases_the_locks_it_holds(tmp_path):
     storage.release_held()
     assert not list((tmp_path / ".locks").iterdir()) and all(lock.fd is None for lock in held)
     storage.release_held()  # nothing held: a no-op
+
+
+def test_a_new_cache_sweeps_lock_files_nobody_holds(tmp_path):
+    """A writer SIGKILLed between writing its entry and releasing its lock leaves the lock file (its flock
+    dies with it): the next run finds the entry cached and would never touch it. Opening the cache sweeps
+    free lock files and keeps held ones."""
+    import torch
+
+    from bench import storage
+    from bench.engine.jobs import JobCache
+
+    locks = tmp_path / "cache" / ".locks"
+    locks.mkdir(parents=True)
+    (locks / "dead.lock").write_text('{"pid": 1, "host": "gone"}')  # a killed writer's: no flock on it
+    live = storage.EntryLock(locks / "live.lock")
+    assert live.acquire()
+    try:
+        JobCache(tmp_path / "cache", torch.device("cpu"))
+        assert sorted(p.name for p in locks.iterdir()) == ["live.lock"]
+    finally:
+        live.release()

@@ -47,7 +47,16 @@ import bench
 from bench import provenance
 from bench.data import DataConfig, Dataset, load_dataset
 from bench.protocol import Encoder
-from bench.storage import HOST, POLL_SECONDS, EntryLock, _tmp_name, atomic_dir_write, pid_alive, sweep_orphans
+from bench.storage import (
+    HOST,
+    POLL_SECONDS,
+    EntryLock,
+    _tmp_name,
+    atomic_dir_write,
+    pid_alive,
+    sweep_locks,
+    sweep_orphans,
+)
 from bench.train import seedbatch
 from bench.train.methods import METHODS, Method
 from bench.train.trainer import build, data_info, fit_encoder
@@ -206,6 +215,7 @@ class JobCache:
         self.warn = warn or (lambda msg: print(f"bench: warning: {msg}", file=sys.stderr, flush=True))
         self.trained: list[str] = []  # keys this process trained (the concurrency test reads them)
         sweep_orphans(self.root)
+        sweep_locks(self.root / ".locks")
 
     def path(self, spec: JobSpec) -> Path:
         return self.root / spec.key
@@ -334,8 +344,9 @@ class JobCache:
                     device=self.device,
                     on_epoch=on_epoch,
                 )
-                for spec, (method, meta) in zip(group, trained, strict=True):
+                for (spec, _, lock), (method, meta) in zip(held, trained, strict=True):
                     found[spec.key] = self._store(self._encoder(spec, method, meta))
+                    lock.release()  # at once: a kill while the next seed is written leaves no lock behind it
         finally:
             for _, _, lock in held:
                 lock.release()
