@@ -20,6 +20,7 @@ USAGE = """usage:
   bench rerun RUN_DIR [key=value ...]         rerun a run's recorded command and compare the tables
   bench plan prediction=NAME|all [key=value ...]  what a run would train and measure, and its estimated time
   bench perf [device=auto|cpu|cuda] [e2e=true] [table=true]   trainer throughput, batched seeds, cost table
+  bench verify DIR                            re-derive a published directory's verdicts from its tidy tables
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
       profile=quick|full|confirm out= reports= cache= threads= workers=auto|N
       executor=local|dask|slurm executor.address=tcp://HOST:PORT executor.partition= executor.gpus_per_job=
@@ -310,6 +311,23 @@ def _task_result(future):
     return got
 
 
+def cmd_verify(args: list[str]) -> int:
+    """``bench verify DIR``: re-derive every verdict table and headline of a published directory from its
+    tidy tables (:mod:`bench.report.verify`); exit code 1 on any difference, so none can be hand-edited."""
+    from bench.report.verify import verify
+
+    if len(args) != 1 or "=" in args[0]:
+        raise UsageError("verify: expected one published directory (e.g. bench verify results/published/confirm-DATE)")
+    root = Path(args[0])
+    if not root.is_dir():
+        raise UsageError(f"verify: '{root}' is not a directory")
+    checked, problems = verify(root)
+    for line in problems:
+        print(f"differs: {line}")
+    print(f"verify {root}: {len(checked)} checks agree with the tidy tables, {len(problems)} differ")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.catalog import load_all
 
@@ -318,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd != "report":  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
+    if cmd not in (
+        "report",
+        "verify",
+    ):  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
         load_all()
     commands = {
         "run": cmd_run,
@@ -327,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "rerun": cmd_rerun,
         "perf": cmd_perf,
         "plan": cmd_plan,
+        "verify": cmd_verify,
     }
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")

@@ -1,0 +1,126 @@
+"""``bench verify DIR``: re-derive every verdict table and headline of a published results directory from
+its tidy tables alone, and compare them with what was published.
+
+A published directory holds one folder per prediction, each a run directory (``results.parquet``,
+``config.json``, ``manifest.json``) with the ``verdicts.csv`` and ``verdicts.tex`` its report wrote, and a
+``SUMMARY.md`` at the top. For each prediction the prediction's view turns the tidy table into its verdict
+tables again (:meth:`bench.protocol.View.tables`, as ``bench report`` does); both exports must equal the
+published files byte for byte, and every line the report opens its first verdict table with (the headline
+and the family counts, or the exploratory line) must stand in ``SUMMARY.md``. A number edited by hand in
+any of them is a difference: it is listed, and the exit code is 1.
+
+Reads tables only: no torch, no training, nothing written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.report.build import view
+from bench.report.tables import exploratory, overall_lines, verdicts_csv, verdicts_tex
+from bench.results import read_run
+
+EXPORTS = ("verdicts.csv", "verdicts.tex")
+
+
+def runs(root: Path) -> list[Path]:
+    """The prediction folders of a published directory (those with a manifest), by name."""
+    return [d for d in sorted(Path(root).iterdir()) if d.is_dir() and (d / "manifest.json").exists()]
+
+
+def derive(run_dir: Path) -> tuple[str, dict[str, str], list[str]]:
+    """(prediction, {export file: text}, the overall lines) re-derived from ``run_dir``'s tidy table."""
+    df, config, _ = read_run(run_dir)
+    name = str(df["prediction"].iloc[0]) if len(df) else config["prediction"]
+    profile = config.get("profile")
+    pred = view(name)
+    pred.profile = profile
+    tables = pred.tables(df)
+    verdicts = [t for t in tables if t.verdict]
+    run_id = str(df["run_id"].iloc[0]) if len(df) else run_dir.name
+    files = {}
+    if verdicts:
+        files = {
+            "verdicts.csv": verdicts_csv(verdicts, name, profile),
+            "verdicts.tex": verdicts_tex(verdicts, name, run_id, profile),
+        }
+    lines = [line for line in overall_lines(tables, profile) if line]
+    return name, files, [part for line in lines for part in _md_parts(line, exploratory(profile))]
+
+
+def _md_parts(line: str, explore: bool) -> list[str]:
+    """The pieces of an overall line as SUMMARY.md prints them (an exploratory line's head is set in bold)."""
+    head, sep, rest = line.partition("; ") if explore else (line, "", "")
+    return [head, rest] if sep else [head]
+
+
+def _first_difference(a: str, b: str) -> str:
+    for i, (x, y) in enumerate(zip(a.splitlines(), b.splitlines(), strict=False), 1):
+        if x != y:
+            return f"line {i}: published {x[:100]!r}, derived {y[:100]!r}"
+    return f"published {len(a.splitlines())} lines, derived {len(b.splitlines())}"
+
+
+def verify(root: Path) -> tuple[list[str], list[str]]:
+    """(what was checked, the differences) for the published directory ``root``."""
+    root = Path(root)
+    checked: list[str] = []
+    problems: list[str] = []
+    found = runs(root)
+    if not found:
+        return checked, [f"{root}: no prediction folder (a folder with manifest.json)"]
+    summary = root / "SUMMARY.md"
+    md = summary.read_text() if summary.exists() else None
+    if md is None:
+        problems.append(f"{summary}: missing")
+    for run_dir in found:
+        name, files, parts = derive(run_dir)
+        for fname, text in files.items():
+            path = run_dir / fname
+            if not path.exists():
+                problems.append(f"{path}: missing")
+            elif path.read_text() != text:
+                problems.append(f"{path}: differs from its tidy table ({_first_difference(path.read_text(), text)})")
+            else:
+                checked.append(f"{run_dir.name}/{fname}")
+        if md is not None:
+            absent = [p for p in parts if p not in md]
+            if absent:
+                problems.append(f"{summary}: {name}'s headline is not what its table gives (missing {absent[0]!r})")
+            elif parts:
+                checked.append(f"SUMMARY.md: {name}'s headline")
+    return checked, problems
+
+
+def publish(out: Path, reports_dir: Path, dest: Path) -> list[Path]:
+    """Copy the latest run of every prediction under ``out`` into ``dest/<prediction>/`` as a published
+    directory: its tidy table (``results.parquet``), ``config.json``, ``manifest.json``, its report's
+    ``verdicts.csv`` / ``verdicts.tex`` and PDF; then ``summary.pdf`` and ``SUMMARY.md``. No cache, no CSV
+    twin, no matrices. Returns the files written."""
+    import shutil
+
+    from bench.protocol import in_all
+    from bench.results import latest_run
+
+    out, reports_dir, dest = Path(out), Path(reports_dir), Path(dest)
+    written: list[Path] = []
+
+    def put(src: Path, to: Path) -> None:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, to)
+        written.append(to)
+
+    for name in in_all():
+        run = latest_run(out, name)
+        if run is None:
+            continue
+        for fname in ("results.parquet", "config.json", "manifest.json"):
+            put(run / fname, dest / name / fname)
+        for fname in EXPORTS:
+            if (reports_dir / name / fname).exists():
+                put(reports_dir / name / fname, dest / name / fname)
+        put(reports_dir / f"{name}.pdf", dest / name / f"{name}.pdf")
+    for src in (reports_dir / "summary.pdf", out / "SUMMARY.md"):
+        if src.exists():
+            put(src, dest / src.name)
+    return written
