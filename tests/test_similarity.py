@@ -1,4 +1,4 @@
-"""Known-answer and planted tests of the similarity measures (bench/evaluate/similarity.py, protocol §11.5.1,
+"""Known-answer and planted tests of the similarity measures (bench/evaluate/similarity.py; controls 11.5.1,
 §11.5.2 and the Gaussian-TC part of §11.5.11)."""
 
 from __future__ import annotations

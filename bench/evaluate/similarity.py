@@ -1,4 +1,7 @@
-"""Representation similarity as pure functions (docs/protocol.md §11.0 "Similarity", §11.2b).
+"""Representation similarity as pure functions (docs/protocol.md §11, open questions).
+
+Section numbers below (11.0 "Similarity", the shared measures; 11.2b, the rotation ladder; 11.5,
+the planted controls) are those of the open questions' design, which §11 summarises.
 
 Two codes are compared on the same n inputs: ``a`` (n, K_a) and ``b`` (n, K_b), torch tensors or
 numpy arrays, any float dtype, any device; everything is computed in float64 on the inputs' device.
@@ -109,7 +112,9 @@ def _prepare(f: Array, standardised: bool) -> _Code:
     return _Code(x, d, u, _unbiased(kk, d, d, u, u, n), kk / (n - 1) ** 2)
 
 
-def _unbiased(trkl: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, u: torch.Tensor, v: torch.Tensor, n: int):
+def _unbiased(
+    trkl: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, u: torch.Tensor, v: torch.Tensor, n: int
+) -> torch.Tensor:
     """Song et al. 2012, eq. 5, from the feature-space sums: with ``K~, L~`` the Gram matrices with
     zero diagonals, ``tr(K~ L~) = tr(K L) - sum_i d_i e_i``, ``1^T K~ 1 = sum u``, ``1^T K~ L~ 1 = u . v``."""
     tr = trkl - dx @ dy
