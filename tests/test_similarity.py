@@ -1,5 +1,5 @@
-"""Known-answer and planted tests of the similarity measures (bench/evaluate/similarity.py; controls 11.5.1,
-§11.5.2 and the Gaussian-TC part of §11.5.11)."""
+"""Known-answer and planted tests of the similarity measures (bench/evaluate/similarity.py; planted controls 11.5.1,
+11.5.2 and the Gaussian-TC part of 11.5.11 of docs/protocol.md §11)."""
 
 from __future__ import annotations
 
