@@ -49,7 +49,7 @@ class DataConfig:
     n: int = 20000  # draws for procedural datasets (dsprites, ica)
     sources: int = 8  # ica: number of independent sources K (= observed dim D)
     mixing: str = "linear"  # ica: "linear" | "nonlinear"
-    pretrain_n: int | None = None  # encoder trains on: mnist1d first N pool draws [16384], else N of train [all]
+    pretrain_n: int | None = None  # encoder's data: first N of mnist1d's pool (none: 16384), else stratified N of train
 
     def __post_init__(self) -> None:
         if self.pretrain_n is not None and self.pretrain_n < 1:
