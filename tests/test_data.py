@@ -374,7 +374,7 @@ def test_unknown_name():
 
 
 def test_registry_lists_all_datasets_with_descriptions():
-    expected = {"digits", "digits28", "digits28c", "mnist5k", "dsprites", "ica", *TORCHVISION}
+    expected = {"digits", "digits28", "digits28c", "mnist5k", "mnist1d", "dsprites", "ica", *TORCHVISION}
     assert set(DATASETS.names()) == expected
     for name in expected:
         doc = DATASETS.get(name).__doc__

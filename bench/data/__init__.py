@@ -9,12 +9,15 @@ each (name, config) in-process, so treat the returned tensors as read-only.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
-from bench.data import embedded, fullsize  # noqa: F401  (they register their loaders)
+from bench.data import embedded, fullsize, mnist1d  # noqa: F401  (they register their loaders)
 from bench.data.core import (
     _CACHE,
     DATASETS,
+    OWN_PRETRAIN,
     PROVIDES,
     DataConfig,
     DataNotFoundError,
@@ -23,6 +26,7 @@ from bench.data.core import (
     content_hash,
     stratified_split,
 )
+from bench.data.subsets import pretrain_subset
 from bench.data.views import budget_base, class_subset, matched_subset, parse_matched, parse_view
 
 __all__ = [
@@ -62,10 +66,14 @@ def load_dataset(
     train / val / test splits restricted to those classes, labels renumbered 0..C-1 in
     increasing order (``mnist5k[5-9]`` maps 5 -> 0, ..., 9 -> 4), or a step-matched view
     ``source~budget`` (``source``'s train split cut to ``budget``'s size): :mod:`bench.data.views`.
+    ``cfg.pretrain_n`` sets the encoder's train apart from the probe's (:attr:`Dataset.probe_train`):
+    ``mnist1d`` reads it itself (its pool's first N draws); any other dataset's train is cut to a
+    stratified prefix of N rows, the probe keeping all of train (:mod:`bench.data.subsets`).
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the choices).
-        ValueError: a malformed view, or a view naming classes its base does not have.
+        ValueError: a malformed view, a view naming classes its base does not have, or a
+            ``pretrain_n`` larger than the train split (or mnist1d's pool).
         DataNotFoundError: a torchvision dataset is absent under ``cfg.root``.
     """
     matched = parse_matched(name)
@@ -76,6 +84,9 @@ def load_dataset(
         if matched:
             n_train = len(load_dataset(matched[1], cfg).train.x)
             _CACHE[key] = matched_subset(load_dataset(matched[0], cfg), n_train, cfg.split_seed, name)
+        elif classes is None and cfg.pretrain_n is not None and base not in OWN_PRETRAIN:
+            whole = load_dataset(name, dataclasses.replace(cfg, pretrain_n=None))
+            _CACHE[key] = pretrain_subset(whole, cfg.pretrain_n, cfg.split_seed)
         elif classes is None:
             _CACHE[key] = loader(cfg)
         else:

@@ -28,6 +28,7 @@ PROVIDES = {
     "digits28": {"labels"},
     "digits28c": {"labels"},
     "mnist5k": {"labels"},
+    "mnist1d": {"labels"},
     "dsprites": {"labels", "factors"},
     "ica": {"factors"},
     "mnist": {"labels"},
@@ -48,6 +49,11 @@ class DataConfig:
     n: int = 20000  # draws for procedural datasets (dsprites, ica)
     sources: int = 8  # ica: number of independent sources K (= observed dim D)
     mixing: str = "linear"  # ica: "linear" | "nonlinear"
+    pretrain_n: int | None = None  # encoder's data: first N of mnist1d's pool (none: 16384), else stratified N of train
+
+    def __post_init__(self) -> None:
+        if self.pretrain_n is not None and self.pretrain_n < 1:
+            raise ValueError(f"pretrain_n must be a positive number of draws or none, got {self.pretrain_n}")
 
 
 @dataclass
@@ -86,6 +92,8 @@ class Dataset:
     #: per factor: discrete (grid) or continuous
     factor_discrete: list[bool] | None
     description: str = ""
+    #: the split a probe trains on when it is not ``train`` (see :attr:`probe_train`), else None
+    probe: Split | None = None
     # memo of :attr:`content_hash`, shared by the copies :meth:`to` makes (the same data elsewhere);
     # ``dataclasses.replace`` (a view, a subset) starts a fresh one
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -94,6 +102,14 @@ class Dataset:
     def input_dim(self) -> int:
         """D, the flattened input dimension."""
         return int(self.train.x.shape[1])
+
+    @property
+    def probe_train(self) -> Split:
+        """The split a linear probe trains on. ``train`` is what the encoder trains on; the two differ
+        only when a pretraining set is set apart from the labels the probe reads (docs/protocol.md
+        §11.0): ``mnist1d``'s pool prefix vs its 4,000 probe-train draws, a ``data.pretrain_n``
+        prefix of train vs the whole train split. Everywhere else this is ``train`` itself."""
+        return self.train if self.probe is None else self.probe
 
     @property
     def content_hash(self) -> str:
@@ -105,7 +121,13 @@ class Dataset:
 
     def to(self, device: torch.device | str) -> Dataset:
         """A new Dataset with every tensor moved to ``device``."""
-        out = dataclasses.replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
+        out = dataclasses.replace(
+            self,
+            train=self.train.to(device),
+            val=self.val.to(device),
+            test=self.test.to(device),
+            probe=None if self.probe is None else self.probe.to(device),
+        )
         out._memo = self._memo
         return out
 
@@ -134,6 +156,10 @@ Loader = Callable[[DataConfig], Dataset]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 _CACHE: dict[tuple[str, DataConfig], Dataset] = {}
+
+# datasets whose loader reads ``DataConfig.pretrain_n`` itself (a pool of separate draws); for every
+# other dataset :func:`bench.data.load_dataset` cuts train to a stratified prefix (:mod:`bench.data.subsets`)
+OWN_PRETRAIN = frozenset({"mnist1d"})
 
 
 def stratified_split(

@@ -122,6 +122,7 @@ def class_subset(ds: Dataset, classes: tuple[int, ...], name: str) -> Dataset:
         train=sub(ds.train),
         val=sub(ds.val),
         test=sub(ds.test),
+        probe=None if ds.probe is None else sub(ds.probe),
         n_classes=len(classes),
         description=f"{ds.description} (classes {', '.join(map(str, classes))} only)",
     )
