@@ -20,6 +20,8 @@ from bench.registry import Registry
 _FRACTIONS = (0.7, 0.15, 0.15)
 # val carved out of an official train split
 _VAL_FRACTION = 0.15
+# the laws of ``ica``'s sources (:func:`bench.data.embedded.load_ica`)
+SOURCES_LAWS = ("laplace", "copula", "elliptical")
 
 
 # what each dataset provides beyond inputs (a prediction's ``needs`` are checked against it)
@@ -47,13 +49,53 @@ class DataConfig:
     download: bool = False  # only download when the user asks
     split_seed: int = 0  # fixes train/val/test splits, independent of method seeds
     n: int = 20000  # draws for procedural datasets (dsprites, ica)
-    sources: int = 8  # ica: number of independent sources K (= observed dim D)
+    sources: int = 8  # ica: number of sources K (= observed dim D)
     mixing: str = "linear"  # ica: "linear" | "nonlinear"
+    sources_law: str = "laplace"  # ica: "laplace" (independent) | "copula" (pairs, copula_rho) | "elliptical"
+    copula_rho: float = 0.0  # ica, sources_law=copula: Gaussian-copula correlation of sources (0,1), (2,3), ...
+    pos_coupling: float | None = None  # dsprites: s in p(pos_x, pos_y) ~ exp(-(c1 - c2)^2 / 2 s^2); none: uniform
+    dedupe: bool = False  # dsprites: every factor tuple at most once, so no tuple is in two splits
     pretrain_n: int | None = None  # encoder's data: first N of mnist1d's pool (none: 16384), else stratified N of train
 
     def __post_init__(self) -> None:
-        if self.pretrain_n is not None and self.pretrain_n < 1:
-            raise ValueError(f"pretrain_n must be a positive number of draws or none, got {self.pretrain_n}")
+        """Check the dependent-factor options (protocol 11.2c) and store ``pos_coupling=inf`` as
+        ``None``, so both spellings of "uncoupled" are one config (one cache key, clean JSON)."""
+        if self.sources_law not in SOURCES_LAWS:
+            raise ValueError(f"unknown sources_law '{self.sources_law}' (choices: {', '.join(SOURCES_LAWS)})")
+        if not -1.0 < self.copula_rho < 1.0:
+            raise ValueError(f"copula_rho must lie in (-1, 1), got {self.copula_rho}")
+        if self.copula_rho != 0.0 and self.sources_law != "copula":
+            raise ValueError(f"copula_rho={self.copula_rho} needs sources_law=copula (got '{self.sources_law}')")
+        if self.pos_coupling is not None:
+            if math.isinf(self.pos_coupling) and self.pos_coupling > 0:
+                object.__setattr__(self, "pos_coupling", None)
+            elif not self.pos_coupling > 0:  # also refuses nan
+                raise ValueError(f"pos_coupling must be > 0 or none (uniform), got {self.pos_coupling}")
+
+
+#: the ``DataConfig`` fields added after the first confirmatory run, with the defaults that reproduce the
+#: data from before they existed (:func:`data_identity` leaves them out of a cache key at these values)
+ADDED_DEFAULTS = {
+    "sources_law": "laplace",
+    "copula_rho": 0.0,
+    "pos_coupling": None,
+    "dedupe": False,
+    "pretrain_n": None,
+}
+
+
+def data_identity(cfg: DataConfig) -> dict:
+    """What of ``cfg`` belongs in an encoder's cache key: every field but ``root`` and ``download``
+    (where the files live), and without the :data:`ADDED_DEFAULTS` fields at their defaults, so a
+    config that sets none of them keys exactly as it did before they were added (a cache filled
+    then still hits)."""
+    out = dataclasses.asdict(cfg)
+    out.pop("root", None)
+    out.pop("download", None)
+    for name, default in ADDED_DEFAULTS.items():
+        if name in out and out[name] == default:
+            del out[name]
+    return out
 
 
 @dataclass

@@ -78,3 +78,20 @@ def render(idx: np.ndarray, chunk: int = 8192) -> torch.Tensor:
             v = v_col[sel, None, :] + v_row[sel, :, None]
             out[sel] = _inside(k, u, v).to(torch.float32)
     return out
+
+
+def position_law(s: float | None, n: int = len(POSITIONS)) -> np.ndarray:
+    """The joint law of (pos_x, pos_y) indices, coupled with width ``s`` (protocol 11.2c).
+
+    p(i, j) proportional to exp(-(c_i - c_j)^2 / (2 s^2)), c = the position scaled to [0, 1]
+    (c_i = i / (n - 1)): mass near the diagonal, so pos_x and pos_y correlate positively, the more
+    the smaller s. ``None`` (s = inf) is the uniform law.
+
+    Returns:
+        (n, n) float64 probabilities summing to 1, p[i, j] for pos_x = i, pos_y = j.
+    """
+    if s is None:
+        return np.full((n, n), 1.0 / (n * n))
+    c = np.linspace(0.0, 1.0, n)
+    w = np.exp(-np.square(c[:, None] - c[None, :]) / (2.0 * s * s))
+    return w / w.sum()
