@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from bench.kinds import kind_of, questions
 from bench.protocol import PREDICTIONS, Prediction, in_all
 
 if TYPE_CHECKING:  # bench.config imports the data and the methods (torch): imported where a config is made
@@ -16,50 +17,72 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
 
 
-def own_tokens(tokens: list[str], name: str) -> list[str]:
-    """The tokens of a ``prediction=all`` command that concern prediction ``name``: the shared
-    ones and its own ``name.field=`` (other predictions' sections and ``prediction=`` dropped)."""
+def own_tokens(tokens: list[str], name: str, names: tuple[str, ...] | None = None) -> list[str]:
+    """The tokens of a ``prediction=all`` (``question=all``) command that concern ``name``: the shared ones
+    and its own ``name.field=`` (other sections, among ``names``, and ``prediction=`` / ``question=`` dropped)."""
+    names = in_all() if names is None else names
     return [
         t
         for t in tokens
-        if not t.startswith("prediction=")
-        and (t.partition("=")[0].partition(".")[0] not in in_all() or t.startswith(f"{name}."))
+        if not t.startswith(("prediction=", "question="))
+        and (t.partition("=")[0].partition(".")[0] not in names or t.startswith(f"{name}."))
     ]
 
 
-def all_configs(args: list[str]) -> dict:
-    """``prediction=all``: one RunConfig per prediction; ``NAME.field=`` tokens go to NAME only."""
+def all_configs(args: list[str], names: tuple[str, ...] | None = None, word: str = "prediction") -> dict:
+    """``prediction=all`` (or ``question=all`` with ``names``): one RunConfig each; ``NAME.field=`` tokens go to
+    NAME only."""
     from bench.config import parse_overrides
     from bench.protocol import PREDICTIONS
 
-    rest = [a for a in args if not a.startswith("prediction=")]
+    names = in_all() if names is None else names
+    rest = [a for a in args if not a.startswith(("prediction=", "question="))]
     for a in rest:
         if a.split("=", 1)[0] in ("dataset", "width"):
             raise UsageError(
-                f"prediction=all: '{a.split('=', 1)[0]}=' differs per prediction; set it for one (e.g. pruning.{a})"
+                f"{word}=all: '{a.split('=', 1)[0]}=' differs per {word}; set it for one (e.g. {names[0]}.{a})"
             )
     cfgs = {}
-    for name in in_all():
+    for name in names:
         cfgs[name] = parse_overrides(
-            [*own_tokens(rest, name), f"prediction={name}"], PREDICTIONS.get(name).Config, name
+            [*own_tokens(rest, name, names), f"prediction={name}"], PREDICTIONS.get(name).Config, name
         )
     return cfgs
 
 
 def configs(args: list[str], cmd: str = "run") -> dict:
-    """``bench run`` / ``bench plan``'s key=value args -> {prediction: RunConfig} (one, or the four of
-    ``prediction=all``), every prediction's options checked before anything runs."""
+    """``bench run`` / ``bench plan``'s key=value args -> {name: RunConfig}: one prediction, the four of
+    ``prediction=all``, one open question (``question=NAME``) or all of them (``question=all``), every
+    one's options checked before anything runs."""
     from bench.config import parse_overrides
     from bench.protocol import PREDICTIONS
 
     pred_tokens = [a for a in args if a.startswith("prediction=")]
-    if not pred_tokens:
-        raise UsageError(f"{cmd}: missing prediction=NAME (choices: all, {', '.join(PREDICTIONS.names())})")
-    pname = pred_tokens[0].partition("=")[2]
-    if pname == "all":
-        cfgs = all_configs(args)
+    q_tokens = [a for a in args if a.startswith("question=")]
+    if pred_tokens and q_tokens:
+        raise UsageError(f"{cmd}: give prediction=NAME or question=NAME, not both")
+    if q_tokens:
+        qname, names = q_tokens[0].partition("=")[2], questions()
+        if qname == "all":
+            cfgs = all_configs(args, names, "question")
+        elif qname not in names:
+            raise UsageError(f"question: unknown '{qname}' (choices: all, {', '.join(names)})")
+        else:
+            rest = [a for a in args if not a.startswith("question=")]
+            cfgs = {qname: parse_overrides([*rest, f"prediction={qname}"], PREDICTIONS.get(qname).Config, qname)}
+    elif not pred_tokens:
+        raise UsageError(
+            f"{cmd}: missing prediction=NAME (choices: all, {', '.join(in_all())}) or question=NAME "
+            f"(choices: all, {', '.join(questions())})"
+        )
     else:
-        cfgs = {pname: parse_overrides(args, PREDICTIONS.get(pname).Config, pname)}
+        pname = pred_tokens[0].partition("=")[2]
+        if pname == "all":
+            cfgs = all_configs(args)
+        else:
+            if pname in PREDICTIONS and kind_of(pname) == "question":
+                raise UsageError(f"prediction: '{pname}' is an open question (bench {cmd} question={pname})")
+            cfgs = {pname: parse_overrides(args, PREDICTIONS.get(pname).Config, pname)}
     for cfg in cfgs.values():
         build_prediction(cfg)  # validates the prediction's own options before anything runs
     return cfgs

@@ -11,14 +11,17 @@ import time
 from pathlib import Path
 
 from bench.arguments import UsageError, bad_input_errors, configs, own_tokens
+from bench.kinds import kind_of
 
 USAGE = """usage:
   bench run prediction=NAME [key=value ...]   run a prediction (e.g. bench run prediction=pruning)
   bench run prediction=all [key=value ...]    the four predictions, encoders shared, + reports/summary.pdf
+  bench run question=NAME|all [key=value ...] the essay's open questions, + reports/questions.pdf
   bench list [methods|datasets|predictions] [PATTERN] [format=plain|markdown]
   bench report [RUN_DIR ...] [out=results] [reports=reports] [workers=auto|N]
   bench rerun RUN_DIR [key=value ...]         rerun a run's recorded command and compare the tables
   bench plan prediction=NAME|all [key=value ...]  what a run would train and measure, and its estimated time
+                                              (question=NAME|all likewise)
   bench perf [device=auto|cpu|cuda] [e2e=true] [table=true]   trainer throughput, batched seeds, cost table
   bench verify DIR                            re-derive a published directory's verdicts from its tidy tables
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
@@ -100,7 +103,12 @@ def _print_verdicts(pname: str, run_dir: Path, pdf: Path, primary_only: bool = F
     df, config, _ = results.read_run(run_dir)
     profile = config.get("profile")
     explore = report.exploratory(profile)
-    tables = VIEWS.get(pname)().verdict_tables(df, secondaries=not primary_only)
+    view = VIEWS.get(pname)()
+    if view.kind == "question":  # estimates and an answer, no verdict tables
+        view.profile = profile
+        print(f"\n{view.question}\nanswer: {view.answer(df)}\n\nresults: {run_dir}\nreport:  {pdf}")
+        return
+    tables = view.verdict_tables(df, secondaries=not primary_only)
     print("\n" + "\n".join(report.overall_lines(tables, profile)))
     for t in tables:
         if t.verdict and not (primary_only and t.role == "secondary"):
@@ -129,7 +137,9 @@ def cmd_run(args: list[str]) -> int:
     cfgs = configs(args)
     made = announce(cfgs)
     t0 = time.perf_counter()
-    if len(cfgs) > 1:  # prediction=all
+    first = next(iter(cfgs.values()))
+    asks = kind_of(first.prediction) == "question"
+    if len(cfgs) > 1:  # prediction=all, question=all
         run_dirs = execute_all(cfgs, ["bench", "run", *args])
         wall = time.perf_counter() - t0
         for name, run_dir in zip(cfgs, run_dirs, strict=True):
@@ -137,13 +147,15 @@ def cmd_run(args: list[str]) -> int:
             _print_verdicts(name, run_dir, report.build_report(run_dir, cfgs[name].reports), primary_only=True)
             _time_line(run_dir)
             versus(made, name, run_dir)
-        _summary(next(iter(cfgs.values())).out, next(iter(cfgs.values())).reports)
+        _questions(first.out, first.reports) if asks else _summary(first.out, first.reports)
         wall_versus(made, wall)
         return 0
     ((pname, cfg),) = cfgs.items()
     run_dir = execute(cfg, ["bench", "run", *args])
     wall = time.perf_counter() - t0
     _print_verdicts(pname, run_dir, report.build_report(run_dir, cfg.reports))
+    if asks:
+        _questions(cfg.out, cfg.reports)
     _time_line(run_dir)
     versus(made, pname, run_dir)
     wall_versus(made, wall)
@@ -174,6 +186,14 @@ def _summary(out, reports_dir) -> None:
     from bench.report.summary import build_summary
 
     _print_summary(build_summary(out, reports_dir))
+
+
+def _questions(out, reports_dir) -> None:
+    from bench.report.questions import build_questions
+
+    made = build_questions(out, reports_dir)
+    if made is not None:
+        print(f"\nquestions: {made}")
 
 
 def _print_summary(made) -> None:
@@ -283,6 +303,7 @@ def cmd_report(args: list[str]) -> int:
         for r in runs:
             print(f"{r} -> {report.build_report(r, reports_dir)}")
         _summary(out, reports_dir)
+        _questions(out, reports_dir)
         return 0
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -301,6 +322,7 @@ def cmd_report(args: list[str]) -> int:
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    _questions(out, reports_dir)
     return 0
 
 

@@ -20,13 +20,14 @@ from typing import Any
 
 from bench.data import DATASETS, DataConfig, base_name
 from bench.data.views import parse_view
-from bench.protocol import EXPLORATORY, PROFILES  # noqa: F401 (the profiles, in the contract a report reads)
+from bench.protocol import EXPLORATORY, PREDICTIONS, PROFILES  # noqa: F401 (the profiles, in the contract a report reads)
 from bench.syntax import ConfigError, coerce, key_values, split_list  # noqa: F401 (re-exported)
 from bench.train.methods import METHODS
 
 DEVICES = ("auto", "cpu", "cuda")
 CONFIRM_SEEDS = tuple(range(100, 110))  # seeds and split seeds >= 100 belong to confirm alone
 SEEDS = {"quick": 3, "full": 10}
+QUESTION_SEEDS = {"quick": 5, "full": 10}  # the open questions fit per seed: five seeds even when quick
 BUDGET_PROFILE = {"quick": "quick", "full": "full", "confirm": "quick"}  # confirm trains at quick budgets
 # what confirm accepts besides prediction= and profile= (where and how it runs, never what it computes)
 # batch_seeds: how the same encoders are trained (bit-identical either way), not what is trained
@@ -105,7 +106,14 @@ class RunConfig:
     def resolved_seeds(self) -> list[int]:
         if self.seeds is not None:
             return list(self.seeds)
-        return list(CONFIRM_SEEDS) if self.profile == "confirm" else list(range(SEEDS[self.profile]))
+        if self.profile == "confirm":
+            return list(CONFIRM_SEEDS)
+        from bench.kinds import kind_of
+        from bench.protocol import VIEWS
+
+        asks = self.prediction in VIEWS or self.prediction in PREDICTIONS  # a registered name (a view may be lazy)
+        seeds = QUESTION_SEEDS if asks and kind_of(self.prediction) == "question" else SEEDS
+        return list(range(seeds[self.profile]))
 
     def resolved_epochs(self, dataset: str) -> int:
         if self.epochs is not None:

@@ -71,6 +71,7 @@ class EncoderSource(Protocol):
     seeds: list[int]
     methods: list[str]  # the run's methods: what ``encoders()`` serves by default
     profile: str  # "quick" | "full" | "confirm": a prediction may scale its sweep with it (P3's widths)
+    batch_size: int  # the run's batch size: a budget in optimisation steps converts to epochs with it
 
     def dataset(self, name: str | None = None, data: dict[str, Any] | None = None, seed: int | None = None) -> Dataset:
         """The run's dataset (or another by name, e.g. a class subset ``mnist5k[0-4]``), on the
@@ -85,9 +86,11 @@ class EncoderSource(Protocol):
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
+        epochs: int | None = None,
     ) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job on ``dataset`` (default: the run's);
-        ``method_cfg`` overrides fields of the methods' configs for this request (P3's CNN widths);
+        ``method_cfg`` overrides fields of the methods' configs for this request (P3's CNN widths), ``epochs``
+        the budget (default: the dataset's for the profile; a question's equal-steps budget);
         yield the ones that succeeded (failed and skipped jobs become status rows without the
         protocol's help). Encoders come from the shared cache: the same job is trained once."""
 
@@ -101,6 +104,7 @@ class EncoderSource(Protocol):
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
+        epochs: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`encoders`, but yields, per successful job, the rows of the measurement
         ``fn(enc, src, *args)`` (a method of the prediction; ``src`` there offers ``device``,
@@ -184,10 +188,9 @@ class Prediction:
 
 
 ROLES = ("overall", "primary", "co-primary", "secondary")
-"""What a verdict table is, the one home of these words; consumers read ``Table.role`` / ``Verdict.role``,
-never a title. ``overall``: the per-member table of a prediction with two primaries (made by
-:meth:`View.verdict_tables`, never declared); ``primary``; ``co-primary``: a second primary that the
-prediction names so (P2's step-matched gap), judged exactly as a primary; ``secondary``."""
+"""What a verdict table is (consumers read ``Table.role`` / ``Verdict.role``, never a title). ``overall``: the
+per-member table of a prediction with two primaries (made by :meth:`View.verdict_tables`, never declared);
+``co-primary``: a second primary the prediction names so (P2's step-matched gap), judged as a primary."""
 PRIMARY_ROLES = ("primary", "co-primary")  # the tables the headline and the summary read
 ROLE_LABELS = {
     "overall": "Overall per member",
@@ -255,11 +258,17 @@ class Table:
         return self.role in PRIMARY_ROLES
 
 
+KINDS = ("prediction", "question")  # an essay's prediction (verdicts) or open question (estimates, an answer)
+
+
 class View:
     """The report side of a prediction: reads the tidy table only (see the module docstring)."""
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    kind: ClassVar[str] = "prediction"  # one of KINDS
+    question: ClassVar[str] = ""  # a question's words, as the essay asks it (kind "question")
+    main_figure: ClassVar[str] = ""  # the figure a question's opening page shows (a name from figures())
     in_all: ClassVar[bool] = True  # part of prediction=all and the summary (see in_all())
     order: ClassVar[float] = 100.0  # their order: lower first, then by name
     statement: ClassVar[str] = ""  # the essay's words
@@ -360,16 +369,21 @@ class View:
     def figures(self, df: pd.DataFrame, matrices: pd.DataFrame) -> list[tuple[str, Figure]]:
         return []
 
+    def answer(self, df: pd.DataFrame) -> str:  # a question's one sentence from the table ("undetermined: why")
+        return "undetermined: this view computes no answer"
+
 
 PREDICTIONS: Registry[type[Prediction]] = Registry("prediction")
 VIEWS: Registry[type[View]] = Registry("view")
 
 
-def in_all() -> tuple[str, ...]:
-    """The predictions of ``prediction=all`` and of the summary, in order: every prediction whose view
-    keeps ``in_all`` (importing every prediction's view first). A new prediction joins with no edit here."""
+def _ordered(keep: Callable[[type[View]], bool]) -> tuple[str, ...]:
     from bench.catalog import load_views
 
     load_views()
-    views = [VIEWS.get(n) for n in VIEWS.names()]
-    return tuple(v.name for v in sorted((v for v in views if v.in_all), key=lambda v: (v.order, v.name)))
+    return tuple(v.name for v in sorted(filter(keep, map(VIEWS.get, VIEWS.names())), key=lambda v: (v.order, v.name)))
+
+
+def in_all() -> tuple[str, ...]:
+    """The predictions of ``prediction=all`` and of the summary, in order (views that keep ``in_all``)."""
+    return _ordered(lambda v: v.in_all and v.kind == "prediction")

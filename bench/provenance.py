@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from types import ModuleType
 
-PROJECT = ("bench", "predictions", "baselines")  # the packages whose source can enter a hash
+PROJECT = ("bench", "predictions", "questions", "baselines")  # the packages whose source can enter a hash
 # every direct dependency whose version a manifest records (distribution names)
 LIBRARIES = (
     "torch",

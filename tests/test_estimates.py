@@ -9,24 +9,21 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from bench.evaluate.equivalence import tost, tost_paired
 from bench.evaluate.estimates import (
     WORDS,
     Estimate,
     differences,
     estimate,
-    fit_power_law,
     halvings,
     log2_slopes,
     per_doubling,
-    power_law,
     rank_interval,
-    readings,
     seed_grid,
-    tost,
-    tost_paired,
     window,
 )
 from bench.evaluate.inference import holm, t_interval
+from bench.evaluate.scaling_law import fit_power_law, power_law, readings
 
 N1D = np.array([1_000, 4_000, 16_000, 64_000, 256_000], dtype=float)  # mnist1d's N axis (factor 4)
 N5K = np.array([437, 875, 1_750, 3_500], dtype=float)  # mnist5k's nested subsets (doublings)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bench", "predictions", "baselines")
+PACKAGES = ("bench", "predictions", "questions", "baselines")
 
 
 def module_name(path: Path) -> str:
@@ -112,7 +112,7 @@ LAYERS = (
     ("bench.data",),
     ("bench.evaluate",),  # probes, metrics, statistics, verdict families: no training, no engine
     ("bench.train",),  # methods contract, losses, the training loops
-    ("bench.protocol", "bench.results", "bench.catalog"),  # the contracts: predictions, tidy tables, the registries
+    ("bench.protocol", "bench.results", "bench.catalog", "bench.kinds"),  # the contracts, tidy tables, registries
     ("bench.config",),
     ("bench.arguments",),  # the command line's words to configs and predictions
     ("bench.report",),  # reads tidy tables: never the engine
@@ -131,6 +131,7 @@ PLUGIN_MAY_NOT = {  # plugins are components of the flow, never drivers of it
         "bench.cli",
     ),
     "predictions": ("bench.config", "bench.engine", "bench.arguments", "bench.cli"),
+    "questions": ("bench.config", "bench.engine", "bench.arguments", "bench.cli"),
 }
 
 

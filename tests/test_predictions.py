@@ -120,6 +120,10 @@ def test_prediction_declares_its_contract(name):
         pcls.Config(width=0).check()
     assert pcls.needs <= {"labels", "factors"}
     assert issubclass(vcls, View) and vcls.statement and vcls.protocol and vcls.title
+    if vcls.kind == "question":  # estimates and an answer, no verdicts; never part of prediction=all
+        assert vcls.question and vcls.main_figure and not vcls.in_all
+        assert vcls.answer is not View.answer, f"{name} computes no answer"
+        return
     assert vcls.verdicts and all(v.direction in ("higher", "lower") for v in vcls.verdicts)
     assert pcls.describe()
 
@@ -143,7 +147,7 @@ def test_a_dataset_without_what_the_prediction_needs_is_one_clear_error(tmp_path
 
 
 def test_no_file_over_400_lines():
-    for folder in ("bench", "predictions", "baselines"):
+    for folder in ("bench", "predictions", "questions", "baselines"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             n = len(path.read_text().splitlines())
             assert n <= 400, f"{path.relative_to(ROOT)} has {n} lines"

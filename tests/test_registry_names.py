@@ -19,6 +19,7 @@ import pytest
 
 from bench.cli import main
 from bench.config import RunConfig, parse_overrides
+from bench.kinds import kind_of
 from bench.protocol import PREDICTIONS
 from bench.train.methods import METHODS, Method
 
@@ -43,9 +44,10 @@ def test_method_name_is_its_file_name(name):
 def test_prediction_name_is_its_module_name(name):
     module = PREDICTIONS.get(name).__module__
     package, _, rest = module.partition(".")
-    assert package == "predictions", f"{name} is registered from {module}; a prediction lives in predictions/"
-    stem = rest.split(".")[0]  # predictions/<stem>.py or the package predictions/<stem>/
-    assert name == stem, f"predictions/{stem} registers '{name}'; name it '{stem}'"
+    home = "questions" if kind_of(name) == "question" else "predictions"
+    assert package == home, f"{name} is registered from {module}; a {kind_of(name)} lives in {home}/"
+    stem = rest.split(".")[0]  # <home>/<stem>.py or the package <home>/<stem>/
+    assert name == stem, f"{home}/{stem} registers '{name}'; name it '{stem}'"
 
 
 def _cli_text(value) -> str:

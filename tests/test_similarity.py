@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.evaluate import rotation as rot
 from bench.evaluate import similarity as sim
 from bench.evaluate.metrics import gaussian_tc, pairwise_mi_binned
 
@@ -247,31 +248,31 @@ def test_dead_units_score_zero_in_score_and_drop_out_of_score_live():
 
 def test_rotation_ladder_keeps_a_whitened_code_whitened():
     k = 64
-    s = sim.skew_symmetric(k, seed=3)
+    s = rot.skew_symmetric(k, seed=3)
     assert torch.equal(s, -s.T)
     assert float(torch.linalg.matrix_norm(s)) == pytest.approx(math.sqrt(k), rel=1e-12)
     z64 = _whiten(_randn(2000, k, seed=26))
     z = z64.float()
     ts = [0.0, 0.25, 0.5, 1.0, 2.0]
-    ladder = sim.rotation_ladder(z, ts, seed=3)
+    ladder = rot.rotation_ladder(z, ts, seed=3)
     assert len(ladder) == len(ts) and torch.equal(ladder[0], z)  # t = 0 is the input, bit for bit
     assert all(r.dtype == z.dtype and r.shape == z.shape for r in ladder)
     moved = [float((r.double() - z64).norm() / z64.norm()) for r in ladder[1:]]
     assert min(moved) > 0.1  # every other rung really rotates
-    for r in sim.rotation_ladder(z64, ts, seed=3):
+    for r in rot.rotation_ladder(z64, ts, seed=3):
         cov = r.T @ r / r.shape[0]
         assert torch.allclose(cov, torch.eye(k, dtype=cov.dtype), atol=1e-10)
         assert abs(gaussian_tc(r)) < 1e-6
     # the same S for every t: one path, R(t1) R(t2) = R(t1 + t2)
-    half, one = sim.rotation_ladder(z64, [0.5, 1.0], seed=3)
-    assert torch.allclose(sim.rotation_ladder(half, [0.5], seed=3)[0], one, atol=1e-10)
-    assert not torch.allclose(sim.rotation_ladder(z64, [1.0], seed=4)[0], one)
+    half, one = rot.rotation_ladder(z64, [0.5, 1.0], seed=3)
+    assert torch.allclose(rot.rotation_ladder(half, [0.5], seed=3)[0], one, atol=1e-10)
+    assert not torch.allclose(rot.rotation_ladder(z64, [1.0], seed=4)[0], one)
 
 
 def test_rotating_independent_non_gaussian_units_adds_dependence_not_gaussian_tc():
     u = torch.rand(2, 20000, 8, generator=_gen(27), dtype=torch.float64)
     lap = torch.log(u[0]) - torch.log(u[1])  # Laplace(0, 1): a difference of two Exp(1)
     z = _whiten(lap)
-    r0, r1 = sim.rotation_ladder(z, [0.0, 1.0], seed=5)
+    r0, r1 = rot.rotation_ladder(z, [0.0, 1.0], seed=5)
     assert abs(gaussian_tc(r1)) < 1e-6
     assert pairwise_mi_binned(r1) > pairwise_mi_binned(r0) + 0.005

@@ -59,7 +59,10 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         """Check the dependent-factor options (protocol 11.2c) and store ``pos_coupling=inf`` as
-        ``None``, so both spellings of "uncoupled" are one config (one cache key, clean JSON)."""
+        ``None``, so both spellings of "uncoupled" are one config (one cache key, clean JSON); a
+        ``pretrain_n`` is a positive number of draws."""
+        if self.pretrain_n is not None and self.pretrain_n < 1:
+            raise ValueError(f"pretrain_n must be a positive number of draws or none, got {self.pretrain_n}")
         if self.sources_law not in SOURCES_LAWS:
             raise ValueError(f"unknown sources_law '{self.sources_law}' (choices: {', '.join(SOURCES_LAWS)})")
         if not -1.0 < self.copula_rho < 1.0:

@@ -52,6 +52,7 @@ class RunContext(EncoderAccess):
         self.pcfg = prediction.cfg
         self.seeds: list[int] = cfg.resolved_seeds()
         self.profile: str = cfg.profile
+        self.batch_size: int = cfg.batch_size
         self.engine = engine or Engine(cfg, device)
         self.cache = self.engine.cache
         self.jobs: list[dict[str, Any]] = []
@@ -137,8 +138,10 @@ class RunContext(EncoderAccess):
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
+        epochs: int | None = None,
     ) -> JobSpec:
-        """The job; ``method_cfg`` overrides fields of the method's run config (P3's CNN channel width)."""
+        """The job; ``method_cfg`` overrides fields of the method's run config (P3's CNN channel width);
+        ``epochs`` the dataset's budget (an open question's equal-steps budget across data sizes)."""
         name = dataset or self.dataset_name
         # input size and classes do not depend on the split: the run-level copy answers for every seed
         width = METHODS.get(method).resolve_width(data_info(self.dataset(name, data)), width)
@@ -157,7 +160,7 @@ class RunContext(EncoderAccess):
             data_cfg,
             width,
             seed,
-            self.cfg.resolved_epochs(name),
+            epochs or self.cfg.resolved_epochs(name),
             self.cfg.batch_size,
             self._dataset_for(name, data_cfg).content_hash,
             self.cfg.compile,
@@ -183,7 +186,7 @@ class RunContext(EncoderAccess):
         return (len(self.engine.pool.futures) if self.engine.pool else 0) - before
 
     def _select(
-        self, methods, widths, seeds, dataset, data, method_cfg=None
+        self, methods, widths, seeds, dataset, data, method_cfg=None, epochs=None
     ) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
         """The jobs of a selection (methods that cannot run on the data become ``job_skipped``
         rows with their reason), its run-level dataset (what a job trains on is
@@ -218,7 +221,7 @@ class RunContext(EncoderAccess):
                     for s in seeds
                 ]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
-        specs = [self.spec(m, w, s, dataset, data, method_cfg) for m in methods for w in widths for s in seeds]
+        specs = [self.spec(m, w, s, dataset, data, method_cfg, epochs) for m in methods for w in widths for s in seeds]
         return list(dict.fromkeys(specs)), ds, tag  # raw: one job whatever the width
 
     def encoders(
@@ -229,12 +232,13 @@ class RunContext(EncoderAccess):
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
+        epochs: int | None = None,
     ) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job; yield the successful encoders.
 
         ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's;
         ``method_cfg`` overrides fields of the selection's method configs (e.g. ``{"channels": 6}``)."""
-        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
+        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg, epochs)
         if self.recorder is not None:  # a dry run (bench plan): what would be trained, nothing yielded
             self.recorder.jobs(specs)
             return
@@ -268,6 +272,7 @@ class RunContext(EncoderAccess):
         dataset: str | None = None,
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
+        epochs: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """For every successful job of the selection (as :meth:`encoders`), the rows of the
         measurement ``fn(enc, src, *args)`` (a method of the prediction), in the selection's order.
@@ -275,7 +280,7 @@ class RunContext(EncoderAccess):
         With a pool each measurement runs in the worker that trains or loads its encoder; either
         way it is cached (:mod:`bench.engine.measure`). A measurement that raises becomes a
         ``measure_failed`` row with its reason."""
-        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg)
+        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg, epochs)
         # a measurement reads the split its encoder trained on (confirm: the job's seed's)
         tasks = [MeasureTask.make(spec, fn, args, self.data_config(seed=spec.seed), self.device.type) for spec in specs]
         if self.recorder is not None:  # a dry run (bench plan): what would be measured, nothing yielded

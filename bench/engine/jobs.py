@@ -46,6 +46,7 @@ import torch
 import bench
 from bench import provenance
 from bench.data import DataConfig, Dataset, load_dataset
+from bench.data.core import data_identity
 from bench.protocol import Encoder
 from bench.storage import (
     HOST,
@@ -129,9 +130,7 @@ class JobSpec:
         )
 
     def identity(self) -> dict[str, Any]:
-        data_cfg = dataclasses.asdict(self.data_cfg)
-        data_cfg.pop("root", None)  # where the files live does not change the encoder
-        data_cfg.pop("download", None)
+        data_cfg = data_identity(self.data_cfg)  # no root / download; fields added later only when set
         ident = {
             "bench_version": bench.__version__,
             "code": self.code_version(),
@@ -176,6 +175,8 @@ DATA_MODULES = frozenset(
         "bench.data.views",
         "bench.data.sprites",
         "bench.data.fullsize",
+        "bench.data.mnist1d",
+        "bench.data.subsets",
     }
 )
 # libraries whose numerics shape a trained encoder (their version is part of the cache key)

@@ -42,6 +42,7 @@ import torch
 
 from bench import provenance
 from bench.data import DataConfig, Dataset
+from bench.data.core import data_identity
 from bench.engine.jobs import KEY_LIBRARIES, JobCache, JobSpec
 from bench.protocol import Encoder
 from bench.storage import atomic_write
@@ -102,9 +103,7 @@ class MeasureTask:
 
     def identity(self) -> dict[str, Any]:
         owner = self.fn.__self__
-        data_cfg = dataclasses.asdict(self.data_cfg)
-        data_cfg.pop("root", None)
-        data_cfg.pop("download", None)
+        data_cfg = data_identity(self.data_cfg)  # no root / download; fields added later only when set
         return {
             "job": self.spec.key,
             "measure": self.name,

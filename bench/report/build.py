@@ -216,8 +216,14 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         datasets = ", ".join(map(str, df["dataset"].dropna().unique()))
         seeds = sorted(int(s) for s in df["seed"].dropna().unique())
         y = _text(fig, y, f"run {run_id} | dataset {datasets} | seeds {seeds} | subject: {SUBJECT}", 8)
-        y = _text(fig, y, "The prediction, in the essay's words", 11, "bold")
+        asks = pred.kind == "question"
+        y = _text(
+            fig, y, "The question, in the essay's words" if asks else "The prediction, in the essay's words", 11, "bold"
+        )
         y = _text(fig, y, pred.statement, 9, style="italic")
+        if asks:
+            y = _text(fig, y, "Answer (computed from this run's table)", 11, "bold")
+            y = _text(fig, y, pred.answer(df), 10, "bold", width=100)
         y = _text(fig, y, "Protocol in brief", 11, "bold")
         y = _text(fig, y, pred.protocol, 8, width=120)
         failed = df[df["metric"] == "job_failed"]
