@@ -58,7 +58,10 @@ def resolve_methods(cfg: RunConfig, prediction: Prediction) -> list[str]:
         return list(cfg.methods)
     if prediction.cfg.methods:
         return list(prediction.cfg.methods)
-    return prediction.default_methods(METHODS.names(), cfg.profile)
+    # a method with ``listed = False`` (an open question's composite: a greedy stack, a 3-layer reference) runs
+    # only where it is named, so the predictions' method lists, and their families, stay what they were
+    listed = [m for m in METHODS.names() if getattr(METHODS.get(m), "listed", True)]
+    return prediction.default_methods(listed, cfg.profile)
 
 
 def setup_device(cfg: RunConfig) -> torch.device:
