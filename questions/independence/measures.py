@@ -13,7 +13,7 @@
 * :func:`rotations`: the rotation matrices R(t) of :func:`bench.evaluate.rotation.rotation_ladder`.
 * :func:`factor_outcomes`: MCC against the true factors and, for each dependent pair of factors, the
   |corr| of the two units matched to them against the factors' own correlation; the correlation of
-  squares (energy dependence) of units and factors.
+  squares (energy dependence) of units and factors; :func:`marginal_tv`, how far a coupling moved the marginals.
 """
 
 from __future__ import annotations
@@ -212,3 +212,11 @@ def factor_outcomes(
         out["pair_source_corr"] = float(np.mean(source_c))
         out["pair_excess"] = float(np.mean(np.array(unit_c) - np.abs(source_c)))
     return out
+
+
+def marginal_tv(v: np.ndarray, levels: int) -> float:
+    """Mean over the columns of ``v`` (N, F) integer grid indices in [0, levels) of the total variation distance
+    of their empirical law from the uniform one: 0 for dsprites' uncoupled positions, > 0 where a coupling also
+    moves the marginals (docs/protocol.md 11.2c)."""
+    tv = [0.5 * np.abs(np.bincount(c.astype(int), minlength=levels) / len(c) - 1.0 / levels).sum() for c in v.T]
+    return float(np.mean(tv))

@@ -275,6 +275,8 @@ class Independence(Prediction):
             pairs = [(DSPRITES_FACTORS.index("pos_x"), DSPRITES_FACTORS.index("pos_y"))]
         zs = [v.detach().cpu().double().numpy() for v, _ in z]
         out = M.factor_outcomes(zs[0], s_tr, zs[1], s_te, pairs)
+        if setting == "dsprites":  # coupling moves the position marginals too (a confound of the dependence)
+            out["marginal_tv"] = M.marginal_tv(s_te[:, list(pairs[0])], 16)
         note = {} if z[0][1] else {"note": "no Linear+activation encoder: pre = features"}
         return [row(enc, k, v, **note) for k, v in out.items()]
 

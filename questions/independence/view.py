@@ -106,7 +106,13 @@ class IndependenceView(View):
                 v = A.select(g, metric=metric, **extra)["value"]
                 r[col] = float(v.mean()) if len(v) else math.nan
             rows.append(r)
-        return Table("(a) Dose-response: means over seeds (accuracies and retained on test)", pd.DataFrame(rows))
+        note = (
+            "dead: dead fraction on test. A dead unit costs nothing when zeroed, so a dose that kills units also "
+            "raises retained accuracy under unit zeroing: read 'retained zero' beside 'dead'."
+        )
+        return Table(
+            "(a) Dose-response: means over seeds (accuracies and retained on test)", pd.DataFrame(rows), note=note
+        )
 
     def _rotation(self, df: pd.DataFrame) -> Table | None:
         tab = A.rotation_table(df)
@@ -126,7 +132,15 @@ class IndependenceView(View):
                 continue
             cols = [
                 c
-                for c in ("mcc", "pair_source_corr", "pair_unit_corr", "pair_excess", "sq_corr", "sq_corr_sources")
+                for c in (
+                    "mcc",
+                    "pair_source_corr",
+                    "pair_unit_corr",
+                    "pair_excess",
+                    "sq_corr",
+                    "sq_corr_sources",
+                    "marginal_tv",
+                )
                 if c in pts
             ]
             mean = pts.groupby(["arm", "law", "rho"], dropna=False)[cols].mean().reset_index()
