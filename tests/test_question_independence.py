@@ -293,6 +293,10 @@ def test_config_names_and_budget():
         with pytest.raises(ValueError):
             IndependenceConfig(**bad).check()
     IndependenceConfig().check()
+    Independence(IndependenceConfig()).check_profile("confirm")
+    with pytest.raises(ValueError, match="confirm needs the dose part"):
+        Independence(IndependenceConfig(lambdas=(0.0, 1.0))).check_profile("confirm")
+    Independence(IndependenceConfig(lambdas=(0.0, 1.0))).check_profile("quick")
     assert Independence(IndependenceConfig()).default_methods(["raw", "infomax", "vicreg"], "full") == [
         "infomax",
         "vicreg",

@@ -76,9 +76,12 @@ def dose_figure(df: pd.DataFrame):
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             labels.setdefault(lab, h)
     if labels:
-        fig.legend(list(labels.values()), list(labels), loc="upper center", ncol=len(labels), fontsize=7.5)
+        fig.legend(
+            list(labels.values()), list(labels), loc="upper center", ncol=len(labels), fontsize=7.5,
+            bbox_to_anchor=(0.5, 0.975), frameon=False,
+        )  # fmt: skip
     fig.suptitle("Dose-response in lambda_tc: outcomes and the dependence delivered (mean, 95% t-interval)", y=0.995)
-    fig.tight_layout(rect=(0, 0, 1, 0.965))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 

@@ -125,6 +125,13 @@ class Independence(Prediction):
             return [m for m in available if m != "raw"]
         return [m for m in QUICK if m in available]
 
+    def check_profile(self, profile: str) -> None:
+        """``confirm`` exists for the directional claim of 11.2a: it needs the dose sweep with lambda_tc = 10 and
+        another dose (the family is every dataset x outcome of that sweep)."""
+        c = self.cfg
+        if profile == "confirm" and ("dose" not in c.parts or 10.0 not in c.lambdas or len(c.lambdas) < 2):
+            raise ValueError("parts, lambdas: profile=confirm needs the dose part with lambda_tc 10 and another dose")
+
     def run(self, src: EncoderSource) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for part in self.cfg.parts:
