@@ -45,9 +45,17 @@ CONVERGED = 0.9  # "converges": S >= this at the largest point (and 1 - S fallin
 PAIR_METRICS = ("cka", "matched_corr", "matched_corr_live")
 
 
+COLUMNS = ("axis", "metric", "method", "seed", "value", "n", "width", "epochs", "lambda_lse", "other", "other_seed")
+
+
+def columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every column the estimands read (absent ones all nan): a run without an axis still reads."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    return df.assign(**{c: np.nan for c in missing}) if missing else df
+
+
 def _sel(df: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
-    if "axis" not in df.columns or "metric" not in df.columns:
-        return df.iloc[0:0]
+    df = columns(df)
     return df[(df["axis"] == axis) & (df["metric"] == metric)]
 
 

@@ -47,6 +47,8 @@ from bench.evaluate import diagnostics, factors, pairwise, similarity
 from bench.evaluate.metrics import dead_fraction
 from bench.evaluate.probe import linear_probe
 from bench.protocol import PREDICTIONS, EncoderSource, Prediction, PredictionConfig, row
+from predictions.transfer import pairs as transfer_pairs
+from predictions.transfer.probing import budget_probe
 from questions.scaling.protocol import ScalingConfig, epochs_for_steps
 
 EM_PAIR = ("infomax", "infomax_noem")
@@ -252,9 +254,7 @@ class _grad_enabled:
 
 def _kappa(f: list[torch.Tensor], y_train: torch.Tensor, ds, seed: int) -> float:
     """Mean kappa over P2's draws of 10 labelled probe-train examples per class (L2 on val, scalar scaling)."""
-    from predictions.transfer import pairs as P
-    from predictions.transfer.probing import budget_probe
-
+    P = transfer_pairs
     if P.infeasible(y_train, ds.n_classes, KAPPA_BUDGET):
         return float("nan")
     subsets = P.draw_subsets(y_train, KAPPA_BUDGET, KAPPA_DRAWS, seed, f"convergence:{ds.name}")

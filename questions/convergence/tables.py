@@ -63,7 +63,8 @@ def delta_table(df: pd.DataFrame) -> Table | None:
 
 
 def divergence_table(df: pd.DataFrame) -> Table | None:
-    sel = df[df["metric"] == "diverged"] if "metric" in df else df.iloc[0:0]
+    df = E.columns(df)
+    sel = df[df["metric"] == "diverged"]
     if sel.empty:
         return None
     rows = []
@@ -112,7 +113,8 @@ def r_em_table(df: pd.DataFrame) -> Table | None:
 
 
 def lambda_table(df: pd.DataFrame) -> Table | None:
-    lam = df[df["axis"] == "lambda_lse"] if "axis" in df else df.iloc[0:0]
+    df = E.columns(df)
+    lam = df[df["axis"] == "lambda_lse"]
     if lam.empty:
         return None
     k = df[(df["axis"] == "k")]
@@ -213,4 +215,11 @@ def similarity_matrix_table(df: pd.DataFrame, axis: str) -> Table | None:
     frame = pd.DataFrame({b: [E.similarity(px, a, b) for a in names] for b in names}, index=names)
     ceil = E.ceilings(px)
     frame["CKA_w"] = [ceil.get(a, np.nan) for a in names]
-    return Table(f"S(A, B) at the largest point of {axis} (x = {x:g})", frame.reset_index(names="method"))
+    null = E.pairs(df, axis, "cka_null_mean")
+    null = null[null["x"] == x]["value"].abs()
+    note = (
+        f"Row-shuffle null (20 draws, one seed pair per method pair): max |mean| = {null.max():.4f}."
+        if len(null)
+        else ""
+    )
+    return Table(f"S(A, B) at the largest point of {axis} (x = {x:g})", frame.reset_index(names="method"), note=note)

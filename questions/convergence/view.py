@@ -57,16 +57,24 @@ def stability_verdicts(df: pd.DataFrame, profile: str | None, score: str = "matc
     }
 
 
+ANSWER_AXES = (("n_mnist1d", "test_acc"), ("k", "test_acc"), ("ica", "mcc"))  # what (a)'s part of the answer reads
+
+
 def _a_part(df: pd.DataFrame) -> str:
-    summ = {ax: E.delta_summary(df, ax, "test_acc") for ax in E.SCALE_AXES}
+    summ = {ax: E.delta_summary(df, ax, metric) for ax, metric in ANSWER_AXES}
     summ = {ax: s for ax, s in summ.items() if s is not None and s.tost is not None and s.tost.n >= 2}
     if not summ:
-        return "undetermined: no axis has infomax and infomax_noem accuracy on two or more seeds"
+        return "undetermined: no axis has infomax and infomax_noem accuracy (or MCC) on two or more seeds"
     r = {ax: E.log2_slope(df, ax) for ax in summ}
 
     def at_last(ax: str) -> str:
         s = summ[ax]
         t = s.tost
+        if s.metric == "mcc":
+            return (
+                f"Delta_EM MCC = {fmt_ci(s.last, 1, 3)} at {fmt_x(ax, s.xs[-1])} "
+                f"(TOST within {t.margin:g}: {t.result}, smallest margin {t.smallest_margin:.3f})"
+            )
         return (
             f"Delta_EM = {fmt_ci(s.last, 100)} points at {fmt_x(ax, s.xs[-1])} "
             f"(TOST within 1 point: {t.result}, smallest margin {100 * t.smallest_margin:.2f} points)"
@@ -74,7 +82,9 @@ def _a_part(df: pd.DataFrame) -> str:
 
     def slope(ax: str) -> str:
         s = summ[ax]
-        return f"{fmt_ci(s.slope, 100)} points per doubling of {fmt_x(ax, 1).split(' =')[0]}"
+        unit = "MCC" if s.metric == "mcc" else "points"
+        scale = 1 if s.metric == "mcc" else 100
+        return f"{fmt_ci(s.slope, scale, 3 if scale == 1 else 2)} {unit} per doubling of {fmt_x(ax, 1).split(' =')[0]}"
 
     def r_line(ax: str) -> str:
         e = r[ax]
