@@ -99,21 +99,21 @@ def test_em_outweighed_when_delta_shrinks_to_zero_and_r_em_falls():
     a = answer(_scale_rows(shrink_n, shrink, lambda k: 4.0 / k))
     assert a.startswith("EM's effect shrinks with scale (Delta_EM"), a
     assert "while r_EM falls" in a and a.rstrip(".").split(";")[-1].strip().startswith("everything converges")
-    assert "EM was outweighed" in a and "TOST within 1 point: equivalent" in a
+    assert "EM was outweighed" in a and "(mnist5k; TOST at 1 point: equivalent" in a
 
 
 def test_no_effect_with_an_undiluted_em_term_reads_the_mechanism_does_not_matter():
     a = answer(_scale_rows(lambda x: 0.0, lambda x: 0.0, lambda k: 0.3))
-    assert a.startswith("EM's effect is within 1 point at the largest scale"), a
+    assert a.startswith("EM's effect is within the margin at the largest scale"), a
     assert "although r_EM does not fall" in a and "at scale the mechanism does not matter" in a
 
 
 def test_an_effect_that_stays_reads_the_mechanism_still_matters():
     a = answer(_scale_rows(lambda x: 0.0, lambda x: 0.03, lambda k: 4.0 / k))
     assert a.startswith("The mechanism still matters at the largest scale: Delta_EM = +3.0"), a
-    assert "K = 256 (mnist5k) (TOST within 1 point: differs" in a and "N = 262,144" not in a.split(";")[0]
+    assert "K = 256 (mnist5k; TOST at 1 point: differs" in a and "N = 262,144" not in a.split(";")[0]
     b = answer(_scale_rows(lambda x: 0.0, lambda x: 0.0, lambda k: 4.0 / k, mcc_delta=lambda x: 0.1))
-    assert b.startswith("The mechanism still matters") and "Delta_EM MCC = +0.10" in b
+    assert b.startswith("The mechanism still matters") and "Delta_EM = MCC +0.10" in b
 
 
 def test_two_noisy_seeds_read_undetermined():

@@ -31,6 +31,11 @@ def fmt_x(axis: str, x: float) -> str:
     return f"{name} = {x:,.0f}{where}" if float(x).is_integer() else f"{name} = {x:g}{where}"
 
 
+def per(axis: str) -> str:
+    """The axis a doubling is of: "N (mnist1d)", "K (mnist5k)", "K (ica)"."""
+    return fmt_x(axis, 1).replace(" = 1", "")
+
+
 def fmt_ci(e, scale: float = 1.0, digits: int = 2) -> str:
     if e is None or e.n == 0:
         return "n/a"
@@ -68,48 +73,50 @@ def _a_part(df: pd.DataFrame) -> str:
     r = {ax: E.log2_slope(df, ax) for ax in summ}
 
     def at_last(ax: str) -> str:
-        s = summ[ax]
-        t = s.tost
+        s, t = summ[ax], summ[ax].tost
         if s.metric == "mcc":
             return (
-                f"Delta_EM MCC = {fmt_ci(s.last, 1, 3)} at {fmt_x(ax, s.xs[-1])} "
-                f"(TOST within {t.margin:g}: {t.result}, smallest margin {t.smallest_margin:.3f})"
+                f"MCC {fmt_ci(s.last, 1, 3)} at {fmt_x(ax, s.xs[-1])[:-1]}; TOST at {t.margin:g}: {t.result}, "
+                f"smallest margin {t.smallest_margin:.3f})"
             )
         return (
-            f"Delta_EM = {fmt_ci(s.last, 100)} points at {fmt_x(ax, s.xs[-1])} "
-            f"(TOST within 1 point: {t.result}, smallest margin {100 * t.smallest_margin:.2f} points)"
+            f"{fmt_ci(s.last, 100)} points at {fmt_x(ax, s.xs[-1])[:-1]}; TOST at 1 point: {t.result}, "
+            f"smallest margin {100 * t.smallest_margin:.2f})"
         )
 
     def slope(ax: str) -> str:
         s = summ[ax]
-        unit = "MCC" if s.metric == "mcc" else "points"
-        scale = 1 if s.metric == "mcc" else 100
-        return f"{fmt_ci(s.slope, scale, 3 if scale == 1 else 2)} {unit} per doubling of {fmt_x(ax, 1).split(' =')[0]}"
+        if s.metric == "mcc":
+            return f"{fmt_ci(s.slope, 1, 3)} MCC per doubling of {per(ax)}"
+        return f"{fmt_ci(s.slope, 100)} points per doubling of {per(ax)}"
 
     def r_line(ax: str) -> str:
         e = r[ax]
-        return f"log2 r_EM {fmt_ci(e)} per doubling of {fmt_x(ax, 1).split(' =')[0]}" if e else "r_EM not measured"
+        return f"log2 r_EM {fmt_ci(e)} per doubling of {per(ax)}" if e else f"r_EM not measured along {per(ax)}"
 
     words = {ax: s.tost.result for ax, s in summ.items()}
     differs = [ax for ax, w in words.items() if w == "differs"]
     if differs:
-        return "The mechanism still matters at the largest scale: " + "; ".join(at_last(ax) for ax in differs)
+        return "The mechanism still matters at the largest scale: Delta_EM = " + ", ".join(
+            at_last(ax) for ax in differs
+        )
     if all(w == "equivalent" for w in words.values()):
         falls = [ax for ax in summ if E.trend_word(r[ax]) == "falls"]
         shrinks = [ax for ax in summ if summ[ax].trend == "shrinks"]
         head = (
-            "EM's effect shrinks with scale (Delta_EM " + "; ".join(slope(ax) for ax in shrinks) + "; "
+            "EM's effect shrinks with scale (Delta_EM " + ", ".join(slope(ax) for ax in shrinks) + "; at the largest "
+            "points "
             if shrinks
-            else "EM's effect is within 1 point at the largest scale ("
+            else "EM's effect is within the margin at the largest scale (Delta_EM "
         )
-        body = "; ".join(at_last(ax) for ax in summ)
+        body = ", ".join(at_last(ax) for ax in summ)
         if falls:
-            return f"{head}{body}) while r_EM falls ({'; '.join(r_line(ax) for ax in falls)}): EM was outweighed"
+            return f"{head}{body}) while r_EM falls ({', '.join(r_line(ax) for ax in falls)}): EM was outweighed"
         return (
-            f"{head}{body}) although r_EM does not fall ({'; '.join(r_line(ax) for ax in summ)}): "
+            f"{head}{body}) although r_EM does not fall ({', '.join(r_line(ax) for ax in summ)}): "
             "at scale the mechanism does not matter"
         )
-    return "undetermined: " + "; ".join(at_last(ax) for ax in summ)
+    return "undetermined: Delta_EM = " + ", ".join(at_last(ax) for ax in summ)
 
 
 def _c_part(df: pd.DataFrame) -> str:
