@@ -307,6 +307,7 @@ def test_the_measurement_reads_infomax_without_lse_as_infomax_noem_value_for_val
     for k in zero:
         assert zero[k] == noem[k] or (math.isnan(zero[k]) and math.isnan(noem[k])), k
     assert math.isnan(zero["r_em"]) and full["r_em"] > 0 and full["grad_norm_lse"] > 0
+    assert full["r_em_init"] > 0 and full["stationarity"] >= 0 and full["grad_norm_lse_init"] != full["grad_norm_lse"]
     assert full["test_acc"] != zero["test_acc"]
 
 

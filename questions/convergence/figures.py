@@ -42,14 +42,18 @@ def delta_em(df: pd.DataFrame):
             f"{E.AXES[axis][1]}: slope {s.slope.mean * 100:+.2f} pts/doubling" if s.slope else axis, fontsize=9
         )
         ax = axs[1, j]
-        sel = E._sel(df, axis, "r_em")
-        sel = sel[(sel["method"] == E.SUBJECT) & (sel["value"] > 0)]
         x = E.AXES[axis][0]
-        if not sel.empty:
-            ests = [
-                estimates.estimate(g["seed"].tolist(), np.log2(g["value"].to_numpy(float))) for _, g in sel.groupby(x)
-            ]
-            _band(ax, sorted(sel[x].unique()), ests, color="#2c3e50")
+        for metric, color, label in (("r_em", "#2c3e50", "trained"), ("r_em_init", "#16a085", "at init")):
+            sel = E._sel(df, axis, metric)
+            sel = sel[(sel["method"] == E.SUBJECT) & (sel["value"] > 0)]
+            if not sel.empty:
+                ests = [
+                    estimates.estimate(g["seed"].tolist(), np.log2(g["value"].to_numpy(float)))
+                    for _, g in sel.groupby(x)
+                ]
+                _band(ax, sorted(sel[x].unique()), ests, color=color, label=label)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         ax.set_xscale("log", base=2)
         ax.set_xlabel(E.AXES[axis][1])
         ax.set_ylabel("log2 r_EM (infomax)")

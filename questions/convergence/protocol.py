@@ -19,7 +19,9 @@ few-shot probe on the same dataset: ``predictions.transfer`` ``draw_subsets`` / 
 matched to sources on train, scored on test); dead fraction and activation scale; for the EM pair each
 loss term's gradient norm and r_EM (:func:`bench.evaluate.diagnostics.gradient_norms`) at the trained
 weights on ONE fixed minibatch: the first ``batch_size`` rows of the job's own training split (the
-nested mnist1d pool makes it the same 128 inputs at every N).
+nested mnist1d pool makes it the same 128 inputs at every N); the same at the job's own initial weights
+(``*_init``: :func:`bench.train.trainer.seeded_build` with its seed), and ``stationarity``: at a stationary
+point of the loss grad LSE = -grad (H + TC), so the trained r_EM tends to 1 there whatever the dilution.
 
 Divergence: one ``diverged`` row per requested (EM-pair method, seed) of every cell: 1 when no code came
 back (the runner's ``job_failed`` row gives the reason; a ``measure_failed`` row would also leave none),
@@ -37,6 +39,7 @@ seed (``confirm`` gives each seed its own split): the first [2,000] test inputs 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,7 @@ from bench.evaluate import diagnostics, factors, pairwise, similarity
 from bench.evaluate.metrics import dead_fraction
 from bench.evaluate.probe import linear_probe
 from bench.protocol import PREDICTIONS, EncoderSource, Prediction, PredictionConfig, row
+from bench.train.trainer import seeded_build
 from predictions.transfer import pairs as transfer_pairs
 from predictions.transfer.probing import budget_probe
 from questions.scaling.protocol import ScalingConfig, epochs_for_steps
@@ -174,11 +178,12 @@ class Convergence(Prediction):
             train_f = enc.features(ds.train.x)
         values["dead_fraction"] = dead_fraction(train_f)
         values["act_scale"] = diagnostics.activation_scale(train_f)
-        if spec.method in EM_PAIR and hasattr(enc.method, "loss_terms"):
+        if spec.method in EM_PAIR:
             batch = ds.train.x[: spec.batch_size]
-            params = list(enc.method.parameters())
-            with _grad_enabled(params):
-                values |= diagnostics.gradient_norms(enc.method, batch, enc.method.loss_terms, params)
+            device = next(enc.method.parameters()).device
+            init = seeded_build(spec.method, spec.method_cfg, ds, spec.width, spec.seed, device)  # its own init
+            for model, suffix in ((enc.method, ""), (init, "_init")):
+                values |= {f"{k}{suffix}": v for k, v in _gradients(model, batch).items()}
         return [row(enc, k, v, epochs=spec.epochs) for k, v in values.items()]
 
     # ------------------------------------------------------------------------- several encoders
@@ -235,6 +240,25 @@ class Convergence(Prediction):
                     add(a, b, "cka_null_mean", null.mean)
                     add(a, b, "cka_null_sd", null.sd)
         return rows
+
+
+def _gradients(model, batch: torch.Tensor) -> dict[str, float]:
+    """Each weighted loss term's gradient norm and r_EM (:func:`bench.evaluate.diagnostics.gradient_norms`), and
+    ``stationarity`` = ||grad (all terms)|| / ||grad (H + TC)||: near 0 the weights sit at a stationary point of
+    the loss, where grad LSE = -grad (H + TC) and r_EM is 1 by construction, whatever the dilution."""
+    params = list(model.parameters())
+    with _grad_enabled(params):
+        out = diagnostics.gradient_norms(model, batch, model.loss_terms, params)
+
+        def summed(b: torch.Tensor) -> dict[str, torch.Tensor]:
+            t = model.loss_terms(b)
+            infomax = [v for k, v in t.items() if k in diagnostics.INFOMAX_TERMS]
+            return {"all": sum(t.values()), **({"infomax": sum(infomax)} if infomax else {})}
+
+        both = diagnostics.gradient_norms(model, batch, summed, params, em=(), infomax=())
+    den = both.get("grad_norm_infomax", 0.0)
+    out["stationarity"] = both["grad_norm_all"] / den if den else math.nan
+    return out
 
 
 class _grad_enabled:
