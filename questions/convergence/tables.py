@@ -145,12 +145,14 @@ def lambda_table(df: pd.DataFrame) -> Table | None:
             acc = g[g["metric"] == "test_acc"].set_index("seed")["value"]
             d = (acc - noem).dropna()
             r = g[g["metric"] == "r_em"]["value"].to_numpy(float)
+            r0 = g[g["metric"] == "r_em_init"]["value"].to_numpy(float)
             e = estimates.estimate(d.index.tolist(), d.to_numpy(float))
             rows.append(
                 {
                     "K": width,
                     "lambda_lse": v,
-                    "r_EM mean": float(np.mean(r)) if r.size else np.nan,
+                    "r_EM trained": float(np.mean(r)) if r.size else np.nan,
+                    "r_EM at init": float(np.mean(r0)) if r0.size else np.nan,
                     "Delta_EM acc": e.mean,
                     "95% CI": _ci(e),
                     "seeds": e.n,
