@@ -142,7 +142,7 @@ def answer(df: pd.DataFrame, family: str = "infomax", dataset: str = "mnist5k") 
     for ds in sorted(set(df["dataset"]) - {dataset}):
         o = stack_estimates(df, ds, family)
         if o is not None and 2 in o.g and reading(o)[0] != word:
-            others.append(f"on {ds} it reads '{reading(o)[0]}' (G_2 = {fmt(o.g[2])})")
+            others.append(f"on {ds} it reads '{reading(o)[0]}' ({numbers(o)})")
     tail = f"; {'; '.join(others)}" if others else ""
     if word == UNDETERMINED:
         return f"undetermined: {nums}{tail}"
