@@ -27,13 +27,13 @@ from bench.config import RunConfig
 from bench.engine.jobs import JobCache, JobSpec
 from bench.evaluate.metrics import DEAD_TOL as METRICS_DEAD_TOL
 from bench.evaluate.probe import linear_probe
-from bench.protocol import Encoder
+from bench.protocol import PROFILES, Encoder
 from bench.train import losses
 from bench.train.methods import METHODS, DataInfo, NoConfig
 from bench.train.trainer import data_info, fit_encoder, train
 from questions.depth import estimands as E
 from questions.depth.arms import arms, control_of, plain_arm, stack_arm
-from questions.depth.protocol import QUICK, Depth, DepthConfig, epochs_for_steps
+from questions.depth.protocol import BUDGET_PROFILE, BUDGETS, QUICK, Depth, DepthConfig, epochs_for_steps
 
 CPU = torch.device("cpu")
 K, EPOCHS, SEED = 16, 3, 7
@@ -295,6 +295,13 @@ def test_the_quick_arms_and_their_budgets():
     assert len(names) == 4 + 3 + 3 + 1 + 3  # 14 jobs per seed and dataset (rbm: none on mnist1d)
     assert pred.epochs_of("mnist5k", "quick", 128) == 40 and pred.epochs_of("dsprites", "quick", 128) == 10
     assert pred.epochs_of("mnist1d", "quick", 128) == 64  # 8,192 steps at 128 steps an epoch
+    for ds, budget in BUDGETS.items():  # the protocol's copy of the run's budgets
+        for profile in PROFILES:
+            assert (
+                pred.epochs_of(ds, profile, 128)
+                == budget[BUDGET_PROFILE[profile]]
+                == RunConfig(profile=profile).resolved_epochs(ds)
+            )
     from questions.scaling.protocol import epochs_for_steps as scaling_epochs
 
     for n, b in [(16384, 128), (1000, 128), (437, 64)]:
