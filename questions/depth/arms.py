@@ -34,11 +34,7 @@ class Arm:
     family: str
     method: str
     width: int
-    layers: tuple[str, ...] = field(default=())
-
-    @property
-    def method_cfg(self) -> dict | None:
-        return None  # a stack's is set by the protocol (it adds the dataset's budget)
+    layers: tuple[str, ...] = field(default=())  # a stack's (the protocol adds the dataset's budget to its config)
 
 
 def stack_arm(layers: tuple[str, ...] | list[str]) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from bench.evaluate import estimates
 from bench.evaluate.estimates import Estimate
-from questions.depth.arms import RANDOM, control_of, plain_arm
+from questions.depth.arms import control_of
 
 TOLERANCE = 0.01  # acc(2) may fall this far below acc(1) and still compose (1 point)
 COMPOSES, NOT, UNDETERMINED = "composes", "does not compose", "undetermined"
@@ -163,7 +163,3 @@ def plain(df: pd.DataFrame, dataset: str, family: str) -> tuple[str, int] | None
     if sel.empty:
         return None
     return str(sel["arm"].iloc[0]), int(sel["layer"].max())
-
-
-def random_arm(width: int) -> str:
-    return plain_arm(RANDOM, width)
