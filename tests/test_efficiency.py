@@ -76,9 +76,10 @@ HAND = {
 
 @pytest.mark.parametrize("k", [8, 16])
 def test_every_method_deployed_floats_match_a_hand_count(k):
-    assert set(HAND) == set(METHODS.names()), "a registered method has no hand count"
+    listed = [n for n in METHODS.names() if getattr(METHODS.get(n), "listed", True)]  # what P3 can run by default
+    assert set(HAND) == set(listed), "a registered method has no hand count"
     info = DataInfo(D, 10, (1, H, H))
-    for name in METHODS.names():
+    for name in listed:
         cls = METHODS.get(name)
         m = cls(cls.Config(), info, k)
         assert C.deployed_floats(m) == HAND[name](k), name
