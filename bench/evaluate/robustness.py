@@ -207,7 +207,10 @@ def perturbed_accuracies(
         if fractions:
             keep = zeroing_masks(z.shape[1], fractions, draws, seed, z.device)  # (R, F, K)
             acc = probe.accuracy(z, y, keep.reshape(-1, z.shape[1])).view(draws, len(fractions)).cpu().numpy()
-            out += [("zero", float(p), float(acc[:, i].mean()), acc[:, i]) for i, p in enumerate(fractions)]
+            # the mean over draws from integer hit counts: the same rational as a single draw's accuracy, so
+            # equal draws (p = 0) give the clean accuracy exactly (np.mean of equal floats can round a unit off)
+            hits = np.rint(acc * len(y)).sum(axis=0)
+            out += [("zero", float(p), float(hits[i] / (len(y) * draws)), acc[:, i]) for i, p in enumerate(fractions)]
         if sigmas:
             g = torch.Generator().manual_seed(seed)
             eps = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
