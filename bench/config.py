@@ -40,6 +40,7 @@ EPOCHS = {
     "mnist5k": {"quick": 40, "full": 100},
     "dsprites": {"quick": 10, "full": 50},
     "ica": {"quick": 30, "full": 100},
+    "mnist1d": {"quick": 64, "full": 64},  # 8,192 steps at batch 128 on its default 16,384 draws (protocol 11.0)
 }
 EPOCHS_DEFAULT = {"quick": 5, "full": 30}  # full-size torchvision datasets
 

@@ -60,8 +60,8 @@ def test_plan_counts_equal_the_real_run_and_all_are_cached_after(tmp_path, capsy
 def _table(speedup3: float = 1.5) -> CostTable:
     return CostTable(
         train={
-            "infomax|digits": {"epoch_seconds": 2.0, "n_train": 1000},
-            "pca|digits": {"epoch_seconds": 0.5, "n_train": 1000},
+            "infomax|digits": {"epoch_seconds": 2.0, "n_train": 1258},  # digits' training split
+            "pca|digits": {"epoch_seconds": 0.5, "n_train": 1258},
         },
         batch={"infomax": {"3": speedup3, "10": 2.0}},
         measure={"probe.measure_encoder|infomax|digits": 1.0},
@@ -95,6 +95,14 @@ def test_batched_seeds_make_fewer_and_cheaper_tasks_when_batching_pays(tmp_path,
     assert on.per_prediction()["probe"][0] == pytest.approx(on.train_seconds)
 
 
+def test_an_epoch_of_a_subset_costs_in_proportion_to_its_samples():
+    t = _table()
+    assert t.epoch_seconds("infomax", "digits", 1258) == (2.0, "table")
+    assert t.epoch_seconds("infomax", "digits", 629) == (1.0, "table")  # data.pretrain_n = half the split
+    assert t.epoch_seconds("infomax", "digits") == (2.0, "table")  # no size known: the entry as measured
+    assert plan.size_key("digits", None) == "digits"
+
+
 def test_greedy_wall_is_longest_first_not_optimal():
     assert plan.greedy_wall([2, 3, 2, 3, 2], 2) == 7  # 3|3, 2->5|3, 2->5|5, 2->7|5 (the optimum is 6)
     assert plan.greedy_wall([5, 4, 3, 3, 2, 1], 2) == 9
@@ -106,9 +114,10 @@ def test_greedy_wall_is_longest_first_not_optimal():
 def test_cost_table_lookups_and_fallbacks():
     t = _table()
     assert t.epoch_seconds("infomax", "digits") == (2.0, "table")
-    assert t.epoch_seconds("infomax", "digits[0-4]", 500) == (pytest.approx(1.0), "scaled")  # same base, half the data
+    assert t.epoch_seconds("infomax", "digits[0-4]", 629) == (pytest.approx(1.0), "scaled")  # same base, half the data
     assert t.epoch_seconds("infomax", "mnist5k", 3000)[1] == "method"
-    assert t.epoch_seconds("vae", "mnist5k", 1000) == (pytest.approx(1.25e-3 * 1000), "default")  # median per sample
+    per_sample = (2.0 + 0.5) / 2 / 1258  # the median per-sample cost of the two entries
+    assert t.epoch_seconds("vae", "mnist5k", 1000) == (pytest.approx(per_sample * 1000), "default")
     assert t.speedup("infomax", "digits", 1) == 1.0
     assert t.speedup("infomax", "digits", 2) == pytest.approx(1.25)  # between (1, 1) and (3, 1.5)
     assert t.speedup("infomax", "digits", 3) == pytest.approx(1.5)

@@ -114,7 +114,10 @@ class CostTable:
     def epoch_seconds(self, method: str, dataset: str, n_train: int | None = None) -> tuple[float, str]:
         """(seconds per seed-epoch, how it was found: ``table``, ``scaled``, ``method``, ``default``)."""
         hit = self.train.get(cell(method, dataset))
-        if hit is not None:
+        if hit is not None:  # an epoch costs in proportion to the samples it passes (a pretrain_n subset: fewer)
+            measured_n = hit.get("n_train")
+            if n_train and measured_n and n_train != measured_n:
+                return hit["epoch_seconds"] * n_train / measured_n, "table"
             return hit["epoch_seconds"], "table"
         per_sample = {k: v["epoch_seconds"] / max(v.get("n_train", 1), 1) for k, v in self.train.items()}
         n = n_train or 1

@@ -60,6 +60,13 @@ class Recorder:
             self.specs.setdefault(t.spec, None)
 
 
+def size_key(dataset: str, data_cfg) -> str:
+    """The key of a training set's size: the dataset, and its ``pretrain_n`` when a job trains on a subset
+    (an open question's N axis: the epochs of a 1k-subset job are cheaper than those of the full pool)."""
+    n = getattr(data_cfg, "pretrain_n", None)
+    return dataset if n is None else f"{dataset}|pretrain_n={n}"
+
+
 @dataclass
 class Enumerated:
     """One prediction's dry run."""
@@ -69,7 +76,7 @@ class Enumerated:
     tasks: list[MeasureTask]
     skipped: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""  # the protocol raised on the empty rows: what it asked for before is listed
-    sizes: dict[str, int] = field(default_factory=dict)  # dataset -> training-set size (as loaded)
+    sizes: dict[str, int] = field(default_factory=dict)  # size_key -> training-set size (as loaded)
     dims: dict[str, int] = field(default_factory=dict)  # dataset -> input dimension
 
 
@@ -95,7 +102,7 @@ def enumerate_prediction(cfg: RunConfig, device, cache: JobCache) -> Enumerated:
         if isinstance(e, ConfigError):
             raise
         error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
-    sizes = {name: int(ds.train.x.shape[0]) for (name, _), ds in ctx._datasets.items()}
+    sizes = {size_key(name, dc): int(ds.train.x.shape[0]) for (name, dc), ds in ctx._datasets.items()}
     dims = {name: int(ds.input_dim) for (name, _), ds in ctx._datasets.items()}
     return Enumerated(cfg.prediction, list(rec.specs), list(rec.tasks.values()), ctx.skipped, error, sizes, dims)
 
@@ -190,7 +197,7 @@ def make_plan(cfgs: dict[str, RunConfig]) -> Plan:
     work, of_spec, train_cost = [], {}, {}
     for members in groups:
         s = members[0]
-        per_epoch, how = table.epoch_seconds(s.method, s.dataset, sizes.get(s.dataset))
+        per_epoch, how = table.epoch_seconds(s.method, s.dataset, sizes.get(size_key(s.dataset, s.data_cfg)))
         if how != "table":
             fallbacks[f"training {how}"] = fallbacks.get(f"training {how}", 0) + 1
         n = len(members)
