@@ -91,3 +91,31 @@ def test_a_small_scaling_run_answers_and_makes_questions_pdf(tmp_path, capsys):
     acc = df[df["metric"] == "test_acc"].set_index(["axis", "method", "seed", "n", "width", "epochs"])["value"]
     np_err = df[df["metric"] == "test_error"].set_index(["axis", "method", "seed", "n", "width", "epochs"])["value"]
     assert ((acc + np_err) - 1).abs().max() < 1e-12
+
+
+@pytest.mark.slow
+def test_a_failed_job_of_a_request_with_its_own_budget_says_which_point(tmp_path):
+    """Status rows of a request that sets ``epochs`` carry it (a question's steps axis tells its points apart)."""
+    from bench.engine.runner import execute
+
+    cfg = RunConfig(
+        workers=1,
+        prediction="scaling",
+        methods=["infomax", "mae"],  # mae needs image inputs: skipped on mnist1d, at each requested budget
+        seeds=[0],
+        epochs=1,  # the budget of the requests that set none (mnist5k's K axis)
+        out=str(tmp_path / "r"),
+        cache=str(tmp_path / "c"),
+        prediction_overrides={
+            "n_mnist1d": (1024,),
+            "steps_mnist1d": 16,
+            "n_mnist5k": (3500,),
+            "epochs_at_full_mnist5k": 1,
+            "widths": (8,),
+            "epochs_axis": (1,),
+            "largest_rerun": 0,
+        },
+    )
+    df = pd.read_parquet(execute(cfg) / "results.parquet")
+    skipped = df[(df["metric"] == "job_skipped") & (df["dataset"] == "mnist1d")]
+    assert len(skipped) and set(skipped["epochs"]) == {2}  # 16 steps at 8 batches an epoch

@@ -199,6 +199,8 @@ class RunContext(EncoderAccess):
         tag = {"data": data_tag(data)} if data else {}  # status rows say which DataConfig they are for
         if method_cfg:
             tag["method_cfg"] = data_tag(method_cfg)
+        if epochs:  # a request's own budget (a question's axis): its status rows say which point they are
+            tag["epochs"] = epochs
         for m in list(methods):
             why = METHODS.get(m).unsupported(data_info(ds))
             if why:
