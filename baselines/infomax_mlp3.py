@@ -17,8 +17,8 @@ layers' activations. Unlisted (``listed = False``): it runs only where a run or 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from baselines._mlp3 import layer_features, mlp3
 from bench.train.methods import METHODS, DataInfo, Method
 from bench.train.subject import InfoMaxConfig, _InfoMaxBase
 
@@ -37,16 +37,9 @@ class InfoMaxMLP3(_InfoMaxBase):
     def __init__(self, cfg: InfoMaxConfig, info: DataInfo, width: int):
         Method.__init__(self, cfg, info, width)  # not the single layer's __init__: no Linear(D, K) drawn and dropped
         cfg.check()
-        self.encoder = nn.Sequential(
-            nn.Linear(info.input_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)
-        )
+        self.encoder = mlp3(info.input_dim, width)
 
     def layer_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The three layers' ReLU activations of ``x`` (N, D), bottom up, in eval mode."""
         self.eval()
-        out, h = [], x
-        with torch.no_grad():
-            for i in (0, 2, 4):
-                h = torch.relu(self.encoder[i](h))
-                out.append(h)
-        return out
+        return layer_features(self.encoder, x)

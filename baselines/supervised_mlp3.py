@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines._mlp3 import layer_features, mlp3
 from baselines.supervised import Supervised
 from bench.train.methods import METHODS, MethodConfig
 
@@ -43,16 +44,9 @@ class SupervisedMLP3(Supervised):
     @staticmethod
     def build_encoder(input_dim: int, width: int) -> nn.Module:
         """``Linear(D, K) + ReLU + Linear(K, K) + ReLU + Linear(K, K)``: the features are this output's ReLU."""
-        return nn.Sequential(
-            nn.Linear(input_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)
-        )
+        return mlp3(input_dim, width)
 
     def layer_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The three hidden layers' ReLU activations of ``x`` (N, D), bottom up, in eval mode."""
         self.eval()
-        out, h = [], x
-        with torch.no_grad():
-            for i in (0, 2, 4):
-                h = torch.relu(self.encoder[i](h))
-                out.append(h)
-        return out
+        return layer_features(self.encoder, x)
