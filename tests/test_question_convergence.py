@@ -358,12 +358,9 @@ def test_the_shared_axes_ask_for_the_scaling_questions_encoders(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_small_convergence_run_answers_and_makes_questions_pdf(tmp_path, capsys):
-    from bench.cli import main
-
-    args = [
-        "run",
-        "question=convergence",
+def test_a_small_convergence_run_answers_and_makes_questions_pdf(small_question):
+    line, df = small_question(
+        "convergence",
         "methods=[infomax,infomax_noem,pca]",
         "seeds=2",
         "convergence.n_mnist1d=[256,512]",
@@ -375,18 +372,8 @@ def test_a_small_convergence_run_answers_and_makes_questions_pdf(tmp_path, capsy
         "convergence.lambda_widths=[8]",
         "convergence.n_similarity=200",
         "epochs=1",
-        "workers=1",
-        f"out={tmp_path / 'results'}",
-        f"reports={tmp_path / 'reports'}",
-        f"cache={tmp_path / 'cache'}",
-    ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    (line,) = [x for x in out.splitlines() if x.startswith("answer: ")]
+    )
     assert "whether everything converges is undetermined" in line  # two seeds: no jackknife interval
-    assert (tmp_path / "reports" / "questions.pdf").stat().st_size > 10_000
-    (run,) = [p for p in (tmp_path / "results" / "convergence").iterdir() if p.is_dir()]
-    df = pd.read_parquet(run / "results.parquet")
     assert set(df["axis"].dropna()) == {"n_mnist1d", "k", "steps", "ica", "lambda_lse"}
     cka = df[df["metric"] == "cka"]
     assert (cka["seed"] != cka["other_seed"]).all() and len(cka) == 2 * 2 * (3 * 1 + 3 * 2)  # axes x points x pairs

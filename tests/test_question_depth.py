@@ -312,12 +312,9 @@ def test_the_quick_arms_and_their_budgets():
 
 
 @pytest.mark.slow
-def test_a_tiny_depth_run_answers_and_makes_questions_pdf(tmp_path, capsys):
-    from bench.cli import main
-
-    args = [
-        "run",
-        "question=depth",
+def test_a_tiny_depth_run_answers_and_makes_questions_pdf(small_question):
+    line, df = small_question(
+        "depth",
         "methods=[stack,random]",
         "seeds=2",
         "depth.datasets=[mnist5k]",
@@ -325,18 +322,8 @@ def test_a_tiny_depth_run_answers_and_makes_questions_pdf(tmp_path, capsys):
         "depth.epochs=2",
         "depth.n_eval=300",
         "depth.n_knn_train=500",
-        "workers=1",
-        f"out={tmp_path / 'results'}",
-        f"reports={tmp_path / 'reports'}",
-        f"cache={tmp_path / 'cache'}",
-    ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "answer: " in out and (tmp_path / "reports" / "questions.pdf").stat().st_size > 10_000
-    line = next(s for s in out.splitlines() if s.startswith("answer: "))
+    )
     assert "G_2 = " in line and "(infomax stack, mnist5k, 2 seeds)" in line
-    (run,) = [p for p in (tmp_path / "results" / "depth").iterdir() if p.is_dir()]
-    df = pd.read_parquet(run / "results.parquet")
     acc = df[df["metric"] == "acc"]
     assert set(acc["arm"]) == {
         "infomax/infomax/infomax",

@@ -14,7 +14,6 @@ import pytest
 import torch
 from test_robustness import identity, planted  # the planted 4x-copy code of tests/test_robustness.py
 
-from bench.cli import main
 from bench.data import DataConfig, load_dataset, sprites
 from bench.engine.jobs import JobSpec
 from bench.engine.measure import MeasureSource
@@ -303,10 +302,9 @@ def test_config_names_and_budget():
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_a_small_independence_run_answers_and_makes_questions_pdf(tmp_path, capsys):
-    args = [
-        "run",
-        "question=independence",
+def test_a_small_independence_run_answers_and_makes_questions_pdf(small_question):
+    line, df = small_question(
+        "independence",
         "methods=[infomax,pca]",
         "seeds=2",
         "epochs=1",
@@ -318,17 +316,8 @@ def test_a_small_independence_run_answers_and_makes_questions_pdf(tmp_path, caps
         "independence.couplings=[none,0.2]",
         "independence.ts=[0,1]",
         "data.n=2000",
-        "workers=1",
-        f"out={tmp_path / 'results'}",
-        f"reports={tmp_path / 'reports'}",
-        f"cache={tmp_path / 'cache'}",
-    ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "answer: undetermined: no verdict on profile quick (direction only)" in out
-    assert (tmp_path / "reports" / "questions.pdf").stat().st_size > 10_000
-    (run,) = [p for p in (tmp_path / "results" / "independence").iterdir() if p.is_dir()]
-    df = pd.read_parquet(run / "results.parquet")
+    )
+    assert "answer: undetermined: no verdict on profile quick (direction only)" in line
     assert set(df["part"].dropna()) == {"dose", "rotation", "factors", "zoo"}
     assert not df["metric"].isin(["job_failed", "measure_failed"]).any()
     dose = df[(df["part"] == "dose") & (df["metric"] == "acc")]

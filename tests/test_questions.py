@@ -62,10 +62,9 @@ def test_equal_steps_budget(n, batch):
 
 
 @pytest.mark.slow
-def test_a_small_scaling_run_answers_and_makes_questions_pdf(tmp_path, capsys):
-    args = [
-        "run",
-        "question=scaling",
+def test_a_small_scaling_run_answers_and_makes_questions_pdf(small_question):
+    line, df = small_question(
+        "scaling",
         "methods=[infomax,pca,random]",
         "seeds=2",
         "scaling.n_mnist1d=[1024,4096]",
@@ -75,16 +74,7 @@ def test_a_small_scaling_run_answers_and_makes_questions_pdf(tmp_path, capsys):
         "scaling.widths=[8,16]",
         "scaling.epochs_axis=[1,2]",
         "scaling.largest_rerun=0",
-        "workers=1",
-        f"out={tmp_path / 'results'}",
-        f"reports={tmp_path / 'reports'}",
-        f"cache={tmp_path / 'cache'}",
-    ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "answer: " in out and (tmp_path / "reports" / "questions.pdf").stat().st_size > 10_000
-    (run,) = [p for p in (tmp_path / "results" / "scaling").iterdir() if p.is_dir()]
-    df = pd.read_parquet(run / "results.parquet")
+    )
     assert set(df["axis"].dropna()) == {"n_mnist1d", "n_mnist5k", "k", "steps"}
     err = df[(df["metric"] == "test_error") & (df["axis"] == "n_mnist1d")]
     assert sorted(err["n"].unique()) == [1024, 4096] and set(err["epochs"]) == {64 // 8, 64 // 32}
