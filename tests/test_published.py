@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.report.publish import run_seeds
 from bench.report.published import DATED, PUBLISHED, published_headline
 from bench.report.verify import runs, verify
 
@@ -57,7 +58,7 @@ def test_a_published_run_names_its_code_and_protocol(pub):
         assert man["protocol_hash"] and man["protocol_dirty"] is False
         assert config["profile"] == profile
         if profile == "confirm":
-            assert config["seeds"] == list(range(100, 110))
+            assert run_seeds(config) == list(range(100, 110))
         for f in ("results.parquet", f"../{name}.pdf", "verdicts.csv", "verdicts.tex"):
             assert (run / f).is_file(), f"{run / f} is missing"
         assert not list(run.glob("*.csv")) == [] and [p.name for p in run.glob("*.csv")] == ["verdicts.csv"]
@@ -77,3 +78,14 @@ def test_the_newest_confirm_headlines_are_what_exploratory_reports_print():
             pub.word
             in (pub.where if pub.where.is_absolute() else ROOT / pub.where).joinpath("verdicts.csv").read_text()
         )
+
+
+def test_docs_results_numbers_are_the_newest_confirm_tables():
+    from bench.report import results_doc
+
+    confirm = [d for d in DIRS if d.name.startswith("confirm-")]
+    doc = ROOT / "docs" / "results.md"
+    if not confirm or not doc.exists():
+        pytest.skip("no confirmatory run or no docs/results.md")
+    assert results_doc.BLOCK.search(doc.read_text()), "docs/results.md has no generated results block"
+    assert results_doc.main([str(max(confirm, key=lambda d: d.name)), str(doc), "--check"]) == 0

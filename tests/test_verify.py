@@ -122,3 +122,24 @@ def test_publish_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("bench: error: publish:") for line in err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_results_doc_blocks_come_from_the_published_tables(published, tmp_path, capsys):
+    from bench.report import results_doc
+
+    doc = tmp_path / "results.md"
+    doc.write_text(
+        "# Results\n\n<!-- results:run -->\n<!-- /results:run -->\n\nprose\n\n"
+        "<!-- results:pruning -->\nstale\n<!-- /results:pruning -->\n"
+    )
+    assert results_doc.main([str(published), str(doc), "--check"]) == 1  # a stale block differs
+    assert results_doc.main([str(published), str(doc)]) == 0
+    text = doc.read_text()
+    assert "stale" not in text and "prose" in text and "| pruning |" in text and "No job failed." in text
+    assert "**Headline: exploratory**" in text and "| infomax" not in text  # the subject is never a member row
+    assert results_doc.main([str(published), str(doc), "--check"]) == 0
+    i = text.index("| pca | ") + len("| pca | ")  # plant an edited number in the member's row
+    doc.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :])
+    assert results_doc.main([str(published), str(doc), "--check"]) == 1
+    (tmp_path / "empty.md").write_text("no blocks\n")
+    assert results_doc.main([str(published), str(tmp_path / "empty.md")]) == 2

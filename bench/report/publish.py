@@ -56,12 +56,18 @@ def _check_runs(runs: dict[str, Path], allow_dirty: bool = False) -> tuple[str, 
         if failed and not all(j.get("reason") for j in failed):
             raise PublishError(f"{run}: a failed job has no recorded reason")
         profiles[name] = config.get("profile")
-        seed_lists[name] = sorted(int(s) for s in config.get("seeds", []))
+        seed_lists[name] = run_seeds(config)
     if len(set(profiles.values())) > 1:
         raise PublishError(f"the runs have different profiles: {profiles}")
     if len({tuple(s) for s in seed_lists.values()}) > 1:
         raise PublishError(f"the runs have different seeds: {seed_lists}")
     return next(iter(profiles.values())) or "unknown", next(iter(seed_lists.values()))
+
+
+def run_seeds(config: dict) -> list[int]:
+    """The seeds a run used: its resolved list (a profile's seeds are resolved at run time), else the given one."""
+    seeds = (config.get("resolved") or {}).get("seeds") or config.get("seeds") or []
+    return sorted(int(s) for s in seeds)
 
 
 def default_dest(profile: str, day: date | None = None) -> Path:
