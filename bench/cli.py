@@ -23,6 +23,7 @@ USAGE = """usage:
   bench plan prediction=NAME|all [key=value ...]  what a run would train and measure, and its estimated time
                                               (question=NAME|all likewise)
   bench perf [device=auto|cpu|cuda] [e2e=true] [table=true]   trainer throughput, batched seeds, cost table
+  bench publish [out=results] [dest=results/published/PROFILE-DATE] [all=true]   publish the latest runs
   bench verify DIR                            re-derive a published directory's verdicts from its tidy tables
 keys: dataset= methods=[a,b] width= seeds=3|[0,4] epochs= batch_size= device=auto|cpu|cuda
       profile=quick|full|confirm out= reports= cache= threads= workers=auto|N
@@ -333,6 +334,28 @@ def _task_result(future):
     return got
 
 
+def cmd_publish(args: list[str]) -> int:
+    """``bench publish``: copy the latest run of each prediction under ``out`` into a published directory,
+    regenerate its reports and summary from the copied tables, verify them, then move it into place
+    (:mod:`bench.report.publish`). ``all=false`` publishes whichever predictions have a run."""
+    from bench.report.publish import PublishError, publish
+    from bench.syntax import coerce, key_values
+
+    kv, rest = key_values(args, ("out", "dest", "all"), positional=True)
+    if rest:
+        raise UsageError(f"publish: unexpected argument '{rest[0]}' (keys: out=, dest=, all=)")
+    require_all = coerce("all", kv.get("all", "true"), bool)
+    try:
+        pub = publish(Path(kv.get("out", "results")), kv.get("dest"), require_all=require_all)
+    except PublishError as e:
+        raise UsageError(f"publish: {e}") from None
+    print(
+        f"published {pub.dest}: profile {pub.profile}, seeds {pub.seeds}, {len(pub.files)} files, "
+        f"{pub.size / 2**20:.1f} MiB; {pub.checks} checks agree with the tidy tables (bench verify {pub.dest})"
+    )
+    return 0
+
+
 def cmd_verify(args: list[str]) -> int:
     """``bench verify DIR``: re-derive every verdict table and headline of a published directory from its
     tidy tables (:mod:`bench.report.verify`); exit code 1 on any difference, so none can be hand-edited."""
@@ -361,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in (
         "report",
         "verify",
+        "publish",
     ):  # a report reads tidy tables through the views alone: no method, no baseline (timm, ...)
         load_all()
     commands = {
@@ -371,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "perf": cmd_perf,
         "plan": cmd_plan,
         "verify": cmd_verify,
+        "publish": cmd_publish,
     }
     if cmd not in commands:
         return _fail(f"unknown command '{cmd}' (choices: {', '.join(commands)})")

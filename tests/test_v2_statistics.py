@@ -172,6 +172,23 @@ def test_under_trained_members_annotate_a_supported_headline():
     assert table.frame.set_index("baseline").at["gmm", "under_trained"] == 6
 
 
+@pytest.mark.parametrize(
+    "plant, flagged, word",
+    [
+        ({"ae": -3.0}, "ae", "contradicted (under-trained: ae)"),  # the contradicting member is flagged
+        ({"ae": -3.0}, "gmm", "contradicted"),  # a flagged member the headline does not rest on
+        ({"ae": 0.0}, "ae", "inconclusive (under-trained: ae)"),  # the blocking member is flagged
+        ({"ae": 0.0}, "gmm", "inconclusive"),
+    ],
+)
+def test_under_trained_members_a_headline_rests_on_are_named(plant, flagged, word):
+    df = _tidy({**PA, **plant})
+    df["under_trained"] = (df["method"] == flagged) & (df["seed"] < 105)  # 5 of 10 seeds: the threshold
+    assert _Planted().verdict_tables(df)[0].headline[0] == word
+    df["under_trained"] = (df["method"] == flagged) & (df["seed"] < 104)  # 4 of 10: below it
+    assert _Planted().verdict_tables(df)[0].headline[0] == word.split(" (")[0]
+
+
 def test_non_inferiority_margin_shifts_d():
     df = _tidy({"fastica": 0.0, **{k: v for k, v in PA.items() if k != "fastica"}})
     plain = _Planted().verdict_tables(df)[0].frame.set_index("baseline")

@@ -9,8 +9,9 @@ from bench.cli import main
 from bench.config import RunConfig
 from bench.engine.runner import execute
 from bench.report import build as report
-from bench.report.summary import build_summary
-from bench.report.verify import publish, verify
+from bench.report.publish import PublishError, publish
+from bench.report.published import published_headline
+from bench.report.verify import verify
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +30,9 @@ def published(tmp_path_factory):
         out=str(base / "results"),
         cache=str(base / "cache"),
     )
-    run = execute(cfg)
-    report.build_report(run, base / "reports")
-    build_summary(base / "results", base / "reports")
-    written = publish(base / "results", base / "reports", base / "published")
-    assert {p.name for p in written} >= {
+    execute(cfg)
+    pub = publish(base / "results", base / "published", require_all=False, allow_dirty=True)  # a dev checkout
+    assert {p.name for p in pub.files} >= {
         "results.parquet",
         "verdicts.csv",
         "verdicts.tex",
@@ -41,6 +40,13 @@ def published(tmp_path_factory):
         "SUMMARY.md",
         "summary.pdf",
     }
+    assert not [p for p in pub.files if p.suffix == ".csv" and p.name != "verdicts.csv"]  # Parquet only
+    assert [p.name for p in base.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    with pytest.raises(PublishError, match="exists"):
+        publish(base / "results", base / "published", require_all=False, allow_dirty=True)
+    with pytest.raises(PublishError, match="transfer"):
+        publish(base / "results", base / "published2", allow_dirty=True)  # all four required by default
+    assert not (base / "published2").exists()
     return base / "published"
 
 
@@ -80,3 +86,60 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 2 and all(line.startswith("bench: error: verify:") for line in err)
     _, problems = verify(tmp_path)  # an empty directory has nothing to verify: that is a difference too
     assert problems and "no prediction folder" in problems[0]
+
+
+def test_the_published_headline_reaches_exploratory_reports(published, tmp_path, monkeypatch):
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "pubroot"
+    for day, word in (("2026-01-02", "contradicted"), ("2025-12-31", "supported")):  # the newest one is read
+        d = root / f"confirm-{day}"
+        shutil.copytree(published, d)
+        f = d / "pruning" / "verdicts.csv"
+        df = pd.read_csv(f)
+        df.loc[df["table"] == "headline", ["headline", "reason"]] = [word, f"planted {word}"]
+        df.to_csv(f, index=False)
+    pub = published_headline("pruning", roots=[root])
+    assert (pub.day, pub.word, pub.why) == ("2026-01-02", "contradicted", "planted contradicted")
+    assert published_headline("transfer", roots=[root]) is None
+    assert published_headline("pruning", profile="full", roots=[root]) is None
+
+    def report_text(env: str) -> str:
+        monkeypatch.setenv("BENCH_PUBLISHED", env)
+        monkeypatch.setattr(report, "TEXT_SINK", [])
+        report.build_report(published / "pruning", tmp_path / "rep")  # an exploratory run (profile quick)
+        return "\n".join(report.TEXT_SINK)
+
+    assert "published confirm run, 2026-01-02: contradicted (planted contradicted)" in report_text(str(root))
+    assert "published confirm run" not in report_text("")
+
+
+def test_publish_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["publish", f"out={tmp_path}"]) == 2
+    assert main(["publish", "stray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("bench: error: publish:") for line in err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_results_doc_blocks_come_from_the_published_tables(published, tmp_path, capsys):
+    from bench.report import results_doc
+
+    doc = tmp_path / "results.md"
+    doc.write_text(
+        "# Results\n\n<!-- results:run -->\n<!-- /results:run -->\n\nprose\n\n"
+        "<!-- results:pruning -->\nstale\n<!-- /results:pruning -->\n"
+    )
+    assert results_doc.main([str(published), str(doc), "--check"]) == 1  # a stale block differs
+    assert results_doc.main([str(published), str(doc)]) == 0
+    text = doc.read_text()
+    assert "stale" not in text and "prose" in text and "| pruning |" in text and "No job failed." in text
+    assert "**Headline: exploratory**" in text and "| infomax" not in text  # the subject is never a member row
+    assert results_doc.main([str(published), str(doc), "--check"]) == 0
+    i = text.index("| pca | ") + len("| pca | ")  # plant an edited number in the member's row
+    doc.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :])
+    assert results_doc.main([str(published), str(doc), "--check"]) == 1
+    (tmp_path / "empty.md").write_text("no blocks\n")
+    assert results_doc.main([str(published), str(tmp_path / "empty.md")]) == 2

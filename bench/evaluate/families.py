@@ -198,16 +198,29 @@ def headline(
 ) -> tuple[str, str]:
     """The prediction's headline from its judged primary frames: ``(word, why)``.
 
-    ``word`` is supported / contradicted / inconclusive; a supported headline with a PA member
-    flagged under-trained on at least ``half`` of its seeds reads "supported (under-trained: B, ...)".
+    ``word`` is supported / contradicted / inconclusive. The headline rests on some PA members: all of
+    them for "supported", those that contradict it for "contradicted", those that block "supported" for
+    "inconclusive". When any of those is flagged under-trained on at least ``half`` of its seeds, the
+    word says so: "supported (under-trained: B, ...)" (docs/protocol.md 7.5), and likewise after
+    "contradicted" or "inconclusive". The flag annotates the word, never changes it.
     ``why`` names the PA members that block "supported" or make it "contradicted"."""
     cells = _cells(frames)
     pa = cells[cells["family"] == "PA"]
     if pa.empty:
         return "inconclusive", "no PA member was compared"
+    flagged_names = {
+        str(r["baseline"])
+        for _, r in pa.iterrows()
+        if int(r["n"]) > 0 and float(r.get("under_trained", 0) or 0) >= half * int(r["n"])
+    }
+
+    def annotated(word: str, resting_on) -> str:
+        flagged = sorted(flagged_names & set(resting_on))
+        return word + (f" (under-trained: {', '.join(flagged)})" if flagged else "")
+
     contra = sorted(set(pa.loc[pa["verdict"] == "contradicted", "baseline"]))
     if contra:
-        return "contradicted", "contradicted by " + ", ".join(contra)
+        return annotated("contradicted", contra), "contradicted by " + ", ".join(contra)
     blocking = []
     for _, r in pa.iterrows():
         if str(r.get("na", "") or ""):
@@ -223,22 +236,14 @@ def headline(
             blocking.append(str(r["baseline"]))
     if blocking:
         names = sorted(set(blocking))
-        return "inconclusive", (
+        return annotated("inconclusive", names), (
             f"not beaten at p_t and p_perm < {alpha} on every primary by {len(names)} of "
             f"{pa['baseline'].nunique()} PA members: " + ", ".join(names)
         )
     if not (pa["na"].fillna("") == "").any():
         return "inconclusive", "every PA cell is n/a by design"
-    flagged = sorted(
-        {
-            str(r["baseline"])
-            for _, r in pa.iterrows()
-            if int(r["n"]) > 0 and float(r.get("under_trained", 0) or 0) >= half * int(r["n"])
-        }
-    )
-    word = "supported" + (f" (under-trained: {', '.join(flagged)})" if flagged else "")
     return (
-        word,
+        annotated("supported", pa["baseline"].astype(str)),
         f"every applicable cell of all {pa['baseline'].nunique()} PA members beaten at p_t and p_perm < {alpha}",
     )
 

@@ -25,6 +25,7 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from bench.catalog import load_view  # noqa: E402
 from bench.protocol import SUBJECT, VIEWS, Table, View  # noqa: E402
 from bench.report.pdftable import draw_table, fit_table, text_width  # noqa: E402
+from bench.report.published import published_headline  # noqa: E402
 from bench.report.tables import (  # noqa: E402, F401 (the text forms of the tables, re-exported)
     P_LABELS,
     _fmt,
@@ -249,7 +250,10 @@ def build_report(run_dir: str | Path, reports_dir: str | Path = "reports") -> Pa
         verdicts = [t for t in tables if t.verdict]
         rest = [t for t in tables if not t.verdict]
         if verdicts:
-            _table_pages(pdf, verdicts[0], fig, y, explore, tuple(overall_lines(tables, profile)))
+            lines = tuple(overall_lines(tables, profile))
+            if explore and (pub := published_headline(name)) is not None:  # the answer, beside this run's table
+                lines += (pub.line(),)
+            _table_pages(pdf, verdicts[0], fig, y, explore, lines)
         else:
             _save(pdf, fig)
             plt.close(fig)

@@ -34,6 +34,7 @@ from bench.evaluate.families import FAMILIES, family
 from bench.protocol import ROLE_LABELS, SUBJECT, Table, Verdict, View, in_all
 from bench.report import plots
 from bench.report.build import view as report_view
+from bench.report.published import published_headline
 from bench.report.summary_page import CONFIRM, draw, openers, primaries
 from bench.report.tables import exploratory, overall_lines
 from bench.results import atomic_write, latest_run, read_run
@@ -140,9 +141,10 @@ def _groups(view: View, table: Table, df: pd.DataFrame) -> list[Group]:
     return out
 
 
-def _entry(name: str, out: Path) -> Entry:
+def _entry(name: str, out: Path, run: Path | None = None) -> Entry:
+    """The summary's entry for prediction ``name``: from ``run`` when given, else its latest run under ``out``."""
     view = report_view(name)
-    run = latest_run(out, name)
+    run = latest_run(out, name) if run is None else run
     if run is None:
         return Entry(name, view)
     try:
@@ -158,6 +160,8 @@ def _entry(name: str, out: Path) -> Entry:
     view.profile = e.profile
     tables = view.verdict_tables(df, secondaries=False)
     e.lines = [line for line in overall_lines(tables, e.profile) if line]
+    if e.explore and (pub := published_headline(name)) is not None:
+        e.lines.append(pub.line())
     if tables and not e.explore:
         e.headline = (tables[0].headline or ("inconclusive", ""))[0]
     e.groups = [g for t in tables if t.is_primary for g in _groups(view, t, df) if len(g.rows)]
@@ -309,4 +313,16 @@ def build_summary(out: Path | str = "results", reports_dir: Path | str = "report
     pdf_path, md_path = reports_dir / "summary.pdf", out / "SUMMARY.md"
     atomic_write(pdf_path, draw(entries, reports_dir))
     atomic_write(md_path, markdown(entries, reports_dir))
+    return pdf_path, md_path
+
+
+def build_summary_of(runs: dict[str, Path], dest: Path | str, reports_label: Path | str = ".") -> tuple[Path, Path]:
+    """Write ``<dest>/summary.pdf`` and ``<dest>/SUMMARY.md`` from the given run directory of each prediction
+    (a published directory's layout: no ``latest`` files); the text names the reports as
+    ``<reports_label>/<prediction>.pdf``."""
+    dest = Path(dest)
+    entries = [_entry(name, dest, runs[name]) if name in runs else Entry(name, report_view(name)) for name in in_all()]
+    pdf_path, md_path = dest / "summary.pdf", dest / "SUMMARY.md"
+    atomic_write(pdf_path, draw(entries, Path(reports_label)))
+    atomic_write(md_path, markdown(entries, Path(reports_label)))
     return pdf_path, md_path

@@ -105,7 +105,9 @@ def _column_text(fig, e: Entry, x: float, y: float, reports_dir: Path, width: fl
         if e.explore:
             y = _wrap(fig, x, y, line, 6, width, bold=False)
         elif i == 0:
-            color = VERDICT_COLORS.get(e.headline, "black")
+            color = VERDICT_COLORS.get(
+                (e.headline or "").split(" (")[0], "black"
+            )  # "(under-trained: ...)" annotates the word
             y = _wrap(fig, x, y, line, 7, width, bold=True, color=color if color != "#9e9e9e" else "#505050")
         else:
             y = _wrap(fig, x, y, line, 6, width)

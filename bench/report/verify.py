@@ -1,9 +1,9 @@
 """``bench verify DIR``: re-derive every verdict table and headline of a published results directory from
 its tidy tables alone, and compare them with what was published.
 
-A published directory holds one folder per prediction, each a run directory (``results.parquet``,
-``config.json``, ``manifest.json``) with the ``verdicts.csv`` and ``verdicts.tex`` its report wrote, and a
-``SUMMARY.md`` at the top. For each prediction the prediction's view turns the tidy table into its verdict
+A published directory (made by ``bench publish``, :mod:`bench.report.publish`) holds one folder per
+prediction, each a run directory (``results.parquet``, ``config.json``, ``manifest.json``) with the
+``verdicts.csv`` and ``verdicts.tex`` its report wrote, and a ``SUMMARY.md`` at the top. For each prediction the prediction's view turns the tidy table into its verdict
 tables again (:meth:`bench.protocol.View.tables`, as ``bench report`` does); both exports must equal the
 published files byte for byte, and every line the report opens its first verdict table with (the headline
 and the family counts, or the exploratory line) must stand in ``SUMMARY.md``. A number edited by hand in
@@ -90,37 +90,3 @@ def verify(root: Path) -> tuple[list[str], list[str]]:
             elif parts:
                 checked.append(f"SUMMARY.md: {name}'s headline")
     return checked, problems
-
-
-def publish(out: Path, reports_dir: Path, dest: Path) -> list[Path]:
-    """Copy the latest run of every prediction under ``out`` into ``dest/<prediction>/`` as a published
-    directory: its tidy table (``results.parquet``), ``config.json``, ``manifest.json``, its report's
-    ``verdicts.csv`` / ``verdicts.tex`` and PDF; then ``summary.pdf`` and ``SUMMARY.md``. No cache, no CSV
-    twin, no matrices. Returns the files written."""
-    import shutil
-
-    from bench.protocol import in_all
-    from bench.results import latest_run
-
-    out, reports_dir, dest = Path(out), Path(reports_dir), Path(dest)
-    written: list[Path] = []
-
-    def put(src: Path, to: Path) -> None:
-        to.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, to)
-        written.append(to)
-
-    for name in in_all():
-        run = latest_run(out, name)
-        if run is None:
-            continue
-        for fname in ("results.parquet", "config.json", "manifest.json"):
-            put(run / fname, dest / name / fname)
-        for fname in EXPORTS:
-            if (reports_dir / name / fname).exists():
-                put(reports_dir / name / fname, dest / name / fname)
-        put(reports_dir / f"{name}.pdf", dest / name / f"{name}.pdf")
-    for src in (reports_dir / "summary.pdf", out / "SUMMARY.md"):
-        if src.exists():
-            put(src, dest / src.name)
-    return written
