@@ -335,42 +335,15 @@ def _task_result(future):
 
 
 def cmd_publish(args: list[str]) -> int:
-    """``bench publish``: copy the latest run of each prediction under ``out`` into a published directory,
-    regenerate its reports and summary from the copied tables, verify them, then move it into place
-    (:mod:`bench.report.publish`). ``all=false`` publishes whichever predictions have a run."""
-    from bench.report.publish import PublishError, publish
-    from bench.syntax import coerce, key_values
+    from bench.report.publish import command
 
-    kv, rest = key_values(args, ("out", "dest", "all"), positional=True)
-    if rest:
-        raise UsageError(f"publish: unexpected argument '{rest[0]}' (keys: out=, dest=, all=)")
-    require_all = coerce("all", kv.get("all", "true"), bool)
-    try:
-        pub = publish(Path(kv.get("out", "results")), kv.get("dest"), require_all=require_all)
-    except PublishError as e:
-        raise UsageError(f"publish: {e}") from None
-    print(
-        f"published {pub.dest}: profile {pub.profile}, seeds {pub.seeds}, {len(pub.files)} files, "
-        f"{pub.size / 2**20:.1f} MiB; {pub.checks} checks agree with the tidy tables (bench verify {pub.dest})"
-    )
-    return 0
+    return command(args)
 
 
 def cmd_verify(args: list[str]) -> int:
-    """``bench verify DIR``: re-derive every verdict table and headline of a published directory from its
-    tidy tables (:mod:`bench.report.verify`); exit code 1 on any difference, so none can be hand-edited."""
-    from bench.report.verify import verify
+    from bench.report.verify import command
 
-    if len(args) != 1 or "=" in args[0]:
-        raise UsageError("verify: expected one published directory (e.g. bench verify results/published/confirm-DATE)")
-    root = Path(args[0])
-    if not root.is_dir():
-        raise UsageError(f"verify: '{root}' is not a directory")
-    checked, problems = verify(root)
-    for line in problems:
-        print(f"differs: {line}")
-    print(f"verify {root}: {len(checked)} checks agree with the tidy tables, {len(problems)} differ")
-    return 1 if problems else 0
+    return command(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from bench.arguments import UsageError
 from bench.report.published import PUBLISHED
 
 TABLES = ("results.parquet", "matrices.parquet", "config.json", "manifest.json")
@@ -131,3 +132,24 @@ def publish(
         raise
     files = sorted(p for p in dest.rglob("*") if p.is_file())
     return Publication(dest, files, profile, seeds, len(checked))
+
+
+def command(args: list[str]) -> int:
+    """``bench publish``: copy the latest run of each prediction under ``out`` into a published directory,
+    regenerate its reports and summary from the copied tables, verify them, then move it into place
+    (:mod:`bench.report.publish`). ``all=false`` publishes whichever predictions have a run."""
+    from bench.syntax import coerce, key_values
+
+    kv, rest = key_values(args, ("out", "dest", "all"), positional=True)
+    if rest:
+        raise UsageError(f"publish: unexpected argument '{rest[0]}' (keys: out=, dest=, all=)")
+    require_all = coerce("all", kv.get("all", "true"), bool)
+    try:
+        pub = publish(Path(kv.get("out", "results")), kv.get("dest"), require_all=require_all)
+    except PublishError as e:
+        raise UsageError(f"publish: {e}") from None
+    print(
+        f"published {pub.dest}: profile {pub.profile}, seeds {pub.seeds}, {len(pub.files)} files, "
+        f"{pub.size / 2**20:.1f} MiB; {pub.checks} checks agree with the tidy tables (bench verify {pub.dest})"
+    )
+    return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.arguments import UsageError
 from bench.report.build import view
 from bench.report.tables import exploratory, overall_lines, verdicts_csv, verdicts_tex
 from bench.results import read_run
@@ -90,3 +91,18 @@ def verify(root: Path) -> tuple[list[str], list[str]]:
             elif parts:
                 checked.append(f"SUMMARY.md: {name}'s headline")
     return checked, problems
+
+
+def command(args: list[str]) -> int:
+    """``bench verify DIR``: re-derive every verdict table and headline of a published directory from its
+    tidy tables (:mod:`bench.report.verify`); exit code 1 on any difference, so none can be hand-edited."""
+    if len(args) != 1 or "=" in args[0]:
+        raise UsageError("verify: expected one published directory (e.g. bench verify results/published/confirm-DATE)")
+    root = Path(args[0])
+    if not root.is_dir():
+        raise UsageError(f"verify: '{root}' is not a directory")
+    checked, problems = verify(root)
+    for line in problems:
+        print(f"differs: {line}")
+    print(f"verify {root}: {len(checked)} checks agree with the tidy tables, {len(problems)} differ")
+    return 1 if problems else 0
