@@ -14,8 +14,11 @@ units wide (an identity layer as wide as its input), trained bottom up, one laye
   on ``DataInfo(input_dim of the layer below, n_classes, image_shape None)``, on the layer below's
   frozen training output standardised with that output's TRAIN mean and population sd per unit (a
   dead unit, sd below :data:`bench.evaluate.metrics.DEAD_TOL` relative to the largest, keeps sd 1);
-  ``identity`` passes that standardised input through, ``random`` is an untrained
-  ``Linear + ReLU`` of it;
+  ``random`` is an untrained ``Linear + ReLU`` of it;
+* ``identity`` passes the layer below's raw output through, unstandardised (its standardisation is the
+  identity, mean 0 and sd 1): its features are the layer below's bit for bit, so the control reproduces
+  every measure of that layer exactly (a standardised copy moves values by ulps, enough to flip a tie in
+  the probe's choice of L2 on val);
 * a layer whose method models probabilities (``rbm``, :data:`RAW_INPUT`) reads the layer below
   unstandardised, as the DBN of Hinton et al. (2006) feeds one RBM's hidden probabilities to the
   next as its visible probabilities; that output must lie in [0, 1] on train (else the job fails
@@ -36,9 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from baselines import ae, rbm  # noqa: F401 (the layer methods the open questions use: their source is in the key)
-from baselines import random as random_features  # noqa: F401
-from bench.train import loop, subject  # noqa: F401 (subject: the infomax layers' source is in the key)
+from bench.train import loop
 from bench.train.loop import JobFailed
 from bench.train.methods import METHODS, DataInfo, Method
 
@@ -81,7 +82,7 @@ class StackConfig:
 
 
 class Identity(nn.Module):
-    """A layer that passes its (standardised) input through: no parameter, nothing to train."""
+    """A layer that passes its input (the layer below's raw output) through: no parameter, nothing to train."""
 
     kind = "none"
 
@@ -131,6 +132,11 @@ class Stack(Method):
         "Bengio, Lamblin, Popovici & Larochelle 2007, Greedy layer-wise training of deep networks"
     )
     Config = StackConfig
+
+    @staticmethod
+    def component_methods(cfg: StackConfig) -> list[str]:
+        """The registered methods the layers train: their source is in the job's key (bench.engine.jobs)."""
+        return sorted({name for name in cfg.layers if name != IDENTITY})
 
     def __init__(self, cfg: StackConfig, info: DataInfo, width: int):
         super().__init__(cfg, info, width)
@@ -187,6 +193,8 @@ class Stack(Method):
         self.eval()
 
     def _fit_input(self, i: int, name: str, h: torch.Tensor) -> None:
+        if name == IDENTITY:  # the layer below bit for bit: no standardisation
+            return
         if name in RAW_INPUT:  # probabilities in, unstandardised: the standardisation stays the identity
             lo, hi = float(h.min()), float(h.max())
             if lo < 0.0 or hi > 1.0:
@@ -199,7 +207,7 @@ class Stack(Method):
 
     def layer_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's features of ``x`` (N, D), bottom up: raw outputs, before the next layer's
-        standardisation (an identity layer's output is its standardised input)."""
+        standardisation (an identity layer's output is the layer below's)."""
         out = []
         h = x
         with torch.no_grad():

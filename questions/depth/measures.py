@@ -14,7 +14,7 @@ method is one layer), on frozen features:
 * ``cka_prev``: debiased CKA of standardised units (:func:`bench.evaluate.similarity.cka`) between layer l
   and layer l - 1 (layer 0 = the input), and the whole layer x layer map;
 * ``kappa``: chance-corrected accuracy of P2's few-label probe (:func:`predictions.transfer.probing.budget_probe`,
-  per-unit standardised codes: :data:`SCALING`) at ``n`` labelled examples per class, in domain (P2's is a
+  P2's primary scalar scaling: :data:`SCALING`) at ``n`` labelled examples per class, in domain (P2's is a
   transfer pair's target; here the pretraining dataset itself), mean over draws;
 * ``aurc``: P1's area under the retained-accuracy curve, random unit order, frozen probe
   (:func:`predictions.pruning.curves.structured_pruning` and ``summarize``);
@@ -38,10 +38,9 @@ from predictions.transfer.probing import budget_probe
 
 POSITION = ("pos_x", "pos_y")
 AURC_KEY = ("random", "frozen")
-# P2's per-unit scaling (its sensitivity row), not its primary scalar one: the stack standardises every unit
-# between layers, and under one scalar for all units an identity layer 2 reads another kappa than layer 1
-# (.733 against .745 on digits, K = 16), so the identity control (docs/protocol.md 11.5.3) could not hold
-SCALING = "unit"
+# P2's primary, rotation-invariant scaling (one scalar for all units); the identity control holds under it
+# because an identity layer passes the layer below on unstandardised (baselines/stack.py)
+SCALING = "scalar"
 
 
 def energy_dependence(f: torch.Tensor) -> float:

@@ -208,7 +208,7 @@ class DepthView(View):
                     rows.append({"dataset": ds, "metric": metric, "seeds": len(seeds), "max |layer 2 - layer 1|": gap})
         if not rows:
             return None
-        note = "An identity layer 2 passes layer 1's standardised code on: it must read what layer 1 reads (0 here)."
+        note = "An identity layer 2 passes layer 1's code on unchanged: it must read what layer 1 reads (0 here)."
         return Table("Identity control (infomax/identity)", pd.DataFrame(rows), note=note)
 
     def _layers(self, m: pd.DataFrame) -> Table | None:
