@@ -20,6 +20,7 @@ from bench.engine.measure import MeasureCache, MeasureTask
 from bench.engine.runner import RunContext
 from bench.engine.worker import run_job, run_measure
 from bench.protocol import PredictionConfig, row
+from bench.train.methods import METHODS
 
 CPU = torch.device("cpu")
 DEFAULT = DataConfig()
@@ -207,3 +208,48 @@ def test_a_measuring_worker_refuses_a_job_keyed_on_other_data(digits, tmp_path):
     assert out["status"] == "failed" and out["worker_error"] and out["measured"] is None
     assert bad.data_hash in out["reason"] and "other data" in out["reason"]
     assert not JobCache(root, CPU).has(bad) and not MeasureCache(root).has(task.key)
+
+
+def test_a_stack_key_hashes_the_methods_its_layers_train(monkeypatch):
+    """A composite's key covers the source of every method it trains, and only those: editing ``baselines.ae``
+    retrains an ae stack, not an infomax one."""
+    from baselines.stack import StackConfig
+
+    cfg = RunConfig()
+    specs = {
+        layers: JobSpec.make("stack", StackConfig(layers=layers), "digits", cfg.data, 8, 0, 2, 128)
+        for layers in (("infomax", "ae"), ("infomax", "infomax"), ("rbm", "rbm", "identity"))
+    }
+    keys = {layers: s.key for layers, s in specs.items()}
+    real = provenance.module_source
+
+    def edit(name: str):
+        return lambda m: real(m) + ("\n# edit" if m.__name__ == name else "")
+
+    for module, changed in (
+        ("baselines.ae", {("infomax", "ae")}),
+        ("baselines.rbm", {("rbm", "rbm", "identity")}),
+        (METHODS.get("infomax").__module__, {("infomax", "ae"), ("infomax", "infomax")}),
+    ):
+        monkeypatch.setattr(provenance, "module_source", edit(module))
+        assert {layers for layers, s in specs.items() if s.key != keys[layers]} == changed, module
+    monkeypatch.setattr(provenance, "module_source", real)
+    plain = JobSpec.make("infomax", cfg.method_config("infomax"), "digits", cfg.data, 8, 0, 2, 128)
+    assert plain.key == "infomax-f111068ac7036c45"  # a plain method's key is what it was before composites
+
+
+def test_a_pretrain_n_naming_the_whole_default_set_shares_the_default_key(tmp_path):
+    """mnist1d at its default 16,384 draws and mnist5k at all 3,500 train rows are the default data: one key.
+    Any other N keeps its own key, and so does a class view (its pretrain_n cuts the view)."""
+    ctx = _ctx(tmp_path)
+
+    def key(dataset, data):
+        return ctx.spec("infomax", 8, 0, dataset, data).key
+
+    assert key("mnist1d", {"pretrain_n": 16_384}) == key("mnist1d", None)
+    assert key("mnist1d", {"pretrain_n": 4_096}) != key("mnist1d", None)
+    assert key("mnist5k", {"pretrain_n": 3_500}) == key("mnist5k", None)
+    assert key("mnist5k", {"pretrain_n": 1_750}) != key("mnist5k", None)
+    assert ctx.dataset("mnist1d", {"pretrain_n": 16_384}) is ctx.dataset("mnist1d")
+    view = ctx.data_config({"pretrain_n": 875}, name="mnist5k[0-4]")
+    assert view.pretrain_n == 875

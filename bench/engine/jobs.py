@@ -113,13 +113,23 @@ class JobSpec:
     def code_version(self) -> str:
         """Hash of the source that trains this encoder: the method's module, the project
         modules it uses (base classes, augmentations, losses), the trainer (seeding, fitting)
-        and the losses. Editing any of them invalidates the cached encoder instead of reusing a
+        and the losses; for a composite method (``component_methods(cfg)``, e.g. a stack), the
+        same of every method it trains. Editing any of them invalidates the cached encoder instead of reusing a
         stale one. Not part of it: this module (the cache's bookkeeping: locks, checksums) and
         the data modules (:data:`DATA_MODULES`): the data enters the key by content
         (:attr:`data_hash`), so a changed split or loader retrains exactly the jobs whose data
         it changes."""
         cls = METHODS.get(self.method)
-        roots = [sys.modules[c.__module__] for c in cls.__mro__ if c.__module__.split(".")[0] in provenance.PROJECT]
+        classes = [cls]
+        if hasattr(cls, "component_methods"):  # a composite (a stack): the methods it trains are its code too
+            classes += [METHODS.get(name) for name in cls.component_methods(self.method_cfg)]
+        roots = [
+            sys.modules[c.__module__]
+            for k in classes
+            for c in k.__mro__
+            if c.__module__.split(".")[0] in provenance.PROJECT
+        ]
+        roots = list(dict.fromkeys(roots))
         return provenance.code_hash([*roots, *CODE_MODULES], exclude=DATA_MODULES | {"bench.registry"}, length=12)
 
     def cell(self) -> JobSpec:
