@@ -37,6 +37,7 @@ __all__ = [
     "PROVIDES",
     "Split",
     "base_name",
+    "canonical_config",
     "content_hash",
     "load_dataset",
     "provides",
@@ -92,3 +93,15 @@ def load_dataset(
         else:
             _CACHE[key] = class_subset(load_dataset(base, cfg), classes, name)
     return _CACHE[key].to(device)
+
+
+def canonical_config(name: str, cfg: DataConfig) -> DataConfig:
+    """``cfg`` with a ``pretrain_n`` that names the whole default training set of ``name`` set to none.
+
+    ``mnist1d`` at ``pretrain_n=16384`` holds the same data as at its default, and a nested prefix of all of
+    ``mnist5k``'s train rows is that train set: one set of data gets one cache key (the default's). A class or
+    step-matched view keeps its ``pretrain_n`` (:func:`load_dataset` reads it only on a plain dataset)."""
+    if cfg.pretrain_n is None or parse_matched(name) or parse_view(name)[1] is not None:
+        return cfg
+    default = dataclasses.replace(cfg, pretrain_n=None)
+    return default if len(load_dataset(name, default).train.x) == cfg.pretrain_n else cfg

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from bench.config import ConfigError, RunConfig
-from bench.data import DataConfig, Dataset, load_dataset
+from bench.data import DataConfig, Dataset, canonical_config, load_dataset
 from bench.engine.fetch import EncoderAccess
 from bench.engine.jobs import JobSpec, data_info
 from bench.engine.measure import MeasureCache, Measured, MeasureTask, cached, compute
@@ -80,19 +80,26 @@ class RunContext(EncoderAccess):
             return self.cfg.data.split_seed
         return self.seeds[0] if seed is None else seed
 
-    def data_config(self, data: dict[str, Any] | None = None, seed: int | None = None) -> DataConfig:
+    def data_config(
+        self, data: dict[str, Any] | None = None, seed: int | None = None, name: str | None = None
+    ) -> DataConfig:
         """The run's data options for a job of ``seed`` (its split seed: :meth:`split_seed`), with a
-        protocol's ``data`` overrides (e.g. ``{"mixing": "nonlinear"}``)."""
+        protocol's ``data`` overrides (e.g. ``{"mixing": "nonlinear"}``) on dataset ``name`` (default the
+        run's); a ``pretrain_n`` that names the whole default training set is the default (one data, one key:
+        :func:`bench.data.canonical_config`)."""
         base = self.cfg.data
         split = self.split_seed(seed)
         if split != base.split_seed:
             base = dataclasses.replace(base, split_seed=split)
-        return dataclasses.replace(base, **data) if data else base
+        if not data:
+            return base
+        return canonical_config(name or self.dataset_name, dataclasses.replace(base, **data))
 
     def dataset(self, name: str | None = None, data: dict[str, Any] | None = None, seed: int | None = None) -> Dataset:
         """The run's dataset (or ``name``) with ``data`` overrides, split for a job of ``seed``
         (:meth:`split_seed`; it only matters in ``confirm``)."""
-        return self._dataset_for(name or self.dataset_name, self.data_config(data, seed))
+        name = name or self.dataset_name
+        return self._dataset_for(name, self.data_config(data, seed, name))
 
     def _job_dataset(self, spec: JobSpec) -> Dataset:
         """The dataset ``spec`` trains on: its own data config (in ``confirm``, its seed's split)."""
@@ -152,7 +159,7 @@ class RunContext(EncoderAccess):
                 mcfg.check()
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{method}: {e}") from None
-        data_cfg = self.data_config(data, seed)  # the key hashes the data the job reads: its own split
+        data_cfg = self.data_config(data, seed, name)  # the key hashes the data the job reads: its own split
         return JobSpec(
             method,
             mcfg,
