@@ -51,10 +51,10 @@ def em_rows(axis, xs, seeds, delta, metric="test_acc", noise=0.002, seed=0):
     return rows
 
 
-def r_em_rows(axis, xs, seeds, r, seed=1):
+def r_em_rows(axis, xs, seeds, r, seed=1, metric="r_em_init"):
     rng, col = _rng(seed), E.AXES[axis][0]
     return [
-        {"axis": axis, col: x, "method": "infomax", "seed": s, "metric": "r_em", "value": r(x) * math.exp(0.05 * z)}
+        {"axis": axis, col: x, "method": "infomax", "seed": s, "metric": metric, "value": r(x) * math.exp(0.05 * z)}
         for x in xs
         for s in seeds
         for z in [rng.standard_normal()]
@@ -84,11 +84,15 @@ SEEDS = list(range(10))
 RISING = lambda x, a, b: 0.97 - 0.3 / (1 + math.log2(x / 8))  # noqa: E731 - S rising to 0.92 and 0.95
 
 
-def _scale_rows(delta_n, delta_k, r_k, seeds=SEEDS, s_of=RISING, noise=0.002, mcc_delta=lambda x: 0.0):
+def _scale_rows(
+    delta_n, delta_k, r_k, seeds=SEEDS, s_of=RISING, noise=0.002, mcc_delta=lambda x: 0.0, r_trained=lambda x: 1.0
+):
+    """``r_k``: r_EM at init along K; the trained r_EM sits near 1 (a stationary point) unless ``r_trained``."""
     rows = em_rows("n_mnist1d", N_X, seeds, delta_n, noise=noise) + em_rows("k", K_X, seeds, delta_k, noise=noise)
     rows += em_rows("ica", ICA_X, seeds, mcc_delta, metric="mcc", noise=noise)
     rows += r_em_rows("k", K_X, seeds, r_k) + r_em_rows("n_mnist1d", N_X, seeds, lambda x: 0.03)
     rows += r_em_rows("ica", ICA_X, seeds, r_k)
+    rows += r_em_rows("k", K_X, seeds, r_trained, seed=3, metric="r_em")
     return rows + pair_rows("n_mnist1d", N_X, seeds, s_of) + pair_rows("k", K_X, seeds, s_of)
 
 
@@ -106,6 +110,16 @@ def test_no_effect_with_an_undiluted_em_term_reads_the_mechanism_does_not_matter
     a = answer(_scale_rows(lambda x: 0.0, lambda x: 0.0, lambda k: 0.3))
     assert a.startswith("EM's effect is within the margin at the largest scale"), a
     assert "although r_EM does not fall" in a and "at scale the mechanism does not matter" in a
+
+
+def test_dilution_is_read_at_init_not_on_the_trained_ratio():
+    """The trained r_EM tends to 1 at any stationary point: a trained ratio that falls with K while the ratio at
+    init does not is no dilution, and a ratio at init that falls is dilution whatever the trained one does."""
+    zero = lambda x: 0.0  # noqa: E731
+    a = answer(_scale_rows(zero, zero, lambda k: 0.3, r_trained=lambda k: 4.0 / k))
+    assert "although r_EM does not fall (log2 r_EM at init" in a, a
+    b = answer(_scale_rows(zero, zero, lambda k: 4.0 / k, r_trained=lambda k: 1.0))
+    assert "while r_EM falls (log2 r_EM at init -1.00" in b and "EM was outweighed" in b, b
 
 
 def test_an_effect_that_stays_reads_the_mechanism_still_matters():

@@ -123,7 +123,7 @@ def r_em_table(df: pd.DataFrame) -> Table | None:
         "r_EM = ||grad LSE|| / ||grad (H + TC)|| of infomax on one fixed training minibatch, trained and at its init",
         pd.DataFrame(rows),
         note="Weighted terms as the trainer minimises them; the norm of the summed H + TC gradient; the batch is the "
-        "first batch_size rows of the job's training split. The answer reads the trained r_EM. stationarity = "
+        "first batch_size rows of the job's training split. The answer reads the slope of r_EM at init along K. stationarity = "
         "||grad (all terms)|| / ||grad (H + TC)||: near 0 the weights sit where grad LSE = -grad (H + TC), so the "
         "trained r_EM is near 1 by construction there; the r_EM at the job's own initial weights is free of that.",
     )

@@ -70,7 +70,9 @@ def _a_part(df: pd.DataFrame) -> str:
     summ = {ax: s for ax, s in summ.items() if s is not None and s.tost is not None and s.tost.n >= 2}
     if not summ:
         return "undetermined: no axis has infomax and infomax_noem accuracy (or MCC) on two or more seeds"
-    r = {ax: E.log2_slope(df, ax) for ax in summ}
+    # dilution is read at the job's own initial weights and along K (the protocol's r_EM vs K): the trained r_EM
+    # tends to 1 at any stationary point, and at init the N and epochs axes share one minibatch and one init
+    r_k = E.log2_slope(df, "k", "r_em_init")
 
     def at_last(ax: str) -> str:
         s, t = summ[ax], summ[ax].tost
@@ -90,9 +92,7 @@ def _a_part(df: pd.DataFrame) -> str:
             return f"{fmt_ci(s.slope, 1, 3)} MCC per doubling of {per(ax)}"
         return f"{fmt_ci(s.slope, 100)} points per doubling of {per(ax)}"
 
-    def r_line(ax: str) -> str:
-        e = r[ax]
-        return f"log2 r_EM {fmt_ci(e)} per doubling of {per(ax)}" if e else f"r_EM not measured along {per(ax)}"
+    r_line = f"log2 r_EM at init {fmt_ci(r_k)} per doubling of K" if r_k else "r_EM at init not measured along K"
 
     words = {ax: s.tost.result for ax, s in summ.items()}
     differs = [ax for ax, w in words.items() if w == "differs"]
@@ -101,7 +101,6 @@ def _a_part(df: pd.DataFrame) -> str:
             at_last(ax) for ax in differs
         )
     if all(w == "equivalent" for w in words.values()):
-        falls = [ax for ax in summ if E.trend_word(r[ax]) == "falls"]
         shrinks = [ax for ax in summ if summ[ax].trend == "shrinks"]
         head = (
             "EM's effect shrinks with scale (Delta_EM " + ", ".join(slope(ax) for ax in shrinks) + "; at the largest "
@@ -110,12 +109,9 @@ def _a_part(df: pd.DataFrame) -> str:
             else "EM's effect is within the margin at the largest scale (Delta_EM "
         )
         body = ", ".join(at_last(ax) for ax in summ)
-        if falls:
-            return f"{head}{body}) while r_EM falls ({', '.join(r_line(ax) for ax in falls)}): EM was outweighed"
-        return (
-            f"{head}{body}) although r_EM does not fall ({', '.join(r_line(ax) for ax in summ)}): "
-            "at scale the mechanism does not matter"
-        )
+        if E.trend_word(r_k) == "falls":
+            return f"{head}{body}) while r_EM falls ({r_line}): EM was outweighed"
+        return f"{head}{body}) although r_EM does not fall ({r_line}): at scale the mechanism does not matter"
     return "undetermined: Delta_EM = " + ", ".join(at_last(ax) for ax in summ)
 
 
