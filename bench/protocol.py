@@ -87,10 +87,12 @@ class EncoderSource(Protocol):
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
         epochs: int | None = None,
+        batch_size: int | None = None,
     ) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job on ``dataset`` (default: the run's);
         ``method_cfg`` overrides fields of the methods' configs for this request (P3's CNN widths), ``epochs``
-        the budget (default: the dataset's for the profile; a question's equal-steps budget);
+        the budget (default: the dataset's for the profile; a question's equal-steps budget), ``batch_size``
+        the minibatch (default: the run's; a question's B = 2K sensitivity);
         yield the ones that succeeded (failed and skipped jobs become status rows without the
         protocol's help). Encoders come from the shared cache: the same job is trained once."""
 
@@ -105,6 +107,7 @@ class EncoderSource(Protocol):
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
         epochs: int | None = None,
+        batch_size: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`encoders`, but yields, per successful job, the rows of the measurement
         ``fn(enc, src, *args)`` (a method of the prediction; ``src`` there offers ``device``,

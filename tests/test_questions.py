@@ -109,3 +109,79 @@ def test_a_failed_job_of_a_request_with_its_own_budget_says_which_point(tmp_path
     df = pd.read_parquet(execute(cfg) / "results.parquet")
     skipped = df[(df["metric"] == "job_skipped") & (df["dataset"] == "mnist1d")]
     assert len(skipped) and set(skipped["epochs"]) == {2}  # 16 steps at 8 batches an epoch
+
+
+class _Requests:
+    """A source that records what the scaling protocol asks for and measures nothing."""
+
+    methods = ["infomax", "infomax_noem", "pca"]
+    seeds = [0, 1]
+    batch_size = 128
+
+    def __init__(self, profile: str, present: tuple[str, ...] = ()):
+        self.profile, self.present, self.calls = profile, present, []
+
+    def dataset(self, name=None, data=None, seed=None):
+        from bench.data import DataNotFoundError
+
+        if name in ("mnist", "fashion_mnist", "cifar10") and name not in self.present:
+            raise DataNotFoundError(f"{name}: no files under /nowhere\nsecond line")
+        return type("D", (), {"train": type("S", (), {"x": [0] * 60000})})()
+
+    def measure(self, fn, *args, **kw):
+        self.calls.append(kw)
+        return iter(())
+
+
+def _requests(profile, present=(), **over):
+    from questions.scaling.protocol import Scaling, ScalingConfig
+
+    src = _Requests(profile, present)
+    rows = Scaling(ScalingConfig(**over)).run(src)
+    return src.calls, rows
+
+
+def test_the_batch_sensitivity_reruns_the_infomax_pair_at_twice_k_with_lse_scaled():
+    calls, _ = _requests("quick")
+    k = [c for c in calls if c.get("batch_size")]
+    got = sorted((c["widths"][0], tuple(c["methods"]), c["batch_size"], str(c["method_cfg"])) for c in k)
+    assert got == [
+        (128, ("infomax",), 256, "{'lambda_lse': 0.5}"),
+        (128, ("infomax_noem",), 256, "None"),
+        (256, ("infomax",), 512, "{'lambda_lse': 0.25}"),
+        (256, ("infomax_noem",), 512, "None"),
+    ]
+    assert all(c["epochs"] is None for c in k)  # equal samples: the default budget
+    plain = sorted(c["widths"][0] for c in calls if c["dataset"] == "mnist5k" and not c.get("batch_size"))
+    assert 256 in plain and 512 not in plain
+    full, _ = _requests("full", batch_sensitivity=False)
+    assert not any(c.get("batch_size") for c in full)
+    assert {512, 1024} <= {c["widths"][0] for c in full}  # full's K axis reaches 1,024
+
+
+def test_the_full_size_axes_are_declared_and_skip_absent_data_with_a_reason(capsys):
+    calls, rows = _requests("quick")
+    assert not any(c["dataset"] in ("mnist", "fashion_mnist", "cifar10") for c in calls) and not rows
+    calls, rows = _requests("full", present=("mnist",))
+    mnist = [c for c in calls if c["dataset"] == "mnist"]
+    assert [c["data"] for c in mnist] == [{"pretrain_n": 7500}, {"pretrain_n": 15000}, {"pretrain_n": 30000}, None]
+    assert [c["epochs"] for c in mnist] == [240, 120, 60, 30]  # equal steps: 30 epochs at the full train
+    skipped = pd.DataFrame(rows)
+    assert set(skipped["dataset"]) == {"fashion_mnist", "cifar10"} and set(skipped["metric"]) == {"job_skipped"}
+    assert len(skipped) == 2 * 3 * 2 and skipped["note"].str.contains("data.root").all()
+    assert "skipping the N axis on cifar10" in capsys.readouterr().err
+    from questions.scaling.protocol import ScalingConfig
+
+    with pytest.raises(ValueError, match="full_size: unknown dataset 'nosuch'"):
+        ScalingConfig(full_size=("nosuch",)).check()
+    assert main(["plan", "question=scaling", "scaling.full_size=[nosuch]"]) == 2
+
+
+def test_a_request_may_set_its_own_batch_size(tmp_path):
+    from bench.engine.runner import RunContext
+    from tests.test_cache_keys import _ctx
+
+    ctx = _ctx(tmp_path)
+    assert isinstance(ctx, RunContext)
+    a, b = ctx.spec("infomax", 8, 0), ctx.spec("infomax", 8, 0, batch_size=256)
+    assert (a.batch_size, b.batch_size) == (128, 256) and a.key != b.key

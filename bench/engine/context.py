@@ -146,9 +146,11 @@ class RunContext(EncoderAccess):
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
         epochs: int | None = None,
+        batch_size: int | None = None,
     ) -> JobSpec:
         """The job; ``method_cfg`` overrides fields of the method's run config (P3's CNN channel width);
-        ``epochs`` the dataset's budget (an open question's equal-steps budget across data sizes)."""
+        ``epochs`` the dataset's budget (an open question's equal-steps budget across data sizes),
+        ``batch_size`` the run's (an open question's B = 2K sensitivity)."""
         name = dataset or self.dataset_name
         # input size and classes do not depend on the split: the run-level copy answers for every seed
         width = METHODS.get(method).resolve_width(data_info(self.dataset(name, data)), width)
@@ -168,7 +170,7 @@ class RunContext(EncoderAccess):
             width,
             seed,
             epochs or self.cfg.resolved_epochs(name),
-            self.cfg.batch_size,
+            batch_size or self.cfg.batch_size,
             self._dataset_for(name, data_cfg).content_hash,
             self.cfg.compile,
         )
@@ -193,7 +195,7 @@ class RunContext(EncoderAccess):
         return (len(self.engine.pool.futures) if self.engine.pool else 0) - before
 
     def _select(
-        self, methods, widths, seeds, dataset, data, method_cfg=None, epochs=None
+        self, methods, widths, seeds, dataset, data, method_cfg=None, epochs=None, batch_size=None
     ) -> tuple[list[JobSpec], Dataset, dict[str, str]]:
         """The jobs of a selection (methods that cannot run on the data become ``job_skipped``
         rows with their reason), its run-level dataset (what a job trains on is
@@ -208,6 +210,8 @@ class RunContext(EncoderAccess):
             tag["method_cfg"] = data_tag(method_cfg)
         if epochs:  # a request's own budget (a question's axis): its status rows say which point they are
             tag["epochs"] = epochs
+        if batch_size:
+            tag["batch_size"] = batch_size
         for m in list(methods):
             why = METHODS.get(m).unsupported(data_info(ds))
             if why:
@@ -230,7 +234,12 @@ class RunContext(EncoderAccess):
                     for s in seeds
                 ]
                 print(f"skipping {m} on {ds.name}: {why}", file=sys.stderr)
-        specs = [self.spec(m, w, s, dataset, data, method_cfg, epochs) for m in methods for w in widths for s in seeds]
+        specs = [
+            self.spec(m, w, s, dataset, data, method_cfg, epochs, batch_size)
+            for m in methods
+            for w in widths
+            for s in seeds
+        ]
         return list(dict.fromkeys(specs)), ds, tag  # raw: one job whatever the width
 
     def encoders(
@@ -242,12 +251,13 @@ class RunContext(EncoderAccess):
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
         epochs: int | None = None,
+        batch_size: int | None = None,
     ) -> Iterator[Encoder]:
         """Train or load every (method, width, seed) job; yield the successful encoders.
 
         ``dataset`` and ``data`` (DataConfig overrides) select another dataset than the run's;
         ``method_cfg`` overrides fields of the selection's method configs (e.g. ``{"channels": 6}``)."""
-        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg, epochs)
+        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg, epochs, batch_size)
         if self.recorder is not None:  # a dry run (bench plan): what would be trained, nothing yielded
             self.recorder.jobs(specs)
             return
@@ -282,6 +292,7 @@ class RunContext(EncoderAccess):
         data: dict[str, Any] | None = None,
         method_cfg: dict[str, Any] | None = None,
         epochs: int | None = None,
+        batch_size: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """For every successful job of the selection (as :meth:`encoders`), the rows of the
         measurement ``fn(enc, src, *args)`` (a method of the prediction), in the selection's order.
@@ -289,7 +300,7 @@ class RunContext(EncoderAccess):
         With a pool each measurement runs in the worker that trains or loads its encoder; either
         way it is cached (:mod:`bench.engine.measure`). A measurement that raises becomes a
         ``measure_failed`` row with its reason."""
-        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg, epochs)
+        specs, _, tag = self._select(methods, widths, seeds, dataset, data, method_cfg, epochs, batch_size)
         # a measurement reads the split its encoder trained on (confirm: the job's seed's)
         tasks = [MeasureTask.make(spec, fn, args, self.data_config(seed=spec.seed), self.device.type) for spec in specs]
         if self.recorder is not None:  # a dry run (bench plan): what would be measured, nothing yielded
