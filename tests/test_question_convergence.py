@@ -398,3 +398,24 @@ def test_a_small_convergence_run_answers_and_makes_questions_pdf(small_question)
         "infomax",
         "infomax_noem",
     }
+
+
+def test_the_lambda_table_keeps_the_batch_2k_cells_apart():
+    from questions.convergence.tables import lambda_table
+
+    rows = []
+    for s in range(5):
+        rows += [
+            {"axis": "k", "method": m, "width": 1024, "seed": s, "metric": "test_acc", "value": v}
+            for m, v in (("infomax", 0.90), ("infomax_noem", 0.88))
+        ]
+        for lam in (0.1, 10.0):
+            for b, v in ((np.nan, 0.89), (2048.0, 0.80)):
+                rows.append(
+                    {"axis": "lambda_lse", "lambda_lse": lam, "batch_size": b, "method": "infomax", "width": 1024}
+                    | {"seed": s, "metric": "test_acc", "value": v + 0.001 * s}
+                )
+    t = lambda_table(pd.DataFrame(rows)).frame
+    assert list(t["batch"]) == ["run's"] * 3 + ["2K"] * 2  # lambda_lse = 1 (the k axis) only at the run's batch
+    assert list(t["lambda_lse"]) == [0.1, 1.0, 10.0, 0.1, 10.0]
+    assert np.allclose(t["Delta_EM acc"], [0.012, 0.02, 0.012, -0.078, -0.078])

@@ -10,7 +10,9 @@ the same encoder and a run after ``scaling`` trains only what scaling does not:
 * ``steps``: epochs [25 .. 400] on ``mnist5k`` at K = 64 (infomax and infomax_noem only);
 * ``ica``: sources = K in [8, 32, 64] on ``ica`` (DataConfig ``sources``; width = sources; the EM pair);
 * ``lambda_lse``: infomax with lambda_lse in [.1, 10] on ``mnist5k`` at K = 64 (and 1,024 in ``full``),
-  beside lambda_lse = 1 of the ``k`` axis: the sensitivity of r_EM and Delta_EM to the EM weight.
+  beside lambda_lse = 1 of the ``k`` axis: the sensitivity of r_EM and Delta_EM to the EM weight; where 2K
+  exceeds the run's batch B (full's 1,024) again at B' = 2K with lambda_lse scaled by B / B' (equal samples;
+  a ``batch_size`` column).
 
 Per encoder, one cached measurement (:meth:`Convergence.measure_code`): on labelled data the fixed-label
 probe of ``scaling`` (test accuracy), and for infomax / infomax_noem kappa at 10 labels per class (P2's
@@ -130,11 +132,19 @@ class Convergence(Prediction):
                 for lam in c.lambda_lse:
                     cond = {"axis": "lambda_lse", "lambda_lse": lam, "n": full_5k}
                     rows += self._cell(src, ["infomax"], "mnist5k", None, k, None, cond, {"lambda_lse": lam})
+                big = 2 * k  # B = 2K where that is larger than the run's batch (full's K = 1,024): equal samples
+                for lam in c.lambda_lse if big > src.batch_size else ():
+                    scaled = lam * src.batch_size / big  # the EM weight per sample as at the run's batch
+                    cond = {"axis": "lambda_lse", "lambda_lse": lam, "n": full_5k, "batch_size": big}
+                    mcfg = {"lambda_lse": scaled}
+                    rows += self._cell(src, ["infomax"], "mnist5k", None, k, None, cond, mcfg, big)
         for dataset, data, width, epochs, cond in scale_points:
             rows += self._pairs(src, dataset, data, width, epochs, cond)
         return rows
 
-    def _cell(self, src, methods, dataset, data, width, epochs, cond, method_cfg=None) -> list[dict[str, Any]]:
+    def _cell(
+        self, src, methods, dataset, data, width, epochs, cond, method_cfg=None, batch_size=None
+    ) -> list[dict[str, Any]]:
         """The measurement of every (method, seed) of one cell, and a ``diverged`` row per EM-pair job."""
         if not methods:
             return []
@@ -147,6 +157,7 @@ class Convergence(Prediction):
             data=data,
             epochs=epochs,
             method_cfg=method_cfg,
+            batch_size=batch_size,
         ):
             got += [{**r, **cond} for r in rs]
         have = {(r["method"], r["seed"]): r for r in got}
