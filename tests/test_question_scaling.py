@@ -224,3 +224,28 @@ def test_figures_keep_error_curves_first():
     for _, f in figs:
         plt.close(f)
     assert T.tables(pd.DataFrame(columns=["metric", "value"])) == []
+
+
+def test_the_batch_table_pairs_the_2k_rerun_with_the_k_axis():
+    rows = k_rows(steady, methods=("infomax", "infomax_noem"))
+    base = {(r["method"], r["seed"], r["width"]): r["value"] for r in rows if r["metric"] == "test_acc"}
+    for (m, s, k), v in base.items():
+        if m != "random" and k >= 128:
+            drop = 0.05 if m == "infomax" else 0.0  # planted: only infomax loses 5 points at B' = 2K
+            rows.append(_row("k_b2k", "width", k, m, s, "test_acc", v - drop) | {"batch_size": 2 * k})
+    t = T.batch_table(pd.DataFrame(rows)).frame
+    assert list(zip(t["K"], t["method"], t["B'"], strict=True)) == [
+        (128, "infomax", 256),
+        (128, "infomax_noem", 256),
+        (256, "infomax", 512),
+        (256, "infomax_noem", 512),
+    ]
+    assert np.allclose(t["acc(B') - acc(B), points"], [-5.0, 0.0, -5.0, 0.0])
+    assert T.batch_table(pd.DataFrame(k_rows(steady))) is None  # no rerun, no table
+
+
+def test_a_full_size_axis_gets_b_and_a_difference_table():
+    rows = n_rows(axis="n_mnist", xs=(7500, 15000, 30000, 60000))
+    tabs = {t.title for t in ScalingView().tables(pd.DataFrame(rows))}
+    assert "Error halvings per doubling of pretraining N (mnist, equal steps)" in tabs
+    assert "infomax - baseline in error halvings per doubling of pretraining N (mnist, equal steps)" in tabs

@@ -31,9 +31,15 @@ AXES = {  # axis -> (x column, label)
     "n_mnist5k": ("n", "pretraining N (mnist5k, equal steps)"),
     "k": ("width", "width K (mnist5k, P3's budget)"),
     "steps": ("epochs", "epochs (mnist5k, K = 64)"),
+    # declared full-size N axes (profile full, where data.root has them)
+    "n_mnist": ("n", "pretraining N (mnist, equal steps)"),
+    "n_fashion_mnist": ("n", "pretraining N (fashion_mnist, equal steps)"),
+    "n_cifar10": ("n", "pretraining N (cifar10, equal steps)"),
 }
-N_AXES = ("n_mnist1d", "n_mnist5k")
-DIFF_AXES = ("n_mnist1d", "n_mnist5k", "k")  # where subject - baseline differences in b are tabled
+N_AXES = ("n_mnist1d", "n_mnist5k", "n_mnist", "n_fashion_mnist", "n_cifar10")
+DIFF_AXES = N_AXES + ("k",)  # where subject - baseline differences in b are tabled
+BATCH_AXIS = "k_b2k"  # the InfoMax pair at K >= B again at B' = max(B, 2K), lambda_lse = B / B'
+PAIR = ("infomax", "infomax_noem")
 RERUN = "n_mnist1d_2x"  # the largest mnist1d N again at twice the steps
 NO_N = ("raw", "random")  # nothing to learn from more data: never a reference for "stops"
 REFERENCE = "random"  # g is the gain over this method at the same K
@@ -200,3 +206,19 @@ def seconds_slopes(df: pd.DataFrame) -> dict[str, Estimate]:
         if g["x"].nunique() >= 2:
             out[str(m)] = estimates.per_doubling(g["seed"], g["x"], np.log2(g["value"].to_numpy(float)))
     return out
+
+
+def batch_effects(df: pd.DataFrame) -> list[tuple[str, int, int, Estimate]]:
+    """``(method, K, B', estimate)``: test accuracy at B' = 2K minus at the run's batch on the K axis, paired by
+    seed, for the InfoMax pair at each K of :data:`BATCH_AXIS` (the rank-floor sensitivity)."""
+    if not present(df, BATCH_AXIS) or "batch_size" not in df.columns:
+        return []
+    acc = df[df["metric"] == "test_acc"]
+    out = []
+    big = acc[acc["axis"] == BATCH_AXIS]
+    for (m, k, b), g in big.groupby(["method", "width", "batch_size"]):
+        base = acc[(acc["axis"] == "k") & (acc["method"] == m) & (acc["width"] == k)].set_index("seed")["value"]
+        d = (g.set_index("seed")["value"] - base).dropna()
+        if len(d):
+            out.append((str(m), int(k), int(b), estimates.estimate(d.index.tolist(), d.to_numpy(float))))
+    return sorted(out, key=lambda t: (t[1], t[0]))

@@ -210,6 +210,22 @@ def seconds_table(df: pd.DataFrame) -> Table | None:
     )
 
 
+def batch_table(df: pd.DataFrame) -> Table | None:
+    rows = [
+        {"K": k, "method": m, "B'": b, "seeds": e.n, "acc(B') - acc(B), points": 100 * e.mean, "95% CI": ci(e, 100, 2)}
+        for m, k, b, e in E.batch_effects(df)
+    ]
+    if not rows:
+        return None
+    return Table(
+        "Batch sensitivity: the InfoMax pair at B' = 2K against the run's batch (mnist5k)",
+        pd.DataFrame(rows),
+        note="Where K >= B the batch correlation has rank < K, so TC has a floor (K^2/(B-1) - K). The pair is "
+        "rerun at B' = max(B, 2K) with lambda_lse = B / B' and equal samples (the same epochs, fewer steps); "
+        "paired by seed against the K axis. A large difference says the K axis's accuracy depends on the batch.",
+    )
+
+
 def tables(df: pd.DataFrame) -> list[Table]:
     """Every table of the view, in reading order: per axis b and the mean curves, then the comparisons."""
     out: list[Table | None] = []
@@ -217,7 +233,7 @@ def tables(df: pd.DataFrame) -> list[Table]:
         if E.present(df, axis):
             out += [halvings_table(df, axis), mean_error_table(df, axis)]
     out += [differences_table(df, axis) for axis in E.DIFF_AXES]
-    out += [rank_table(df), gain_table(df), seconds_table(df)]
+    out += [rank_table(df), gain_table(df), batch_table(df), seconds_table(df)]
     out += [power_law_table(df, axis) for axis in E.N_AXES]
     out.append(compute_table(df))
     return [t for t in out if t is not None]
