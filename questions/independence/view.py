@@ -131,8 +131,9 @@ class IndependenceView(View):
                 r[col] = float(v.mean()) if len(v) else math.nan
             rows.append(r)
         note = (
-            "dead: dead fraction on test. A dead unit costs nothing when zeroed, so a dose that kills units also "
-            "raises retained accuracy under unit zeroing: read 'retained zero' beside 'dead'."
+            "dead: dead fraction on test. Zeroing draws a fraction p of all K units, so it removes on average the "
+            "same fraction p of the live units whatever the dead fraction: dead units alone do not raise "
+            "'retained zero' (they make it noisier: fewer live units are hit per draw)."
         )
         return Table(
             "(a) Dose-response: means over seeds (accuracies and retained on test)", pd.DataFrame(rows), note=note
