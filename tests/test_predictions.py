@@ -16,6 +16,7 @@ import pytest
 
 from bench.config import RunConfig
 from bench.engine.runner import execute
+from bench.kinds import kind_of
 from bench.protocol import PREDICTIONS, SUBJECT, VIEWS, PredictionConfig, View
 from bench.results import read_matrices, read_run
 
@@ -47,8 +48,10 @@ SMALL = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PREDICTIONS.names())
+@pytest.mark.parametrize("name", [n for n in PREDICTIONS.names() if kind_of(n) == "prediction"])
 def test_prediction_runs_on_digits_and_writes_the_tidy_schema(name, tmp_path):
+    """Each prediction end to end on digits (the questions name their own datasets and axes, and have no
+    verdict table: their small end-to-end runs are the ``small_question`` tests)."""
     pcls = PREDICTIONS.get(name)
     assert name in VIEWS, f"prediction '{name}' has no registered view"
     cfg = RunConfig(
