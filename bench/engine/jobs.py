@@ -111,25 +111,17 @@ class JobSpec:
         return cls(method, method_cfg, dataset, data_cfg, width, seed, epochs, batch_size, ds.content_hash, compile)
 
     def code_version(self) -> str:
-        """Hash of the source that trains this encoder: the method's module, the project
-        modules it uses (base classes, augmentations, losses), the trainer (seeding, fitting)
-        and the losses; for a composite method (``component_methods(cfg)``, e.g. a stack), the
-        same of every method it trains. Editing any of them invalidates the cached encoder instead of reusing a
-        stale one. Not part of it: this module (the cache's bookkeeping: locks, checksums) and
-        the data modules (:data:`DATA_MODULES`): the data enters the key by content
-        (:attr:`data_hash`), so a changed split or loader retrains exactly the jobs whose data
-        it changes."""
-        cls = METHODS.get(self.method)
-        classes = [cls]
-        if hasattr(cls, "component_methods"):  # a composite (a stack): the methods it trains are its code too
-            classes += [METHODS.get(name) for name in cls.component_methods(self.method_cfg)]
-        roots = [
-            sys.modules[c.__module__]
-            for k in classes
-            for c in k.__mro__
-            if c.__module__.split(".")[0] in provenance.PROJECT
-        ]
-        roots = list(dict.fromkeys(roots))
+        """Hash of the source that trains this encoder: the method's module, the project modules it uses
+        (base classes, augmentations, losses), the trainer (seeding, fitting) and the losses; for a composite
+        (``component_methods(cfg)``: a stack) the same of every method it trains. Editing any of them
+        invalidates the cached encoder instead of reusing a stale one. Not part of it: this module (the
+        cache's bookkeeping) and the data modules (:data:`DATA_MODULES`): the data enters the key by content
+        (:attr:`data_hash`), so a changed split or loader retrains exactly the jobs whose data it changes."""
+        cls = METHODS.get(self.method)  # a composite (a stack): the methods it trains are its code too
+        parts = getattr(cls, "component_methods", lambda cfg: [])(self.method_cfg)
+        mro = [c for k in (cls, *map(METHODS.get, parts)) for c in k.__mro__]
+        project = provenance.PROJECT
+        roots = list(dict.fromkeys(sys.modules[c.__module__] for c in mro if c.__module__.split(".")[0] in project))
         return provenance.code_hash([*roots, *CODE_MODULES], exclude=DATA_MODULES | {"bench.registry"}, length=12)
 
     def cell(self) -> JobSpec:
