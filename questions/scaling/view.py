@@ -105,8 +105,9 @@ class ScalingView(View):
         "seeds. Subject - baseline differences in b and b_end (simultaneous intervals, Holm p), the subject's "
         "rank in b_end (seed bootstrap), the gain g over random at the same K and its slope per doubling of K, "
         "e(N) = e_inf + a N^-c fitted without the largest N and scored there, and the log-log slope of seconds "
-        "per sample in K. 'Still scaling' needs b_end above 0 and g not shrinking with K. No verdicts: "
-        "estimates and a reading."
+        "per sample in K. At K >= 128 the InfoMax pair is rerun at batch 2K with lambda_lse = 128/2K and equal "
+        "samples (at batch 128 the correlation of K units has rank <= 127, a floor under TC). 'Still scaling' "
+        "needs b_end above 0 and g not shrinking with K. No verdicts: estimates and a reading."
     )
     main_figure = "error_curves"
 
