@@ -89,3 +89,6 @@ def test_docs_results_numbers_are_the_newest_confirm_tables():
         pytest.skip("no confirmatory run or no docs/results.md")
     assert results_doc.BLOCK.search(doc.read_text()), "docs/results.md has no generated results block"
     assert results_doc.main([str(max(confirm, key=lambda d: d.name)), str(doc), "--check"]) == 0
+    readme = ROOT / "README.md"  # its headline table comes from the same run
+    assert "<!-- results:headlines -->" in readme.read_text()
+    assert results_doc.main([str(max(confirm, key=lambda d: d.name)), str(readme), "--check"]) == 0

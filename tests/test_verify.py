@@ -141,5 +141,12 @@ def test_results_doc_blocks_come_from_the_published_tables(published, tmp_path, 
     i = text.index("| pca | ") + len("| pca | ")  # plant an edited number in the member's row
     doc.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :])
     assert results_doc.main([str(published), str(doc), "--check"]) == 1
+    readme = tmp_path / "README.md"  # the README's one-line-per-prediction table
+    readme.write_text("intro\n<!-- results:headlines -->\n<!-- /results:headlines -->\n")
+    assert results_doc.main([str(published), str(readme)]) == 0
+    assert "| pruning | **exploratory** |" in readme.read_text()
+    assert results_doc.main([str(published), str(readme), "--check"]) == 0
+    readme.write_text(readme.read_text().replace("**exploratory**", "**supported**"))
+    assert results_doc.main([str(published), str(readme), "--check"]) == 1
     (tmp_path / "empty.md").write_text("no blocks\n")
     assert results_doc.main([str(published), str(tmp_path / "empty.md")]) == 2

@@ -2,7 +2,7 @@
 
 ``python -m bench.report.results_doc results/published/confirm-DATE [docs/results.md]`` rewrites, in the
 markdown file, every block between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` (NAME: a
-prediction, or ``run`` for the run's provenance) with what :func:`block` derives from the published
+prediction, ``run`` for the run's provenance, or ``headlines`` for a one-line-per-prediction table) with what :func:`block` derives from the published
 ``verdicts.csv`` and ``manifest.json``; the prose around the blocks is the author's. ``--check`` exits 1
 when a block differs from what the tables give (``tests/test_published.py`` runs it).
 
@@ -138,8 +138,8 @@ def block(run: Path) -> str:
 def run_block(pub: Path) -> str:
     """The run's provenance: commits, protocol hash, seeds, times, failed jobs, per prediction."""
     lines = [
-        "| prediction | commit | protocol | seeds | jobs | failed | started | finished |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| prediction | commit | protocol | seeds | jobs | read from the cache | failed | segment started | finished |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in sorted(p for p in pub.iterdir() if (p / "manifest.json").exists()):
         man = json.loads((d / "manifest.json").read_text())
@@ -147,10 +147,17 @@ def run_block(pub: Path) -> str:
         jobs = man.get("jobs", [])
         failed = [j for j in jobs if j.get("status") not in ("ok", "cached")]
         seeds = run_seeds(config)
+        cached = sum(bool(j.get("cached")) for j in jobs)
         lines.append(
             f"| {d.name} | `{man['git_commit'][:10]}` | `{str(man.get('protocol_hash'))[:10]}` | "
-            f"{min(seeds)}..{max(seeds)} | {len(jobs)} | {len(failed)} | {man.get('started')} | {man.get('finished')} |"
+            f"{min(seeds)}..{max(seeds)} | {len(jobs)} | {cached} | {len(failed)} | {man.get('started')} | "
+            f"{man.get('finished')} |"
         )
+    lines += [
+        "",
+        "A run resumed from its cache writes a new directory per prediction; the published one is the last, so its",
+        "times are those of the last segment, and the jobs it read from the cache were trained in earlier ones.",
+    ]
     failed = [
         f"- {d.name}: {j['method']} seed {j['seed']} ({j.get('dataset', '')}): {j.get('reason', '')}"
         for d in sorted(pub.iterdir())
@@ -161,12 +168,35 @@ def run_block(pub: Path) -> str:
     return "\n".join([*lines, "", *(failed or ["No job failed."]), ""])
 
 
+ORDER = ("pruning", "transfer", "efficiency", "interpretability")
+
+
+def headlines_block(pub: Path) -> str:
+    """One row per published prediction: its headline and the PA members that decide it."""
+    lines = ["| prediction | headline | decided by |", "| --- | --- | --- |"]
+    dirs = [d for d in pub.iterdir() if (d / "verdicts.csv").exists()]
+    for d in sorted(dirs, key=lambda d: (ORDER.index(d.name) if d.name in ORDER else len(ORDER), d.name)):
+        v = _read(d / "verdicts.csv")
+        head = v[v["table"] == "headline"].iloc[0]
+        why = str(head["reason"])
+        if len(names := why.split(" by ", 1)[-1].split(", ")) > 5:  # a long list lives in docs/results.md
+            pa = v[(v["table"] != "headline") & (v["family"] == "PA")]["baseline"].nunique()
+            why = f"{why.split(' by ', 1)[0]} by {len(names)} of {pa} PA members"
+        lines.append(f"| {d.name} | **{head['headline']}** | {why} |")
+    return "\n".join([*lines, ""])
+
+
 def render(text: str, pub: Path) -> str:
     """``text`` with every results block regenerated from the published directory ``pub``."""
 
     def fill(m: re.Match) -> str:
         name = m["name"]
-        body = run_block(pub) if name == "run" else block(pub / name)
+        if name == "run":
+            body = run_block(pub)
+        elif name == "headlines":
+            body = headlines_block(pub)
+        else:
+            body = block(pub / name)
         return f"{m.group(1)}{body}\n{m.group(4)}"
 
     return BLOCK.sub(fill, text)
