@@ -36,6 +36,41 @@ BASE10 = {**BASE, 5: 10.1, 6: 9.8, 7: 10.4, 8: 10.0, 9: 9.6}
 SUBJ10 = {s: BASE10[s] + D10[s] for s in BASE10}
 
 
+def _wilcoxon_by_enumeration(d) -> float:
+    """Two-sided signed-rank p by listing every sign vector: zeros dropped, average ranks for ties."""
+    import itertools
+
+    nz = [x for x in d if x != 0]
+    ranks = st.rankdata(np.abs(nz))
+    t = sum(r for r, x in zip(ranks, nz, strict=True) if x > 0)
+    tot = [
+        sum(r for r, s in zip(ranks, signs, strict=True) if s) for signs in itertools.product([0, 1], repeat=len(nz))
+    ]
+    less = np.mean([x <= t + 1e-9 for x in tot])
+    greater = np.mean([x >= t - 1e-9 for x in tot])
+    return min(1.0, 2 * min(less, greater))
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        [0.3, 0.1, 0.1, -0.2, 0.5, 0.0, 0.4, 0.3, -0.1, 0.2],  # ties and a zero, 10 seeds
+        [0.02, 0.02, 0.02, 0.02, -0.01, 0.03, 0.0, 0.0, 0.05, 0.04],
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, -10.0],  # no tie: the exact table
+    ],
+)
+def test_wilcoxon_p_is_exact_with_ties_and_zeros(d):
+    """At the suite's 10 seeds the Wilcoxon p is the exact signed-rank p even with ties and zeros, where
+    scipy 1.13's default switched to the normal approximation (a published table then failed to
+    re-derive under the declared minimum versions)."""
+    from bench.evaluate.stats import _p_wilcoxon
+
+    assert _p_wilcoxon(np.array(d)) == pytest.approx(_wilcoxon_by_enumeration(d), rel=1e-12)
+    approx = st.wilcoxon([x for x in d if x != 0], method="approx").pvalue
+    if len(set(np.abs([x for x in d if x != 0]))) < len([x for x in d if x != 0]):
+        assert _p_wilcoxon(np.array(d)) != pytest.approx(approx, rel=1e-6)  # the approximation is not it
+
+
 def test_paired_differences_sorted_and_missing_counted():
     subj = {3: 4.0, 1: 2.0, 2: float("nan"), 5: 1.0}
     base = {1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}

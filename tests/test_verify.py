@@ -79,6 +79,29 @@ def test_a_hand_edited_number_is_found(published, tmp_path, fname, capsys):
     assert "differs:" in capsys.readouterr().out
 
 
+def test_csv_numbers_agree_to_library_noise_and_no_further(published, tmp_path):
+    """verdicts.csv prints numbers in full; their last digits move between numpy/scipy releases (seen
+    under the declared minimum versions), so a change in the 15th digit is not a difference, and one in
+    the 7th is."""
+    import re
+    import shutil
+
+    def edited(digit: int) -> list[str]:
+        copy = tmp_path / f"pub{digit}"
+        shutil.copytree(published, copy)
+        path = copy / "pruning" / "verdicts.csv"
+        text = path.read_text()
+        m = re.search(r"(?<![\d.e-])0\.\d{14,}", text)  # a full-precision number in (0, 1)
+        assert m, "no full-precision number in verdicts.csv"
+        i = m.start() + 2 + digit - 1  # the digit-th digit after "0."
+        path.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :])
+        return verify(copy)[1]
+
+    assert edited(15) == []
+    problems = edited(7)
+    assert len(problems) == 1 and "verdicts.csv" in problems[0] and "column" in problems[0]
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "absent")]) == 2
     assert main(["verify"]) == 2

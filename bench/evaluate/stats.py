@@ -49,8 +49,8 @@ class Comparison:
         p_t: Two-sided paired t-test p (``scipy.stats.ttest_1samp(d, 0)``); nan when
             ``n < 2``; when all ``d`` are equal (t undefined): 1.0 if they are 0, else the
             exact sign-rank p ``2 * 0.5^n`` (never 0: three identical seeds are not proof).
-        p_wilcoxon: Two-sided Wilcoxon signed-rank p (``scipy.stats.wilcoxon(d)``,
-            zeros dropped); nan when ``n < 2``; 1.0 when all ``d == 0``.
+        p_wilcoxon: Two-sided Wilcoxon signed-rank p, zeros dropped, exact up to 13 seeds even
+            with ties (:func:`_p_wilcoxon`); nan when ``n < 2``; 1.0 when all ``d == 0``.
         p_holm: Holm-corrected ``p_t`` across the baselines of one ``compare_all`` call
             (``p_t`` itself for a single ``compare``); the verdict is decided on it.
         verdict: One of ``VERDICTS``, see ``verdict``.
@@ -209,11 +209,24 @@ def _p_t(d: np.ndarray) -> float:
 
 
 def _p_wilcoxon(d: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of ``d``, zeros dropped, the same under every scipy release.
+
+    Up to 13 differences it is exact, ties and zeros included: the sign-flip p of the signed average
+    ranks of the nonzero ones (what ``scipy.stats.wilcoxon``'s default gives in scipy 1.17; 1.13 used
+    the normal approximation as soon as a tie or a zero appeared, so a published table re-derived
+    under the declared minimum versions disagreed). Beyond that, scipy's exact table when there is
+    no tie or zero (up to 50), else its normal approximation, each named explicitly so that no
+    release's default decides it."""
     if d.size < 2:
         return math.nan
-    if np.all(d == 0):
+    nz = d[d != 0]
+    if nz.size == 0:
         return 1.0
-    return float(_st.wilcoxon(d).pvalue)
+    ranks = _st.rankdata(np.abs(nz))
+    untied = np.unique(ranks).size == nz.size and nz.size == d.size  # no tie and no zero
+    if d.size <= 13:  # one nonzero: its sign and its flip are as extreme, p = 1
+        return sign_flip_p(np.sign(nz) * ranks) if nz.size > 1 else 1.0
+    return float(_st.wilcoxon(nz, method="exact" if untied and d.size <= 50 else "approx").pvalue)
 
 
 def sign_word(mean_diff: float, direction: str) -> str:

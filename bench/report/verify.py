@@ -3,17 +3,23 @@ its tidy tables alone, and compare them with what was published.
 
 A published directory (made by ``bench publish``, :mod:`bench.report.publish`) holds one folder per
 prediction, each a run directory (``results.parquet``, ``config.json``, ``manifest.json``) with the
-``verdicts.csv`` and ``verdicts.tex`` its report wrote, and a ``SUMMARY.md`` at the top. For each prediction the prediction's view turns the tidy table into its verdict
-tables again (:meth:`bench.protocol.View.tables`, as ``bench report`` does); both exports must equal the
-published files byte for byte, and every line the report opens its first verdict table with (the headline
-and the family counts, or the exploratory line) must stand in ``SUMMARY.md``. A number edited by hand in
-any of them is a difference: it is listed, and the exit code is 1.
+``verdicts.csv`` and ``verdicts.tex`` its report wrote, and a ``SUMMARY.md`` at the top. For each
+prediction the prediction's view turns the tidy table into its verdict tables again
+(:meth:`bench.protocol.View.tables`, as ``bench report`` does). Both exports must equal the published
+files: ``verdicts.tex`` byte for byte, ``verdicts.csv``'s full-precision numbers within 1e-9 relative
+or 1e-10 absolute, since their last digits move with the numerical libraries' releases. Every line the
+report opens its first verdict table with (the headline and the family counts, or the exploratory
+line) must stand in ``SUMMARY.md``. A number edited by hand in any of them is a difference: it is
+listed, and the exit code is 1.
 
 Reads tables only: no torch, no training, nothing written.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from pathlib import Path
 
 from bench.arguments import UsageError
@@ -62,6 +68,38 @@ def _first_difference(a: str, b: str) -> str:
     return f"published {len(a.splitlines())} lines, derived {len(b.splitlines())}"
 
 
+def _cell_equal(a: str, b: str) -> bool:
+    """Two CSV cells agree: the same text, or two numbers within 1e-9 relative or 1e-10 absolute (an
+    interval's end near 0 is the difference of two larger numbers, so its relative error is not small);
+    both NaN agree."""
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-10)
+
+
+def _difference(fname: str, published: str, derived: str) -> str | None:
+    """Where ``published`` and ``derived`` first differ, or None when they agree.
+
+    ``verdicts.tex`` (numbers at four significant digits) must agree byte for byte. ``verdicts.csv``
+    prints every number in full, and its last digits move with the numerical libraries (a t quantile
+    or a float sum differs in the 12th digit between numpy/scipy releases), so its numbers agree within
+    1e-9 relative or 1e-10 absolute; any edit a reader could see (or that could move a verdict) is far
+    larger, and the same numbers stand in ``verdicts.tex`` at four significant digits, checked exactly."""
+    if fname != "verdicts.csv":
+        return None if published == derived else _first_difference(published, derived)
+    a, b = list(csv.reader(io.StringIO(published))), list(csv.reader(io.StringIO(derived)))
+    for i, (ra, rb) in enumerate(zip(a, b, strict=False), 1):
+        if len(ra) != len(rb) or not all(_cell_equal(x, y) for x, y in zip(ra, rb, strict=True)):
+            bad = next((j for j, (x, y) in enumerate(zip(ra, rb, strict=False)) if not _cell_equal(x, y)), None)
+            where = f"column {bad + 1}: published {ra[bad]!r}, derived {rb[bad]!r}" if bad is not None else "width"
+            return f"row {i}, {where}"
+    return None if len(a) == len(b) else f"published {len(a)} rows, derived {len(b)}"
+
+
 def verify(root: Path) -> tuple[list[str], list[str]]:
     """(what was checked, the differences) for the published directory ``root``."""
     root = Path(root)
@@ -80,8 +118,8 @@ def verify(root: Path) -> tuple[list[str], list[str]]:
             path = run_dir / fname
             if not path.exists():
                 problems.append(f"{path}: missing")
-            elif path.read_text() != text:
-                problems.append(f"{path}: differs from its tidy table ({_first_difference(path.read_text(), text)})")
+            elif (diff := _difference(fname, path.read_text(), text)) is not None:
+                problems.append(f"{path}: differs from its tidy table ({diff})")
             else:
                 checked.append(f"{run_dir.name}/{fname}")
         if md is not None:
